@@ -1,0 +1,52 @@
+"""``isa-agent``: the agency's command line.
+
+Each command group lives in its own module under :mod:`agent.commands` and exposes
+``register(subparsers)``; handlers return an exit code. Errors print a diagnosis, never a
+traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from federation.errors import IsaRelayError
+
+__all__ = ["main"]
+
+COMMAND_MODULES = (
+    "agent.commands.run",
+    "agent.commands.check",
+    "agent.commands.keys",
+    "agent.commands.audit",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="isa-agent", description="ISA Relay agency agent")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "func"):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        code: int = args.func(args)
+    except IsaRelayError as exc:
+        print(exc.diagnostics(), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

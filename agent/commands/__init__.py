@@ -1,0 +1,1 @@
+"""isa-agent command groups, one module each."""

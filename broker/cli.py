@@ -1,0 +1,59 @@
+"""``isa-broker``: the network operator's command line.
+
+Each command group lives in its own module under :mod:`broker.commands` and exposes
+``register(subparsers)``; the handler it sets as ``func`` takes the parsed arguments and returns
+an exit code. Errors from this project print their diagnosis, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from federation.errors import IsaRelayError
+
+__all__ = ["main"]
+
+COMMAND_MODULES = (
+    "broker.commands.policy",
+    "broker.commands.schemas",
+    "broker.commands.synth",
+    "broker.commands.dev_federation",
+    "broker.commands.provision",
+    "broker.commands.manifest",
+    "broker.commands.agency",
+    "broker.commands.keys",
+    "broker.commands.serve",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="isa-broker", description="ISA Relay network operator tools"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "func"):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        code: int = args.func(args)
+    except IsaRelayError as exc:
+        print(exc.diagnostics(), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""isa-broker command groups, one module each."""

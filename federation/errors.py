@@ -1,0 +1,179 @@
+"""The project's one exception tree.
+
+Every error knows the HTTP status an API should answer with and prints a diagnosis for the CLI
+without a traceback (``diagnostics()``). Local errors (our config, our request, our files) are
+distinct from remote ones (a peer's envelope, receipt or manifest)::
+
+    IsaRelayError
+    ├── LocalError                    something on our side is wrong
+    │   ├── ConfigError               a config file or setting is invalid            (500 → CLI)
+    │   ├── PolicyError               an ISA file fails to load or lint (file:line)  (400)
+    │   ├── PayloadInvalid            a referral fails its schema (field errors)     (422)
+    │   ├── KeyFileError              a key file is missing, unsafe or undecryptable (500 → CLI)
+    │   └── CryptoError               a local crypto operation failed                (500)
+    └── RemoteError                   something a peer sent is unacceptable
+        ├── EnvelopeRejected          ONE opaque error for every envelope failure; carries only a
+        │                             reason code for the audit log and the rejection receipt
+        ├── ReceiptRejected           a receipt failed verification
+        └── ManifestRejected          a manifest was refused (the current one stays in force)
+
+Never put key material, payload values or personal data in an error message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import ClassVar
+
+__all__ = [
+    "ConfigError",
+    "CryptoError",
+    "EnvelopeRejected",
+    "IsaRelayError",
+    "KeyFileError",
+    "LocalError",
+    "ManifestRejected",
+    "PayloadInvalid",
+    "PolicyError",
+    "PolicyProblem",
+    "ReceiptRejected",
+    "RemoteError",
+]
+
+
+class IsaRelayError(Exception):
+    """Base of every error this project raises on purpose."""
+
+    http_status: ClassVar[int] = 500
+    title: ClassVar[str] = "ISA Relay error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def diagnostics(self) -> str:
+        """A human-readable diagnosis for the CLI (no traceback)."""
+        return f"error: {self.message}"
+
+
+class LocalError(IsaRelayError):
+    """Our own configuration, files or request are at fault."""
+
+
+class ConfigError(LocalError):
+    title = "Configuration error"
+
+
+class KeyFileError(LocalError):
+    title = "Key file error"
+
+
+class CryptoError(LocalError):
+    title = "Cryptographic operation failed"
+
+
+class PolicyProblem:
+    """One problem found in an ISA file: where, how bad, and what."""
+
+    __slots__ = ("file", "line", "message", "severity")
+
+    def __init__(self, file: str, line: int, message: str, severity: str = "error") -> None:
+        self.file = file
+        self.line = line
+        self.message = message
+        self.severity = severity
+
+    def __str__(self) -> str:
+        prefix = "" if self.severity == "error" else f"{self.severity}: "
+        return f"{self.file}:{self.line}: {prefix}{self.message}"
+
+    def __repr__(self) -> str:
+        return f"PolicyProblem({self!s})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PolicyProblem):
+            return NotImplemented
+        return str(self) == str(other)
+
+    def __hash__(self) -> int:
+        return hash(str(self))
+
+
+class PolicyError(LocalError):
+    """An ISA file could not be loaded or failed lint; ``problems`` has file:line entries."""
+
+    http_status = 400
+    title = "Invalid information sharing agreement"
+
+    def __init__(self, problems: Sequence[PolicyProblem]) -> None:
+        self.problems = list(problems)
+        super().__init__("; ".join(str(p) for p in self.problems) or "invalid ISA")
+
+    def diagnostics(self) -> str:
+        return "\n".join(str(p) for p in self.problems)
+
+
+class PayloadInvalid(LocalError):
+    """A referral payload does not match its message type. ``errors`` maps field path → message."""
+
+    http_status = 422
+    title = "Payload invalid"
+
+    def __init__(self, message: str, errors: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.errors = dict(errors or {})
+
+    def diagnostics(self) -> str:
+        lines = [f"error: {self.message}"]
+        lines += [f"  {path}: {msg}" for path, msg in sorted(self.errors.items())]
+        return "\n".join(lines)
+
+
+class RemoteError(IsaRelayError):
+    """A peer sent something we will not accept."""
+
+    http_status = 400
+
+
+class EnvelopeRejected(RemoteError):
+    """The single, opaque failure to open or authenticate a peer's envelope.
+
+    ``reason`` is a short code (``bad_frame``, ``bad_signature``, ``unknown_sender``,
+    ``sender_revoked``, ``wrong_recipient``, ``expired``, ``clock_skew``, ``replay``,
+    ``isa_unknown``, ``isa_mismatch``, ``key_unknown``, ``key_retired``, ``decrypt_failed``,
+    ``payload_invalid``, ``isa_violation``, ...) for the audit log and the signed rejection receipt.
+    The message shown to anyone is always the same.
+    """
+
+    title = "Envelope rejected"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("envelope rejected")
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"EnvelopeRejected(reason={self.reason!r})"
+
+    def diagnostics(self) -> str:
+        return f"error: envelope rejected ({self.reason})"
+
+
+class ReceiptRejected(RemoteError):
+    title = "Receipt rejected"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("receipt rejected")
+        self.reason = reason
+
+    def diagnostics(self) -> str:
+        return f"error: receipt rejected ({self.reason})"
+
+
+class ManifestRejected(RemoteError):
+    """A manifest was refused; the one already held stays in force. ``reason`` is a short code."""
+
+    title = "Manifest rejected"
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"manifest rejected: {reason}" + (f" ({detail})" if detail else ""))
+        self.reason = reason

@@ -1,0 +1,5 @@
+"""Fixtures shared by every test package."""
+
+from tests.support.rabbitmq import rabbit_server, rabbit_vhost
+
+__all__ = ["rabbit_server", "rabbit_vhost"]
