@@ -8,6 +8,7 @@ management API at ``RABBITMQ_MANAGEMENT_URL`` (default ``http://127.0.0.1:15672`
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import urllib.error
@@ -112,7 +113,5 @@ def rabbit_vhost(rabbit_server: RabbitServer) -> Iterator[RabbitVhost]:
     try:
         yield RabbitVhost(rabbit_server, name)
     finally:
-        try:
+        with contextlib.suppress(urllib.error.HTTPError):
             rabbit_server.api("DELETE", f"vhosts/{quoted}")
-        except urllib.error.HTTPError:
-            pass
