@@ -1,0 +1,91 @@
+"""The agent's errors: local subclasses of :mod:`federation.errors`, each with its HTTP status.
+
+::
+
+    federation.errors.LocalError
+    ├── BadRequest              400  malformed JSON / wrong types / unknown fields in a request
+    ├── Unauthorized            401  missing or unknown bearer token
+    ├── Forbidden               403  the token lacks the scope for this endpoint
+    ├── Denied                  403  the ISA denies this referral (carries the Decision's reasons)
+    ├── NotFound                404
+    ├── IdempotencyConflict     409  idempotency key reused with a different body
+    ├── PayloadTooLarge         413
+    ├── StoreUnavailable        503  cannot store durably (disk full, I/O error): nothing accepted
+    ├── TrustUnavailable        503  no valid manifest (fail-closed): sending is stopped
+    └── TransportError          503  the broker could not take a message (never silently dropped)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from federation.errors import LocalError
+
+__all__ = [
+    "BadRequest",
+    "Denied",
+    "Forbidden",
+    "IdempotencyConflict",
+    "NotFound",
+    "PayloadTooLarge",
+    "StoreUnavailable",
+    "TransportError",
+    "TrustUnavailable",
+    "Unauthorized",
+]
+
+
+class BadRequest(LocalError):
+    http_status = 400
+    title = "Bad request"
+
+
+class Unauthorized(LocalError):
+    http_status = 401
+    title = "Unauthorized"
+
+
+class Forbidden(LocalError):
+    http_status = 403
+    title = "Forbidden"
+
+
+class Denied(LocalError):
+    """The ISA does not permit this referral; ``reasons`` say why in plain English."""
+
+    http_status = 403
+    title = "Denied by the information sharing agreement"
+
+    def __init__(self, message: str, reasons: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.reasons = list(reasons)
+
+
+class NotFound(LocalError):
+    http_status = 404
+    title = "Not found"
+
+
+class IdempotencyConflict(LocalError):
+    http_status = 409
+    title = "Idempotency key reused with a different body"
+
+
+class PayloadTooLarge(LocalError):
+    http_status = 413
+    title = "Payload too large"
+
+
+class StoreUnavailable(LocalError):
+    http_status = 503
+    title = "Cannot store durably"
+
+
+class TrustUnavailable(LocalError):
+    http_status = 503
+    title = "No valid federation manifest"
+
+
+class TransportError(LocalError):
+    http_status = 503
+    title = "Broker unavailable"
