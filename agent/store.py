@@ -1,0 +1,423 @@
+"""The agent's durable store: SQLite in WAL mode, one file under ``data_dir``.
+
+Rules:
+
+1. Every durable write returns only after its COMMIT (``synchronous=FULL``): the API answers 202
+   only once ``enqueue_outgoing`` returned, the consumer acks the broker only once
+   ``accept_incoming`` returned. Writes run in one writer thread that commits concurrent writes
+   together (group commit, ``agent/store_writer.py``); reads use a second connection.
+2. Each write is atomic: the idempotency check, the outbox row and its history entry; the seen-id
+   check, the inbox row and its data key. No half-written message, ever.
+3. ``sqlite3`` errors never escape: failing to store (disk full, I/O error, unwritable file) is
+   ``StoreUnavailable`` (HTTP 503); unknown ids are ``NotFound``.
+4. Statuses move only through ``federation.outbox.transition``; events in a terminal status are
+   kept in the history as ignored and change nothing.
+5. Duplicates never reach the case system twice: ``accept_incoming`` returns False for an
+   envelope id already seen, and the inbox has one row per envelope id.
+6. Inbox payloads are encrypted at rest with a per-message XSalsa20-Poly1305 key (``SecretBox``)
+   kept in ``data_keys``; purging deletes the key (crypto-shredding; ``secure_delete=ON`` and a
+   WAL checkpoint so the key bytes do not linger in the file). The data keys sit in the same
+   file as the ciphertext, so this protects deletion, not a stolen disk: full-disk encryption is
+   the agency's job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal, Self, TypeVar
+
+import nacl.exceptions
+import nacl.secret
+import nacl.utils
+
+from agent.errors import IdempotencyConflict, NotFound, StoreUnavailable
+from agent.store_records import (
+    EnqueueResult,
+    InboxItem,
+    MessageStatus,
+    OutgoingMessage,
+    PayloadPurged,
+    ReceiptOutcome,
+)
+from agent.store_sql import (
+    SCHEMA,
+    ReadJob,
+    add_history,
+    apply_event,
+    connect,
+    insert_seen,
+    read_due,
+    read_inbox_page,
+    read_status,
+    to_us,
+)
+from agent.store_writer import Job, WriterThread
+from federation.canonical import canonical_json
+from federation.outbox import Event, Status
+
+__all__ = ["DEFAULT_FILENAME", "SqliteStore"]
+
+DEFAULT_FILENAME = "agent-store.sqlite3"
+T = TypeVar("T")
+
+
+class SqliteStore:
+    """The SQLite implementation of :class:`agent.store_records.Store`.
+
+    Use as ``async with SqliteStore(data_dir) as store: ...``. ``max_page_count`` caps the file
+    size (tests use it to simulate a full disk); ``max_batch`` caps one group commit.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        filename: str = DEFAULT_FILENAME,
+        max_batch: int = 256,
+        max_page_count: int | None = None,
+    ) -> None:
+        self.path = Path(data_dir) / filename
+        self._max_batch = max_batch
+        self._max_page_count = max_page_count
+        self._writer: WriterThread | None = None
+        self._reader: sqlite3.Connection | None = None
+        self._read_pool: ThreadPoolExecutor | None = None
+
+    # -- lifetime --------------------------------------------------------------------------
+
+    async def open(self) -> Self:
+        try:
+            writer_conn, reader_conn = await asyncio.to_thread(self._connect_both)
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreUnavailable(f"cannot open the store at {self.path}: {exc}") from exc
+        self._writer = WriterThread(writer_conn, max_batch=self._max_batch)
+        self._reader = reader_conn
+        self._read_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="isa-store-read")
+        return self
+
+    async def close(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            await writer.close()
+        pool, self._read_pool = self._read_pool, None
+        reader, self._reader = self._reader, None
+        if pool is not None and reader is not None:
+            await asyncio.get_running_loop().run_in_executor(pool, reader.close)
+            pool.shutdown(wait=True)
+
+    async def __aenter__(self) -> Self:
+        return await self.open()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def commits(self) -> int:
+        """Transactions committed so far by this process (fewer than writes under load)."""
+        return 0 if self._writer is None else self._writer.batches
+
+    def _connect_both(self) -> tuple[sqlite3.Connection, sqlite3.Connection]:
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        writer = connect(self.path)
+        try:
+            if self._max_page_count is not None:
+                writer.execute(f"PRAGMA max_page_count = {int(self._max_page_count)}")
+            mode = writer.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StoreUnavailable(f"cannot switch {self.path} to WAL mode")
+            writer.executescript(SCHEMA)
+            os.chmod(self.path, 0o600)
+            return writer, connect(self.path)
+        except BaseException:
+            writer.close()
+            raise
+
+    async def _write(self, job: Job[T], *, checkpoint: bool = False) -> T:
+        if self._writer is None:
+            raise StoreUnavailable("the store is not open")
+        return await self._writer.submit(job, checkpoint=checkpoint)
+
+    async def _read(self, job: ReadJob[T]) -> T:
+        reader, pool = self._reader, self._read_pool
+        if reader is None or pool is None:
+            raise StoreUnavailable("the store is not open")
+        try:
+            return await asyncio.get_running_loop().run_in_executor(pool, job, reader)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"cannot read the store: {exc}") from exc
+
+    # -- outbox ----------------------------------------------------------------------------
+
+    async def enqueue_outgoing(
+        self,
+        *,
+        message_id: str,
+        client: str,
+        idempotency_key: str | None,
+        body_sha256: str,
+        recipient: str,
+        header: Mapping[str, Any],
+        frame: bytes,
+        now: datetime,
+        expires_at: datetime,
+    ) -> EnqueueResult:
+        """Durably queue one envelope; an identical repeat (same client + key + body) gets the
+        first id back, the same key with another body raises ``IdempotencyConflict``."""
+        header_json = canonical_json(dict(header)).decode("utf-8")
+        at, expires = to_us(now), to_us(expires_at)
+
+        def job(conn: sqlite3.Connection) -> EnqueueResult:
+            if idempotency_key is not None:
+                row = conn.execute(
+                    "SELECT id, body_sha256, status FROM outbox"
+                    " WHERE client = ? AND idempotency_key = ?",
+                    (client, idempotency_key),
+                ).fetchone()
+                if row is not None:
+                    if row[1] != body_sha256:
+                        raise IdempotencyConflict(
+                            f"idempotency key {idempotency_key!r} was used with another body"
+                        )
+                    return EnqueueResult(id=row[0], status=Status(row[2]), created=False)
+            conn.execute(
+                "INSERT INTO outbox (id, client, idempotency_key, body_sha256, recipient,"
+                " header_json, frame, status, attempts, next_attempt_at, created_at, expires_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)",
+                (
+                    message_id,
+                    client,
+                    idempotency_key,
+                    body_sha256,
+                    recipient,
+                    header_json,
+                    frame,
+                    Status.QUEUED.value,
+                    at,
+                    at,
+                    expires,
+                ),
+            )
+            add_history(conn, message_id, at, Status.QUEUED, "accepted into the outbox")
+            return EnqueueResult(id=message_id, status=Status.QUEUED, created=True)
+
+        return await self._write(job)
+
+    async def due_outgoing(self, now: datetime, limit: int) -> Sequence[OutgoingMessage]:
+        """Queued, unexpired messages whose next attempt is due, oldest first."""
+        at = to_us(now)
+        return await self._read(lambda conn: read_due(conn, at, limit))
+
+    async def mark_sent(self, message_id: str, now: datetime) -> Status:
+        """A broker confirmed the publish: queued -> sent (ignored if already settled)."""
+        at = to_us(now)
+
+        def job(conn: sqlite3.Connection) -> Status:
+            conn.execute("UPDATE outbox SET attempts = attempts + 1 WHERE id = ?", (message_id,))
+            return apply_event(conn, message_id, Event.PUBLISHED, at, "confirmed by the broker")
+
+        return await self._write(job)
+
+    async def mark_attempt_failed(
+        self, message_id: str, now: datetime, backoff: timedelta, detail: str
+    ) -> None:
+        """A publish attempt failed: count it and try again after ``backoff``."""
+        at, retry_at = to_us(now), to_us(now + backoff)
+
+        def job(conn: sqlite3.Connection) -> None:
+            row = conn.execute(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?"
+                " WHERE id = ? RETURNING status, attempts",
+                (retry_at, message_id),
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"no outgoing message {message_id!r}")
+            add_history(conn, message_id, at, Status(row[0]), f"attempt {row[1]} failed: {detail}")
+
+        await self._write(job)
+
+    async def mark_failed(self, message_id: str, now: datetime, detail: str) -> Status:
+        """The message can never be sent (e.g. unroutable): queued -> rejected."""
+        at = to_us(now)
+        return await self._write(
+            lambda conn: apply_event(conn, message_id, Event.FAILED_LOCALLY, at, detail)
+        )
+
+    async def record_receipt(
+        self,
+        *,
+        envelope_id: str,
+        frame: bytes,
+        status: Literal["delivered", "rejected"],
+        reason: str,
+        at: datetime,
+    ) -> ReceiptOutcome:
+        """Keep a verified receipt and move the message's status; idempotent (rule 4)."""
+        at_us = to_us(at)
+        event = Event.RECEIPT_DELIVERED if status == "delivered" else Event.RECEIPT_REJECTED
+        detail = f"receipt: {status}" + (f" ({reason})" if reason else "")
+
+        def job(conn: sqlite3.Connection) -> ReceiptOutcome:
+            row = conn.execute("SELECT status FROM outbox WHERE id = ?", (envelope_id,)).fetchone()
+            if row is None:
+                return "unknown"
+            inserted = conn.execute(
+                "INSERT OR IGNORE INTO receipts (envelope_id, frame, status, reason, at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (envelope_id, frame, status, reason, at_us),
+            ).rowcount
+            if not inserted:
+                add_history(conn, envelope_id, at_us, Status(row[0]), f"ignored duplicate {detail}")
+                return "ignored"
+            before = Status(row[0])
+            after = apply_event(conn, envelope_id, event, at_us, detail)
+            return "applied" if after != before else "ignored"
+
+        return await self._write(job)
+
+    async def expire_overdue(self, now: datetime) -> Sequence[str]:
+        """Queued or sent messages past ``expires_at`` become expired; returns their ids (each
+        needs a non-delivery report)."""
+        at = to_us(now)
+
+        def job(conn: sqlite3.Connection) -> list[str]:
+            ids = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT id FROM outbox WHERE status IN (?, ?) AND expires_at <= ?"
+                    " ORDER BY expires_at",
+                    (Status.QUEUED.value, Status.SENT.value, at),
+                )
+            ]
+            for message_id in ids:
+                apply_event(conn, message_id, Event.EXPIRED, at, "not collected before expires_at")
+            return ids
+
+        return await self._write(job)
+
+    async def message_status(self, message_id: str) -> MessageStatus:
+        return await self._read(lambda conn: read_status(conn, message_id))
+
+    async def outbox_depth(self) -> int:
+        """How many messages wait for a broker to take them (status queued)."""
+
+        def job(conn: sqlite3.Connection) -> int:
+            row = conn.execute(
+                "SELECT count(*) FROM outbox WHERE status = ?", (Status.QUEUED.value,)
+            ).fetchone()
+            return int(row[0])
+
+        return await self._read(job)
+
+    # -- inbox -----------------------------------------------------------------------------
+
+    async def accept_incoming(
+        self,
+        *,
+        envelope_id: str,
+        sender: str,
+        header: Mapping[str, Any],
+        payload: bytes,
+        now: datetime,
+    ) -> bool:
+        """Store a verified delivery, encrypted under a fresh data key; False if already seen."""
+        key = nacl.utils.random(nacl.secret.SecretBox.KEY_SIZE)
+        ciphertext = bytes(nacl.secret.SecretBox(key).encrypt(payload))
+        header_json = canonical_json(dict(header)).decode("utf-8")
+        at = to_us(now)
+
+        def job(conn: sqlite3.Connection) -> bool:
+            if not insert_seen(conn, envelope_id, at):
+                return False
+            conn.execute(
+                "INSERT INTO inbox (id, sender, header_json, ciphertext, received_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (envelope_id, sender, header_json, ciphertext, at),
+            )
+            conn.execute(
+                "INSERT INTO data_keys (message_id, key) VALUES (?, ?)", (envelope_id, key)
+            )
+            return True
+
+        return await self._write(job)
+
+    async def mark_seen(self, envelope_id: str, now: datetime) -> bool:
+        """Remember an envelope id without storing it (a rejected one); False if already seen."""
+        at = to_us(now)
+        return await self._write(lambda conn: insert_seen(conn, envelope_id, at))
+
+    async def forget_seen_before(self, cutoff: datetime) -> int:
+        """Drop seen ids older than ``cutoff`` (choose it past every envelope's expiry + skew:
+        an older replay is rejected as expired anyway). Returns how many were dropped."""
+        at = to_us(cutoff)
+        return await self._write(
+            lambda conn: conn.execute("DELETE FROM seen WHERE seen_at < ?", (at,)).rowcount
+        )
+
+    async def inbox_page(
+        self, after_cursor: int, limit: int, *, unacked_only: bool = False
+    ) -> Sequence[InboxItem]:
+        """Deliveries with a cursor above ``after_cursor``, in cursor order."""
+        return await self._read(
+            lambda conn: read_inbox_page(conn, after_cursor, limit, unacked_only)
+        )
+
+    async def read_inbox_payload(self, message_id: str) -> bytes:
+        """The decrypted payload; ``PayloadPurged`` once purged, ``NotFound`` if unknown."""
+
+        def job(conn: sqlite3.Connection) -> tuple[bytes, bytes | None]:
+            row = conn.execute(
+                "SELECT i.ciphertext, k.key FROM inbox i"
+                " LEFT JOIN data_keys k ON k.message_id = i.id WHERE i.id = ?",
+                (message_id,),
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"no inbox message {message_id!r}")
+            return bytes(row[0]), None if row[1] is None else bytes(row[1])
+
+        ciphertext, key = await self._read(job)
+        if key is None:
+            raise PayloadPurged(f"the payload of {message_id!r} has been purged")
+        try:
+            return bytes(nacl.secret.SecretBox(key).decrypt(ciphertext))
+        except nacl.exceptions.CryptoError as exc:
+            raise StoreUnavailable(f"stored payload of {message_id!r} is corrupt") from exc
+
+    async def ack(self, message_id: str, now: datetime) -> None:
+        """The case system has the delivery (idempotent: the first ack time stays)."""
+        at = to_us(now)
+
+        def job(conn: sqlite3.Connection) -> None:
+            changed = conn.execute(
+                "UPDATE inbox SET acked_at = COALESCE(acked_at, ?) WHERE id = ?", (at, message_id)
+            ).rowcount
+            if not changed:
+                raise NotFound(f"no inbox message {message_id!r}")
+
+        await self._write(job)
+
+    async def purge_inbox_payload(self, message_id: str, now: datetime) -> None:
+        """Crypto-shred a delivery's payload: its data key is deleted (idempotent)."""
+        at = to_us(now)
+
+        def job(conn: sqlite3.Connection) -> None:
+            changed = conn.execute(
+                "UPDATE inbox SET purged_at = COALESCE(purged_at, ?) WHERE id = ?",
+                (at, message_id),
+            ).rowcount
+            if not changed:
+                raise NotFound(f"no inbox message {message_id!r}")
+            conn.execute("DELETE FROM data_keys WHERE message_id = ?", (message_id,))
+
+        await self._write(job, checkpoint=True)

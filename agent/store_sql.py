@@ -1,0 +1,195 @@
+"""The SQL the store runs inside its jobs: status moves, history, and the read queries.
+
+Rules: every function here takes an open ``sqlite3.Connection`` and runs in the thread that owns
+it (the writer for writes, the reader for reads); none commits (the writer thread does that).
+Times in the database are INTEGER microseconds since the Unix epoch, UTC.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+from agent.errors import NotFound
+from agent.store_records import (
+    HistoryEntry,
+    InboxItem,
+    MessageStatus,
+    OutgoingMessage,
+    ReceiptRecord,
+)
+from federation.outbox import Event, Status, is_terminal, transition
+
+__all__ = [
+    "SCHEMA",
+    "ReadJob",
+    "add_history",
+    "apply_event",
+    "connect",
+    "from_us",
+    "insert_seen",
+    "read_due",
+    "read_inbox_page",
+    "read_status",
+    "to_us",
+]
+
+T = TypeVar("T")
+ReadJob = Callable[[sqlite3.Connection], T]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_BUSY_TIMEOUT_MS = 10_000
+
+
+def to_us(moment: datetime) -> int:
+    """An aware datetime as integer microseconds since the epoch (naive ones are refused)."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime: times must be timezone-aware")
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+def from_us(value: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=value)
+
+
+def add_history(
+    conn: sqlite3.Connection, message_id: str, at: int, status: Status, detail: str
+) -> None:
+    conn.execute(
+        "INSERT INTO history (message_id, at, status, detail) VALUES (?, ?, ?, ?)",
+        (message_id, at, status.value, detail),
+    )
+
+
+def apply_event(
+    conn: sqlite3.Connection, message_id: str, event: Event, at: int, detail: str
+) -> Status:
+    """Move one outgoing message through the state machine and write its history."""
+    row = conn.execute("SELECT status FROM outbox WHERE id = ?", (message_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"no outgoing message {message_id!r}")
+    current = Status(row[0])
+    new = transition(current, event)
+    if is_terminal(current):
+        add_history(conn, message_id, at, current, f"ignored ({event.value}): {detail}")
+        return current
+    conn.execute("UPDATE outbox SET status = ? WHERE id = ?", (new.value, message_id))
+    add_history(conn, message_id, at, new, detail)
+    return new
+
+
+def read_due(conn: sqlite3.Connection, at: int, limit: int) -> list[OutgoingMessage]:
+    rows = conn.execute(
+        "SELECT id, recipient, frame, attempts, expires_at FROM outbox"
+        " WHERE status = ? AND next_attempt_at <= ? AND expires_at > ?"
+        " ORDER BY next_attempt_at, created_at LIMIT ?",
+        (Status.QUEUED.value, at, at, limit),
+    ).fetchall()
+    return [
+        OutgoingMessage(
+            id=r[0], recipient=r[1], frame=bytes(r[2]), attempts=r[3], expires_at=from_us(r[4])
+        )
+        for r in rows
+    ]
+
+
+def read_status(conn: sqlite3.Connection, message_id: str) -> MessageStatus:
+    row = conn.execute(
+        "SELECT recipient, status, attempts, header_json, created_at, expires_at"
+        " FROM outbox WHERE id = ?",
+        (message_id,),
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"no outgoing message {message_id!r}")
+    history = tuple(
+        HistoryEntry(at=from_us(h[0]), status=Status(h[1]), detail=h[2])
+        for h in conn.execute(
+            "SELECT at, status, detail FROM history WHERE message_id = ? ORDER BY seq",
+            (message_id,),
+        )
+    )
+    return MessageStatus(
+        id=message_id,
+        recipient=row[0],
+        status=Status(row[1]),
+        attempts=row[2],
+        header=_header(row[3]),
+        created_at=from_us(row[4]),
+        expires_at=from_us(row[5]),
+        history=history,
+        receipt=_read_receipt(conn, message_id),
+    )
+
+
+def _read_receipt(conn: sqlite3.Connection, envelope_id: str) -> ReceiptRecord | None:
+    row = conn.execute(
+        "SELECT frame, status, reason, at FROM receipts WHERE envelope_id = ?", (envelope_id,)
+    ).fetchone()
+    if row is None:
+        return None
+    return ReceiptRecord(
+        envelope_id=envelope_id,
+        frame=bytes(row[0]),
+        status=row[1],
+        reason=row[2],
+        at=from_us(row[3]),
+    )
+
+
+def read_inbox_page(
+    conn: sqlite3.Connection, after_cursor: int, limit: int, unacked_only: bool
+) -> list[InboxItem]:
+    rows = conn.execute(
+        "SELECT cursor, id, sender, header_json, received_at, acked_at, purged_at FROM inbox"
+        " WHERE cursor > ? AND (? = 0 OR acked_at IS NULL) ORDER BY cursor LIMIT ?",
+        (after_cursor, int(unacked_only), limit),
+    ).fetchall()
+    return [
+        InboxItem(
+            cursor=r[0],
+            id=r[1],
+            sender=r[2],
+            header=_header(r[3]),
+            received_at=from_us(r[4]),
+            acked_at=None if r[5] is None else from_us(r[5]),
+            purged=r[6] is not None,
+        )
+        for r in rows
+    ]
+
+
+def _header(text: str) -> dict[str, Any]:
+    value = json.loads(text)
+    return value if isinstance(value, dict) else {}
+
+
+def insert_seen(conn: sqlite3.Connection, envelope_id: str, at: int) -> bool:
+    """Remember an envelope id; False if it was already seen."""
+    return bool(
+        conn.execute(
+            "INSERT OR IGNORE INTO seen (envelope_id, seen_at) VALUES (?, ?)", (envelope_id, at)
+        ).rowcount
+    )
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """A connection with the store's per-connection pragmas (FULL sync, secure delete)."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA secure_delete = ON")
+    except sqlite3.Error:
+        with contextlib.suppress(sqlite3.Error):
+            conn.close()
+        raise
+    return conn
+
+
+SCHEMA = resources.files("agent").joinpath("store_schema.sql").read_text(encoding="utf-8")
