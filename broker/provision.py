@@ -1,0 +1,370 @@
+"""Provisioning: compare the topology ``broker.toml`` asks for with what RabbitMQ has, then fix it.
+
+Rules:
+1. :func:`plan` is pure: ``(config, state) -> [Change]``. It performs no I/O; :func:`read_state`
+   and :func:`apply` are the only functions that talk to the broker (through
+   :class:`~broker.rabbitmq.ManagementClient`).
+2. Idempotent: applying a plan and planning again yields no changes.
+3. Desired, per active agency A (names from :mod:`federation.topology`): quorum queue
+   ``isa.inbox.A`` (dead-lettering at-least-once to ``isa.dead`` with key A after
+   ``delivery_limit`` deliveries, ``x-overflow: reject-publish``, which at-least-once needs),
+   bound to ``isa.messages`` with key A; quorum queue ``isa.dead.A`` bound to ``isa.dead`` with
+   key A; a user with no tags and the configured password hash; on the vhost the permissions
+   configure ``^$``, write ``^isa\\.messages$``, read ``^isa\\.inbox\\.A$`` and nothing else.
+   The admin user gets ``.*`` on the vhost (the management API declares as that user).
+4. A revoked agency's user is deleted and every connection it holds is closed; its queues and
+   bindings are kept (evidence) but never created.
+5. Nothing else may reach the vhost: permissions of users that are neither the admin nor an
+   active agency are removed, and bindings on ``isa.messages`` / ``isa.dead`` that the config
+   does not ask for are deleted (a stray binding would leak one agency's mail to another queue).
+6. Queues are never deleted while holding messages: a queue whose arguments differ, or an
+   ``isa.inbox.*`` / ``isa.dead.*`` queue no agency owns, is deleted only when empty, and the
+   delete is sent with ``if-empty=true`` so the broker itself refuses if messages arrived since.
+   When statistics show messages, the plan carries a ``conflict`` for the operator instead.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from typing import Any, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from broker.config import AgencyEntry, BrokerConfig
+from broker.rabbitmq import (
+    BindingInfo,
+    ConnectionInfo,
+    ExchangeInfo,
+    ManagementClient,
+    PermissionInfo,
+    QueueInfo,
+    UserInfo,
+)
+from federation.topology import DEAD_LETTER_EXCHANGE, EXCHANGE, dead_letter_queue, inbox_queue
+
+__all__ = [
+    "ADMIN_PERMISSIONS",
+    "HASHING_ALGORITHM",
+    "BrokerState",
+    "Change",
+    "agency_permissions",
+    "apply",
+    "dead_queue_arguments",
+    "inbox_arguments",
+    "plan",
+    "read_state",
+]
+
+HASHING_ALGORITHM: Final = "rabbit_password_hashing_sha256"
+ADMIN_PERMISSIONS: Final = (".*", ".*", ".*")
+_MANAGED_QUEUE = re.compile(r"^isa\.(inbox|dead)\.")
+_SYMBOLS: Final = {"create": "+", "update": "~", "delete": "-", "close": "x", "conflict": "!"}
+
+Action = Literal["create", "update", "delete", "close", "conflict"]
+Kind = Literal["vhost", "exchange", "queue", "binding", "user", "permissions", "connection"]
+
+
+class Change(BaseModel):
+    """One step of a plan. ``line()`` is what the CLI prints; ``spec`` is what ``apply`` sends."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+    action: Action
+    kind: Kind
+    name: str
+    vhost: str
+    detail: str = ""
+    spec: dict[str, Any] = Field(default_factory=dict, repr=False)
+
+    def line(self) -> str:
+        text = f"{_SYMBOLS[self.action]} {self.kind} {self.name}"
+        return f"{text} ({self.detail})" if self.detail else text
+
+
+class BrokerState(BaseModel):
+    """What the broker has, as far as provisioning cares (read by :func:`read_state`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    vhost_exists: bool
+    exchanges: tuple[ExchangeInfo, ...] = ()
+    queues: tuple[QueueInfo, ...] = ()
+    bindings: tuple[BindingInfo, ...] = ()
+    users: tuple[UserInfo, ...] = ()
+    permissions: tuple[PermissionInfo, ...] = ()
+    connections: tuple[ConnectionInfo, ...] = ()
+
+
+def inbox_arguments(agency: str, delivery_limit: int) -> dict[str, Any]:
+    """The arguments of ``isa.inbox.<agency>``."""
+    return {
+        "x-queue-type": "quorum",
+        "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
+        "x-dead-letter-routing-key": agency,
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+        "x-delivery-limit": delivery_limit,
+    }
+
+
+def dead_queue_arguments() -> dict[str, Any]:
+    """The arguments of ``isa.dead.<agency>``."""
+    return {"x-queue-type": "quorum"}
+
+
+def agency_permissions(agency: str) -> tuple[str, str, str]:
+    """(configure, write, read): configure nothing, write the exchange, read its own inbox."""
+    return "^$", f"^{re.escape(EXCHANGE)}$", f"^{re.escape(inbox_queue(agency))}$"
+
+
+# -- plan -------------------------------------------------------------------------------------
+
+
+def plan(config: BrokerConfig, state: BrokerState) -> list[Change]:
+    """Every change that makes ``state`` match ``config``, in the order to apply them."""
+    vhost = config.rabbitmq.vhost
+    changes: list[Change] = []
+    if not state.vhost_exists:
+        changes.append(Change(action="create", kind="vhost", name=vhost, vhost=vhost))
+    changes += _plan_admin(config, state)
+    changes += _plan_exchanges(vhost, state)
+    changes += _plan_queues(config, state)
+    changes += _plan_bindings(config, state)
+    changes += _plan_users(config, state)
+    changes += _plan_revocations(config, state)
+    changes += _plan_stale_permissions(config, state)
+    changes += _plan_stale_queues(config, state)
+    return changes
+
+
+def _plan_admin(config: BrokerConfig, state: BrokerState) -> Iterator[Change]:
+    user = config.rabbitmq.admin_user
+    yield from _permission_change(config.rabbitmq.vhost, user, ADMIN_PERMISSIONS, state)
+
+
+def _permission_change(
+    vhost: str, user: str, wanted: tuple[str, str, str], state: BrokerState
+) -> Iterator[Change]:
+    have = next((p for p in state.permissions if p.user == user), None)
+    if have is not None and (have.configure, have.write, have.read) == wanted:
+        return
+    spec = dict(zip(("configure", "write", "read"), wanted, strict=True))
+    detail = f"configure {wanted[0]}  write {wanted[1]}  read {wanted[2]}"
+    action: Action = "create" if have is None else "update"
+    yield Change(action=action, kind="permissions", name=user, vhost=vhost, detail=detail,
+                 spec=spec)
+
+
+def _plan_exchanges(vhost: str, state: BrokerState) -> Iterator[Change]:
+    existing = {e.name: e for e in state.exchanges}
+    for name in (EXCHANGE, DEAD_LETTER_EXCHANGE):
+        have = existing.get(name)
+        ok = have is not None and (have.type, have.durable, have.auto_delete, have.internal,
+                                   have.arguments) == ("direct", True, False, False, {})
+        if ok:
+            continue
+        if have is not None:
+            yield Change(action="delete", kind="exchange", name=name, vhost=vhost,
+                         detail=f"is {have.type}, durable={have.durable}: recreated")
+        yield Change(action="create", kind="exchange", name=name, vhost=vhost,
+                     detail="direct, durable", spec={"type": "direct"})
+
+
+def _wanted_queues(config: BrokerConfig) -> Iterator[tuple[str, dict[str, Any], str]]:
+    limit = config.rabbitmq.delivery_limit
+    for agency in config.active_agencies:
+        yield (inbox_queue(agency.id), inbox_arguments(agency.id, limit),
+               f"quorum, delivery-limit {limit}, dead-letter {DEAD_LETTER_EXCHANGE}")
+        yield dead_letter_queue(agency.id), dead_queue_arguments(), "quorum"
+
+
+def _plan_queues(config: BrokerConfig, state: BrokerState) -> Iterator[Change]:
+    vhost = config.rabbitmq.vhost
+    existing = {q.name: q for q in state.queues}
+    for name, arguments, detail in _wanted_queues(config):
+        have = existing.get(name)
+        if have is not None and have.durable and not have.auto_delete \
+                and have.arguments == arguments:
+            continue
+        if have is not None:
+            differs = _describe_difference(have, arguments)
+            if have.messages:
+                yield Change(action="conflict", kind="queue", name=name, vhost=vhost,
+                             detail=f"{differs}; holds {have.messages} messages: left as is")
+                continue
+            yield Change(action="delete", kind="queue", name=name, vhost=vhost,
+                         detail=f"{differs}; empty: recreated")
+        yield Change(action="create", kind="queue", name=name, vhost=vhost, detail=detail,
+                     spec={"arguments": arguments})
+
+
+def _describe_difference(have: QueueInfo, arguments: dict[str, Any]) -> str:
+    if not have.durable or have.auto_delete:
+        return "not durable"
+    keys = sorted(set(have.arguments) | set(arguments))
+    diffs = [f"{k} {have.arguments.get(k)!r} -> {arguments.get(k)!r}"
+             for k in keys if have.arguments.get(k) != arguments.get(k)]
+    return "arguments differ: " + ", ".join(diffs)
+
+
+def _wanted_bindings(agencies: Sequence[AgencyEntry]) -> set[tuple[str, str, str]]:
+    wanted = set()
+    for agency in agencies:
+        wanted.add((EXCHANGE, inbox_queue(agency.id), agency.id))
+        wanted.add((DEAD_LETTER_EXCHANGE, dead_letter_queue(agency.id), agency.id))
+    return wanted
+
+
+def _plan_bindings(config: BrokerConfig, state: BrokerState) -> Iterator[Change]:
+    vhost = config.rabbitmq.vhost
+    wanted = _wanted_bindings(config.active_agencies)
+    kept = wanted | _wanted_bindings(config.revoked_agencies)
+    have = {(b.source, b.destination, b.routing_key): b for b in state.bindings
+            if b.destination_type == "queue" and not b.arguments}
+    for key in sorted(wanted - set(have)):
+        source, queue, routing_key = key
+        yield Change(action="create", kind="binding", name=f"{source} -> {queue}",
+                     vhost=vhost, detail=f"key {routing_key}",
+                     spec={"exchange": source, "queue": queue, "routing_key": routing_key})
+    for b in state.bindings:
+        ours = b.source in (EXCHANGE, DEAD_LETTER_EXCHANGE)
+        if ours and (b.destination_type != "queue" or b.arguments
+                     or (b.source, b.destination, b.routing_key) not in kept):
+            yield Change(action="delete", kind="binding", name=f"{b.source} -> {b.destination}",
+                         vhost=vhost, detail=f"key {b.routing_key}: not in the config",
+                         spec={"exchange": b.source, "queue": b.destination,
+                               "destination_type": b.destination_type,
+                               "properties_key": b.properties_key})
+
+
+def _plan_users(config: BrokerConfig, state: BrokerState) -> Iterator[Change]:
+    vhost = config.rabbitmq.vhost
+    users = {u.name: u for u in state.users}
+    for agency in config.active_agencies:
+        have = users.get(agency.broker_user)
+        spec = {"password_hash": agency.password_hash}
+        if have is None:
+            yield Change(action="create", kind="user", name=agency.broker_user, vhost=vhost,
+                         detail=f"agency {agency.id}, no tags", spec=spec)
+        elif _user_differs(have, agency):
+            yield Change(action="update", kind="user", name=agency.broker_user, vhost=vhost,
+                         detail=_user_difference(have, agency), spec=spec)
+        wanted = agency_permissions(agency.id)
+        yield from _permission_change(vhost, agency.broker_user, wanted, state)
+
+
+def _user_differs(have: UserInfo, agency: AgencyEntry) -> bool:
+    return bool(_user_difference(have, agency))
+
+
+def _user_difference(have: UserInfo, agency: AgencyEntry) -> str:
+    parts = []
+    if have.password_hash != agency.password_hash or have.hashing_algorithm != HASHING_ALGORITHM:
+        parts.append("password changed")
+    if have.tags:
+        parts.append(f"tags {','.join(have.tags)} removed")
+    return ", ".join(parts)
+
+
+def _plan_revocations(config: BrokerConfig, state: BrokerState) -> Iterator[Change]:
+    vhost = config.rabbitmq.vhost
+    users = {u.name for u in state.users}
+    for agency in config.revoked_agencies:
+        if agency.broker_user in users:
+            yield Change(action="delete", kind="user", name=agency.broker_user, vhost=vhost,
+                         detail=f"agency {agency.id} revoked")
+        for conn in state.connections:
+            if conn.user == agency.broker_user:
+                yield Change(action="close", kind="connection", name=conn.name, vhost=vhost,
+                             detail=f"user {conn.user}, agency {agency.id} revoked")
+
+
+def _plan_stale_permissions(config: BrokerConfig, state: BrokerState) -> Iterator[Change]:
+    allowed = {config.rabbitmq.admin_user} | {a.broker_user for a in config.active_agencies}
+    deleted = {a.broker_user for a in config.revoked_agencies} & {u.name for u in state.users}
+    for perm in state.permissions:
+        if perm.user not in allowed and perm.user not in deleted:
+            yield Change(action="delete", kind="permissions", name=perm.user,
+                         vhost=config.rabbitmq.vhost, detail="not an active agency")
+
+
+def _plan_stale_queues(config: BrokerConfig, state: BrokerState) -> Iterator[Change]:
+    owned = set()
+    for agency in config.agencies:
+        owned |= {inbox_queue(agency.id), dead_letter_queue(agency.id)}
+    for queue in state.queues:
+        if queue.name in owned or not _MANAGED_QUEUE.match(queue.name):
+            continue
+        if queue.messages:
+            yield Change(action="conflict", kind="queue", name=queue.name,
+                         vhost=config.rabbitmq.vhost,
+                         detail=f"no agency in the config; holds {queue.messages} messages: "
+                                "kept (mark the agency revoked instead, or drain the queue)")
+        else:
+            yield Change(action="delete", kind="queue", name=queue.name,
+                         vhost=config.rabbitmq.vhost, detail="no agency in the config; empty")
+
+
+# -- I/O: read and apply --------------------------------------------------------------------
+
+
+async def read_state(client: ManagementClient, config: BrokerConfig) -> BrokerState:
+    """Everything :func:`plan` compares, read through the management API."""
+    vhost = config.rabbitmq.vhost
+    names = {config.rabbitmq.admin_user} | {a.broker_user for a in config.agencies}
+    users = tuple(u for u in await client.list_users() if u.name in names)
+    connections = tuple(await client.list_connections())
+    if not await client.vhost_exists(vhost):
+        return BrokerState(vhost_exists=False, users=users, connections=connections)
+    return BrokerState(
+        vhost_exists=True,
+        exchanges=tuple(await client.list_exchanges(vhost)),
+        queues=tuple(await client.list_queues(vhost)),
+        bindings=tuple(await client.list_bindings(vhost)),
+        users=users,
+        permissions=tuple(await client.list_permissions(vhost)),
+        connections=connections,
+    )
+
+
+async def apply(client: ManagementClient, changes: Sequence[Change]) -> int:
+    """Apply ``changes`` in order (conflicts are skipped); returns how many were applied."""
+    applied = 0
+    for change in changes:
+        if change.action != "conflict":
+            await _apply_one(client, change)
+            applied += 1
+    return applied
+
+
+async def _apply_one(client: ManagementClient, c: Change) -> None:
+    s, vh = c.spec, c.vhost
+    match (c.kind, c.action):
+        case ("vhost", "create"):
+            await client.put_vhost(c.name)
+        case ("exchange", "create"):
+            await client.put_exchange(vh, c.name, s["type"])
+        case ("exchange", "delete"):
+            await client.delete_exchange(vh, c.name)
+        case ("queue", "create"):
+            await client.put_queue(vh, c.name, arguments=s["arguments"])
+        case ("queue", "delete"):
+            await client.delete_queue(vh, c.name, if_empty=True)
+        case ("binding", "create"):
+            await client.put_binding(vh, s["exchange"], s["queue"], s["routing_key"])
+        case ("binding", "delete"):
+            await client.delete_binding(vh, s["exchange"], s["queue"], s["properties_key"],
+                                        destination_type=s["destination_type"])
+        case ("user", "create" | "update"):
+            await client.put_user(c.name, password_hash=s["password_hash"])
+        case ("user", "delete"):
+            await client.delete_user(c.name)
+        case ("permissions", "create" | "update"):
+            await client.put_permissions(vh, c.name, **s)
+        case ("permissions", "delete"):
+            await client.delete_permissions(vh, c.name)
+        case ("connection", "close"):
+            await client.close_connection(c.name, reason="ISA Relay: agency revoked")
+        case _:
+            raise ValueError(f"cannot apply {c.line()}")
