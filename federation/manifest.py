@@ -1,0 +1,409 @@
+"""The signed federation manifest: agencies, their certificates and keys, ISAs, revocations.
+
+This module performs no I/O and reads no clock: ``now`` is always an argument.
+
+Rules:
+1. A manifest file is the canonical JSON of ``{"format": "isa-relay-manifest/v1", "manifest":
+   {...}, "signature": b64url, "signer_certificate": b64url DER}`` (one optional trailing LF).
+   ``signature`` is Ed25519 by the manifest signer over ``b"isa-relay/v1 manifest\\x00"`` followed
+   by the canonical JSON of the ``manifest`` object exactly as it appears in the file.
+2. ``verify_manifest`` accepts a file only if, in this order: (1) it parses strictly; (2) the root
+   matches the pinned fingerprint; (3) the signer certificate chains to it with the
+   manifest-signing usage and is valid now; (4) the signature verifies; (5) the document
+   validates; (6) its serial is strictly greater than the one held (no rollback); (7) it is issued
+   and not expired; (8) every agency certificate chains to the root with the agency usage and
+   names that agency, and every key announcement is signed by ITS OWN agency's certified key (the
+   manifest operator cannot inject a key); ids, users and certificates are unique and ISA parties
+   are listed agencies.
+3. A held manifest past ``expires_at`` puts the holder in the **fail-closed** state
+   (``TrustState``): stop sending, keep receiving into quarantine.
+4. Refusals raise ``ManifestRejected(reason)``; the manifest already held stays in force.
+5. A revoked agency (``revoked_at`` set, or a revocation of its id or certificate) is refused as
+   a sender at any time: a compromised key could backdate ``created_at``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from cryptography import x509
+from nacl.exceptions import BadSignatureError
+from nacl.signing import SigningKey, VerifyKey
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from federation import pki
+from federation.canonical import b64url_decode, b64url_encode, canonical_json, parse_canonical
+from federation.canonical import parse_time as _t
+from federation.errors import ManifestRejected
+from federation.keys import KeyAnnouncement, verify_announcement
+
+__all__ = [
+    "FORMAT",
+    "MANIFEST_TAG",
+    "AgencyEntry",
+    "IsaEntry",
+    "Manifest",
+    "ManifestDocument",
+    "Revocation",
+    "SigningIdentity",
+    "TrustState",
+    "build_manifest",
+    "diff_manifests",
+    "reload_manifest",
+    "verify_manifest",
+]
+
+FORMAT = "isa-relay-manifest/v1"
+MANIFEST_TAG = b"isa-relay/v1 manifest\x00"
+ISSUE_SKEW = timedelta(minutes=5)
+_STRICT = ConfigDict(frozen=True, extra="forbid", strict=True)
+Time = Annotated[str, Field(pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")]
+Hex64 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+AgencyId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{1,62}$")]
+
+
+class AgencyEntry(BaseModel):
+    """One agency: its certified signing key, its announced encryption keys, its broker user."""
+
+    model_config = _STRICT
+
+    id: AgencyId
+    name: str = Field(min_length=1, max_length=200)
+    certificate: str
+    broker_user: str = Field(min_length=1, max_length=64)
+    announcements: list[KeyAnnouncement] = Field(default_factory=list)
+    revoked_at: Time | None = None
+
+
+class IsaEntry(BaseModel):
+    """An ISA the federation has adopted; ``sha256`` is the hex SHA-256 of its YAML file bytes."""
+
+    model_config = _STRICT
+
+    id: str = Field(min_length=1, max_length=200)
+    version: str = Field(min_length=1, max_length=64)
+    sha256: Hex64
+    parties: list[AgencyId] = Field(min_length=2)
+    status: Literal["draft", "active", "suspended", "retired"]
+    effective_from: Time
+    effective_to: Time | None = None
+
+    def active_at(self, moment: datetime) -> bool:
+        if self.status != "active" or moment < _t(self.effective_from):
+            return False
+        return self.effective_to is None or moment < _t(self.effective_to)
+
+
+class Revocation(BaseModel):
+    """``kind`` agency: ``ref`` is the agency id; certificate: its fingerprint; key: a kid."""
+
+    model_config = _STRICT
+
+    kind: Literal["agency", "certificate", "key"]
+    agency: AgencyId
+    ref: str = Field(min_length=1, max_length=64)
+    revoked_at: Time
+    reason: str = Field(default="", max_length=200)
+
+
+class ManifestDocument(BaseModel):
+    """The signed content of a manifest (the ``manifest`` object of the file)."""
+
+    model_config = _STRICT
+
+    v: Literal[1]
+    serial: int = Field(ge=1)
+    issued_at: Time
+    expires_at: Time
+    agencies: list[AgencyEntry]
+    isas: list[IsaEntry]
+    revocations: list[Revocation] = Field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+@dataclass(frozen=True)
+class SigningIdentity:
+    """An agency's certified Ed25519 key, as a receiver needs it to check a signature."""
+
+    agency: str
+    verify_key: VerifyKey
+    not_before: datetime
+    not_after: datetime
+    revoked: bool
+
+    def valid_at(self, moment: datetime) -> bool:
+        return self.not_before <= moment <= self.not_after
+
+
+class Manifest:
+    """A verified manifest: the document, the exact file bytes, and the lookups agents need."""
+
+    def __init__(self, document: ManifestDocument, file_bytes: bytes, root: x509.Certificate):
+        self.document = document
+        self.file_bytes = file_bytes
+        self._agencies = {a.id: a for a in document.agencies}
+        self._isas = {i.id: i for i in document.isas}
+        self._revoked = {(r.kind, r.ref) for r in document.revocations}
+        self._signers: dict[str, SigningIdentity] = {}
+        for agency in document.agencies:
+            cert = pki.certificate_from_bytes(b64url_decode(agency.certificate))
+            key = pki.certificate_public_key(cert)
+            revoked = self.is_revoked(agency.id) or ("certificate", pki.fingerprint(cert)) in (
+                self._revoked
+            )
+            self._signers[hashlib.sha256(bytes(key)).hexdigest()] = SigningIdentity(
+                agency.id, key, cert.not_valid_before_utc, cert.not_valid_after_utc, revoked
+            )
+
+    @property
+    def serial(self) -> int:
+        return self.document.serial
+
+    @property
+    def expires_at(self) -> datetime:
+        return _t(self.document.expires_at)
+
+    def agency(self, agency_id: str) -> AgencyEntry | None:
+        return self._agencies.get(agency_id)
+
+    def isa(self, isa_id: str) -> IsaEntry | None:
+        return self._isas.get(isa_id)
+
+    def is_revoked(self, agency_id: str) -> bool:
+        entry = self._agencies.get(agency_id)
+        if entry is None or entry.revoked_at is not None:
+            return True
+        return ("agency", agency_id) in self._revoked
+
+    def signing_key_for(self, sha256_hex: str) -> SigningIdentity | None:
+        """The identity whose raw Ed25519 key hashes to ``sha256_hex`` (a header sender_key)."""
+        return self._signers.get(sha256_hex)
+
+    def signing_key_of(self, agency_id: str) -> SigningIdentity | None:
+        """The certified signing identity of ``agency_id`` (for receipts)."""
+        return next((s for s in self._signers.values() if s.agency == agency_id), None)
+
+    def current_encryption_key(self, agency_id: str, now: datetime) -> KeyAnnouncement | None:
+        """The newest announcement of ``agency_id`` valid at ``now`` and not revoked, if any."""
+        entry = self._agencies.get(agency_id)
+        if entry is None or self.is_revoked(agency_id):
+            return None
+        usable = [
+            a
+            for a in entry.announcements
+            if a.valid_at(now) and ("key", a.kid) not in self._revoked
+        ]
+        return max(usable, key=lambda a: (_t(a.not_before), a.kid), default=None)
+
+    def __repr__(self) -> str:
+        return f"Manifest(serial={self.serial}, expires_at={self.document.expires_at!r})"
+
+
+def build_manifest(
+    document: ManifestDocument, *, signer_key: SigningKey, signer_cert: x509.Certificate
+) -> bytes:
+    """Sign ``document`` and return the manifest file bytes (canonical JSON, trailing LF)."""
+    body = document.to_json()
+    signature = signer_key.sign(MANIFEST_TAG + canonical_json(body)).signature
+    envelope = {
+        "format": FORMAT,
+        "manifest": body,
+        "signature": b64url_encode(signature),
+        "signer_certificate": b64url_encode(pki.certificate_to_der(signer_cert)),
+    }
+    return canonical_json(envelope) + b"\n"
+
+
+def _parse_file(data: bytes) -> tuple[dict[str, Any], bytes, x509.Certificate]:
+    """Step 1: strict parse; returns (manifest object, signature, signer certificate)."""
+    try:
+        outer = parse_canonical(data.removesuffix(b"\n"))
+        if (
+            not isinstance(outer, dict)
+            or set(outer)
+            != {
+                "format",
+                "manifest",
+                "signature",
+                "signer_certificate",
+            }
+            or outer["format"] != FORMAT
+            or not isinstance(outer["manifest"], dict)
+        ):
+            raise ValueError("bad structure")
+        signature = b64url_decode(outer["signature"])
+        cert_der = b64url_decode(outer["signer_certificate"])
+    except (ValueError, TypeError) as exc:
+        raise ManifestRejected("malformed") from exc
+    return outer["manifest"], signature, pki.certificate_from_bytes(cert_der)
+
+
+def _verify_signed(
+    data: bytes, root_cert: x509.Certificate, pinned_fingerprint: str, now: datetime | None
+) -> ManifestDocument:
+    body, signature, signer_cert = _parse_file(data)  # 1
+    pki.verify_root(root_cert, pinned_fingerprint)  # 2
+    try:  # 3
+        pki.verify_certificate(
+            signer_cert, root_cert, now, role=pki.CertificateRole.MANIFEST_SIGNER
+        )
+    except ManifestRejected as exc:
+        raise ManifestRejected("signer_untrusted", exc.reason) from exc
+    try:  # 4
+        pki.certificate_public_key(signer_cert).verify(
+            MANIFEST_TAG + canonical_json(body), signature
+        )
+    except (BadSignatureError, ValueError) as exc:
+        raise ManifestRejected("bad_signature") from exc
+    try:  # 5
+        return ManifestDocument.model_validate(body)
+    except ValidationError as exc:
+        raise ManifestRejected("malformed", f"{exc.error_count()} invalid fields") from exc
+
+
+def _check_agencies(document: ManifestDocument, root_cert: x509.Certificate) -> None:
+    """Step 8: certificates, announcements by their own agency, uniqueness, ISA parties."""
+    seen_users: set[str] = set()
+    seen_certs: set[str] = set()
+    for agency in document.agencies:
+        cert = pki.certificate_from_bytes(b64url_decode(agency.certificate))
+        if pki.verify_certificate(cert, root_cert, None) != agency.id:
+            raise ManifestRejected("certificate_subject", agency.id)
+        if agency.broker_user in seen_users or pki.fingerprint(cert) in seen_certs:
+            raise ManifestRejected("duplicate", agency.id)
+        seen_users.add(agency.broker_user)
+        seen_certs.add(pki.fingerprint(cert))
+        key = pki.certificate_public_key(cert)
+        for announcement in agency.announcements:
+            if announcement.agency != agency.id:
+                raise ManifestRejected("announcement_invalid", agency.id)
+            verify_announcement(announcement, key)
+    ids = [a.id for a in document.agencies]
+    if len(set(ids)) != len(ids) or len({i.id for i in document.isas}) != len(document.isas):
+        raise ManifestRejected("duplicate")
+    if any(p not in ids for isa in document.isas for p in isa.parties):
+        raise ManifestRejected("isa_party_unknown")
+
+
+def verify_manifest(
+    data: bytes,
+    *,
+    root_cert: x509.Certificate,
+    pinned_fingerprint: str,
+    now: datetime,
+    current_serial: int,
+) -> Manifest:
+    """Verify a manifest file (rule 2); ``current_serial`` is the serial held (0 if none)."""
+    document = _verify_signed(data, root_cert, pinned_fingerprint, now)  # 1-5
+    if document.serial <= current_serial:  # 6
+        raise ManifestRejected("rollback", f"serial {document.serial} <= {current_serial}")
+    if _t(document.issued_at) > now + ISSUE_SKEW:  # 7
+        raise ManifestRejected("not_yet_valid")
+    if now >= _t(document.expires_at):
+        raise ManifestRejected("expired")
+    try:
+        _check_agencies(document, root_cert)  # 8
+    except ValueError as exc:
+        raise ManifestRejected("malformed") from exc
+    return Manifest(document, data, root_cert)
+
+
+def reload_manifest(
+    data: bytes, *, root_cert: x509.Certificate, pinned_fingerprint: str
+) -> Manifest:
+    """Re-load a manifest this agent accepted earlier (from its own disk) after a restart.
+
+    Checks chain, signature and content but neither serial nor expiry: an expired held manifest
+    must still load so that ``TrustState`` can report fail-closed.
+    """
+    document = _verify_signed(data, root_cert, pinned_fingerprint, None)
+    try:
+        _check_agencies(document, root_cert)
+    except ValueError as exc:
+        raise ManifestRejected("malformed") from exc
+    return Manifest(document, data, root_cert)
+
+
+@dataclass(frozen=True)
+class TrustState:
+    """Whether a held manifest lets us send at ``now``: ``valid``, ``fail_closed`` or ``none``."""
+
+    manifest: Manifest | None
+
+    def status(self, now: datetime) -> Literal["valid", "fail_closed", "none"]:
+        if self.manifest is None:
+            return "none"
+        return "valid" if now < self.manifest.expires_at else "fail_closed"
+
+    def can_send(self, now: datetime) -> bool:
+        return self.status(now) == "valid"
+
+    def accept(
+        self, data: bytes, *, root_cert: x509.Certificate, pinned_fingerprint: str, now: datetime
+    ) -> TrustState:
+        """Verify a newer manifest against the one held; the new state, or ``ManifestRejected``."""
+        held = 0 if self.manifest is None else self.manifest.serial
+        fresh = verify_manifest(
+            data,
+            root_cert=root_cert,
+            pinned_fingerprint=pinned_fingerprint,
+            now=now,
+            current_serial=held,
+        )
+        return TrustState(fresh)
+
+
+def _agency_lines(old: AgencyEntry, new: AgencyEntry) -> list[str]:
+    lines = []
+    for field in ("name", "broker_user", "certificate", "revoked_at"):
+        if getattr(old, field) != getattr(new, field):
+            shown = "changed" if field == "certificate" else f"{getattr(old, field)!r} -> "
+            shown += "" if field == "certificate" else repr(getattr(new, field))
+            lines.append(f"agency {new.id}: {field} {shown}")
+    old_kids = {a.kid: a for a in old.announcements}
+    new_kids = {a.kid: a for a in new.announcements}
+    lines += [
+        f"agency {new.id}: + key {k} ({a.not_before} .. {a.not_after})"
+        for k, a in new_kids.items()
+        if k not in old_kids
+    ]
+    lines += [f"agency {new.id}: - key {k}" for k in old_kids if k not in new_kids]
+    return lines
+
+
+def _isa_lines(old: IsaEntry, new: IsaEntry) -> list[str]:
+    fields = ("version", "sha256", "status", "parties", "effective_from", "effective_to")
+    return [
+        f"isa {new.id}: {f} {getattr(old, f)!r} -> {getattr(new, f)!r}"
+        for f in fields
+        if getattr(old, f) != getattr(new, f)
+    ]
+
+
+def diff_manifests(old: ManifestDocument, new: ManifestDocument) -> list[str]:
+    """Readable lines saying what changed between two manifests (empty when equal)."""
+    lines = [f"serial {old.serial} -> {new.serial}"] if old.serial != new.serial else []
+    if old.expires_at != new.expires_at:
+        lines.append(f"expires_at {old.expires_at} -> {new.expires_at}")
+    old_a, new_a = {a.id: a for a in old.agencies}, {a.id: a for a in new.agencies}
+    lines += [f"+ agency {i} ({a.name})" for i, a in new_a.items() if i not in old_a]
+    lines += [f"- agency {i}" for i in old_a if i not in new_a]
+    for i in (i for i in new_a if i in old_a):
+        lines += _agency_lines(old_a[i], new_a[i])
+    old_i, new_i = {x.id: x for x in old.isas}, {x.id: x for x in new.isas}
+    lines += [f"+ isa {i} v{x.version} ({x.status})" for i, x in new_i.items() if i not in old_i]
+    lines += [f"- isa {i}" for i in old_i if i not in new_i]
+    for i in (i for i in new_i if i in old_i):
+        lines += _isa_lines(old_i[i], new_i[i])
+    old_r = set(old.revocations)
+    lines += [
+        f"+ revocation {r.kind} {r.ref} of {r.agency} at {r.revoked_at}"
+        for r in new.revocations
+        if r not in old_r
+    ]
+    return lines

@@ -1,0 +1,129 @@
+"""Signed delivery receipts: ``IRR1`` frames saying delivered or rejected (with a reason).
+
+This module performs no I/O and reads no clock (``at`` is an argument).
+
+Frame::
+
+    magic "IRR1" | len u32 BE (<= 16 KiB) | body (canonical JSON) | sig (64)
+
+Rules:
+1. The body is ``{v, envelope_id, envelope_sha256, from, to, status, reason, at}``: ``from`` is
+   the agency issuing the receipt (the envelope's recipient), ``to`` the envelope's sender,
+   ``envelope_sha256`` the hex SHA-256 of the whole envelope frame, ``status`` ``delivered`` (with
+   ``reason`` null) or ``rejected`` (with a reason code). No personal data; not encrypted.
+2. ``sig`` is Ed25519 by ``from``'s certified signing key over ``b"isa-relay/v1 receipt\\x00"``
+   followed by every byte before it. The frame ends exactly after ``sig``.
+3. ``verify_receipt`` raises only ``ReceiptRejected(reason)``.
+"""
+
+from __future__ import annotations
+
+import struct
+from datetime import datetime
+from typing import Annotated, Literal
+
+from nacl.exceptions import BadSignatureError
+from nacl.signing import SigningKey
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from federation.canonical import canonical_json, format_time, parse_canonical
+from federation.errors import CryptoError, ReceiptRejected
+from federation.manifest import Manifest
+
+__all__ = [
+    "MAX_RECEIPT",
+    "RECEIPT_MAGIC",
+    "RECEIPT_TAG",
+    "Receipt",
+    "make_receipt",
+    "verify_receipt",
+]
+
+RECEIPT_MAGIC = b"IRR1"
+RECEIPT_TAG = b"isa-relay/v1 receipt\x00"
+MAX_RECEIPT = 16 * 1024
+SIG_LEN = 64
+AgencyId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{1,62}$")]
+UUID7 = r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
+
+
+class Receipt(BaseModel):
+    """A verified receipt body."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+    v: Literal[1]
+    envelope_id: Annotated[str, Field(pattern=UUID7)]
+    envelope_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    issuer: AgencyId = Field(alias="from")
+    to: AgencyId
+    status: Literal["delivered", "rejected"]
+    reason: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")] | None
+    at: Annotated[str, Field(pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")]
+
+
+def make_receipt(
+    *,
+    envelope_id: str,
+    envelope_sha256: str,
+    issuer: str,
+    to: str,
+    status: Literal["delivered", "rejected"],
+    reason: str | None,
+    at: datetime,
+    signing_key: SigningKey,
+) -> bytes:
+    """Sign a receipt for an envelope we (``issuer``) received from ``to``."""
+    raw = {
+        "v": 1,
+        "envelope_id": envelope_id,
+        "envelope_sha256": envelope_sha256,
+        "from": issuer,
+        "to": to,
+        "status": status,
+        "reason": reason,
+        "at": format_time(at),
+    }
+    try:
+        Receipt.model_validate(raw)
+    except ValidationError as exc:
+        raise CryptoError(f"invalid receipt ({exc.error_count()} fields)") from exc
+    if (status == "delivered") != (reason is None):
+        raise CryptoError("a delivered receipt has no reason; a rejected one must have one")
+    body = canonical_json(raw)
+    signed = RECEIPT_MAGIC + struct.pack(">I", len(body)) + body
+    return signed + signing_key.sign(RECEIPT_TAG + signed).signature
+
+
+def _split(frame: bytes) -> tuple[Receipt, bytes, bytes]:
+    if len(frame) < 8 + SIG_LEN or frame[:4] != RECEIPT_MAGIC:
+        raise ReceiptRejected("bad_frame")
+    (length,) = struct.unpack(">I", frame[4:8])
+    if length > MAX_RECEIPT or len(frame) != 8 + length + SIG_LEN:
+        raise ReceiptRejected("bad_frame")
+    try:
+        receipt = Receipt.model_validate(parse_canonical(frame[8 : 8 + length]))
+    except (ValueError, ValidationError) as exc:
+        raise ReceiptRejected("bad_frame") from exc
+    if (receipt.status == "delivered") != (receipt.reason is None):
+        raise ReceiptRejected("bad_frame")
+    return receipt, frame[: 8 + length], frame[8 + length :]
+
+
+def verify_receipt(
+    frame: bytes, *, manifest: Manifest, expected_from: str | None = None
+) -> Receipt:
+    """Check the frame, the issuer's certified key in ``manifest`` and the signature."""
+    receipt, signed, sig = _split(frame)
+    if expected_from is not None and receipt.issuer != expected_from:
+        raise ReceiptRejected("unexpected_issuer")
+    identity = manifest.signing_key_of(receipt.issuer)
+    if identity is None:
+        raise ReceiptRejected("unknown_issuer")
+    try:
+        identity.verify_key.verify(RECEIPT_TAG + signed, sig)
+    except (BadSignatureError, ValueError) as exc:
+        raise ReceiptRejected("bad_signature") from exc
+    if identity.revoked:
+        raise ReceiptRejected("issuer_revoked")
+    return receipt
