@@ -1,0 +1,364 @@
+"""The agent's local HTTP API (aiohttp): authenticate, parse, call the service, map errors.
+
+Rules:
+1. This is a thin adapter. Handlers authenticate (``agent.auth``), parse strictly
+   (``agent.api_models``), call one :class:`~agent.api_models.AgentService` method and serialise
+   its answer. No business logic lives here.
+2. Every error leaves as ``application/problem+json`` (RFC 9457): project errors with their own
+   ``http_status`` (plus ``errors`` / ``reasons`` where present); aiohttp's own 404, 405 and 413
+   are re-rendered the same way; ANY other exception is a bug, logged (class and stack frames,
+   never its message, which could hold payload values) and answered with an opaque 500.
+3. Order of checks: route and method, then the bearer token (401) and scope (403), then the
+   body: size (413), content type, UTF-8 JSON, a JSON object, nesting depth, then the model (400).
+   Payload validation against the message type is the service's (422).
+4. Nothing a client sent (payload values, tokens) is echoed into an error or a log line; field
+   *paths* are named, truncated.
+5. ``/healthz`` and ``/v1/openapi.json`` need no token; ``/metrics`` needs the ``admin`` scope
+   (counters reveal traffic volumes between agencies; Prometheus sends bearer tokens);
+   ``/v1/isas`` needs any valid token.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import traceback
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Final, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from agent.api_models import (
+    DEFAULT_INBOX_LIMIT,
+    ID_PATTERN,
+    MAX_CURSOR,
+    MAX_INBOX_LIMIT,
+    AgentService,
+    Problem,
+    SubmitRequest,
+)
+from agent.auth import ApiClient, Authenticator, Scope
+from agent.errors import BadRequest, NotFound, PayloadTooLarge
+from agent.openapi import build_openapi
+from federation.errors import IsaRelayError
+
+__all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
+    "MAX_JSON_DEPTH",
+    "RequestInvalid",
+    "create_app",
+    "parse_json_object",
+    "problem_response",
+]
+
+DEFAULT_MAX_BODY_BYTES: Final = 256 * 1024
+MAX_JSON_DEPTH: Final = 64
+_ID_RE: Final = re.compile(ID_PATTERN)
+_INT_PATTERN: Final = re.compile(r"^[0-9]{1,19}$")
+_PROBLEM_TYPE: Final = "urn:isa-relay:problem:"
+_log = logging.getLogger("agent.api")
+
+_SERVICE: Final = web.AppKey("isa_service", AgentService)
+_AUTH: Final = web.AppKey("isa_auth", Authenticator)
+_OPENAPI: Final = web.AppKey("isa_openapi", bytes)
+_LIMIT: Final = web.AppKey("isa_max_body", int)
+
+M = TypeVar("M", bound=BaseModel)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class RequestInvalid(BadRequest):
+    """A 400 with field errors ``{path: message}`` (a request that does not match its model)."""
+
+    def __init__(self, message: str, errors: Mapping[str, str]) -> None:
+        super().__init__(message)
+        self.errors = dict(errors)
+
+
+# --- app factory ---------------------------------------------------------------------------
+
+
+def create_app(
+    service: AgentService,
+    clients: list[ApiClient] | tuple[ApiClient, ...],
+    *,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+) -> web.Application:
+    """The aiohttp application serving DESIGN's local API over ``service``."""
+    app = web.Application(middlewares=[_problem_middleware], client_max_size=max_body_bytes)
+    app[_SERVICE] = service
+    app[_AUTH] = Authenticator(clients)
+    app[_LIMIT] = max_body_bytes
+    app[_OPENAPI] = json.dumps(build_openapi(max_body_bytes=max_body_bytes)).encode("utf-8")
+    router = app.router
+    router.add_post("/v1/messages", _submit)
+    router.add_post("/v1/messages/preview", _preview)
+    router.add_get("/v1/messages/{id}", _message, allow_head=False)
+    router.add_get("/v1/inbox", _inbox, allow_head=False)
+    router.add_post("/v1/inbox/{id}/ack", _ack)
+    router.add_get("/v1/isas", _isas, allow_head=False)
+    router.add_get("/healthz", _healthz, allow_head=False)
+    router.add_get("/metrics", _metrics, allow_head=False)
+    router.add_get("/v1/openapi.json", _openapi, allow_head=False)
+    return app
+
+
+# --- handlers ------------------------------------------------------------------------------
+
+
+async def _submit(request: web.Request) -> web.StreamResponse:
+    client = _authorize(request, "send")
+    req = await _read_model(request, SubmitRequest)
+    answer = await request.app[_SERVICE].submit(client.name, req)
+    return _json(answer, status=202, headers={"Location": f"/v1/messages/{answer.id}"})
+
+
+async def _preview(request: web.Request) -> web.StreamResponse:
+    client = _authorize(request, "send")
+    req = await _read_model(request, SubmitRequest)
+    return _json(await request.app[_SERVICE].preview(client.name, req))
+
+
+async def _message(request: web.Request) -> web.StreamResponse:
+    _authorize(request, "send")
+    return _json(await request.app[_SERVICE].message(_path_id(request)))
+
+
+async def _inbox(request: web.Request) -> web.StreamResponse:
+    _authorize(request, "receive")
+    after = _query_int(request, "after", default=0, low=0, high=MAX_CURSOR)
+    limit = _query_int(request, "limit", default=DEFAULT_INBOX_LIMIT, low=1, high=MAX_INBOX_LIMIT)
+    return _json(await request.app[_SERVICE].inbox(after, limit))
+
+
+async def _ack(request: web.Request) -> web.StreamResponse:
+    _authorize(request, "receive")
+    await request.app[_SERVICE].ack(_path_id(request))
+    return web.Response(status=204)
+
+
+async def _isas(request: web.Request) -> web.StreamResponse:
+    _authorize(request, None)
+    summaries = await request.app[_SERVICE].isas()
+    body = "[" + ",".join(s.model_dump_json() for s in summaries) + "]"
+    return web.Response(text=body, content_type="application/json")
+
+
+async def _healthz(request: web.Request) -> web.StreamResponse:
+    health = await request.app[_SERVICE].health()
+    return _json(health, status=200 if health.status == "ok" else 503)
+
+
+async def _metrics(request: web.Request) -> web.StreamResponse:
+    _authorize(request, "admin")
+    text = await request.app[_SERVICE].metrics_text()
+    return web.Response(
+        body=text.encode("utf-8"),
+        headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
+    )
+
+
+async def _openapi(request: web.Request) -> web.StreamResponse:
+    return web.Response(body=request.app[_OPENAPI], content_type="application/json")
+
+
+# --- parsing -------------------------------------------------------------------------------
+
+
+def _authorize(request: web.Request, scope: Scope | None) -> ApiClient:
+    return request.app[_AUTH].authorize(request.headers.get("Authorization"), scope)
+
+
+async def _read_model(request: web.Request, model: type[M]) -> M:
+    limit = request.app[_LIMIT]
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"request body is larger than {limit} bytes")
+    if request.content_type != "application/json":
+        raise BadRequest("Content-Type must be application/json")
+    if request.charset not in (None, "utf-8", "UTF-8"):
+        raise BadRequest("the request body must be UTF-8")
+    body = await request.read()  # aiohttp raises HTTPRequestEntityTooLarge past the limit
+    return _validate(model, parse_json_object(body))
+
+
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    """Strict JSON: UTF-8, no NaN/Infinity, no duplicate keys, an object, bounded nesting."""
+    try:
+        obj = json.loads(
+            body.decode("utf-8"),
+            object_pairs_hook=_no_duplicate_keys,
+            parse_constant=_no_constants,
+        )
+    except _DuplicateKey:
+        raise BadRequest("the JSON body has a duplicate key") from None
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise BadRequest("the body is not valid UTF-8 JSON") from None
+    if not isinstance(obj, dict):
+        raise BadRequest("the JSON body must be an object")
+    if _depth(obj) > MAX_JSON_DEPTH:
+        raise BadRequest(f"the JSON body is nested deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest("the JSON body contains an unpaired surrogate escape") from None
+    return obj
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise _DuplicateKey
+    return obj
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError("NaN and Infinity are not JSON")
+
+
+def _depth(obj: Any) -> int:
+    deepest, stack = 0, [(obj, 1)]
+    while stack:
+        value, level = stack.pop()
+        if isinstance(value, dict | list):
+            deepest = max(deepest, level)
+            children = value.values() if isinstance(value, dict) else value
+            stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def _validate(model: type[M], obj: dict[str, Any]) -> M:
+    try:
+        return model.model_validate(obj)
+    except ValidationError as exc:
+        errors = {
+            _path(err["loc"]): str(err["msg"])[:200]
+            for err in exc.errors(include_url=False, include_input=False)
+        }
+        raise RequestInvalid("the request does not match its schema", errors) from None
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    return (".".join(str(part) for part in loc) or "(body)")[:200]
+
+
+def _path_id(request: web.Request) -> str:
+    value = request.match_info["id"]
+    if not _ID_RE.fullmatch(value):
+        raise RequestInvalid("malformed id", {"id": "must be a lowercase UUID"})
+    return value
+
+
+def _query_int(request: web.Request, name: str, *, default: int, low: int, high: int) -> int:
+    values = request.query.getall(name, [])
+    if not values:
+        return default
+    if len(values) > 1:
+        raise RequestInvalid("repeated query parameter", {name: "give it at most once"})
+    text = values[0]
+    if not _INT_PATTERN.fullmatch(text) or not low <= int(text) <= high:
+        raise RequestInvalid("bad query parameter", {name: f"must be an integer {low}..{high}"})
+    return int(text)
+
+
+# --- responses and errors ------------------------------------------------------------------
+
+
+def _json(
+    model: BaseModel, *, status: int = 200, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        text=model.model_dump_json(),
+        status=status,
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+def problem_response(
+    status: int, title: str, detail: str, *, kind: str, extra: Mapping[str, Any] | None = None
+) -> web.Response:
+    """An ``application/problem+json`` response."""
+    problem = Problem(
+        type=_PROBLEM_TYPE + kind,
+        title=title,
+        status=status,
+        detail=detail,
+        errors=(extra or {}).get("errors"),
+        reasons=(extra or {}).get("reasons"),
+    )
+    return web.Response(
+        text=problem.model_dump_json(exclude_none=True),
+        status=status,
+        content_type="application/problem+json",
+    )
+
+
+def _from_project_error(exc: IsaRelayError) -> web.Response:
+    extra: dict[str, Any] = {}
+    errors = getattr(exc, "errors", None)
+    if isinstance(errors, dict) and errors:
+        extra["errors"] = {str(k)[:200]: str(v)[:500] for k, v in errors.items()}
+    reasons = getattr(exc, "reasons", None)
+    if isinstance(reasons, list):
+        extra["reasons"] = [str(r) for r in reasons]
+    response = problem_response(
+        exc.http_status, exc.title, exc.message, kind=_kind(type(exc).__name__), extra=extra
+    )
+    if exc.http_status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="isa-relay"'
+    return response
+
+
+def _from_http_exception(exc: web.HTTPException) -> web.Response:
+    if exc.status == 413:
+        return _from_project_error(PayloadTooLarge("the request body is too large"))
+    if exc.status == 404:
+        return _from_project_error(NotFound("no such resource"))
+    response = problem_response(exc.status, exc.reason, exc.reason, kind=_kind(exc.reason))
+    if "Allow" in exc.headers:
+        response.headers["Allow"] = exc.headers["Allow"]
+    return response
+
+
+def _from_bug(request: web.Request, exc: Exception) -> web.Response:
+    incident = uuid.uuid4().hex[:12]
+    frames = "; ".join(
+        f"{f.filename}:{f.lineno} in {f.name}" for f in traceback.extract_tb(exc.__traceback__)
+    )
+    _log.error(
+        "unhandled %s in %s %s (incident %s) at %s",
+        type(exc).__name__,
+        request.method,
+        request.match_info.route.resource.canonical if request.match_info.route.resource else "?",
+        incident,
+        frames,
+    )
+    return problem_response(
+        500, "Internal error", f"an internal error occurred (incident {incident})", kind="internal"
+    )
+
+
+def _kind(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])|\s+", "-", name).replace("--", "-").lower()
+
+
+@web.middleware
+async def _problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        response = await handler(request)
+    except IsaRelayError as exc:
+        response = _from_project_error(exc)
+    except web.HTTPException as exc:
+        response = _from_http_exception(exc)
+    except Exception as exc:
+        response = _from_bug(request, exc)
+    response.headers.setdefault("Cache-Control", "no-store")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    return response

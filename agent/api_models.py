@@ -1,0 +1,264 @@
+"""The local API's wire models and the :class:`AgentService` protocol the HTTP layer calls.
+
+Rules:
+1. Every model is strict and frozen; requests reject unknown fields (``extra="forbid"``), so a
+   typo in a field name is a 400, never a silently ignored value.
+2. These models are the single source of truth for the OpenAPI document (``agent/openapi.py``
+   builds it from ``model_json_schema``), so the document cannot drift from the server.
+3. Times are UTC strings ``YYYY-MM-DDTHH:MM:SSZ`` (``federation.canonical.format_time``).
+4. Responses carry field *paths* and reasons, never payload values, except the inbox, whose job
+   is to hand verified, decrypted payloads to the agency's own case system.
+5. The HTTP layer never touches the store, the ISA engine or the broker itself: it calls an
+   :class:`AgentService`. Errors travel as :mod:`agent.errors` / :mod:`federation.errors`
+   exceptions and become ``application/problem+json`` at the boundary.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "DEFAULT_INBOX_LIMIT",
+    "ID_PATTERN",
+    "MAX_CURSOR",
+    "MAX_INBOX_LIMIT",
+    "TIME_PATTERN",
+    "AgentService",
+    "BrokerHealth",
+    "HealthResponse",
+    "HistoryEntry",
+    "InboxItem",
+    "InboxPage",
+    "IsaFlowSummary",
+    "IsaRef",
+    "IsaSummary",
+    "KeyHealth",
+    "ManifestHealth",
+    "MessageStatusResponse",
+    "PreviewResponse",
+    "Problem",
+    "ReceiptView",
+    "SubmitRequest",
+    "SubmitResponse",
+    "WithheldField",
+]
+
+MAX_INBOX_LIMIT: Final = 500
+DEFAULT_INBOX_LIMIT: Final = 100
+MAX_CURSOR: Final = 2**63 - 1
+#: Message and delivery ids are lowercase UUIDs (envelope ids are UUIDv7).
+ID_PATTERN: Final = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+TIME_PATTERN: Final = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$"
+_AGENCY_PATTERN: Final = r"^[a-z][a-z0-9-]{1,62}$"
+_NAME_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+
+Decision = Literal["PERMIT", "DENY", "REVIEW"]
+MessageStatus = Literal["queued", "sent", "delivered", "rejected", "expired"]
+Risk = Literal["standard", "medium", "high"]
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", strict=True, validate_by_name=True, serialize_by_alias=True
+    )
+
+
+# --- requests ------------------------------------------------------------------------------
+
+
+class SubmitRequest(_Wire):
+    """A referral from the case system: who to, under which ISA, for what, and the payload."""
+
+    to: str = Field(pattern=_AGENCY_PATTERN, description="Recipient agency id.")
+    isa: str = Field(pattern=_NAME_PATTERN, description="ISA id governing this flow.")
+    purpose: str = Field(pattern=_NAME_PATTERN, description="Purpose code named in the ISA.")
+    type: str = Field(pattern=_NAME_PATTERN, description="Message type, e.g. marac_referral.")
+    payload: dict[str, Any] = Field(description="The referral (JSON object) before minimisation.")
+    idempotency_key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Resubmitting the same body with the same key returns the first answer.",
+    )
+
+
+# --- responses -----------------------------------------------------------------------------
+
+
+class WithheldField(_Wire):
+    path: str
+    reason: str
+
+
+class SubmitResponse(_Wire):
+    """202: the message is durably in the outbox (never answered before that)."""
+
+    id: str
+    status: MessageStatus
+    shared_fields: list[str]
+    withheld_fields: list[WithheldField]
+
+
+class PreviewResponse(_Wire):
+    """What would be shared and why; nothing is stored or sent."""
+
+    decision: Decision
+    shared_fields: list[str]
+    withheld_fields: list[WithheldField]
+    reasons: list[str]
+
+
+class HistoryEntry(_Wire):
+    at: str = Field(pattern=TIME_PATTERN)
+    status: str
+    detail: str
+
+
+class ReceiptView(_Wire):
+    status: Literal["delivered", "rejected"]
+    reason: str | None
+    at: str = Field(pattern=TIME_PATTERN)
+    verified: bool
+
+
+class MessageStatusResponse(_Wire):
+    id: str
+    status: MessageStatus
+    to: str
+    type: str
+    isa: str
+    purpose: str
+    created_at: str = Field(pattern=TIME_PATTERN)
+    history: list[HistoryEntry]
+    receipt: ReceiptView | None
+
+
+class IsaRef(_Wire):
+    id: str
+    version: str
+
+
+class InboxItem(_Wire):
+    """One verified, decrypted delivery with the header fields the case system needs."""
+
+    id: str
+    cursor: int = Field(ge=1)
+    from_: str = Field(alias="from")
+    type: str
+    isa: IsaRef
+    purpose: str
+    lawful_basis: dict[str, Any]
+    risk: Risk
+    handling: list[str]
+    received_at: str = Field(pattern=TIME_PATTERN)
+    payload: dict[str, Any]
+
+
+class InboxPage(_Wire):
+    """``next_cursor`` is the ``after`` to ask with next (unchanged when the page is empty)."""
+
+    items: list[InboxItem]
+    next_cursor: int = Field(ge=0)
+
+
+class IsaFlowSummary(_Wire):
+    from_: str = Field(alias="from")
+    to: str
+    purpose: str
+    types: list[str]
+
+
+class IsaSummary(_Wire):
+    id: str
+    version: str
+    title: str
+    parties: list[str]
+    active: bool
+    valid_until: str | None
+    summary: str = Field(description="Plain-English summary for practitioners.")
+    flows: list[IsaFlowSummary]
+
+
+class ManifestHealth(_Wire):
+    valid: bool
+    serial: int | None
+    expires_at: str | None
+
+
+class KeyHealth(_Wire):
+    valid: bool
+    detail: str
+
+
+class BrokerHealth(_Wire):
+    connected: bool
+
+
+class HealthResponse(_Wire):
+    """No personal data. The endpoint answers 200 only when ``status`` is ``ok``."""
+
+    status: Literal["ok", "degraded", "fail_closed"]
+    manifest: ManifestHealth
+    keys: KeyHealth
+    broker: BrokerHealth
+    outbox_depth: int = Field(ge=0)
+
+
+class Problem(_Wire):
+    """RFC 9457 problem details; ``errors`` maps field path to message, ``reasons`` is the ISA's."""
+
+    type: str
+    title: str
+    status: int = Field(ge=400, le=599)
+    detail: str
+    errors: dict[str, str] | None = None
+    reasons: list[str] | None = None
+
+
+# --- the service the HTTP layer calls ------------------------------------------------------
+
+
+class AgentService(Protocol):
+    """What the agent does; the HTTP layer only authenticates, parses, calls and maps errors.
+
+    Every method may raise the errors of :mod:`agent.errors` or :mod:`federation.errors`;
+    they are mapped to problem+json. Anything else is a bug (logged 500).
+    """
+
+    async def submit(self, client: str, req: SubmitRequest) -> SubmitResponse:
+        """Minimise, seal and store in the outbox; return only once durable.
+
+        Raises Denied (403, with reasons), PayloadInvalid (422), IdempotencyConflict (409),
+        StoreUnavailable / TrustUnavailable (503).
+        """
+        ...
+
+    async def preview(self, client: str, req: SubmitRequest) -> PreviewResponse:
+        """Evaluate the ISA without storing or sending. Raises PayloadInvalid (422)."""
+        ...
+
+    async def message(self, id: str) -> MessageStatusResponse:
+        """Status, history and receipt of one sent message. Raises NotFound."""
+        ...
+
+    async def inbox(self, after: int, limit: int) -> InboxPage:
+        """Unacknowledged deliveries with ``cursor > after``, oldest first, at most ``limit``."""
+        ...
+
+    async def ack(self, id: str) -> None:
+        """The case system has the delivery. Raises NotFound. Acking twice is fine."""
+        ...
+
+    async def isas(self) -> list[IsaSummary]:
+        """The ISAs this agency is party to."""
+        ...
+
+    async def health(self) -> HealthResponse:
+        """Manifest, keys, broker and outbox depth; never raises for an unhealthy state."""
+        ...
+
+    async def metrics_text(self) -> str:
+        """Prometheus text exposition format 0.0.4."""
+        ...

@@ -1,0 +1,252 @@
+"""The local API's OpenAPI 3.1 document, built from the same pydantic models the server uses.
+
+Rules:
+1. Schemas come only from ``agent.api_models`` via pydantic's JSON Schema generation (request
+   models in validation mode, responses in serialization mode), so they cannot drift.
+2. :data:`OPERATIONS` is the one table of routes: method, path, scope, request body, success
+   status and every error status each route can answer. ``agent/api.py`` registers exactly these
+   routes, and the fuzz test (``tests/integration/test_api_fuzz.py``) checks that the server
+   answers only documented statuses with bodies matching these schemas.
+3. Errors are ``application/problem+json`` (:class:`~agent.api_models.Problem`). A path the API
+   does not have answers 404, a method a path does not allow answers 405 with ``Allow``; both
+   are problem+json and appear under ``components.responses``.
+4. This module performs no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
+
+from agent.api_models import (
+    DEFAULT_INBOX_LIMIT,
+    ID_PATTERN,
+    MAX_CURSOR,
+    MAX_INBOX_LIMIT,
+    HealthResponse,
+    InboxPage,
+    IsaSummary,
+    MessageStatusResponse,
+    PreviewResponse,
+    Problem,
+    SubmitRequest,
+    SubmitResponse,
+)
+
+__all__ = ["OPERATIONS", "Operation", "build_openapi"]
+
+_REF: Final = "#/components/schemas/{model}"
+
+_ERROR_TEXT: Final = {
+    400: "Malformed request: wrong content type, invalid JSON, not an object, unknown or "
+    "mistyped fields, or bad parameters (``errors`` names each field).",
+    401: "Missing or invalid bearer token.",
+    403: "The token lacks the scope, or (submit) the ISA denies the referral (``reasons``).",
+    404: "No such message or delivery.",
+    409: "The idempotency key was used before with a different body.",
+    413: "The request body is larger than the configured limit.",
+    422: "The payload does not match its message type (``errors`` maps field path to message).",
+    503: "The agent cannot do this now: no durable store, no valid manifest (fail-closed) or "
+    "no broker.",
+}
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One route: what it needs, takes and answers."""
+
+    method: Literal["get", "post"]
+    path: str
+    operation_id: str
+    summary: str
+    scope: Literal["send", "receive", "admin", "any", "none"]
+    success: int
+    response: type[BaseModel] | Literal["isa-list", "metrics", "openapi", "empty"]
+    errors: tuple[int, ...]
+    body: type[BaseModel] | None = None
+    params: tuple[str, ...] = ()
+
+
+OPERATIONS: Final[tuple[Operation, ...]] = (
+    Operation("post", "/v1/messages", "submitMessage",
+              "Submit a referral; 202 only once it is durably in the outbox.", "send",
+              202, SubmitResponse, (400, 401, 403, 409, 413, 422, 503), body=SubmitRequest),
+    Operation("post", "/v1/messages/preview", "previewMessage",
+              "What would be shared and why; nothing is stored or sent.", "send",
+              200, PreviewResponse, (400, 401, 403, 413, 422, 503), body=SubmitRequest),
+    Operation("get", "/v1/messages/{id}", "getMessage",
+              "Status, history and receipt of a sent message.", "send",
+              200, MessageStatusResponse, (400, 401, 403, 404, 503), params=("id",)),
+    Operation("get", "/v1/inbox", "listInbox",
+              "Verified, decrypted deliveries not yet acknowledged, oldest first.", "receive",
+              200, InboxPage, (400, 401, 403, 503), params=("after", "limit")),
+    Operation("post", "/v1/inbox/{id}/ack", "ackDelivery",
+              "The case system has stored this delivery.", "receive",
+              204, "empty", (400, 401, 403, 404, 503), params=("id",)),
+    Operation("get", "/v1/isas", "listIsas",
+              "The ISAs this agency is party to, in plain English.", "any",
+              200, "isa-list", (401, 503)),
+    Operation("get", "/healthz", "health",
+              "Manifest, keys, broker, outbox depth; 503 when degraded or fail-closed.", "none",
+              200, HealthResponse, (503,)),
+    Operation("get", "/metrics", "metrics",
+              "Prometheus metrics (needs the admin scope).", "admin",
+              200, "metrics", (401, 403, 503)),
+    Operation("get", "/v1/openapi.json", "openapi",
+              "This document.", "none", 200, "openapi", ()),
+)  # fmt: skip
+
+
+def build_openapi(*, max_body_bytes: int) -> dict[str, Any]:
+    """The OpenAPI 3.1 document for the API as configured (the body limit is documented)."""
+    schemas = _component_schemas()
+    paths: dict[str, dict[str, Any]] = {}
+    for op in OPERATIONS:
+        paths.setdefault(op.path, {})[op.method] = _operation(op, max_body_bytes)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "ISA Relay agent API",
+            "version": "1",
+            "description": _INFO,
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "Per-client token; roles (scopes): send, receive, admin.",
+                }
+            },
+            "responses": {
+                "NotFound": _problem(404, "No such path (any unknown URL)."),
+                "MethodNotAllowed": {
+                    **_problem(405, "The path exists but not with this method."),
+                    "headers": {"Allow": {"schema": {"type": "string"}}},
+                },
+            },
+        },
+    }
+
+
+_INFO: Final = (
+    "The local API of an ISA Relay agent, for the agency's own case systems.\n\n"
+    "Errors are `application/problem+json` (RFC 9457) with `type`, `title`, `status`, "
+    "`detail`, and `errors` (field path -> message) or `reasons` (the ISA's) where present. "
+    "Any unknown path answers 404 and a known path with another method answers 405 (with "
+    "`Allow`), both as problem+json (see `components.responses`)."
+)
+
+
+def _component_schemas() -> dict[str, Any]:
+    responses: tuple[type[BaseModel], ...] = (
+        SubmitResponse,
+        PreviewResponse,
+        MessageStatusResponse,
+        InboxPage,
+        IsaSummary,
+        HealthResponse,
+        Problem,
+    )
+    models: list[tuple[type[BaseModel], JsonSchemaMode]] = [(SubmitRequest, "validation")]
+    models += [(m, "serialization") for m in responses]
+    _, top = models_json_schema(models, ref_template=_REF)
+    schemas: dict[str, Any] = top.get("$defs", {})
+    return schemas
+
+
+def _operation(op: Operation, max_body_bytes: int) -> dict[str, Any]:
+    out: dict[str, Any] = {"operationId": op.operation_id, "summary": op.summary}
+    out["security"] = _security(op.scope)
+    if op.params:
+        out["parameters"] = [_PARAMETERS[name] for name in op.params]
+    if op.body is not None:
+        out["requestBody"] = {
+            "required": True,
+            "description": f"JSON object, at most {max_body_bytes} bytes.",
+            "content": {"application/json": {"schema": {"$ref": _ref(op.body)}}},
+        }
+    responses: dict[str, Any] = {str(op.success): _success(op)}
+    for status in op.errors:
+        responses[str(status)] = _problem(status, _ERROR_TEXT[status])
+    if op.path == "/healthz":
+        responses["503"]["content"]["application/json"] = {"schema": {"$ref": _ref(HealthResponse)}}
+    out["responses"] = responses
+    return out
+
+
+def _security(scope: str) -> list[dict[str, list[str]]]:
+    if scope == "none":
+        return []
+    return [{"bearer": [] if scope == "any" else [scope]}]
+
+
+def _success(op: Operation) -> dict[str, Any]:
+    if op.response == "empty":
+        return {"description": "Done."}
+    if op.response == "metrics":
+        return {
+            "description": "Prometheus text exposition format 0.0.4.",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    if op.response == "openapi":
+        return {"description": "This document.", "content": {"application/json": {"schema": {
+            "type": "object"}}}}  # fmt: skip
+    if op.response == "isa-list":
+        schema: dict[str, Any] = {"type": "array", "items": {"$ref": _ref(IsaSummary)}}
+    else:
+        schema = {"$ref": _ref(op.response)}
+    answer: dict[str, Any] = {
+        "description": "OK.",
+        "content": {"application/json": {"schema": schema}},
+    }
+    if op.success == 202:
+        answer["headers"] = {"Location": {"schema": {"type": "string"}}}
+    return answer
+
+
+def _problem(status: int, text: str) -> dict[str, Any]:
+    content = {"application/problem+json": {"schema": {"$ref": _ref(Problem)}}}
+    answer: dict[str, Any] = {"description": text, "content": content}
+    if status == 401:
+        answer["headers"] = {"WWW-Authenticate": {"schema": {"type": "string"}}}
+    return answer
+
+
+def _ref(model: type[BaseModel]) -> str:
+    return _REF.format(model=model.__name__)
+
+
+_PARAMETERS: Final[dict[str, dict[str, Any]]] = {
+    "id": {
+        "name": "id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "pattern": ID_PATTERN},
+    },
+    "after": {
+        "name": "after",
+        "in": "query",
+        "required": False,
+        "description": "Return deliveries with a cursor greater than this (default 0).",
+        "schema": {"type": "integer", "minimum": 0, "maximum": MAX_CURSOR, "default": 0},
+    },
+    "limit": {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "description": f"At most this many items (1..{MAX_INBOX_LIMIT}, "
+        f"default {DEFAULT_INBOX_LIMIT}).",
+        "schema": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": MAX_INBOX_LIMIT,
+            "default": DEFAULT_INBOX_LIMIT,
+        },
+    },
+}

@@ -1,0 +1,249 @@
+"""An in-memory :class:`~agent.api_models.AgentService` for the HTTP layer's tests (synthetic).
+
+It follows the contract the real service must keep, with a toy ISA:
+
+- ISA ``SYN-ISA-1`` lets ``police`` send ``marac_referral`` to ``assist`` for purpose
+  ``marac``; it shares ``subject.name`` and ``risk`` and withholds everything else.
+  Any other ISA, recipient, type or purpose is denied (deny by default).
+- A ``marac_referral`` payload needs ``subject`` (an object with a string ``name``) and ``risk``
+  (``standard``|``medium``|``high``); otherwise :class:`PayloadInvalid` with field errors.
+- Flags make it misbehave the way a real agent can: ``store_down`` (503 on submit),
+  ``fail_closed`` (503 on submit, health ``fail_closed``), ``bug`` (a RuntimeError anywhere).
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from typing import Any
+
+from agent.api_models import (
+    BrokerHealth,
+    HealthResponse,
+    HistoryEntry,
+    InboxItem,
+    InboxPage,
+    IsaFlowSummary,
+    IsaRef,
+    IsaSummary,
+    KeyHealth,
+    ManifestHealth,
+    MessageStatusResponse,
+    PreviewResponse,
+    SubmitRequest,
+    SubmitResponse,
+    WithheldField,
+)
+from agent.errors import Denied, IdempotencyConflict, NotFound, StoreUnavailable, TrustUnavailable
+from federation.errors import PayloadInvalid
+
+__all__ = ["NOW", "FakeService", "synthetic_delivery", "valid_submit"]
+
+NOW = "2026-01-05T09:30:00Z"
+SHARED = ("risk", "subject.name")
+
+
+def valid_submit(**overrides: Any) -> dict[str, Any]:
+    """A request body the fake permits (synthetic data)."""
+    body: dict[str, Any] = {
+        "to": "assist",
+        "isa": "SYN-ISA-1",
+        "purpose": "marac",
+        "type": "marac_referral",
+        "payload": {
+            "synthetic": True,
+            "ref": "SYN-0001",
+            "subject": {"name": "Alex Example", "postcode": "QX1 1AA"},
+            "risk": "high",
+        },
+    }
+    body.update(overrides)
+    return body
+
+
+def synthetic_delivery(cursor: int) -> InboxItem:
+    return InboxItem(
+        id=str(uuid.UUID(int=cursor, version=4)),
+        cursor=cursor,
+        from_="police",
+        type="marac_referral",
+        isa=IsaRef(id="SYN-ISA-1", version="1"),
+        purpose="marac",
+        lawful_basis={"police": {"regime": "dpa2018_part3"}},
+        risk="high",
+        handling=["must_not_inform:perpetrator"],
+        received_at=NOW,
+        payload={"synthetic": True, "ref": f"SYN-{cursor:04d}", "risk": "high"},
+    )
+
+
+class FakeService:
+    """In-memory state; every method keeps the AgentService contract."""
+
+    def __init__(self, deliveries: int = 0) -> None:
+        self.store_down = False
+        self.fail_closed = False
+        self.bug = False
+        self.outbox: dict[str, MessageStatusResponse] = {}
+        self.submitted_by: list[str] = []
+        self.previews = 0
+        self.inbox_items = {n: synthetic_delivery(n) for n in range(1, deliveries + 1)}
+        self._idempotency: dict[str, tuple[SubmitRequest, SubmitResponse]] = {}
+        self._ids = (str(uuid.UUID(int=n, version=4)) for n in itertools.count(1000))
+
+    # --- sending ---------------------------------------------------------------------------
+
+    async def submit(self, client: str, req: SubmitRequest) -> SubmitResponse:
+        self._maybe_bug()
+        if self.fail_closed:
+            raise TrustUnavailable("the federation manifest has expired; sending is stopped")
+        if req.idempotency_key is not None and req.idempotency_key in self._idempotency:
+            return self._replay(req)
+        shared, withheld, reasons = _evaluate(req)
+        if reasons:
+            raise Denied("the ISA does not permit this referral", reasons)
+        if self.store_down:
+            raise StoreUnavailable("the outbox could not be written")
+        answer = SubmitResponse(
+            id=next(self._ids), status="queued", shared_fields=shared, withheld_fields=withheld
+        )
+        self.outbox[answer.id] = _status(answer.id, req)
+        self.submitted_by.append(client)
+        if req.idempotency_key is not None:
+            self._idempotency[req.idempotency_key] = (req, answer)
+        return answer
+
+    def _replay(self, req: SubmitRequest) -> SubmitResponse:
+        assert req.idempotency_key is not None
+        first, answer = self._idempotency[req.idempotency_key]
+        if first != req:
+            raise IdempotencyConflict("this idempotency key was used with a different body")
+        return answer
+
+    async def preview(self, client: str, req: SubmitRequest) -> PreviewResponse:
+        self._maybe_bug()
+        shared, withheld, reasons = _evaluate(req)
+        self.previews += 1
+        return PreviewResponse(
+            decision="DENY" if reasons else "PERMIT",
+            shared_fields=[] if reasons else shared,
+            withheld_fields=withheld,
+            reasons=reasons or ["permitted by SYN-ISA-1 flow marac"],
+        )
+
+    async def message(self, id: str) -> MessageStatusResponse:
+        self._maybe_bug()
+        if id not in self.outbox:
+            raise NotFound("no such message")
+        return self.outbox[id]
+
+    # --- receiving -------------------------------------------------------------------------
+
+    async def inbox(self, after: int, limit: int) -> InboxPage:
+        self._maybe_bug()
+        items = [self.inbox_items[c] for c in sorted(self.inbox_items) if c > after][:limit]
+        return InboxPage(items=items, next_cursor=items[-1].cursor if items else after)
+
+    async def ack(self, id: str) -> None:
+        self._maybe_bug()
+        for cursor, item in list(self.inbox_items.items()):
+            if item.id == id:
+                del self.inbox_items[cursor]
+                return
+        raise NotFound("no such delivery")
+
+    # --- the rest --------------------------------------------------------------------------
+
+    async def isas(self) -> list[IsaSummary]:
+        self._maybe_bug()
+        flow = IsaFlowSummary(
+            from_="police", to="assist", purpose="marac", types=["marac_referral"]
+        )
+        return [
+            IsaSummary(
+                id="SYN-ISA-1",
+                version="1",
+                title="Synthetic MARAC sharing agreement",
+                parties=["police", "assist"],
+                active=True,
+                valid_until="2027-01-01T00:00:00Z",
+                summary="Police may share a subject's name and risk level with ASSIST for MARAC.",
+                flows=[flow],
+            )
+        ]
+
+    async def health(self) -> HealthResponse:
+        self._maybe_bug()
+        return HealthResponse(
+            status="fail_closed" if self.fail_closed else "ok",
+            manifest=ManifestHealth(
+                valid=not self.fail_closed, serial=7, expires_at="2026-02-01T00:00:00Z"
+            ),
+            keys=KeyHealth(valid=True, detail="signing and encryption keys loaded"),
+            broker=BrokerHealth(connected=True),
+            outbox_depth=len(self.outbox),
+        )
+
+    async def metrics_text(self) -> str:
+        self._maybe_bug()
+        return (
+            "# HELP isa_outbox_depth Messages waiting to be sent.\n"
+            "# TYPE isa_outbox_depth gauge\n"
+            f"isa_outbox_depth {len(self.outbox)}\n"
+        )
+
+    def _maybe_bug(self) -> None:
+        if self.bug:
+            raise RuntimeError("synthetic bug holding SYN-SECRET-VALUE")
+
+
+def _evaluate(req: SubmitRequest) -> tuple[list[str], list[WithheldField], list[str]]:
+    _check_payload(req)
+    if (req.isa, req.to, req.type, req.purpose) != (
+        "SYN-ISA-1",
+        "assist",
+        "marac_referral",
+        "marac",
+    ):
+        return [], [], [f"no flow in an active ISA allows {req.type} to {req.to} for {req.purpose}"]
+    paths = sorted(_leaf_paths(req.payload))
+    shared = [p for p in paths if p in SHARED]
+    withheld = [
+        WithheldField(path=p, reason="not allowed by SYN-ISA-1") for p in paths if p not in SHARED
+    ]
+    return shared, withheld, []
+
+
+def _check_payload(req: SubmitRequest) -> None:
+    if req.type != "marac_referral":
+        return
+    errors: dict[str, str] = {}
+    subject = req.payload.get("subject")
+    if not isinstance(subject, dict) or not isinstance(subject.get("name"), str):
+        errors["subject.name"] = "required: a string"
+    if req.payload.get("risk") not in ("standard", "medium", "high"):
+        errors["risk"] = "must be standard, medium or high"
+    if errors:
+        raise PayloadInvalid("the payload does not match marac_referral", errors)
+
+
+def _leaf_paths(obj: dict[str, Any], prefix: str = "") -> list[str]:
+    paths: list[str] = []
+    for key, value in obj.items():
+        path = f"{prefix}{key}"
+        paths += _leaf_paths(value, path + ".") if isinstance(value, dict) else [path]
+    return paths
+
+
+def _status(id: str, req: SubmitRequest) -> MessageStatusResponse:
+    return MessageStatusResponse(
+        id=id,
+        status="queued",
+        to=req.to,
+        type=req.type,
+        isa=req.isa,
+        purpose=req.purpose,
+        created_at=NOW,
+        history=[HistoryEntry(at=NOW, status="queued", detail="accepted into the outbox")],
+        receipt=None,
+    )
