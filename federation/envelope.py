@@ -35,7 +35,6 @@ from nacl.bindings import (
     crypto_scalarmult_base,
 )
 from nacl.exceptions import BadSignatureError, CryptoError
-from nacl.signing import SigningKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from federation import errors
@@ -47,7 +46,7 @@ from federation.canonical import (
     parse_canonical,
 )
 from federation.canonical import parse_time as _t
-from federation.keys import Keyring, kid
+from federation.keys import Keyring, SigningKey, kid
 from federation.manifest import Manifest
 
 __all__ = [

@@ -19,13 +19,15 @@ Rules:
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
 from nacl.exceptions import BadSignatureError
 from nacl.public import PrivateKey
-from nacl.signing import SigningKey, VerifyKey
+from nacl.signing import SigningKey as _NaclSigningKey
+from nacl.signing import VerifyKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from federation.canonical import b64url_decode, b64url_encode, canonical_json, format_time
@@ -40,6 +42,7 @@ __all__ = [
     "Keyring",
     "KeyringEntry",
     "RotationPolicy",
+    "SigningKey",
     "announce",
     "kid",
     "parse_announcement",
@@ -58,6 +61,27 @@ def kid(x25519_public: bytes) -> str:
     if len(x25519_public) != 32:
         raise ValueError("an X25519 public key is 32 bytes")
     return hashlib.sha256(x25519_public).hexdigest()[:32]
+
+
+class SigningKey(_NaclSigningKey):
+    """An agency's Ed25519 signing key (PyNaCl), whose repr and str never show the seed.
+
+    PyNaCl's own ``SigningKey.__str__`` prints the seed; use this class everywhere instead.
+    """
+
+    @classmethod
+    def generate(cls) -> SigningKey:
+        return cls(os.urandom(32))
+
+    @property
+    def key_id(self) -> str:
+        """Hex SHA-256 of the raw public key (the envelope header's ``sender_key``)."""
+        return hashlib.sha256(bytes(self.verify_key)).hexdigest()
+
+    def __repr__(self) -> str:
+        return f"SigningKey(sender_key={self.key_id!r})"
+
+    __str__ = __repr__
 
 
 class EncryptionKey:

@@ -31,14 +31,14 @@ from typing import Annotated, Any, Literal
 
 from cryptography import x509
 from nacl.exceptions import BadSignatureError
-from nacl.signing import SigningKey, VerifyKey
+from nacl.signing import VerifyKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from federation import pki
 from federation.canonical import b64url_decode, b64url_encode, canonical_json, parse_canonical
 from federation.canonical import parse_time as _t
 from federation.errors import ManifestRejected
-from federation.keys import KeyAnnouncement, verify_announcement
+from federation.keys import KeyAnnouncement, SigningKey, verify_announcement
 
 __all__ = [
     "FORMAT",

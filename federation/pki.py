@@ -9,8 +9,8 @@ Rules:
    has key usage ``digitalSignature`` only, and carries exactly one extended key usage naming its
    role: ``AGENCY_SIGNING`` (subject CN = agency id) or ``MANIFEST_SIGNING``. An agency
    certificate therefore cannot sign a manifest, and the manifest signer cannot sign envelopes.
-3. Signing keys are PyNaCl ``SigningKey`` objects everywhere in the project; they are converted
-   to ``cryptography`` keys only here, to build certificates.
+3. Signing keys are ``federation.keys.SigningKey`` (PyNaCl, with a repr that hides the seed)
+   everywhere in the project; they are converted to ``cryptography`` keys only here.
 4. Certificates only ever reach an agent inside a manifest, so a certificate that fails
    verification raises ``ManifestRejected`` with a short reason code.
 """
@@ -27,9 +27,10 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.x509.oid import NameOID
-from nacl.signing import SigningKey, VerifyKey
+from nacl.signing import VerifyKey
 
 from federation.errors import ManifestRejected
+from federation.keys import SigningKey
 
 __all__ = [
     "AGENCY_SIGNING",

@@ -23,11 +23,11 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from nacl.exceptions import BadSignatureError
-from nacl.signing import SigningKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from federation.canonical import canonical_json, format_time, parse_canonical
 from federation.errors import CryptoError, ReceiptRejected
+from federation.keys import SigningKey
 from federation.manifest import Manifest
 
 __all__ = [

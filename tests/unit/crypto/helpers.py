@@ -12,12 +12,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cryptography import x509
-from nacl.signing import SigningKey
 
 from federation import pki
 from federation.canonical import b64url_encode, format_time
 from federation.envelope import EnvelopeSpec, IsaRef
-from federation.keys import EncryptionKey, KeyAnnouncement, Keyring, announce
+from federation.keys import EncryptionKey, KeyAnnouncement, Keyring, SigningKey, announce
 from federation.manifest import (
     AgencyEntry,
     IsaEntry,
