@@ -1,0 +1,405 @@
+"""The AMQP transport against a real RabbitMQ: confirms, manual acks, dead-letters, reconnection.
+
+Each test gets a fresh vhost with the production topology (declared here with the admin
+connection, as provisioning would) and per-agency broker users with the production permissions:
+configure nothing, write only the exchange, read only their own queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import urllib.parse
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+import aio_pika
+import pytest
+
+from agent.errors import TransportError
+from agent.transport import AmqpTransport, Delivery, Outcome
+from federation.topology import (
+    DEAD_LETTER_EXCHANGE,
+    DEFAULT_DELIVERY_LIMIT,
+    EXCHANGE,
+    dead_letter_queue,
+    inbox_queue,
+)
+from tests.support.rabbitmq import RabbitVhost
+
+pytestmark = pytest.mark.rabbitmq
+
+POLICE, COUNCIL = "syn-police", "syn-council"
+PASSWORD = "synthetic-test-password"
+
+
+@dataclass(frozen=True)
+class Federation:
+    """A provisioned test vhost: the agencies' broker users and how to reach the broker."""
+
+    vhost: RabbitVhost
+    users: dict[str, str]
+
+    def url(self, agency: str) -> str:
+        return self.vhost.server.amqp_url_for(self.vhost.name, self.users[agency], PASSWORD)
+
+    def transport(self, agency: str, **kwargs: object) -> AmqpTransport:
+        return AmqpTransport(
+            [self.url(agency)],
+            broker_user=self.users[agency],
+            agency=agency,
+            reconnect_interval=0.2,
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+    async def queue_depth(self, queue: str) -> int:
+        """Messages ready in ``queue`` (passive declare as admin: exact, no stats lag)."""
+        async with await aio_pika.connect(self.vhost.amqp_url) as conn:
+            channel = await conn.channel()
+            declared = await channel.declare_queue(queue, passive=True)
+            return declared.declaration_result.message_count or 0
+
+
+async def _declare_topology(vhost: RabbitVhost, agencies: list[str]) -> None:
+    async with await aio_pika.connect(vhost.amqp_url) as conn:
+        channel = await conn.channel()
+        messages = await channel.declare_exchange(EXCHANGE, "direct", durable=True)
+        dead = await channel.declare_exchange(DEAD_LETTER_EXCHANGE, "direct", durable=True)
+        for agency in agencies:
+            inbox = await channel.declare_queue(
+                inbox_queue(agency),
+                durable=True,
+                arguments={
+                    "x-queue-type": "quorum",
+                    "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
+                    "x-delivery-limit": DEFAULT_DELIVERY_LIMIT,
+                },
+            )
+            await inbox.bind(messages, routing_key=agency)
+            poison = await channel.declare_queue(
+                dead_letter_queue(agency), durable=True, arguments={"x-queue-type": "quorum"}
+            )
+            await poison.bind(dead, routing_key=agency)
+
+
+def _provision_users(vhost: RabbitVhost, agencies: list[str]) -> dict[str, str]:
+    server, quoted = vhost.server, urllib.parse.quote(vhost.name, safe="")
+    users = {agency: f"{vhost.name}-{agency}" for agency in agencies}
+    for agency, user in users.items():
+        server.api("PUT", f"users/{user}", {"password": PASSWORD, "tags": ""})
+        server.api(
+            "PUT",
+            f"permissions/{quoted}/{user}",
+            {
+                "configure": "^$",
+                "write": f"^{EXCHANGE.replace('.', '[.]')}$",
+                "read": f"^{inbox_queue(agency).replace('.', '[.]')}$",
+            },
+        )
+    return users
+
+
+@pytest.fixture
+async def federation(rabbit_vhost: RabbitVhost) -> AsyncIterator[Federation]:
+    """The production topology and two agencies' restricted broker users."""
+    agencies = [POLICE, COUNCIL]
+    await _declare_topology(rabbit_vhost, agencies)
+    users = _provision_users(rabbit_vhost, agencies)
+    try:
+        yield Federation(rabbit_vhost, users)
+    finally:
+        for user in users.values():
+            rabbit_vhost.server.api("DELETE", f"users/{user}")
+
+
+class Inbox:
+    """A test handler: records deliveries and answers with a scripted outcome."""
+
+    def __init__(self, decide: Callable[[Delivery], Awaitable[Outcome]] | None = None) -> None:
+        self.deliveries: list[Delivery] = []
+        self.changed = asyncio.Condition()
+        self._decide = decide
+
+    async def __call__(self, delivery: Delivery) -> Outcome:
+        self.deliveries.append(delivery)
+        async with self.changed:
+            self.changed.notify_all()
+        return Outcome.ACK if self._decide is None else await self._decide(delivery)
+
+    async def wait_for(self, count: int, seconds: float = 10.0) -> list[Delivery]:
+        return await self.wait_until(lambda: len(self.deliveries) >= count, seconds)
+
+    async def wait_until(self, ready: Callable[[], bool], seconds: float = 10.0) -> list[Delivery]:
+        async with asyncio.timeout(seconds), self.changed:
+            await self.changed.wait_for(ready)
+        return self.deliveries
+
+
+@contextlib.asynccontextmanager
+async def consuming(transport: AmqpTransport, handler: Inbox) -> AsyncIterator[None]:
+    task = asyncio.create_task(transport.consume(handler))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def send(federation: Federation, count: int = 1, prefix: str = "env") -> None:
+    async with federation.transport(POLICE) as police:
+        for i in range(count):
+            await police.publish(
+                COUNCIL, f"IRL1-synthetic-{i}".encode(), message_id=f"{prefix}-{i}", kind="envelope"
+            )
+
+
+class TestPublishAndConsume:
+    async def test_a_confirmed_message_arrives_with_its_routing_facts(
+        self, federation: Federation
+    ) -> None:
+        """Body, id, type and the broker-validated sender user arrive intact."""
+        await send(federation)
+        inbox = Inbox()
+        async with federation.transport(COUNCIL) as council, consuming(council, inbox):
+            [delivery] = await inbox.wait_for(1)
+        assert delivery.body == b"IRL1-synthetic-0"
+        assert (delivery.message_id, delivery.kind) == ("env-0", "envelope")
+        assert delivery.user_id == federation.users[POLICE]
+        assert (delivery.redelivered, delivery.delivery_count) == (False, 0)
+
+    async def test_an_acked_message_leaves_the_queue(self, federation: Federation) -> None:
+        """After ACK, nothing is left in the recipient's queue."""
+        await send(federation, 3)
+        inbox = Inbox()
+        async with federation.transport(COUNCIL) as council, consuming(council, inbox):
+            await inbox.wait_for(3)
+        assert await federation.queue_depth(inbox_queue(COUNCIL)) == 0
+
+    async def test_messages_are_persistent(self, federation: Federation) -> None:
+        """Every published message carries delivery mode 2 (persistent)."""
+        await send(federation)
+        async with await aio_pika.connect(federation.vhost.amqp_url) as conn:
+            queue = await (await conn.channel()).get_queue(inbox_queue(COUNCIL))
+            message = await queue.get(timeout=5)
+            await message.ack()
+        assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
+
+
+class TestConsumerOutcomes:
+    async def test_a_rejected_message_ends_in_the_dead_letter_queue(
+        self, federation: Federation
+    ) -> None:
+        """REJECT dead-letters the message: it waits in isa.dead.<agency> for the operator."""
+        await send(federation)
+
+        async def reject(_: Delivery) -> Outcome:
+            return Outcome.REJECT
+
+        inbox = Inbox(reject)
+        async with federation.transport(COUNCIL) as council, consuming(council, inbox):
+            await inbox.wait_for(1)
+        async with await aio_pika.connect(federation.vhost.amqp_url) as conn:
+            dead = await (await conn.channel()).get_queue(dead_letter_queue(COUNCIL))
+            message = await _get_eventually(dead)
+        assert (message.body, message.message_id) == (b"IRL1-synthetic-0", "env-0")
+        assert await federation.queue_depth(inbox_queue(COUNCIL)) == 0
+
+    async def test_a_handler_exception_does_not_lose_the_message(
+        self, federation: Federation
+    ) -> None:
+        """A handler that raises never acks: the message is delivered again."""
+        await send(federation)
+
+        async def fail_once(delivery: Delivery) -> Outcome:
+            if delivery.delivery_count == 0 and not delivery.redelivered:
+                raise RuntimeError("synthetic handler failure")
+            return Outcome.ACK
+
+        inbox = Inbox(fail_once)
+        async with federation.transport(COUNCIL) as council, consuming(council, inbox):
+            first, second = await inbox.wait_for(2)
+        assert first.message_id == second.message_id == "env-0"
+        assert second.redelivered or second.delivery_count >= 1
+
+    async def test_requeue_redelivers_the_message(self, federation: Federation) -> None:
+        """REQUEUE (a transient failure) gives the message back for another try."""
+        await send(federation)
+        outcomes = [Outcome.REQUEUE, Outcome.ACK]
+
+        async def scripted(_: Delivery) -> Outcome:
+            return outcomes.pop(0)
+
+        inbox = Inbox(scripted)
+        async with federation.transport(COUNCIL) as council, consuming(council, inbox):
+            deliveries = await inbox.wait_for(2)
+        assert [d.message_id for d in deliveries] == ["env-0", "env-0"]
+        assert await federation.queue_depth(inbox_queue(COUNCIL)) == 0
+
+    async def test_prefetch_bounds_unacked_deliveries(self, federation: Federation) -> None:
+        """With prefetch 3 and a stuck handler, exactly 3 deliveries are outstanding."""
+        await send(federation, 10)
+        release = asyncio.Event()
+
+        async def stuck(_: Delivery) -> Outcome:
+            await release.wait()
+            return Outcome.ACK
+
+        inbox = Inbox(stuck)
+        council = federation.transport(COUNCIL, prefetch=3)
+        async with council, consuming(council, inbox):
+            await inbox.wait_for(3)
+            await asyncio.sleep(0.5)
+            outstanding = len(inbox.deliveries)
+            release.set()
+            await inbox.wait_for(10)
+        assert outstanding == 3
+
+    async def test_cancelling_the_consumer_lets_in_flight_handlers_finish(
+        self, federation: Federation
+    ) -> None:
+        """Shutdown drains: a handler running at cancellation still gets its ACK applied."""
+        await send(federation)
+        started, release = asyncio.Event(), asyncio.Event()
+
+        async def slow(_: Delivery) -> Outcome:
+            started.set()
+            await release.wait()
+            return Outcome.ACK
+
+        async with federation.transport(COUNCIL) as council:
+            task = asyncio.create_task(council.consume(Inbox(slow)))
+            await asyncio.wait_for(started.wait(), 10)
+            task.cancel()
+            await asyncio.sleep(0.1)
+            release.set()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        assert await federation.queue_depth(inbox_queue(COUNCIL)) == 0
+
+
+async def _get_eventually(
+    queue: aio_pika.abc.AbstractQueue, seconds: float = 10.0
+) -> aio_pika.abc.AbstractIncomingMessage:
+    deadline = time.monotonic() + seconds
+    while True:
+        message = await queue.get(fail=False)
+        if message is not None:
+            await message.ack()
+            return message
+        if time.monotonic() > deadline:
+            raise AssertionError(f"nothing arrived in {queue.name}")
+        await asyncio.sleep(0.1)
+
+
+class TestPublishFailures:
+    async def test_an_unroutable_recipient_is_a_transport_error(
+        self, federation: Federation
+    ) -> None:
+        """mandatory=True: a recipient with no queue raises instead of vanishing."""
+        async with federation.transport(POLICE) as police:
+            with pytest.raises(TransportError, match="could not route"):
+                await police.publish("syn-nobody", b"IRL1", message_id="e-1", kind="envelope")
+
+    async def test_publishing_as_another_user_is_refused(self, federation: Federation) -> None:
+        """RabbitMQ checks user_id: a transport claiming another agency's user gets an error."""
+        transport = AmqpTransport(
+            [federation.url(POLICE)],
+            broker_user=federation.users[COUNCIL],
+            agency=POLICE,
+            reconnect_interval=0.2,
+        )
+        async with transport:
+            with pytest.raises(TransportError):
+                await transport.publish(COUNCIL, b"IRL1", message_id="e-1", kind="envelope")
+        assert await federation.queue_depth(inbox_queue(COUNCIL)) == 0
+
+    async def test_the_channel_recovers_after_a_refused_publish(
+        self, federation: Federation
+    ) -> None:
+        """After an unroutable publish, the next publish on the same transport succeeds."""
+        async with federation.transport(POLICE) as police:
+            with pytest.raises(TransportError):
+                await police.publish("syn-nobody", b"IRL1", message_id="e-1", kind="envelope")
+            await police.publish(COUNCIL, b"IRL1", message_id="e-2", kind="receipt")
+        assert await federation.queue_depth(inbox_queue(COUNCIL)) == 1
+
+    async def test_no_reachable_broker_is_a_transport_error_without_secrets(self) -> None:
+        """Every URL failing gives one TransportError that does not show the password."""
+        transport = AmqpTransport(
+            ["amqp://syn-user:s3cret-synthetic@127.0.0.1:1/isa"],
+            broker_user="syn-user",
+            agency=POLICE,
+            connect_timeout=2,
+        )
+        with pytest.raises(TransportError) as caught:
+            await transport.__aenter__()
+        assert "s3cret-synthetic" not in caught.value.message
+        assert "127.0.0.1:1" in caught.value.message
+
+
+class TestConnection:
+    async def test_the_first_reachable_url_is_used(self, federation: Federation) -> None:
+        """A dead first broker URL is skipped in favour of the next."""
+        transport = AmqpTransport(
+            ["amqp://x:y@127.0.0.1:1/", federation.url(POLICE)],
+            broker_user=federation.users[POLICE],
+            agency=POLICE,
+            connect_timeout=2,
+        )
+        async with transport:
+            await transport.publish(COUNCIL, b"IRL1", message_id="e-1", kind="envelope")
+            assert transport.connected
+        assert await federation.queue_depth(inbox_queue(COUNCIL)) == 1
+
+    async def test_it_reconnects_after_a_forced_close_and_delivers_what_follows(
+        self, federation: Federation
+    ) -> None:
+        """Both agents' connections killed by the operator: they come back and deliver."""
+        inbox = Inbox()
+        async with (
+            federation.transport(POLICE) as police,
+            federation.transport(COUNCIL) as council,
+            consuming(council, inbox),
+        ):
+            await police.publish(COUNCIL, b"before", message_id="e-1", kind="envelope")
+            await inbox.wait_for(1)
+            _force_close(federation, [police.connection_name, council.connection_name])
+            await _publish_until_confirmed(police, b"after", "e-2")
+            deliveries = await inbox.wait_until(
+                lambda: any(d.body == b"after" for d in inbox.deliveries), seconds=20
+            )
+        # at-least-once: "before" may come twice if its ack raced the forced close
+        assert {d.body for d in deliveries} == {b"before", b"after"}
+
+
+def _force_close(federation: Federation, names: list[str]) -> None:
+    """Close connections by their client-given name through the management API."""
+    server, quoted = federation.vhost.server, urllib.parse.quote(federation.vhost.name, safe="")
+    deadline = time.monotonic() + 15
+    while True:
+        listed = server.api("GET", f"vhosts/{quoted}/connections") or []
+        targets = [
+            c["name"]
+            for c in listed
+            if (c.get("client_properties") or {}).get("connection_name") in names
+        ]
+        if len(targets) >= len(names):
+            break
+        assert time.monotonic() < deadline, f"connections {names} not listed: {listed}"
+        time.sleep(0.2)
+    for name in targets:
+        server.api("DELETE", f"connections/{urllib.parse.quote(name, safe='')}")
+
+
+async def _publish_until_confirmed(transport: AmqpTransport, body: bytes, message_id: str) -> None:
+    """What the outbox relay does: retry with a short backoff until the broker confirms."""
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            await transport.publish(COUNCIL, body, message_id=message_id, kind="envelope")
+            return
+        except TransportError:
+            assert time.monotonic() < deadline, "never reconnected"
+            await asyncio.sleep(0.2)
