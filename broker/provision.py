@@ -18,9 +18,12 @@ Rules:
    active agency are removed, and bindings on ``isa.messages`` / ``isa.dead`` that the config
    does not ask for are deleted (a stray binding would leak one agency's mail to another queue).
 6. Queues are never deleted while holding messages: a queue whose arguments differ, or an
-   ``isa.inbox.*`` / ``isa.dead.*`` queue no agency owns, is deleted only when empty, and the
-   delete is sent with ``if-empty=true`` so the broker itself refuses if messages arrived since.
-   When statistics show messages, the plan carries a ``conflict`` for the operator instead.
+   ``isa.inbox.*`` / ``isa.dead.*`` queue no agency owns, is deleted only when empty. When
+   statistics show messages, the plan carries a ``conflict`` for the operator instead; at apply
+   time the count is read again right before the delete, and classic queues are deleted with
+   ``if-empty=true``. RabbitMQ 3.10 refuses ``if-empty`` for quorum queues, so for them a
+   message arriving within the statistics interval (5 s by default) before the delete is the
+   remaining window; an orphan queue's bindings are deleted before the queue, which closes it.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from broker.config import AgencyEntry, BrokerConfig
 from broker.rabbitmq import (
     BindingInfo,
+    BrokerApiError,
     ConnectionInfo,
     ExchangeInfo,
     ManagementClient,
@@ -189,14 +193,18 @@ def _plan_queues(config: BrokerConfig, state: BrokerState) -> Iterator[Change]:
             continue
         if have is not None:
             differs = _describe_difference(have, arguments)
-            if have.messages:
+            if have.messages != 0:
                 yield Change(action="conflict", kind="queue", name=name, vhost=vhost,
-                             detail=f"{differs}; holds {have.messages} messages: left as is")
+                             detail=f"{differs}; holds {_count(have)} messages: left as is")
                 continue
             yield Change(action="delete", kind="queue", name=name, vhost=vhost,
                          detail=f"{differs}; empty: recreated")
         yield Change(action="create", kind="queue", name=name, vhost=vhost, detail=detail,
                      spec={"arguments": arguments})
+
+
+def _count(queue: QueueInfo) -> str:
+    return "an unknown number of" if queue.messages is None else str(queue.messages)
 
 
 def _describe_difference(have: QueueInfo, arguments: dict[str, Any]) -> str:
@@ -296,10 +304,10 @@ def _plan_stale_queues(config: BrokerConfig, state: BrokerState) -> Iterator[Cha
     for queue in state.queues:
         if queue.name in owned or not _MANAGED_QUEUE.match(queue.name):
             continue
-        if queue.messages:
+        if queue.messages != 0:
             yield Change(action="conflict", kind="queue", name=queue.name,
                          vhost=config.rabbitmq.vhost,
-                         detail=f"no agency in the config; holds {queue.messages} messages: "
+                         detail=f"no agency in the config; holds {_count(queue)} messages: "
                                 "kept (mark the agency revoked instead, or drain the queue)")
         else:
             yield Change(action="delete", kind="queue", name=queue.name,
@@ -350,7 +358,7 @@ async def _apply_one(client: ManagementClient, c: Change) -> None:
         case ("queue", "create"):
             await client.put_queue(vh, c.name, arguments=s["arguments"])
         case ("queue", "delete"):
-            await client.delete_queue(vh, c.name, if_empty=True)
+            await _delete_if_empty(client, vh, c.name)
         case ("binding", "create"):
             await client.put_binding(vh, s["exchange"], s["queue"], s["routing_key"])
         case ("binding", "delete"):
@@ -368,3 +376,19 @@ async def _apply_one(client: ManagementClient, c: Change) -> None:
             await client.close_connection(c.name, reason="ISA Relay: agency revoked")
         case _:
             raise ValueError(f"cannot apply {c.line()}")
+
+
+async def _delete_if_empty(client: ManagementClient, vhost: str, name: str) -> None:
+    """Delete a queue only if it is empty (rule 6).
+
+    Quorum queues refuse ``if-empty`` deletes in RabbitMQ 3.10, so the count is read again just
+    before the delete; a queue without statistics yet counts as not empty.
+    """
+    queue = await client.get_queue(vhost, name)
+    if queue is None:
+        return
+    if queue.messages != 0:
+        raise BrokerApiError(
+            f"queue {name} in vhost {vhost} holds {_count(queue)} messages: not deleted")
+    quorum = queue.arguments.get("x-queue-type") == "quorum"
+    await client.delete_queue(vhost, name, if_empty=not quorum)

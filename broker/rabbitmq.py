@@ -17,6 +17,7 @@ dozens); they are frozen so that a read state cannot be edited by accident.
 
 from __future__ import annotations
 
+import base64
 import json
 import urllib.parse
 from collections.abc import Mapping
@@ -125,7 +126,8 @@ class ManagementClient:
         self._base = f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}/api"
         self.display_url = f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
         self._user = user
-        self._auth = aiohttp.BasicAuth(user, password)
+        token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+        self._headers = {"Authorization": f"Basic {token}"}
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
 
@@ -133,7 +135,7 @@ class ManagementClient:
         return f"ManagementClient({self.display_url!r}, user={self._user!r})"
 
     async def __aenter__(self) -> Self:
-        self._session = aiohttp.ClientSession(auth=self._auth, timeout=self._timeout)
+        self._session = aiohttp.ClientSession(headers=self._headers, timeout=self._timeout)
         return self
 
     async def __aexit__(

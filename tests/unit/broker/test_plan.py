@@ -188,6 +188,14 @@ class TestQueuesAreNeverDeletedWithMessages:
         assert [c.action for c in plan(TWO, empty)] == ["delete"]
         assert [c.action for c in plan(TWO, full)] == ["conflict"]
 
+    def test_queue_without_statistics_yet_counts_as_holding_messages(self) -> None:
+        """Unknown depth (no statistics yet) is treated as not empty."""
+        state = with_queue(provisioned(TWO), "isa.inbox.assist", messages=None,
+                           arguments=inbox_arguments("assist", 9))
+        changes = plan(TWO, state)
+        assert [(c.action, c.detail.endswith("holds an unknown number of messages: left as is"))
+                for c in changes] == [("conflict", True)]
+
     def test_queues_outside_the_isa_namespace_are_ignored(self) -> None:
         """An operator's own queue in the vhost is not provisioning's business."""
         assert plan(TWO, with_queue(provisioned(TWO), "ops.audit", messages=0)) == []
