@@ -52,6 +52,7 @@ from agent.store_sql import (
     add_history,
     apply_event,
     connect,
+    in_snapshot,
     insert_seen,
     read_due,
     read_inbox_page,
@@ -154,7 +155,7 @@ class SqliteStore:
         if reader is None or pool is None:
             raise StoreUnavailable("the store is not open")
         try:
-            return await asyncio.get_running_loop().run_in_executor(pool, job, reader)
+            return await asyncio.get_running_loop().run_in_executor(pool, in_snapshot, job, reader)
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot read the store: {exc}") from exc
 

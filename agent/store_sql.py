@@ -33,6 +33,7 @@ __all__ = [
     "apply_event",
     "connect",
     "from_us",
+    "in_snapshot",
     "insert_seen",
     "read_due",
     "read_inbox_page",
@@ -56,6 +57,15 @@ def to_us(moment: datetime) -> int:
 
 def from_us(value: int) -> datetime:
     return _EPOCH + timedelta(microseconds=value)
+
+
+def in_snapshot(job: ReadJob[T], conn: sqlite3.Connection) -> T:
+    """Run a read job in one read transaction, so its queries see one consistent snapshot."""
+    conn.execute("BEGIN")
+    try:
+        return job(conn)
+    finally:
+        conn.execute("COMMIT")
 
 
 def add_history(

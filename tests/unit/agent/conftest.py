@@ -11,14 +11,18 @@ from typing import Any
 import pytest
 
 from agent.store import SqliteStore
+from agent.store_memory import MemoryStore
 from agent.store_records import EnqueueResult, Store
 
 NOW = datetime(2026, 11, 24, 12, 0, 0, tzinfo=UTC)
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "memory"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
     """Every Store implementation the contract suite must hold for."""
+    if request.param == "memory":
+        yield MemoryStore()
+        return
     async with SqliteStore(tmp_path) as sqlite_store:
         yield sqlite_store
 

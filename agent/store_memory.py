@@ -1,0 +1,282 @@
+"""An in-memory :class:`agent.store_records.Store` for tests of the layers above the store.
+
+Rules:
+
+1. It keeps the same promises as the SQLite store, checked by the same contract suite
+   (``tests/unit/agent/test_store_contract.py``), so it cannot drift: idempotency, dedupe,
+   statuses only through ``federation.outbox.transition``, cursor paging, ack, purge.
+2. Nothing is durable and nothing is encrypted: never use it outside tests and demos.
+3. Each method body runs without an ``await`` in the middle, so each is atomic on the event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from agent.errors import IdempotencyConflict, NotFound
+from agent.store_records import (
+    EnqueueResult,
+    HistoryEntry,
+    InboxItem,
+    MessageStatus,
+    OutgoingMessage,
+    PayloadPurged,
+    ReceiptOutcome,
+    ReceiptRecord,
+)
+from federation.outbox import Event, Status, is_terminal, transition
+
+__all__ = ["MemoryStore"]
+
+
+@dataclass
+class _Outgoing:
+    id: str
+    client: str
+    key: str | None
+    body_sha256: str
+    recipient: str
+    header: dict[str, Any]
+    frame: bytes
+    status: Status
+    created_at: datetime
+    expires_at: datetime
+    next_attempt_at: datetime
+    attempts: int = 0
+    history: list[HistoryEntry] = field(default_factory=list)
+
+
+@dataclass
+class _Incoming:
+    item: InboxItem
+    payload: bytes | None
+
+
+class MemoryStore:
+    """The in-memory fake Store (see the module rules)."""
+
+    def __init__(self) -> None:
+        self._outbox: dict[str, _Outgoing] = {}
+        self._keys: dict[tuple[str, str], str] = {}
+        self._receipts: dict[str, ReceiptRecord] = {}
+        self._inbox: dict[str, _Incoming] = {}
+        self._seen: dict[str, datetime] = {}
+        self._cursor = 0
+
+    # -- outbox ----------------------------------------------------------------------------
+
+    async def enqueue_outgoing(
+        self,
+        *,
+        message_id: str,
+        client: str,
+        idempotency_key: str | None,
+        body_sha256: str,
+        recipient: str,
+        header: Mapping[str, Any],
+        frame: bytes,
+        now: datetime,
+        expires_at: datetime,
+    ) -> EnqueueResult:
+        if idempotency_key is not None and (client, idempotency_key) in self._keys:
+            first = self._outbox[self._keys[(client, idempotency_key)]]
+            if first.body_sha256 != body_sha256:
+                raise IdempotencyConflict(
+                    f"idempotency key {idempotency_key!r} was used with another body"
+                )
+            return EnqueueResult(id=first.id, status=first.status, created=False)
+        row = _Outgoing(
+            message_id,
+            client,
+            idempotency_key,
+            body_sha256,
+            recipient,
+            dict(header),
+            frame,
+            Status.QUEUED,
+            now,
+            expires_at,
+            now,
+        )
+        row.history.append(
+            HistoryEntry(at=now, status=Status.QUEUED, detail="accepted into the outbox")
+        )
+        self._outbox[message_id] = row
+        if idempotency_key is not None:
+            self._keys[(client, idempotency_key)] = message_id
+        return EnqueueResult(id=message_id, status=Status.QUEUED, created=True)
+
+    async def due_outgoing(self, now: datetime, limit: int) -> Sequence[OutgoingMessage]:
+        due = sorted(
+            (
+                r
+                for r in self._outbox.values()
+                if r.status is Status.QUEUED and r.next_attempt_at <= now < r.expires_at
+            ),
+            key=lambda r: (r.next_attempt_at, r.created_at),
+        )
+        return [
+            OutgoingMessage(
+                id=r.id,
+                recipient=r.recipient,
+                frame=r.frame,
+                attempts=r.attempts,
+                expires_at=r.expires_at,
+            )
+            for r in due[:limit]
+        ]
+
+    def _row(self, message_id: str) -> _Outgoing:
+        try:
+            return self._outbox[message_id]
+        except KeyError:
+            raise NotFound(f"no outgoing message {message_id!r}") from None
+
+    def _apply(self, row: _Outgoing, event: Event, at: datetime, detail: str) -> Status:
+        new = transition(row.status, event)
+        if is_terminal(row.status):
+            detail = f"ignored ({event.value}): {detail}"
+        row.status = new
+        row.history.append(HistoryEntry(at=at, status=new, detail=detail))
+        return new
+
+    async def mark_sent(self, message_id: str, now: datetime) -> Status:
+        row = self._row(message_id)
+        row.attempts += 1
+        return self._apply(row, Event.PUBLISHED, now, "confirmed by the broker")
+
+    async def mark_attempt_failed(
+        self, message_id: str, now: datetime, backoff: timedelta, detail: str
+    ) -> None:
+        row = self._row(message_id)
+        row.attempts += 1
+        row.next_attempt_at = now + backoff
+        entry = HistoryEntry(
+            at=now, status=row.status, detail=f"attempt {row.attempts} failed: {detail}"
+        )
+        row.history.append(entry)
+
+    async def mark_failed(self, message_id: str, now: datetime, detail: str) -> Status:
+        return self._apply(self._row(message_id), Event.FAILED_LOCALLY, now, detail)
+
+    async def record_receipt(
+        self,
+        *,
+        envelope_id: str,
+        frame: bytes,
+        status: Literal["delivered", "rejected"],
+        reason: str,
+        at: datetime,
+    ) -> ReceiptOutcome:
+        row = self._outbox.get(envelope_id)
+        if row is None:
+            return "unknown"
+        detail = f"receipt: {status}" + (f" ({reason})" if reason else "")
+        if envelope_id in self._receipts:
+            row.history.append(
+                HistoryEntry(at=at, status=row.status, detail=f"ignored duplicate {detail}")
+            )
+            return "ignored"
+        self._receipts[envelope_id] = ReceiptRecord(
+            envelope_id=envelope_id, frame=frame, status=status, reason=reason, at=at
+        )
+        event = Event.RECEIPT_DELIVERED if status == "delivered" else Event.RECEIPT_REJECTED
+        before = row.status
+        return "applied" if self._apply(row, event, at, detail) != before else "ignored"
+
+    async def expire_overdue(self, now: datetime) -> Sequence[str]:
+        overdue = sorted(
+            (r for r in self._outbox.values() if not is_terminal(r.status) and r.expires_at <= now),
+            key=lambda r: r.expires_at,
+        )
+        for row in overdue:
+            self._apply(row, Event.EXPIRED, now, "not collected before expires_at")
+        return [r.id for r in overdue]
+
+    async def message_status(self, message_id: str) -> MessageStatus:
+        r = self._row(message_id)
+        return MessageStatus(
+            id=r.id,
+            recipient=r.recipient,
+            status=r.status,
+            attempts=r.attempts,
+            header=dict(r.header),
+            created_at=r.created_at,
+            expires_at=r.expires_at,
+            history=tuple(r.history),
+            receipt=self._receipts.get(message_id),
+        )
+
+    async def outbox_depth(self) -> int:
+        return sum(r.status is Status.QUEUED for r in self._outbox.values())
+
+    # -- inbox -----------------------------------------------------------------------------
+
+    async def accept_incoming(
+        self,
+        *,
+        envelope_id: str,
+        sender: str,
+        header: Mapping[str, Any],
+        payload: bytes,
+        now: datetime,
+    ) -> bool:
+        if envelope_id in self._seen:
+            return False
+        self._seen[envelope_id] = now
+        self._cursor += 1
+        item = InboxItem(
+            cursor=self._cursor,
+            id=envelope_id,
+            sender=sender,
+            header=dict(header),
+            received_at=now,
+            acked_at=None,
+            purged=False,
+        )
+        self._inbox[envelope_id] = _Incoming(item, bytes(payload))
+        return True
+
+    async def mark_seen(self, envelope_id: str, now: datetime) -> bool:
+        if envelope_id in self._seen:
+            return False
+        self._seen[envelope_id] = now
+        return True
+
+    async def forget_seen_before(self, cutoff: datetime) -> int:
+        old = [k for k, at in self._seen.items() if at < cutoff]
+        for key in old:
+            del self._seen[key]
+        return len(old)
+
+    async def inbox_page(
+        self, after_cursor: int, limit: int, *, unacked_only: bool = False
+    ) -> Sequence[InboxItem]:
+        items = sorted((e.item for e in self._inbox.values()), key=lambda i: i.cursor)
+        chosen = [i for i in items if i.cursor > after_cursor and not (unacked_only and i.acked_at)]
+        return chosen[:limit]
+
+    def _incoming(self, message_id: str) -> _Incoming:
+        try:
+            return self._inbox[message_id]
+        except KeyError:
+            raise NotFound(f"no inbox message {message_id!r}") from None
+
+    async def read_inbox_payload(self, message_id: str) -> bytes:
+        payload = self._incoming(message_id).payload
+        if payload is None:
+            raise PayloadPurged(f"the payload of {message_id!r} has been purged")
+        return payload
+
+    async def ack(self, message_id: str, now: datetime) -> None:
+        entry = self._incoming(message_id)
+        if entry.item.acked_at is None:
+            entry.item = entry.item.model_copy(update={"acked_at": now})
+
+    async def purge_inbox_payload(self, message_id: str, now: datetime) -> None:
+        entry = self._incoming(message_id)
+        entry.payload = None
+        entry.item = entry.item.model_copy(update={"purged": True})
