@@ -45,8 +45,8 @@ from federation.canonical import (
     format_time,
     parse_canonical,
 )
-from federation.canonical import parse_time as _t
-from federation.keys import Keyring, SigningKey, kid
+from federation.keys import Keyring, SigningKey, UtcTime, kid
+from federation.keys import utc as _t
 from federation.manifest import Manifest
 
 __all__ = [
@@ -73,7 +73,7 @@ MAX_HEADER = 16 * 1024
 MAX_CIPHERTEXT = 1024 * 1024
 SIG_LEN = 64
 _STRICT = ConfigDict(frozen=True, extra="forbid", strict=True)
-Time = Annotated[str, Field(pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")]
+Time = UtcTime
 AgencyId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{1,62}$")]
 Risk = Literal["standard", "medium", "high"]
 UUID7 = r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
@@ -210,8 +210,8 @@ def seal_with(
     if len(recipient_public) != 32 or len(eph_secret) != 32 or len(nonce) != 24:
         raise errors.CryptoError("wrong key, ephemeral secret or nonce length")
     eph_public: bytes = crypto_scalarmult_base(eph_secret)
-    header = _make_header(spec, signing_key, recipient_public, now, eph_public, nonce, envelope_id)
-    header_bytes = canonical_json(header.to_json())
+    raw = _make_header(spec, signing_key, recipient_public, now, eph_public, nonce, envelope_id)
+    header_bytes = canonical_json(raw)
     if len(header_bytes) > MAX_HEADER:
         raise errors.CryptoError("envelope header too large")
     key = _kdf(_shared(eph_secret, recipient_public), eph_public, recipient_public)
@@ -231,8 +231,9 @@ def _make_header(
     eph_public: bytes,
     nonce: bytes,
     envelope_id: str,
-) -> Header:
-    raw = {
+) -> dict[str, Any]:
+    """The header as a JSON-ready dict, validated against ``Header``."""
+    raw: dict[str, Any] = {
         "v": 1,
         "id": envelope_id,
         "type": spec.type,
@@ -251,12 +252,12 @@ def _make_header(
         "nonce": b64url_encode(nonce),
     }
     try:
-        header = Header.model_validate(raw)
+        Header.model_validate(raw)  # strict: no coercion, so the valid raw dict IS the dump
     except ValidationError as exc:
         raise errors.CryptoError(f"invalid envelope header ({exc.error_count()} fields)") from exc
     if spec.expires_at <= now:
         raise errors.CryptoError("expires_at must be later than now")
-    return header
+    return raw
 
 
 @dataclass(frozen=True)

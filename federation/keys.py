@@ -28,10 +28,9 @@ from nacl.exceptions import BadSignatureError
 from nacl.public import PrivateKey
 from nacl.signing import SigningKey as _NaclSigningKey
 from nacl.signing import VerifyKey
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from federation.canonical import b64url_decode, b64url_encode, canonical_json, format_time
-from federation.canonical import parse_time as _parse_time
 from federation.errors import EnvelopeRejected, ManifestRejected
 
 __all__ = [
@@ -43,9 +42,11 @@ __all__ = [
     "KeyringEntry",
     "RotationPolicy",
     "SigningKey",
+    "UtcTime",
     "announce",
     "kid",
     "parse_announcement",
+    "utc",
     "verify_announcement",
 ]
 
@@ -53,7 +54,23 @@ ANNOUNCEMENT_TAG = b"isa-relay/v1 key-announcement\x00"
 KeyState = Literal["current", "grace", "destroyed"]
 _STRICT = ConfigDict(frozen=True, extra="forbid", strict=True)
 Kid = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
-Time = Annotated[str, Field(pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")]
+
+
+def utc(text: str) -> datetime:
+    """Parse a ``UtcTime`` string that has already been validated (fast path, no strptime)."""
+    return datetime.fromisoformat(text)
+
+
+def _valid_time(text: str) -> str:
+    utc(text)  # the pattern fixes the shape; this rejects impossible dates (month 13, Feb 30)
+    return text
+
+
+UtcTime = Annotated[
+    str, Field(pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$"), AfterValidator(_valid_time)
+]
+"""The canonical UTC time ``YYYY-MM-DDTHH:MM:SSZ``, validated as a real date and time."""
+Time = UtcTime
 
 
 def kid(x25519_public: bytes) -> str:
@@ -140,7 +157,7 @@ class KeyAnnouncement(BaseModel):
         return b64url_decode(self.public_key)
 
     def valid_at(self, moment: datetime) -> bool:
-        return _parse_time(self.not_before) <= moment < _parse_time(self.not_after)
+        return utc(self.not_before) <= moment < utc(self.not_after)
 
 
 def announce(
@@ -175,7 +192,7 @@ def verify_announcement(announcement: KeyAnnouncement, verify_key: VerifyKey) ->
         raise ManifestRejected("announcement_invalid", announcement.agency) from exc
     if len(public) != 32 or kid(public) != announcement.kid:
         raise ManifestRejected("announcement_invalid", announcement.agency)
-    if _parse_time(announcement.not_after) <= _parse_time(announcement.not_before):
+    if utc(announcement.not_after) <= utc(announcement.not_before):
         raise ManifestRejected("announcement_invalid", announcement.agency)
     return announcement
 

@@ -36,9 +36,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from federation import pki
 from federation.canonical import b64url_decode, b64url_encode, canonical_json, parse_canonical
-from federation.canonical import parse_time as _t
 from federation.errors import ManifestRejected
-from federation.keys import KeyAnnouncement, SigningKey, verify_announcement
+from federation.keys import KeyAnnouncement, SigningKey, UtcTime, verify_announcement
+from federation.keys import utc as _t
 
 __all__ = [
     "FORMAT",
@@ -60,7 +60,7 @@ FORMAT = "isa-relay-manifest/v1"
 MANIFEST_TAG = b"isa-relay/v1 manifest\x00"
 ISSUE_SKEW = timedelta(minutes=5)
 _STRICT = ConfigDict(frozen=True, extra="forbid", strict=True)
-Time = Annotated[str, Field(pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")]
+Time = UtcTime
 Hex64 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 AgencyId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{1,62}$")]
 

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from federation.canonical import canonical_json, format_time, parse_canonical
 from federation.errors import CryptoError, ReceiptRejected
-from federation.keys import SigningKey
+from federation.keys import SigningKey, UtcTime
 from federation.manifest import Manifest
 
 __all__ = [
@@ -59,7 +59,7 @@ class Receipt(BaseModel):
     to: AgencyId
     status: Literal["delivered", "rejected"]
     reason: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")] | None
-    at: Annotated[str, Field(pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")]
+    at: UtcTime
 
 
 def make_receipt(
