@@ -147,9 +147,11 @@ class EnvelopeRejected(RemoteError):
 
     title = "Envelope rejected"
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__("envelope rejected")
         self.reason = reason
+        #: for OUR audit log only (e.g. the field paths that broke the ISA): never sent back
+        self.detail = detail
 
     def __repr__(self) -> str:
         return f"EnvelopeRejected(reason={self.reason!r})"

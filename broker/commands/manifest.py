@@ -1,11 +1,57 @@
-"""`isa-broker` commands: manifest (not yet implemented)."""
+"""``isa-broker manifest build|show``: publish the next signed manifest, or show one."""
 
 from __future__ import annotations
 
 import argparse
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+from broker.fedstate import FederationLayout, publish_manifest
+from federation import pki
+from federation.errors import ConfigError
+from federation.manifest import reload_manifest
 
 __all__ = ["register"]
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add this module's commands to the `isa-broker` parser (none yet)."""
+    parser = sub.add_parser("manifest", help="build or show the signed federation manifest")
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    build = actions.add_parser("build", help="sign and write the next manifest serial")
+    build.add_argument("--federation", type=Path, required=True, help="federation directory")
+    build.set_defaults(func=_build)
+    show = actions.add_parser("show", help="verify a manifest and print its contents")
+    show.add_argument("--federation", type=Path, required=True, help="federation directory")
+    show.add_argument("--json", action="store_true", help="print the manifest document as JSON")
+    show.set_defaults(func=_show)
+
+
+def _build(args: argparse.Namespace) -> int:
+    serial, isas = publish_manifest(FederationLayout(args.federation), datetime.now(UTC))
+    print(f"manifest serial {serial} written ({len(isas)} ISAs)")
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    layout = FederationLayout(args.federation)
+    try:
+        root = pki.certificate_from_bytes(layout.root_cert.read_bytes())
+        data = layout.manifest.read_bytes()
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{exc.filename}: not found") from None
+    manifest = reload_manifest(data, root_cert=root, pinned_fingerprint=pki.fingerprint(root))
+    doc = manifest.document
+    if args.json:
+        print(json.dumps(doc.to_json(), indent=2, sort_keys=True))
+        return 0
+    print(f"serial {doc.serial}  issued {doc.issued_at}  expires {doc.expires_at}")
+    for agency in doc.agencies:
+        state = f"REVOKED {agency.revoked_at}" if agency.revoked_at else "active"
+        kids = ", ".join(a.kid[:12] for a in agency.announcements) or "none"
+        print(f"  agency {agency.id:<20} {state:<10} keys: {kids}")
+    for isa in doc.isas:
+        print(f"  isa {isa.id} v{isa.version} {isa.status} parties: {', '.join(isa.parties)}")
+    for rev in doc.revocations:
+        print(f"  revoked {rev.kind} {rev.ref} ({rev.agency}) at {rev.revoked_at}")
+    return 0

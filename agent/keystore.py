@@ -1,0 +1,90 @@
+"""The agent's private keys on disk: the signing key and the X25519 keyring.
+
+Rules:
+1. Key files are read with their mode checked (``federation.keyfile`` refuses group/other
+   access); new key files are created 0600 and never overwritten.
+2. ``<encryption_dir>/keyring.json`` records each kid's lifecycle (no secrets);
+   ``<encryption_dir>/<kid>.key`` holds the private key until it is destroyed.
+3. Destroying a key deletes its file (bounded forward secrecy for stored traffic) and marks the
+   kid destroyed, so later envelopes for it are rejected with ``key_retired``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import TypeAdapter, ValidationError
+
+from federation.canonical import canonical_json
+from federation.errors import KeyFileError
+from federation.keyfile import dump_private_key, load_encryption_key, load_signing_key
+from federation.keys import EncryptionKey, Keyring, KeyringEntry, RotationPolicy, SigningKey
+
+__all__ = [
+    "KEYRING_FILE",
+    "load_keyring",
+    "read_signing_key",
+    "save_keyring",
+    "write_key_file",
+]
+
+KEYRING_FILE = "keyring.json"
+_ENTRIES = TypeAdapter(list[KeyringEntry])
+
+
+def _read(path: Path) -> tuple[bytes, int]:
+    try:
+        return path.read_bytes(), path.stat().st_mode
+    except FileNotFoundError:
+        raise KeyFileError(f"{path}: key file not found") from None
+    except OSError as exc:
+        raise KeyFileError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def read_signing_key(path: Path, passphrase: str | None = None) -> SigningKey:
+    data, mode = _read(path)
+    try:
+        return load_signing_key(data, mode=mode, passphrase=passphrase)
+    except KeyFileError as exc:
+        raise KeyFileError(f"{path}: {exc.message}") from None
+
+
+def write_key_file(path: Path, key: SigningKey | EncryptionKey, passphrase: str | None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(dump_private_key(key, passphrase))
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def load_keyring(directory: Path, policy: RotationPolicy, passphrase: str | None) -> Keyring:
+    """The keyring recorded in ``directory`` with the private keys that still exist."""
+    data, _ = _read(directory / KEYRING_FILE)
+    try:
+        entries = _ENTRIES.validate_json(data)
+    except ValidationError:
+        raise KeyFileError(f"{directory / KEYRING_FILE}: not a valid keyring") from None
+    keyring = Keyring(policy)
+    for entry in entries:
+        key = None
+        if not entry.destroyed:
+            raw, mode = _read(directory / f"{entry.kid}.key")
+            try:
+                key = load_encryption_key(raw, mode=mode, passphrase=passphrase)
+            except KeyFileError as exc:
+                raise KeyFileError(f"{directory / entry.kid}.key: {exc.message}") from None
+        keyring.restore(entry, key)
+    return keyring
+
+
+def save_keyring(directory: Path, keyring: Keyring) -> None:
+    """Persist the lifecycle atomically, then delete the files of destroyed keys."""
+    entries = keyring.entries()
+    tmp = directory / (KEYRING_FILE + ".tmp")
+    tmp.write_bytes(canonical_json([e.model_dump(mode="json") for e in entries]))
+    os.replace(tmp, directory / KEYRING_FILE)
+    for entry in entries:
+        if entry.destroyed:
+            (directory / f"{entry.kid}.key").unlink(missing_ok=True)

@@ -1,0 +1,156 @@
+"""The agent's hold on the federation manifest: load, verify, poll, fail closed.
+
+Rules:
+1. The root certificate must match the pinned fingerprint, or the agent does not start.
+2. A manifest is accepted only through ``TrustState.accept`` (chain, signature, serial strictly
+   higher, not expired); a refused one leaves the current manifest in force and the reason is
+   kept for ``/healthz`` and ``isa-agent check``.
+3. The accepted manifest is persisted under ``data_dir`` so rollback protection survives a
+   restart; on start the persisted one is re-loaded (it may be expired: then we are fail-closed
+   until a fresh one arrives).
+4. Sources: a file (re-read each poll) or an HTTP URL (``isa-broker serve``; ETag honoured).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+from cryptography import x509
+
+from agent.config import TrustSettings
+from federation import pki
+from federation.errors import ConfigError, ManifestRejected
+from federation.manifest import Manifest, TrustState, diff_manifests, reload_manifest
+
+__all__ = ["TrustHolder"]
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[Manifest | None, Manifest], None]
+
+
+class TrustHolder:
+    """Holds the current verified manifest; ``refresh`` fetches and applies a newer one."""
+
+    def __init__(self, settings: TrustSettings, data_dir: Path) -> None:
+        self._settings = settings
+        self._persisted = data_dir / "manifest.json"
+        self.root = self._load_root(settings)
+        self.state = TrustState(None)
+        self.last_error: str | None = None
+        self._etag: str | None = None
+        self._listeners: list[Listener] = []
+
+    @staticmethod
+    def _load_root(settings: TrustSettings) -> x509.Certificate:
+        try:
+            root = pki.certificate_from_bytes(settings.root_certificate.read_bytes())
+        except FileNotFoundError:
+            raise ConfigError(f"{settings.root_certificate}: root certificate not found") from None
+        except ManifestRejected:
+            raise ConfigError(f"{settings.root_certificate}: not a certificate") from None
+        try:
+            pki.verify_root(root, settings.root_fingerprint)
+        except ManifestRejected:
+            raise ConfigError(
+                f"{settings.root_certificate}: does not match the pinned root_fingerprint"
+            ) from None
+        return root
+
+    @property
+    def manifest(self) -> Manifest | None:
+        return self.state.manifest
+
+    def on_change(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def load_persisted(self) -> None:
+        """Re-load the manifest accepted before a restart, if any."""
+        try:
+            data = self._persisted.read_bytes()
+        except FileNotFoundError:
+            return
+        try:
+            manifest = reload_manifest(
+                data, root_cert=self.root, pinned_fingerprint=self._settings.root_fingerprint
+            )
+        except ManifestRejected as exc:
+            self.last_error = f"persisted manifest refused: {exc.reason}"
+            log.warning("persisted manifest refused: %s", exc.reason)
+            return
+        self.state = TrustState(manifest)
+
+    async def refresh(self, now: datetime | None = None) -> bool:
+        """Fetch the manifest source; apply it if newer. True when a new serial was applied."""
+        now = now or datetime.now(UTC)
+        try:
+            data = await self._fetch()
+        except (OSError, aiohttp.ClientError, TimeoutError) as exc:
+            self.last_error = f"manifest source unreachable ({exc.__class__.__name__})"
+            return False
+        if data is None or (self.manifest is not None and data == self.manifest.file_bytes):
+            return False
+        return self.offer(data, now)
+
+    def offer(self, data: bytes, now: datetime) -> bool:
+        """Apply manifest bytes if they verify and are newer; keep the current one otherwise."""
+        old = self.manifest
+        try:
+            self.state = self.state.accept(
+                data,
+                root_cert=self.root,
+                pinned_fingerprint=self._settings.root_fingerprint,
+                now=now,
+            )
+        except ManifestRejected as exc:
+            self.last_error = f"manifest refused: {exc.message}"
+            log.warning("manifest refused: %s", exc.message)
+            return False
+        self.last_error = None
+        new = self.state.manifest
+        assert new is not None
+        self._persist(data)
+        changes = diff_manifests(old.document, new.document) if old else [f"serial {new.serial}"]
+        log.info("manifest applied: %s", "; ".join(changes))
+        for listener in self._listeners:
+            listener(old, new)
+        return True
+
+    def _persist(self, data: bytes) -> None:
+        self._persisted.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self._persisted.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, self._persisted)
+
+    async def _fetch(self) -> bytes | None:
+        if self._settings.manifest_url:
+            return await self._fetch_url(self._settings.manifest_url)
+        if self._settings.manifest_file is None:
+            raise ConfigError("trust: set manifest_file or manifest_url")
+        path = self._settings.manifest_file
+        return await asyncio.to_thread(path.read_bytes)
+
+    async def _fetch_url(self, url: str) -> bytes | None:
+        headers = {"If-None-Match": self._etag} if self._etag else {}
+        timeout = aiohttp.ClientTimeout(total=10)
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.get(url, headers=headers) as response,
+        ):
+            if response.status == 304:
+                return None
+            response.raise_for_status()
+            self._etag = response.headers.get("ETag")
+            return await response.read()
+
+    async def poll(self) -> None:
+        """Refresh every ``manifest_poll_seconds`` until cancelled."""
+        while True:
+            await asyncio.sleep(self._settings.manifest_poll_seconds)
+            await self.refresh()

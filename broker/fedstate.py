@@ -1,0 +1,267 @@
+"""The operator's federation directory: CA, manifest signer, agencies, announcements, manifest.
+
+Rules:
+1. One directory holds a federation (``isa-broker dev-federation --out DIR`` creates it); every
+   other command (``manifest build``, ``agency add|revoke``, ``provision``, ``serve``) reads and
+   updates it. Private keys are written with mode 0600 and never overwritten.
+2. The operator never holds an agency's encryption private key: it collects the agency's signed
+   key announcements (``announcements/<agency>/<kid>.json``) and publishes them in the manifest.
+   (In a *dev* federation the agencies' own directories sit beside it, under ``agencies/``.)
+3. Each manifest build takes the next serial from ``federation.toml`` and re-verifies the result
+   exactly as an agent would before writing it (so a broken federation is never published).
+
+Layout::
+
+    DIR/federation.toml            serial, validity, agencies (id, name, broker user, revocation)
+    DIR/broker.toml                RabbitMQ provisioning (password hashes only)
+    DIR/manifest.json              the signed manifest
+    DIR/ca/root.pem, root.key      federation root CA (root.key: 0600; keep offline in production)
+    DIR/ca/manifest-signer.pem/.key
+    DIR/certs/<agency>.pem         agency signing certificates
+    DIR/announcements/<agency>/<kid>.json
+    DIR/policies/*.yaml            the ISAs the manifest pins by SHA-256
+    DIR/agencies/<agency>/         (dev only) each agency's agent.toml, keys/, data/, api-token
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from federation import pki
+from federation.canonical import b64url_encode, canonical_json, format_time
+from federation.errors import ConfigError, IsaRelayError, PolicyError
+from federation.isa import Isa, load_isa
+from federation.keyfile import load_signing_key
+from federation.keys import KeyAnnouncement, SigningKey, parse_announcement
+from federation.manifest import (
+    AgencyEntry,
+    IsaEntry,
+    ManifestDocument,
+    build_manifest,
+    verify_manifest,
+)
+
+__all__ = [
+    "AgencyState",
+    "FederationLayout",
+    "FederationState",
+    "announcement_json",
+    "load_policies",
+    "load_state",
+    "publish_manifest",
+    "read_private",
+    "save_state",
+    "write_private",
+]
+
+
+class AgencyState(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    id: str = Field(pattern=r"^[a-z][a-z0-9-]{1,62}$")
+    name: str
+    broker_user: str
+    revoked_at: str | None = None
+    revocation_reason: str = ""
+
+
+class FederationState(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    name: str = "ISA Relay federation"
+    serial: int = Field(default=0, ge=0)
+    manifest_validity_hours: float = Field(default=168.0, gt=0)
+    agencies: tuple[AgencyState, ...] = ()
+
+    def agency(self, agency_id: str) -> AgencyState | None:
+        return next((a for a in self.agencies if a.id == agency_id), None)
+
+
+@dataclass(frozen=True)
+class FederationLayout:
+    root: Path
+
+    @property
+    def state_file(self) -> Path:
+        return self.root / "federation.toml"
+
+    @property
+    def broker_toml(self) -> Path:
+        return self.root / "broker.toml"
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / "manifest.json"
+
+    @property
+    def root_cert(self) -> Path:
+        return self.root / "ca" / "root.pem"
+
+    @property
+    def root_key(self) -> Path:
+        return self.root / "ca" / "root.key"
+
+    @property
+    def signer_cert(self) -> Path:
+        return self.root / "ca" / "manifest-signer.pem"
+
+    @property
+    def signer_key(self) -> Path:
+        return self.root / "ca" / "manifest-signer.key"
+
+    @property
+    def policies(self) -> Path:
+        return self.root / "policies"
+
+    def agency_cert(self, agency: str) -> Path:
+        return self.root / "certs" / f"{agency}.pem"
+
+    def announcements(self, agency: str) -> Path:
+        return self.root / "announcements" / agency
+
+    def agency_dir(self, agency: str) -> Path:
+        return self.root / "agencies" / agency
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write a secret file with mode 0600; refuses to overwrite."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+
+
+def read_private(path: Path) -> SigningKey:
+    """Load an Ed25519 key file, refusing group/other-readable files."""
+    try:
+        return load_signing_key(path.read_bytes(), mode=path.stat().st_mode)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: key file not found") from None
+
+
+def load_state(layout: FederationLayout) -> FederationState:
+    try:
+        raw = tomllib.loads(layout.state_file.read_text(encoding="utf-8"))
+        return FederationState.model_validate(raw)
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{layout.state_file}: not a federation directory (run isa-broker dev-federation)"
+        ) from None
+    except (tomllib.TOMLDecodeError, ValidationError) as exc:
+        raise ConfigError(f"{layout.state_file}: invalid ({exc.__class__.__name__})") from None
+
+
+def save_state(layout: FederationLayout, state: FederationState) -> None:
+    lines = [
+        f"name = {_toml(state.name)}",
+        f"serial = {state.serial}",
+        f"manifest_validity_hours = {state.manifest_validity_hours}",
+    ]
+    for agency in state.agencies:
+        lines += ["", "[[agencies]]"]
+        for key, value in agency.model_dump(exclude_none=True).items():
+            lines.append(f"{key} = {_toml(str(value))}")
+    tmp = layout.state_file.with_suffix(".tmp")
+    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    tmp.replace(layout.state_file)
+
+
+def _toml(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def load_policies(directory: Path, known_agencies: list[str] | None = None) -> list[Isa]:
+    """Load every ``*.yaml`` ISA in ``directory``; ``PolicyError`` lists all problems."""
+    files = sorted(p for p in directory.glob("*.yaml") if p.is_file())
+    if not files:
+        raise ConfigError(f"{directory}: no ISA files (*.yaml)")
+    isas, problems = [], []
+    for path in files:
+        try:
+            isas.append(load_isa(str(path), path.read_bytes(), known_agencies=known_agencies))
+        except PolicyError as exc:
+            problems += exc.problems
+    if problems:
+        raise PolicyError(problems)
+    return isas
+
+
+def _isa_entry(isa: Isa) -> IsaEntry:
+    header = isa.doc.isa
+    status = {"terminated": "retired"}.get(header.status, header.status)
+    to = header.effective_to
+    return IsaEntry(
+        id=isa.id,
+        version=isa.version,
+        sha256=isa.sha256,
+        parties=sorted(p.id for p in isa.doc.parties),
+        status=status,
+        effective_from=format_time(datetime.combine(header.effective_from, time(), UTC)),
+        effective_to=None if to is None else format_time(datetime.combine(to, time(), UTC)),
+    )
+
+
+def _announcements(layout: FederationLayout, agency: str) -> list[KeyAnnouncement]:
+    folder = layout.announcements(agency)
+    found = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        found.append(parse_announcement(json.loads(path.read_text(encoding="utf-8"))))
+    return found
+
+
+def _agency_entry(layout: FederationLayout, agency: AgencyState) -> AgencyEntry:
+    cert = pki.certificate_from_bytes(layout.agency_cert(agency.id).read_bytes())
+    return AgencyEntry(
+        id=agency.id,
+        name=agency.name,
+        certificate=b64url_encode(pki.certificate_to_der(cert)),
+        broker_user=agency.broker_user,
+        announcements=_announcements(layout, agency.id),
+        revoked_at=agency.revoked_at,
+    )
+
+
+def publish_manifest(layout: FederationLayout, now: datetime) -> tuple[int, list[str]]:
+    """Build, sign, self-verify and write the next manifest; returns (serial, ISA ids)."""
+    state = load_state(layout)
+    known = [a.id for a in state.agencies]
+    isas = load_policies(layout.policies, known_agencies=known)
+    serial = state.serial + 1
+    document = ManifestDocument(
+        v=1,
+        serial=serial,
+        issued_at=format_time(now),
+        expires_at=format_time(now + timedelta(hours=state.manifest_validity_hours)),
+        agencies=[_agency_entry(layout, a) for a in state.agencies],
+        isas=[_isa_entry(i) for i in isas],
+    )
+    root = pki.certificate_from_bytes(layout.root_cert.read_bytes())
+    data = build_manifest(
+        document,
+        signer_key=read_private(layout.signer_key),
+        signer_cert=pki.certificate_from_bytes(layout.signer_cert.read_bytes()),
+    )
+    try:
+        verify_manifest(
+            data,
+            root_cert=root,
+            pinned_fingerprint=pki.fingerprint(root),
+            now=now,
+            current_serial=state.serial,
+        )
+    except IsaRelayError as exc:
+        raise ConfigError(f"the built manifest does not verify: {exc.message}") from None
+    tmp = layout.manifest.with_suffix(".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(layout.manifest)
+    save_state(layout, state.model_copy(update={"serial": serial}))
+    return serial, [i.id for i in isas]
+
+
+def announcement_json(announcement: KeyAnnouncement) -> bytes:
+    return canonical_json(announcement.model_dump()) + b"\n"
