@@ -1,11 +1,116 @@
-"""`isa-broker` commands: policy (not yet implemented)."""
+"""`isa-broker policy lint|explain`: check the federation's ISAs; explain one in plain English.
+
+This is a thin adapter: it reads files and the clock, calls :mod:`federation.isa` (pure) and
+prints. Every problem is one ``file:line: message`` line; no input ever causes a traceback.
+
+    isa-broker policy lint [PATH...] [--strict] [--today YYYY-MM-DD] [--agencies a,b,...]
+        exit 0 when there is no error (warnings are printed; with --strict they fail too),
+        exit 1 otherwise.
+    isa-broker policy explain ISA_ID [--policies DIR]
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Iterable
+from datetime import UTC, date, datetime
+from pathlib import Path
 
-__all__ = ["register"]
+from federation.errors import PolicyError, PolicyProblem
+from federation.isa import Isa, explain, lint, parse_isa
+from federation.isa_lint import duplicate_isa_ids
+
+__all__ = ["load_policies", "register"]
+
+DEFAULT_DIR = "policies"
+
+
+def _files(paths: Iterable[str]) -> tuple[list[Path], list[PolicyProblem]]:
+    files: list[Path] = []
+    problems: list[PolicyProblem] = []
+    for name in paths:
+        path = Path(name)
+        if path.is_dir():
+            files += sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml"))
+        elif path.is_file():
+            files.append(path)
+        else:
+            problems.append(PolicyProblem(name, 1, "no such file or directory"))
+    return files, problems
+
+
+def _load(path: Path) -> tuple[Isa | None, list[PolicyProblem]]:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return None, [PolicyProblem(str(path), 1, f"cannot read: {exc.strerror or exc}")]
+    try:
+        return parse_isa(str(path), data), []
+    except PolicyError as exc:
+        return None, exc.problems
+
+
+def load_policies(paths: Iterable[str]) -> tuple[list[Isa], list[PolicyProblem]]:
+    """Parse every ISA file under ``paths``; problems for those that do not parse."""
+    files, problems = _files(paths)
+    isas: list[Isa] = []
+    for path in files:
+        isa, found = _load(path)
+        problems += found
+        if isa is not None:
+            isas.append(isa)
+    return isas, problems
+
+
+def _today(text: str | None) -> date:
+    if text is None:
+        return datetime.now(UTC).date()
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise PolicyError([PolicyProblem("--today", 1, f"not a date: {text!r}")]) from None
+
+
+def _cmd_lint(args: argparse.Namespace) -> int:
+    today = _today(args.today)
+    known = set(args.agencies.split(",")) if args.agencies else None
+    isas, problems = load_policies(args.paths or [DEFAULT_DIR])
+    for isa in isas:
+        problems += lint(isa, today=today, known_agencies=known)
+    problems += duplicate_isa_ids(isas)
+    for problem in problems:
+        print(problem)
+    errors = sum(p.severity == "error" for p in problems)
+    warnings = len(problems) - errors
+    print(f"{len(isas)} ISA(s) loaded, {errors} error(s), {warnings} warning(s)", file=sys.stderr)
+    return 1 if errors or (args.strict and warnings) else 0
+
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    isas, problems = load_policies([args.policies])
+    match = [isa for isa in isas if isa.id == args.isa_id]
+    if not match:
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        known = ", ".join(sorted(isa.id for isa in isas)) or "none"
+        print(f"error: no ISA {args.isa_id!r} in {args.policies} (known: {known})", file=sys.stderr)
+        return 1
+    sys.stdout.write(explain(match[0]))
+    return 0
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add this module's commands to the `isa-broker` parser (none yet)."""
+    """Add ``policy lint`` and ``policy explain`` to the ``isa-broker`` parser."""
+    policy = sub.add_parser("policy", help="check and explain the federation's ISAs")
+    commands = policy.add_subparsers(dest="policy_command", metavar="COMMAND", required=True)
+    lint_p = commands.add_parser("lint", help="check ISA files (default: policies/)")
+    lint_p.add_argument("paths", nargs="*", metavar="PATH", help="ISA files or directories")
+    lint_p.add_argument("--strict", action="store_true", help="warnings fail too")
+    lint_p.add_argument("--today", help="check validity and review dates as of this date")
+    lint_p.add_argument("--agencies", help="comma-separated agency ids the federation knows")
+    lint_p.set_defaults(func=_cmd_lint)
+    explain_p = commands.add_parser("explain", help="an ISA in plain English")
+    explain_p.add_argument("isa_id", metavar="ISA_ID")
+    explain_p.add_argument("--policies", default=DEFAULT_DIR, help="directory of ISA files")
+    explain_p.set_defaults(func=_cmd_explain)

@@ -1,0 +1,343 @@
+"""Evaluating a referral against an ISA: ``evaluate`` -> :class:`Decision`; ``check_received``.
+
+This module performs no I/O and reads no clock (``now`` is an argument).
+
+Decision procedure (each step adds one plain-English line to ``reasons``; the first failing
+step decides, deny-overrides):
+1. The ISA is active and in date at ``now``            -> else DENY.
+2. A flow covers (sender, recipient, purpose, type)    -> else DENY.
+3. The sender has a lawful basis for the purpose       -> else DENY.
+4. The risk level's decision is not ``deny``           -> else DENY.
+5. The practice-consent rule for the risk level holds  -> else DENY or REVIEW, as the ISA says.
+6. The risk level's decision: PERMIT, or REVIEW (a person must approve before sending).
+7. Fields: each path present in the payload is released or withheld with a reason
+   (see :mod:`federation.isa_plan`); a path not in the catalogue is ``PayloadInvalid``.
+A DENY shares nothing. A REVIEW lists what would be shared if a person approves it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from federation.errors import PayloadInvalid
+from federation.isa_model import Flow, Isa, Obligations, RiskLevel
+from federation.isa_plan import REASONS, LevelPlan, plan_for
+
+__all__ = [
+    "Decision",
+    "ReferralFacts",
+    "WithheldField",
+    "check_received",
+    "evaluate",
+    "payload_paths",
+]
+
+Outcome = Literal["PERMIT", "DENY", "REVIEW"]
+_STRICT = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+class WithheldField(BaseModel):
+    model_config = _STRICT
+    path: str
+    reason_code: str
+    reason: str
+
+
+class Decision(BaseModel):
+    """What will be shared, what is withheld and why: shown to a practitioner before sending."""
+
+    model_config = _STRICT
+    outcome: Outcome
+    isa_id: str
+    isa_version: str
+    isa_sha256: str
+    flow_id: str | None
+    sender: str
+    recipient: str
+    purpose: str
+    message_type: str
+    risk_level: RiskLevel
+    decided_at: datetime
+    shared_fields: tuple[str, ...]
+    withheld_fields: tuple[WithheldField, ...]
+    transforms: dict[str, str]
+    obligations: Obligations | None
+    lawful_basis: dict[str, dict[str, Any]]
+    handling: tuple[str, ...]
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ReferralFacts:
+    """What evaluation needs from a referral: its risk level, practice consent and payload."""
+
+    risk_level: RiskLevel
+    payload: Mapping[str, Any]
+    agreement: str | None = None
+    reason_not_sought: str | None = None
+
+    @classmethod
+    def of(cls, referral: Any) -> ReferralFacts:
+        """Facts from a ``federation.referrals`` referral (or pass ``ReferralFacts`` through)."""
+        if isinstance(referral, ReferralFacts):
+            return referral
+        from federation import referrals  # lazy: keeps the engine testable with fakes
+
+        consent = getattr(referral, "consent", None)
+        return cls(
+            risk_level=referral.risk_level,
+            agreement=getattr(consent, "agreement", None),
+            reason_not_sought=getattr(consent, "reason_not_sought", None),
+            payload=referrals.payload_dict(referral),
+        )
+
+
+def payload_paths(payload: Mapping[str, Any], known: Mapping[str, Any]) -> Iterator[str]:
+    """Each catalogue leaf path present in ``payload`` (unknown paths too, to be rejected)."""
+    return (path for path, _ in _leaf_values(payload, known))
+
+
+def _gate_isa(isa: Isa, today: date) -> str | None:
+    header = isa.doc.isa
+    if header.status != "active":
+        return f"The agreement is {header.status}, so nothing can be shared under it."
+    if today < header.effective_from:
+        return f"The agreement does not start until {header.effective_from.isoformat()}."
+    if header.effective_to is not None and today > header.effective_to:
+        return f"The agreement ended on {header.effective_to.isoformat()}."
+    return None
+
+
+def _consent_problem(isa: Isa, flow: Flow, facts: ReferralFacts) -> tuple[str, str] | None:
+    rule = getattr(isa.consent_for(flow), facts.risk_level)
+    if rule.requires == "not_required" or facts.agreement == "given":
+        return None
+    if rule.requires == "agreement_or_reason_recorded" and facts.reason_not_sought:
+        return None
+    need = "the victim's recorded agreement"
+    if rule.requires == "agreement_or_reason_recorded":
+        need += " or a recorded reason for going ahead without it"
+    return rule.otherwise.upper(), f"At {facts.risk_level} risk this agreement needs {need}."
+
+
+class _Ctx:
+    """The fixed inputs of one evaluation (keeps the step functions short)."""
+
+    __slots__ = ("facts", "isa", "message_type", "now", "purpose", "recipient", "sender")
+
+    def __init__(self, isa: Isa, sender: str, recipient: str, purpose: str,
+                 message_type: str, facts: ReferralFacts, now: datetime) -> None:
+        self.isa, self.sender, self.recipient = isa, sender, recipient
+        self.purpose, self.message_type, self.facts, self.now = purpose, message_type, facts, now
+
+
+def _decide_gates(ctx: _Ctx, reasons: list[str]) -> tuple[Outcome, Flow | None]:
+    isa = ctx.isa
+    gate = _gate_isa(isa, ctx.now.astimezone(UTC).date())
+    if gate:
+        reasons.append(gate)
+        return "DENY", None
+    reasons.append(f"The agreement {isa.id} version {isa.version} is active and in date.")
+    flows = isa.flows_for(ctx.sender, ctx.recipient, ctx.purpose, ctx.message_type)
+    if not flows:
+        reasons.append(
+            f"The agreement does not allow {ctx.sender} to send a {ctx.message_type} "
+            f"to {ctx.recipient} for {ctx.purpose}."
+        )
+        return "DENY", None
+    flow = flows[0]
+    reasons.append(f"It is covered by the flow {flow.id!r}.")
+    purpose = isa.purpose(flow.purpose)
+    if purpose is None or ctx.sender not in purpose.lawful_basis:
+        reasons.append(f"{ctx.sender} has no lawful basis recorded for this purpose.")
+        return "DENY", flow
+    rule = flow.by_risk_level.rule(ctx.facts.risk_level)
+    if rule is None or rule.decision == "deny":
+        reasons.append(f"At {ctx.facts.risk_level} risk this flow does not allow sharing.")
+        return "DENY", flow
+    consent = _consent_problem(isa, flow, ctx.facts)
+    if consent is not None:
+        reasons.append(consent[1])
+        return ("REVIEW" if consent[0] == "REVIEW" else "DENY"), flow
+    if rule.decision == "review":
+        reasons.append(f"At {ctx.facts.risk_level} risk a person must review this before it goes.")
+        return "REVIEW", flow
+    reasons.append(f"At {ctx.facts.risk_level} risk this flow permits sharing.")
+    return "PERMIT", flow
+
+
+def _fields(
+    ctx: _Ctx, plan: LevelPlan | None
+) -> tuple[tuple[str, ...], tuple[WithheldField, ...], dict[str, str]]:
+    labels = plan.labels if plan is not None else _labels_or_empty(ctx)
+    present = set(payload_paths(ctx.facts.payload, labels))
+    unknown = sorted(p for p in present if p not in labels)
+    if unknown:
+        errors = dict.fromkeys(unknown, "unknown field")
+        raise PayloadInvalid(f"the {ctx.message_type} payload has unknown fields", errors)
+    shared: list[str] = []
+    withheld: list[WithheldField] = []
+    for path in sorted(present):
+        code = "denied" if plan is None else plan.withheld.get(path)
+        if code is None:
+            shared.append(path)
+        else:
+            withheld.append(WithheldField.model_construct(
+                path=path, reason_code=code, reason=REASONS[code]))
+    transforms: dict[str, str] = {}
+    if plan is not None:
+        transforms = {p: t for p, t in plan.transforms.items() if p in present}
+    return tuple(shared), tuple(withheld), transforms
+
+
+def _labels_or_empty(ctx: _Ctx) -> Mapping[str, Any]:
+    from federation.isa_plan import labels_for
+
+    return labels_for(ctx.isa, ctx.message_type) or {}
+
+
+def _handling(
+    flow: Flow | None, plan: LevelPlan | None, shared: tuple[str, ...]
+) -> tuple[str, ...]:
+    if flow is None or plan is None:
+        return ()
+    out: set[str] = set()
+    obligations = flow.obligations
+    if obligations.must_not_inform is not None:
+        out.update(f"must_not_inform:{who}" for who in obligations.must_not_inform.who)
+    if obligations.no_onward_disclosure:
+        out.add("no_onward_disclosure")
+    for path in shared:
+        for label in plan.labels[path].handling:
+            if label.startswith("must_not_disclose_to:"):
+                out.add("must_not_inform:" + label.split(":", 1)[1])
+            elif label == "originator_control":
+                out.add("originator_control")
+    return tuple(sorted(out))
+
+
+def _lawful_basis(isa: Isa, flow: Flow | None, sender: str, recipient: str) -> dict[str, Any]:
+    purpose = isa.purpose(flow.purpose) if flow is not None else None
+    if purpose is None:
+        return {}
+    key = ("basis", purpose.id, sender, recipient)
+    if key not in isa._memo:
+        isa._memo[key] = {
+            agency: purpose.lawful_basis[agency].model_dump(mode="json", exclude_defaults=True)
+            for agency in (sender, recipient)
+            if agency in purpose.lawful_basis
+        }
+    result: dict[str, Any] = isa._memo[key]
+    return result
+
+
+def evaluate(
+    isa: Isa,
+    *,
+    sender: str,
+    recipient: str,
+    purpose: str,
+    message_type: str,
+    referral: Any,
+    now: datetime,
+) -> Decision:
+    """Decide whether and what ``sender`` may share with ``recipient`` (steps 1-7 above).
+
+    ``referral`` is a ``federation.referrals`` referral or a :class:`ReferralFacts`. Raises
+    ``PayloadInvalid`` if the payload has a field the catalogue does not know.
+    """
+    facts = ReferralFacts.of(referral)
+    ctx = _Ctx(isa, sender, recipient, purpose, message_type, facts, now)
+    reasons: list[str] = []
+    outcome, flow = _decide_gates(ctx, reasons)
+    plan = None
+    if outcome != "DENY" and flow is not None:
+        plan = plan_for(isa, flow, message_type, facts.risk_level, sender)
+    shared, withheld, transforms = _fields(ctx, plan)
+    if plan is not None:
+        reasons.append(f"{len(shared)} fields shared, {len(withheld)} withheld.")
+    return Decision.model_construct(
+        outcome=outcome,
+        isa_id=isa.id,
+        isa_version=isa.version,
+        isa_sha256=isa.sha256,
+        flow_id=flow.id if flow is not None else None,
+        sender=sender,
+        recipient=recipient,
+        purpose=purpose,
+        message_type=message_type,
+        risk_level=facts.risk_level,
+        decided_at=now,
+        shared_fields=shared,
+        withheld_fields=withheld,
+        transforms=transforms,
+        obligations=flow.obligations if flow is not None and plan is not None else None,
+        lawful_basis=_lawful_basis(isa, flow, sender, recipient),
+        handling=_handling(flow, plan, shared),
+        reasons=tuple(reasons),
+    )
+
+
+def _received_form_ok(transform: str, value: Any) -> bool:
+    from federation.minimise import is_transformed
+
+    return is_transformed(transform, value)
+
+
+def check_received(
+    isa: Isa,
+    *,
+    sender: str,
+    recipient: str,
+    purpose: str,
+    message_type: str,
+    risk_level: RiskLevel,
+    payload: Mapping[str, Any],
+) -> list[str]:
+    """For the RECEIVING agent: every way ``payload`` breaks the ISA; empty means it is within it.
+
+    Checked: a flow covers the message and its risk level is not ``deny``; every path present is
+    known, released at that level (never a ``never_share`` path) and in its transformed form.
+    """
+    flows = isa.flows_for(sender, recipient, purpose, message_type)
+    if not flows:
+        return [f"no flow in {isa.id} covers {sender} -> {recipient} {purpose} {message_type}"]
+    plan = plan_for(isa, flows[0], message_type, risk_level, sender)
+    if plan.decision == "deny":
+        return [f"flow {flows[0].id!r} does not allow sharing at {risk_level} risk"]
+    return _received_violations(plan, payload)
+
+
+def _received_violations(plan: LevelPlan, payload: Mapping[str, Any]) -> list[str]:
+    problems: set[str] = set()
+    for path, value in _leaf_values(payload, plan.labels):
+        if path not in plan.labels:
+            problems.add(f"{path}: unknown field")
+        elif path not in plan.released:
+            problems.add(f"{path}: not allowed ({plan.withheld[path]})")
+        elif path in plan.transforms and not _received_form_ok(plan.transforms[path], value):
+            problems.add(f"{path}: not in the form the ISA requires ({plan.transforms[path]})")
+    return sorted(problems)
+
+
+def _leaf_values(payload: Mapping[str, Any], known: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
+    stack: list[tuple[str, Mapping[str, Any]]] = [("", payload)]
+    while stack:
+        prefix, obj = stack.pop()
+        for key, value in obj.items():
+            path = prefix + key
+            if value is None:
+                continue
+            if path in known:
+                yield path, value
+            elif isinstance(value, Mapping):
+                stack.append((path + ".", value))
+            elif isinstance(value, list) and value and isinstance(value[0], Mapping):
+                stack.extend((path + "[].", item) for item in value if isinstance(item, Mapping))
+            else:
+                yield path, value
