@@ -20,7 +20,6 @@ Rules:
 from __future__ import annotations
 
 import hashlib
-import hmac
 import os
 import struct
 from collections.abc import Callable
@@ -321,7 +320,7 @@ def open_envelope(
     parts = _split(frame, max_ciphertext)  # 1. frame
     header = parts.header
     _check_sender(parts, manifest)  # 2. signature by a non-revoked key valid at created_at
-    if not hmac.compare_digest(header.to, recipient):  # 3. addressed to us
+    if header.to != recipient:  # 3. addressed to us
         raise errors.EnvelopeRejected("wrong_recipient")
     if now >= _t(header.expires_at):  # 4. not expired
         raise errors.EnvelopeRejected("expired")
@@ -354,7 +353,7 @@ def _check_isa(header: Header, manifest: Manifest, now: datetime) -> None:
     isa = manifest.isa(header.isa.id)
     if isa is None:
         raise errors.EnvelopeRejected("isa_unknown")
-    if isa.version != header.isa.version or not hmac.compare_digest(isa.sha256, header.isa.sha256):
+    if isa.version != header.isa.version or isa.sha256 != header.isa.sha256:
         raise errors.EnvelopeRejected("isa_mismatch")
     if header.sender not in isa.parties or header.to not in isa.parties:
         raise errors.EnvelopeRejected("isa_parties")

@@ -183,7 +183,8 @@ def _check_signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> None:
 
 def verify_root(root_cert: x509.Certificate, pinned_fingerprint: str) -> None:
     """The root must match the pinned fingerprint, sign itself and be a CA."""
-    if not hmac.compare_digest(fingerprint(root_cert), pinned_fingerprint.lower()):
+    pinned = pinned_fingerprint.lower().encode("utf-8")
+    if not hmac.compare_digest(fingerprint(root_cert).encode("ascii"), pinned):
         raise ManifestRejected("root_not_pinned")
     _check_signed_by(root_cert, root_cert)
     constraints = _extension(root_cert, x509.BasicConstraints)

@@ -157,6 +157,33 @@ class TestTampering:
         assert reason(b"IRR1" + FRAME[4:]) == "bad_frame"
 
 
+class TestFuzz:
+    @settings(max_examples=300, deadline=None)
+    @given(st.binary(max_size=300))
+    def test_arbitrary_bytes_are_only_ever_envelope_rejected(self, data: bytes) -> None:
+        """Random bytes, with or without the magic, raise EnvelopeRejected and nothing else."""
+        for frame in (data, MAGIC + data):
+            assert reason(frame) == "bad_frame"
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.integers(0, len(FRAME)), st.integers(0, 80), st.binary(max_size=80))
+    def test_spliced_frames_are_only_ever_envelope_rejected(
+        self, at: int, cut: int, insert: bytes
+    ) -> None:
+        """Deleting and inserting bytes anywhere is rejected with EnvelopeRejected."""
+        mutated = FRAME[:at] + insert + FRAME[at + cut :]
+        if mutated != FRAME:
+            assert reason(mutated) in {"bad_frame", "bad_signature", "unknown_sender"}
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.dictionaries(st.text(max_size=10), st.text(max_size=10) | st.integers(), max_size=8))
+    def test_well_framed_garbage_headers_are_bad_frames(self, header: dict[str, Any]) -> None:
+        """A correctly framed but invalid header is a bad frame."""
+        body = canonical_json(header)
+        frame = MAGIC + struct.pack(">I", len(body)) + body + struct.pack(">I", 16) + bytes(80)
+        assert reason(frame) == "bad_frame"
+
+
 class TestReceiverChecks:
     def test_message_for_b_opened_by_c_is_wrong_recipient(self) -> None:
         """A message sealed for syn-council is refused by syn-refuge."""
