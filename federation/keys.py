@@ -28,7 +28,7 @@ from nacl.exceptions import BadSignatureError
 from nacl.public import PrivateKey
 from nacl.signing import SigningKey as _NaclSigningKey
 from nacl.signing import VerifyKey
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from federation.canonical import b64url_decode, b64url_encode, canonical_json, format_time
 from federation.errors import EnvelopeRejected, ManifestRejected
@@ -230,9 +230,9 @@ class KeyringEntry(BaseModel):
     model_config = _STRICT
 
     kid: Kid
-    not_before: datetime
-    retire_at: datetime
-    destroy_at: datetime
+    not_before: AwareDatetime
+    retire_at: AwareDatetime
+    destroy_at: AwareDatetime
     destroyed: bool = False
 
     def state(self, now: datetime) -> KeyState:

@@ -20,6 +20,7 @@ from federation.keyfile import (
 from federation.keys import (
     EncryptionKey,
     Keyring,
+    KeyringEntry,
     RotationPolicy,
     SigningKey,
     kid,
@@ -109,6 +110,33 @@ class TestLifecycle:
         assert ring.destroy_expired(later) == [key.kid]
         assert ring.destroy_expired(later) == []
         assert ring.state(key.kid, NOW) == "destroyed"
+
+    def test_persisted_keyring_restores_the_same_states(self) -> None:
+        """Entries saved as JSON plus key files restore a keyring with identical states."""
+        ring = Keyring()
+        old, new = (
+            EncryptionKey.from_secret(seed_key("o")),
+            EncryptionKey.from_secret(seed_key("n")),
+        )
+        ring.add(old, NOW - timedelta(days=40))
+        ring.add(new, NOW - timedelta(days=10))
+        saved = [entry.model_dump_json() for entry in ring.entries()]
+        files = {k.kid: dump_private_key(k) for k in (old, new)}
+        restored = Keyring()
+        for text in saved:
+            entry = KeyringEntry.model_validate_json(text)
+            restored.restore(entry, load_encryption_key(files[entry.kid], mode=0o600))
+        for moment in (NOW, NOW + timedelta(days=5), NOW + timedelta(days=30)):
+            assert [restored.state(k, moment) for k in files] == [
+                ring.state(k, moment) for k in files
+            ]
+
+    def test_keyring_entry_refuses_naive_times(self) -> None:
+        """Lifecycle times must be timezone-aware."""
+        with pytest.raises(ValueError):
+            KeyringEntry(
+                kid="0" * 32, not_before=NOW.replace(tzinfo=None), retire_at=NOW, destroy_at=NOW
+            )
 
     def test_policy_refuses_non_positive_rotation(self) -> None:
         """A zero rotation period is a configuration error."""
