@@ -169,7 +169,8 @@ def generate_referral(
         raise ValueError("a below-threshold judgement raises the level: ask for medium or high")
     age = rng.choice((16, 17)) if edge == "young_victim" else None
     household = generate_household(rng, victim_age=age)
-    return _BUILDERS[message_type](_Ctx(rng, household, risk_level, edge))
+    record = _BUILDERS[message_type](_Ctx(rng, household, risk_level, edge))
+    return {key: value for key, value in record.items() if value != []}  # no children: omit
 
 
 def generate_batch(
