@@ -13,7 +13,7 @@ Rules:
    validates; (6) its serial is strictly greater than the one held (no rollback); (7) it is issued
    and not expired; (8) every agency certificate chains to the root with the agency usage and
    names that agency, and every key announcement is signed by ITS OWN agency's certified key (the
-   manifest operator cannot inject a key); ids, users and certificates are unique and ISA parties
+   manifest operator cannot inject a key); ids, users and signing keys are unique and ISA parties
    are listed agencies.
 3. A held manifest past ``expires_at`` puts the holder in the **fail-closed** state
    (``TrustState``): stop sending, keep receiving into quarantine.
@@ -59,6 +59,7 @@ __all__ = [
 FORMAT = "isa-relay-manifest/v1"
 MANIFEST_TAG = b"isa-relay/v1 manifest\x00"
 ISSUE_SKEW = timedelta(minutes=5)
+_FILE_KEYS = {"format", "manifest", "signature", "signer_certificate"}
 _STRICT = ConfigDict(frozen=True, extra="forbid", strict=True)
 Time = UtcTime
 Hex64 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
@@ -143,7 +144,7 @@ class SigningIdentity:
 class Manifest:
     """A verified manifest: the document, the exact file bytes, and the lookups agents need."""
 
-    def __init__(self, document: ManifestDocument, file_bytes: bytes, root: x509.Certificate):
+    def __init__(self, document: ManifestDocument, file_bytes: bytes) -> None:
         self.document = document
         self.file_bytes = file_bytes
         self._agencies = {a.id: a for a in document.agencies}
@@ -225,13 +226,7 @@ def _parse_file(data: bytes) -> tuple[dict[str, Any], bytes, x509.Certificate]:
         outer = parse_canonical(data.removesuffix(b"\n"))
         if (
             not isinstance(outer, dict)
-            or set(outer)
-            != {
-                "format",
-                "manifest",
-                "signature",
-                "signer_certificate",
-            }
+            or set(outer) != _FILE_KEYS
             or outer["format"] != FORMAT
             or not isinstance(outer["manifest"], dict)
         ):
@@ -269,16 +264,16 @@ def _verify_signed(
 def _check_agencies(document: ManifestDocument, root_cert: x509.Certificate) -> None:
     """Step 8: certificates, announcements by their own agency, uniqueness, ISA parties."""
     seen_users: set[str] = set()
-    seen_certs: set[str] = set()
+    seen_keys: set[bytes] = set()
     for agency in document.agencies:
         cert = pki.certificate_from_bytes(b64url_decode(agency.certificate))
         if pki.verify_certificate(cert, root_cert, None) != agency.id:
             raise ManifestRejected("certificate_subject", agency.id)
-        if agency.broker_user in seen_users or pki.fingerprint(cert) in seen_certs:
+        key = pki.certificate_public_key(cert)
+        if agency.broker_user in seen_users or bytes(key) in seen_keys:
             raise ManifestRejected("duplicate", agency.id)
         seen_users.add(agency.broker_user)
-        seen_certs.add(pki.fingerprint(cert))
-        key = pki.certificate_public_key(cert)
+        seen_keys.add(bytes(key))
         for announcement in agency.announcements:
             if announcement.agency != agency.id:
                 raise ManifestRejected("announcement_invalid", agency.id)
@@ -310,7 +305,7 @@ def verify_manifest(
         _check_agencies(document, root_cert)  # 8
     except ValueError as exc:
         raise ManifestRejected("malformed") from exc
-    return Manifest(document, data, root_cert)
+    return Manifest(document, data)
 
 
 def reload_manifest(
@@ -326,7 +321,7 @@ def reload_manifest(
         _check_agencies(document, root_cert)
     except ValueError as exc:
         raise ManifestRejected("malformed") from exc
-    return Manifest(document, data, root_cert)
+    return Manifest(document, data)
 
 
 @dataclass(frozen=True)

@@ -133,6 +133,40 @@ class TestVerifyManifest:
         )
         assert refusal(FED.manifest_file(doc)) == "certificate_subject"
 
+    def test_two_agencies_sharing_a_signing_key_are_rejected(self) -> None:
+        """Each certified signing key belongs to one agency only (sender_key is unambiguous)."""
+        police = FED.agencies["syn-police"]
+        twin = FED.issue("syn-council", police.signing.verify_key, serial=77)
+        doc = FED.document(
+            agencies=[
+                FED.entry("syn-police"),
+                FED.entry(
+                    "syn-council",
+                    announcements=[],
+                    certificate=b64url_encode(pki.certificate_to_der(twin)),
+                ),
+                FED.entry("syn-refuge"),
+            ]
+        )
+        assert refusal(FED.manifest_file(doc)) == "duplicate"
+
+    def test_expired_signer_certificate_is_untrusted(self) -> None:
+        """A manifest signed under an expired signer certificate is refused."""
+        old = FED.issue(
+            "manifest-signer",
+            FED.signer_key.verify_key,
+            manifest=True,
+            not_before=NOW - timedelta(days=60),
+            not_after=NOW - timedelta(days=1),
+        )
+        data = build_manifest(FED.document(), signer_key=FED.signer_key, signer_cert=old)
+        assert refusal(data) == "signer_untrusted"
+
+    def test_isa_party_not_listed_is_rejected(self) -> None:
+        """Every ISA party must be an agency of the manifest."""
+        doc = FED.document(isas=[FED.isa_entry(parties=["syn-police", "syn-nobody"])])
+        assert refusal(FED.manifest_file(doc)) == "isa_party_unknown"
+
     def test_any_change_to_the_signed_body_is_rejected(self) -> None:
         """Editing the manifest body after signing breaks the signature."""
         outer = parse_canonical(FED.manifest_file().rstrip(b"\n"))
