@@ -156,15 +156,15 @@ class DashAssessment(StrictModel):
     @model_validator(mode="after")
     def _consistent(self) -> DashAssessment:
         self._check_score()
-        banded = self.banded_level
+        basis = self.banded_level or self.level
         judged = self.professional_judgement.level if self.professional_judgement else None
-        if banded is not None and judged is not None and higher_level(banded, judged) != judged:
+        if basis is not None and judged is not None and higher_level(basis, judged) != judged:
             raise _error(
                 "professional_judgement.level",
                 f"professional judgement may raise the risk level but never lower it "
-                f"(the DASH score gives {banded}, the judgement says {judged})",
+                f"(the DASH gives {basis}, the judgement says {judged})",
             )
-        if banded is not None and self.level is not None and self.level != self.risk_level:
+        if self.level is not None and self.level != self.risk_level:
             raise _error(
                 "level", f"stated level {self.level} does not agree with {self.risk_level}"
             )

@@ -60,6 +60,11 @@ REQUIRED_ON_SUBMIT: Mapping[str, tuple[str, ...]] = {
 }
 """Paths a sender must supply. ``a[].b`` means "every element of ``a`` has ``b``"."""
 
+_REQUIRED_PARTS = {
+    kind: tuple(tuple(path.split(".")) for path in paths)
+    for kind, paths in REQUIRED_ON_SUBMIT.items()
+}
+
 
 def parse_payload(
     message_type: str, payload: bytes | Mapping[str, Any], *, minimised: bool = False
@@ -137,8 +142,8 @@ def _error_path(model: type[BaseModel], err: ErrorDetails) -> str:
 def _submit_problems(message_type: str, referral: Referral) -> dict[str, str]:
     problems = {
         missing: "required when submitting"
-        for required in REQUIRED_ON_SUBMIT[message_type]
-        for missing in _missing(referral, required.split("."), "")
+        for parts in _REQUIRED_PARTS[message_type]
+        for missing in _missing(referral, parts, "")
     }
     consent = referral.consent
     if consent and consent.agreement == "not_sought" and consent.reason_not_sought is None:
@@ -146,7 +151,7 @@ def _submit_problems(message_type: str, referral: Referral) -> dict[str, str]:
     return problems
 
 
-def _missing(node: object, parts: list[str], at: str) -> list[str]:
+def _missing(node: object, parts: tuple[str, ...], at: str) -> list[str]:
     """The concrete paths under ``node`` where ``parts`` leads to nothing."""
     head, rest = parts[0], parts[1:]
     name = head.removesuffix("[]")
@@ -155,6 +160,6 @@ def _missing(node: object, parts: list[str], at: str) -> list[str]:
     if head.endswith("[]"):
         items: tuple[object, ...] = child or ()
         return [m for i, item in enumerate(items) for m in _missing(item, rest, f"{here}[{i}]")]
-    if child is None or child == ():
+    if child is None or (isinstance(child, tuple) and not child):
         return [".".join([here, *rest])]
     return _missing(child, rest, here) if rest else []

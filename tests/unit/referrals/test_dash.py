@@ -109,6 +109,20 @@ class TestProfessionalJudgement:
         assert set(caught.value.errors) == {"dash.professional_judgement.level"}
         assert "never lower" in caught.value.errors["dash.professional_judgement.level"]
 
+    def test_stated_level_below_the_judgement_is_rejected(self) -> None:
+        """With the answers withheld, a stated level must still include the judgement."""
+        dash = {"level": "medium", "professional_judgement": {"level": "high"}}
+        with pytest.raises(PayloadInvalid) as caught:
+            parse_dash(dash)
+        assert set(caught.value.errors) == {"dash.level"}
+
+    def test_judgement_below_a_stated_level_is_rejected(self) -> None:
+        """With the answers withheld, a judgement below the stated level is a lowering."""
+        dash = {"level": "high", "professional_judgement": {"level": "medium"}}
+        with pytest.raises(PayloadInvalid) as caught:
+            parse_dash(dash)
+        assert set(caught.value.errors) == {"dash.professional_judgement.level"}
+
     def test_equal_judgement_is_accepted(self) -> None:
         """Judging the banded level again changes nothing."""
         dash = {**answers(10), "professional_judgement": {"level": "medium"}}
