@@ -200,6 +200,8 @@ def create_dev_federation(
     amqp_url: str = "amqp://127.0.0.1:5672/",
     management_url: str = "http://127.0.0.1:15672",
     vhost: str = DEFAULT_VHOST,
+    admin_user: str = "guest",
+    admin_password: str = "guest",
     manifest_validity: timedelta = timedelta(days=7),
     force: bool = False,
 ) -> DevFederation:
@@ -223,7 +225,13 @@ def create_dev_federation(
     )
     save_state(layout, state)
     broker = BrokerConfig(
-        rabbitmq=RabbitSettings(management_url=management_url, amqp_url=amqp_url, vhost=vhost),
+        rabbitmq=RabbitSettings(
+            management_url=management_url,
+            amqp_url=amqp_url,
+            vhost=vhost,
+            admin_user=admin_user,
+            admin_password=admin_password,
+        ),
         agencies=tuple(
             BrokerAgency(
                 id=a.id,

@@ -25,6 +25,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--amqp-url", default="amqp://127.0.0.1:5672/")
     parser.add_argument("--management-url", default="http://127.0.0.1:15672")
     parser.add_argument("--vhost", default="isa-relay")
+    parser.add_argument("--admin-user", default="guest", help="RabbitMQ admin (dev broker)")
+    parser.add_argument(
+        "--admin-password", default="guest", help="written to broker.toml (dev only)"
+    )
     parser.add_argument(
         "--manifest-days", type=float, default=7.0, help="manifest validity (default 7 days)"
     )
@@ -41,6 +45,8 @@ def _run(args: argparse.Namespace) -> int:
         amqp_url=args.amqp_url,
         management_url=args.management_url,
         vhost=args.vhost,
+        admin_user=args.admin_user,
+        admin_password=args.admin_password,
         manifest_validity=timedelta(days=args.manifest_days),
         force=args.force,
     )

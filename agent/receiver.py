@@ -1,0 +1,155 @@
+"""What the agent does with each message taken from its inbox queue.
+
+Envelopes, in order (the numbering continues ``federation.envelope.open_envelope``'s 1-8 and
+``federation.pipeline.accept``'s 9-11):
+
+12. wait while trust is fail-closed (the message stays unacknowledged in the broker: a durable
+    quarantine; nothing is accepted under a stale manifest);
+13. store durably (atomic dedupe: a replay or redelivery is never stored or delivered twice);
+14. send the signed ``delivered`` receipt (again for a duplicate, so a sender whose first receipt
+    was lost still settles), then ack the broker.
+
+A rejected envelope is dead-lettered (kept for the operator) and, when its sender is
+authenticated, answered with a signed ``rejected`` receipt carrying only the reason code.
+Receipts for our own messages are verified against the manifest and settle the outbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+from typing import Literal
+
+from agent.context import AgentContext
+from agent.errors import NotFound, StoreUnavailable, TransportError
+from agent.transport import Delivery, Outcome
+from federation.canonical import canonical_json
+from federation.envelope import Header, envelope_sha256, open_envelope, peek_header
+from federation.errors import EnvelopeRejected, ReceiptRejected
+from federation.pipeline import accept
+from federation.receipts import make_receipt, verify_receipt
+
+__all__ = ["Receiver"]
+
+log = logging.getLogger(__name__)
+
+#: Reasons for which the envelope's ``from`` is not authenticated: no receipt goes anywhere.
+_UNAUTHENTICATED = frozenset(
+    {"bad_frame", "bad_signature", "unknown_sender", "sender_mismatch", "replay"}
+)
+_RETRY_PAUSE = 1.0
+
+
+class Receiver:
+    def __init__(self, ctx: AgentContext) -> None:
+        self.ctx = ctx
+
+    async def __call__(self, delivery: Delivery) -> Outcome:
+        if delivery.kind == "receipt":
+            return await self._on_receipt(delivery)
+        if delivery.kind != "envelope":
+            log.warning("dead-lettering a message of unknown kind")
+            return Outcome.REJECT
+        return await self._on_envelope(delivery)
+
+    async def _wait_for_trust(self) -> None:
+        # 12. quarantine; validity is time-driven (expiry), so poll rather than wait on an event
+        while not self.ctx.trust.state.can_send(self.ctx.clock()):  # noqa: ASYNC110
+            await asyncio.sleep(_RETRY_PAUSE)
+
+    async def _on_envelope(self, delivery: Delivery) -> Outcome:
+        ctx = self.ctx
+        await self._wait_for_trust()
+        manifest, now = ctx.trust.manifest, ctx.clock()
+        assert manifest is not None
+        limits = ctx.settings.limits
+        try:
+            opened = open_envelope(
+                delivery.body, recipient=ctx.agency, keyring=ctx.keyring, manifest=manifest,
+                now=now, seen=lambda _id: False,  # dedupe is atomic with the store (step 13)
+                max_skew=timedelta(seconds=limits.max_clock_skew_seconds),
+                max_ciphertext=limits.max_ciphertext_bytes,
+            )  # fmt: skip
+            accepted = accept(opened, ctx.registry)
+        except EnvelopeRejected as exc:
+            return await self._reject(delivery, exc)
+        header = accepted.header
+        try:
+            fresh = await ctx.store.accept_incoming(  # 13.
+                envelope_id=header.id, sender=header.sender, header=header.to_json(),
+                payload=canonical_json(accepted.payload), now=now,
+            )  # fmt: skip
+        except StoreUnavailable:
+            log.error("cannot store an incoming envelope durably; it stays in the broker")
+            await asyncio.sleep(_RETRY_PAUSE)
+            return Outcome.REQUEUE
+        ctx.metrics.inc("isa_agent_received_total" if fresh else "isa_agent_duplicates_total")
+        if fresh:
+            ctx.inbox_wakeup.set()
+        return await self._receipt(header, accepted.envelope_sha256, "delivered", None)  # 14.
+
+    async def _reject(self, delivery: Delivery, exc: EnvelopeRejected) -> Outcome:
+        self.ctx.metrics.inc("isa_agent_rejected_total")
+        log.warning("envelope rejected: %s %s", exc.reason, exc.detail)
+        if exc.reason in _UNAUTHENTICATED:
+            return Outcome.REJECT
+        try:
+            header = peek_header(delivery.body)
+        except EnvelopeRejected:
+            return Outcome.REJECT
+        sha256 = envelope_sha256(delivery.body)
+        outcome = await self._receipt(header, sha256, "rejected", exc.reason)
+        return Outcome.REJECT if outcome is Outcome.ACK else outcome
+
+    async def _receipt(
+        self,
+        header: Header,
+        sha256: str,
+        status: Literal["delivered", "rejected"],
+        reason: str | None,
+    ) -> Outcome:
+        ctx = self.ctx
+        frame = make_receipt(
+            envelope_id=header.id, envelope_sha256=sha256, issuer=ctx.agency, to=header.sender,
+            status=status, reason=reason, at=ctx.clock(), signing_key=ctx.signing_key,
+        )  # fmt: skip
+        transport = ctx.transport
+        try:
+            if transport is None:
+                raise TransportError("not connected")
+            await transport.publish(header.sender, frame, message_id=header.id, kind="receipt")
+        except TransportError:
+            log.warning("could not send a %s receipt; the envelope will be redelivered", status)
+            await asyncio.sleep(_RETRY_PAUSE)
+            return Outcome.REQUEUE
+        ctx.metrics.inc("isa_agent_published_total")
+        return Outcome.ACK
+
+    async def _on_receipt(self, delivery: Delivery) -> Outcome:
+        ctx = self.ctx
+        manifest = ctx.trust.manifest
+        if manifest is None:
+            await asyncio.sleep(_RETRY_PAUSE)
+            return Outcome.REQUEUE
+        try:
+            receipt = verify_receipt(delivery.body, manifest=manifest)
+        except ReceiptRejected as exc:
+            log.warning("receipt rejected: %s", exc.reason)
+            return Outcome.REJECT
+        if receipt.to != ctx.agency:
+            return Outcome.REJECT
+        try:
+            outcome = await ctx.store.record_receipt(
+                envelope_id=receipt.envelope_id, frame=delivery.body, status=receipt.status,
+                reason=receipt.reason or "", at=ctx.clock(),
+            )  # fmt: skip
+        except NotFound:
+            outcome = "unknown"
+        except StoreUnavailable:
+            await asyncio.sleep(_RETRY_PAUSE)
+            return Outcome.REQUEUE
+        if outcome == "unknown":
+            log.warning("receipt for an envelope we did not send")
+        ctx.metrics.inc("isa_agent_receipts_total")
+        return Outcome.ACK

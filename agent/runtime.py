@@ -1,0 +1,108 @@
+"""Assemble and run one agent: store, trust, keys, transport, API, relay, housekeeping.
+
+Rules (HOUSE-STYLE §8):
+1. Every resource is an async context manager closed on the way out, whatever happened.
+2. All long-running work runs in one ``asyncio.TaskGroup``; ``stop`` (SIGTERM/SIGINT in
+   ``isa-agent run``) cancels it: the consumer stops taking deliveries and lets in-flight ones
+   finish, the API stops accepting, then the store closes. Cancellation is never swallowed.
+3. The outbox and inbox are on disk, so a restart resumes exactly where the agent stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+from aiohttp import web
+from yarl import URL
+
+from agent.api import create_app
+from agent.auth import ApiClient
+from agent.config import Settings
+from agent.context import AgentContext, Clock, load_registry, utcnow
+from agent.keystore import load_keyring, read_signing_key
+from agent.receiver import Receiver
+from agent.relay import Housekeeper, OutboxRelay
+from agent.service import Service
+from agent.store import SqliteStore
+from agent.transport import AmqpTransport
+from agent.trust import TrustHolder
+from federation.keys import RotationPolicy
+
+__all__ = ["broker_urls", "open_context", "run_agent"]
+
+log = logging.getLogger(__name__)
+
+
+def broker_urls(settings: Settings) -> list[str]:
+    """The configured broker URLs with the agency's broker credentials filled in."""
+    broker = settings.broker
+    return [
+        str(URL(url).with_user(broker.user).with_password(broker.password or None))
+        for url in broker.urls
+    ]
+
+
+@contextlib.asynccontextmanager
+async def open_context(settings: Settings, *, clock: Clock = utcnow) -> AsyncIterator[AgentContext]:
+    """Load keys, ISAs and trust, open the store; yields a context without a transport."""
+    keys = settings.keys
+    policy = RotationPolicy(
+        rotate_every=timedelta(days=keys.rotate_every_days), grace=timedelta(days=keys.grace_days)
+    )
+    signing_key = read_signing_key(keys.signing_key, keys.passphrase)
+    keyring = load_keyring(keys.encryption_dir, policy, keys.passphrase)
+    registry = load_registry(settings.trust.policies_dir)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    trust = TrustHolder(settings.trust, settings.data_dir)
+    trust.load_persisted()
+    await trust.refresh(clock())
+    async with SqliteStore(settings.data_dir) as store:
+        yield AgentContext(settings, store, trust, registry, signing_key, keyring, clock)
+
+
+async def run_agent(
+    settings: Settings, *, stop: asyncio.Event, ready: asyncio.Event | None = None
+) -> None:
+    """Run until ``stop`` is set; then drain and close everything."""
+    async with open_context(settings) as ctx:
+        transport = AmqpTransport(
+            broker_urls(settings),
+            broker_user=settings.broker.user,
+            agency=settings.agency,
+            prefetch=settings.broker.prefetch,
+        )
+        async with transport:
+            ctx.transport = transport
+            clients = [ApiClient.from_settings(c) for c in settings.api.clients]
+            app = create_app(Service(ctx), clients, max_body_bytes=settings.api.max_body_bytes)
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            try:
+                await web.TCPSite(runner, settings.api.host, settings.api.port).start()
+                log.info("agent %s listening on %s", settings.agency, settings.api.listen)
+                await _supervise(ctx, transport, stop, ready)
+            finally:
+                await runner.cleanup()
+                ctx.transport = None
+
+
+async def _supervise(
+    ctx: AgentContext, transport: AmqpTransport, stop: asyncio.Event, ready: asyncio.Event | None
+) -> None:
+    async with asyncio.TaskGroup() as group:
+        tasks = [
+            group.create_task(transport.consume(Receiver(ctx)), name="consumer"),
+            group.create_task(OutboxRelay(ctx).run(), name="outbox-relay"),
+            group.create_task(Housekeeper(ctx).run(), name="housekeeping"),
+            group.create_task(ctx.trust.poll(), name="manifest-poll"),
+        ]
+        if ready is not None:
+            ready.set()
+        await stop.wait()
+        log.info("agent %s stopping: draining in-flight work", ctx.agency)
+        for task in tasks:
+            task.cancel()

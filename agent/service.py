@@ -1,0 +1,233 @@
+"""The agent's behaviour behind the local API (implements ``agent.api_models.AgentService``).
+
+Rules:
+1. ``submit`` answers 202 only after the sealed envelope is committed to the outbox; the relay
+   (``agent.relay``) publishes it later. Nothing is sent for DENY or REVIEW.
+2. ``preview`` runs the same decision and stores nothing.
+3. Responses carry field paths and reasons, never payload values (except the inbox, which hands
+   verified payloads to the agency's own case system).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from agent.api_models import (
+    BrokerHealth,
+    HealthResponse,
+    HistoryEntry,
+    InboxItem,
+    InboxPage,
+    IsaFlowSummary,
+    IsaSummary,
+    KeyHealth,
+    ManifestHealth,
+    MessageStatusResponse,
+    PreviewResponse,
+    ReceiptView,
+    SubmitRequest,
+    SubmitResponse,
+    WithheldField,
+)
+from agent.context import AgentContext
+from agent.errors import Denied, NotFound
+from agent.store_records import PayloadPurged
+from federation.canonical import canonical_json, format_time
+from federation.envelope import peek_header, seal
+from federation.isa import Decision, Isa, explain
+from federation.pipeline import prepare
+
+__all__ = ["Service"]
+
+
+def _withheld(decision: Decision) -> list[WithheldField]:
+    return [WithheldField(path=w.path, reason=w.reason) for w in decision.withheld_fields]
+
+
+def _body_sha256(req: SubmitRequest) -> str:
+    body = req.model_dump(mode="json", by_alias=True, exclude={"idempotency_key"})
+    return hashlib.sha256(canonical_json(body)).hexdigest()
+
+
+class Service:
+    """``AgentService`` over an :class:`AgentContext`."""
+
+    def __init__(self, ctx: AgentContext) -> None:
+        self.ctx = ctx
+
+    async def submit(self, client: str, req: SubmitRequest) -> SubmitResponse:
+        ctx, now = self.ctx, self.ctx.clock()
+        isa = ctx.isa(req.isa)
+        prepared = prepare(
+            isa, sender=ctx.agency, recipient=req.to, purpose=req.purpose,
+            message_type=req.type, payload=req.payload, now=now, ttl=ctx.ttl,
+        )  # fmt: skip
+        decision = prepared.decision
+        if prepared.spec is None:
+            ctx.metrics.inc("isa_agent_denied_total")
+            verb = "needs human review" if decision.outcome == "REVIEW" else "is not permitted"
+            raise Denied(f"this referral {verb} under {isa.id}", decision.reasons)
+        manifest = ctx.sendable_manifest(now, isa)
+        key = manifest.current_encryption_key(req.to, now)
+        if key is None:
+            raise Denied(f"{req.to} has no current encryption key in the federation manifest")
+        frame = seal(
+            prepared.payload, prepared.spec, signing_key=ctx.signing_key,
+            recipient_public=key.public_bytes(), now=now,
+        )  # fmt: skip
+        header = peek_header(frame, max_ciphertext=ctx.settings.limits.max_ciphertext_bytes)
+        result = await ctx.store.enqueue_outgoing(
+            message_id=header.id, client=client, idempotency_key=req.idempotency_key,
+            body_sha256=_body_sha256(req), recipient=req.to, header=header.to_json(),
+            frame=frame, now=now, expires_at=prepared.spec.expires_at,
+        )  # fmt: skip
+        ctx.outbox_wakeup.set()
+        ctx.metrics.inc("isa_agent_submitted_total", int(result.created))
+        return SubmitResponse(
+            id=result.id,
+            status=result.status.value,
+            shared_fields=list(decision.shared_fields),
+            withheld_fields=_withheld(decision),
+        )
+
+    async def preview(self, client: str, req: SubmitRequest) -> PreviewResponse:
+        ctx = self.ctx
+        isa = ctx.registry.get(req.isa)
+        if isa is None:
+            reason = f"No agreement {req.isa!r} is in force at this agency, so nothing is shared."
+            return PreviewResponse(decision="DENY", shared_fields=[], withheld_fields=[],
+                                   reasons=[reason])  # fmt: skip
+        decision = prepare(
+            isa, sender=ctx.agency, recipient=req.to, purpose=req.purpose,
+            message_type=req.type, payload=req.payload, now=ctx.clock(), ttl=ctx.ttl,
+        ).decision  # fmt: skip
+        return PreviewResponse(
+            decision=decision.outcome,
+            shared_fields=list(decision.shared_fields),
+            withheld_fields=_withheld(decision),
+            reasons=list(decision.reasons),
+        )
+
+    async def message(self, id: str) -> MessageStatusResponse:
+        status = await self.ctx.store.message_status(id)
+        header: dict[str, Any] = status.header
+        receipt = None
+        if status.receipt is not None:
+            r = status.receipt
+            receipt = ReceiptView(status=r.status, reason=r.reason or None,
+                                  at=format_time(r.at), verified=True)  # fmt: skip
+        return MessageStatusResponse(
+            id=status.id,
+            status=status.status.value,
+            to=status.recipient,
+            type=str(header.get("type", "")),
+            isa=str(header.get("isa", {}).get("id", "")),
+            purpose=str(header.get("purpose", "")),
+            created_at=format_time(status.created_at),
+            history=[
+                HistoryEntry(at=format_time(h.at), status=h.status, detail=h.detail)
+                for h in status.history
+            ],
+            receipt=receipt,
+        )
+
+    async def inbox(self, after: int, limit: int) -> InboxPage:
+        store = self.ctx.store
+        items = []
+        for item in await store.inbox_page(after, limit, unacked_only=True):
+            try:
+                payload = json.loads(await store.read_inbox_payload(item.id))
+            except PayloadPurged:
+                continue
+            h = item.header
+            items.append(
+                InboxItem.model_validate(
+                    {
+                        "id": item.id, "cursor": item.cursor, "from": item.sender,
+                        "type": h["type"], "isa": {"id": h["isa"]["id"],
+                                                    "version": h["isa"]["version"]},
+                        "purpose": h["purpose"], "lawful_basis": h["lawful_basis"],
+                        "risk": h["risk"], "handling": h["handling"],
+                        "received_at": format_time(item.received_at), "payload": payload,
+                    }
+                )
+            )  # fmt: skip
+        next_cursor = items[-1].cursor if items else after
+        return InboxPage(items=items, next_cursor=next_cursor)
+
+    async def ack(self, id: str) -> None:
+        await self.ctx.store.ack(id, self.ctx.clock())
+
+    async def isas(self) -> list[IsaSummary]:
+        return [self._summary(isa) for isa in map(self._get, self.ctx.registry.ids())]
+
+    def _get(self, isa_id: str) -> Isa:
+        isa = self.ctx.registry.get(isa_id)
+        if isa is None:  # pragma: no cover - ids() come from the registry
+            raise NotFound(isa_id)
+        return isa
+
+    def _summary(self, isa: Isa) -> IsaSummary:
+        manifest, now = self.ctx.trust.manifest, self.ctx.clock()
+        entry = manifest.isa(isa.id) if manifest is not None else None
+        active = entry is not None and entry.sha256 == isa.sha256 and entry.active_at(now)
+        to = isa.doc.isa.effective_to
+        return IsaSummary(
+            id=isa.id,
+            version=isa.version,
+            title=isa.doc.isa.title,
+            parties=[p.id for p in isa.doc.parties],
+            active=active,
+            valid_until=None if to is None else to.isoformat() + "T00:00:00Z",
+            summary=explain(isa),
+            flows=[
+                IsaFlowSummary.model_validate(
+                    {"from": sender, "to": to_, "purpose": f.purpose, "types": f.message_types}
+                )
+                for f in isa.doc.flows
+                for sender in f.sender
+                for to_ in f.to
+            ],
+        )
+
+    async def health(self) -> HealthResponse:
+        ctx, now = self.ctx, self.ctx.clock()
+        manifest, trust_status = ctx.trust.manifest, ctx.trust.state.status(now)
+        current = ctx.keyring.current(now)
+        mine = manifest.agency(ctx.agency) if manifest is not None else None
+        announced = bool(current and mine and any(a.kid == current.kid for a in mine.announcements))
+        connected = ctx.transport is not None and ctx.transport.connected
+        status: Literal["ok", "degraded", "fail_closed"]
+        if trust_status != "valid":
+            status = "fail_closed"
+        elif not (connected and current and announced):
+            status = "degraded"
+        else:
+            status = "ok"
+        key_detail = "current key announced" if announced else "no current announced key"
+        return HealthResponse(
+            status=status,
+            manifest=ManifestHealth(
+                valid=trust_status == "valid",
+                serial=manifest.serial if manifest else None,
+                expires_at=manifest.document.expires_at if manifest else None,
+            ),
+            keys=KeyHealth(valid=bool(current and announced), detail=key_detail),
+            broker=BrokerHealth(connected=connected),
+            outbox_depth=await ctx.store.outbox_depth(),
+        )
+
+    async def metrics_text(self) -> str:
+        ctx, now = self.ctx, self.ctx.clock()
+        manifest = ctx.trust.manifest
+        gauges = {
+            "isa_agent_outbox_depth": float(await ctx.store.outbox_depth()),
+            "isa_agent_broker_connected": float(bool(ctx.transport and ctx.transport.connected)),
+            "isa_agent_manifest_serial": float(manifest.serial if manifest else 0),
+            "isa_agent_manifest_seconds_to_expiry": (
+                (manifest.expires_at - now).total_seconds() if manifest else 0.0
+            ),
+        }
+        return ctx.metrics.render(gauges)
