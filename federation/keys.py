@@ -250,18 +250,22 @@ class Keyring:
         self._keys: dict[str, EncryptionKey] = {}
 
     def add(self, key: EncryptionKey, not_before: datetime) -> KeyringEntry:
-        """Add a new key current from ``not_before``; older current keys move to grace then."""
+        """Add a key current from ``not_before``; a key superseded by a newer one enters grace."""
+        if key.kid in self._entries:
+            raise ValueError("this key is already in the keyring")
         for old in list(self._entries.values()):
-            if old.retire_at > not_before and old.not_before < not_before:
-                self._entries[old.kid] = old.model_copy(
-                    update={"retire_at": not_before, "destroy_at": not_before + self.policy.grace}
-                )
+            if old.not_before < not_before < old.retire_at:
+                self._entries[old.kid] = self._retired(old, not_before)
         retire = not_before + self.policy.rotate_every
-        destroy = retire + self.policy.grace
-        entry = KeyringEntry(
-            kid=key.kid, not_before=not_before, retire_at=retire, destroy_at=destroy
+        later = [e.not_before for e in self._entries.values() if e.not_before > not_before]
+        entry = self._retired(
+            KeyringEntry(kid=key.kid, not_before=not_before, retire_at=retire, destroy_at=retire),
+            min([retire, *later]),
         )
         return self.restore(entry, key)
+
+    def _retired(self, entry: KeyringEntry, at: datetime) -> KeyringEntry:
+        return entry.model_copy(update={"retire_at": at, "destroy_at": at + self.policy.grace})
 
     def restore(self, entry: KeyringEntry, key: EncryptionKey | None) -> KeyringEntry:
         """Put back a persisted entry (``key=None`` for a destroyed one)."""

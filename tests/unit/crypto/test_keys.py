@@ -101,6 +101,26 @@ class TestLifecycle:
         assert ring.state(old.kid, later) == "grace"
         assert ring.state(old.kid, NOW + timedelta(days=5)) == "destroyed"
 
+    def test_key_added_out_of_order_is_superseded_by_the_newer_one(self) -> None:
+        """A key restored after its successor still retires when the successor began."""
+        ring = Keyring()
+        old, new = (
+            EncryptionKey.from_secret(seed_key("o")),
+            EncryptionKey.from_secret(seed_key("n")),
+        )
+        ring.add(new, NOW)
+        ring.add(old, NOW - timedelta(days=5))
+        assert ring.state(old.kid, NOW + timedelta(hours=1)) == "grace"
+        assert ring.state(new.kid, NOW + timedelta(hours=1)) == "current"
+
+    def test_adding_the_same_key_twice_is_refused(self) -> None:
+        """A kid cannot be re-added (its lifecycle would be reset)."""
+        ring = Keyring()
+        key = EncryptionKey.from_secret(seed_key("a"))
+        ring.add(key, NOW)
+        with pytest.raises(ValueError):
+            ring.add(key, NOW + timedelta(days=100))
+
     def test_destroy_expired_forgets_bytes_but_remembers_the_kid(self) -> None:
         """A destroyed key is dropped once, and stays known as destroyed."""
         ring = Keyring()
