@@ -9,7 +9,8 @@ Rules:
    are re-rendered the same way; ANY other exception is a bug, logged (class and stack frames,
    never its message, which could hold payload values) and answered with an opaque 500.
 3. Order of checks: route and method, then the bearer token (401) and scope (403), then the
-   body: size (413), content type, UTF-8 JSON, a JSON object, nesting depth, then the model (400).
+   query (unknown names, bad values: 400), then the body: size (413), content type, UTF-8 JSON,
+   a JSON object, nesting depth, then the model (400).
    Payload validation against the message type is the service's (422).
 4. Nothing a client sent (payload values, tokens) is echoed into an error or a log line; field
    *paths* are named, truncated.
@@ -56,7 +57,9 @@ __all__ = [
 
 DEFAULT_MAX_BODY_BYTES: Final = 256 * 1024
 MAX_JSON_DEPTH: Final = 64
-_ID_RE: Final = re.compile(ID_PATTERN)
+#: Ids in paths are matched by the route itself, so ``/v1/messages/preview`` is never an id
+#: and a malformed id is simply a URL the API does not have (404).
+_ID_ROUTE: Final = ID_PATTERN.removeprefix("^").removesuffix("$")
 _INT_PATTERN: Final = re.compile(r"^[0-9]{1,19}$")
 _PROBLEM_TYPE: Final = "urn:isa-relay:problem:"
 _log = logging.getLogger("agent.api")
@@ -96,9 +99,9 @@ def create_app(
     router = app.router
     router.add_post("/v1/messages", _submit)
     router.add_post("/v1/messages/preview", _preview)
-    router.add_get("/v1/messages/{id}", _message, allow_head=False)
+    router.add_get(f"/v1/messages/{{id:{_ID_ROUTE}}}", _message, allow_head=False)
     router.add_get("/v1/inbox", _inbox, allow_head=False)
-    router.add_post("/v1/inbox/{id}/ack", _ack)
+    router.add_post(f"/v1/inbox/{{id:{_ID_ROUTE}}}/ack", _ack)
     router.add_get("/v1/isas", _isas, allow_head=False)
     router.add_get("/healthz", _healthz, allow_head=False)
     router.add_get("/metrics", _metrics, allow_head=False)
@@ -128,7 +131,7 @@ async def _message(request: web.Request) -> web.StreamResponse:
 
 
 async def _inbox(request: web.Request) -> web.StreamResponse:
-    _authorize(request, "receive")
+    _authorize(request, "receive", query=("after", "limit"))
     after = _query_int(request, "after", default=0, low=0, high=MAX_CURSOR)
     limit = _query_int(request, "limit", default=DEFAULT_INBOX_LIMIT, low=1, high=MAX_INBOX_LIMIT)
     return _json(await request.app[_SERVICE].inbox(after, limit))
@@ -148,6 +151,7 @@ async def _isas(request: web.Request) -> web.StreamResponse:
 
 
 async def _healthz(request: web.Request) -> web.StreamResponse:
+    _check_query(request, ())
     health = await request.app[_SERVICE].health()
     return _json(health, status=200 if health.status == "ok" else 503)
 
@@ -162,14 +166,27 @@ async def _metrics(request: web.Request) -> web.StreamResponse:
 
 
 async def _openapi(request: web.Request) -> web.StreamResponse:
+    _check_query(request, ())
     return web.Response(body=request.app[_OPENAPI], content_type="application/json")
 
 
 # --- parsing -------------------------------------------------------------------------------
 
 
-def _authorize(request: web.Request, scope: Scope | None) -> ApiClient:
-    return request.app[_AUTH].authorize(request.headers.get("Authorization"), scope)
+def _authorize(
+    request: web.Request, scope: Scope | None, *, query: tuple[str, ...] = ()
+) -> ApiClient:
+    client = request.app[_AUTH].authorize(request.headers.get("Authorization"), scope)
+    _check_query(request, query)
+    return client
+
+
+def _check_query(request: web.Request, allowed: tuple[str, ...]) -> None:
+    """Unknown query parameters are a 400, like unknown body fields (a typo never passes)."""
+    unknown = sorted({name for name in request.query if name not in allowed})
+    if unknown:
+        errors = {name[:100] or "(empty)": "unknown query parameter" for name in unknown[:20]}
+        raise RequestInvalid("unknown query parameter", errors)
 
 
 async def _read_model(request: web.Request, model: type[M]) -> M:
@@ -249,10 +266,7 @@ def _path(loc: tuple[int | str, ...]) -> str:
 
 
 def _path_id(request: web.Request) -> str:
-    value = request.match_info["id"]
-    if not _ID_RE.fullmatch(value):
-        raise RequestInvalid("malformed id", {"id": "must be a lowercase UUID"})
-    return value
+    return request.match_info["id"]
 
 
 def _query_int(request: web.Request, name: str, *, default: int, low: int, high: int) -> int:

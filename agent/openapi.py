@@ -41,11 +41,11 @@ __all__ = ["OPERATIONS", "Operation", "build_openapi"]
 _REF: Final = "#/components/schemas/{model}"
 
 _ERROR_TEXT: Final = {
-    400: "Malformed request: wrong content type, invalid JSON, not an object, unknown or "
-    "mistyped fields, or bad parameters (``errors`` names each field).",
+    400: "Malformed request: unknown or bad query parameters; for a body, wrong content type, "
+    "invalid JSON, not an object, or unknown or mistyped fields (``errors`` names each).",
     401: "Missing or invalid bearer token.",
     403: "The token lacks the scope, or (submit) the ISA denies the referral (``reasons``).",
-    404: "No such message or delivery.",
+    404: "No such message or delivery (ids are lowercase UUIDs; any other id is not found).",
     409: "The idempotency key was used before with a different body.",
     413: "The request body is larger than the configured limit.",
     422: "The payload does not match its message type (``errors`` maps field path to message).",
@@ -88,15 +88,15 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
               204, "empty", (400, 401, 403, 404, 503), params=("id",)),
     Operation("get", "/v1/isas", "listIsas",
               "The ISAs this agency is party to, in plain English.", "any",
-              200, "isa-list", (401, 503)),
+              200, "isa-list", (400, 401, 503)),
     Operation("get", "/healthz", "health",
               "Manifest, keys, broker, outbox depth; 503 when degraded or fail-closed.", "none",
-              200, HealthResponse, (503,)),
+              200, HealthResponse, (400, 503)),
     Operation("get", "/metrics", "metrics",
               "Prometheus metrics (needs the admin scope).", "admin",
-              200, "metrics", (401, 403, 503)),
+              200, "metrics", (400, 401, 403, 503)),
     Operation("get", "/v1/openapi.json", "openapi",
-              "This document.", "none", 200, "openapi", ()),
+              "This document.", "none", 200, "openapi", (400,)),
 )  # fmt: skip
 
 

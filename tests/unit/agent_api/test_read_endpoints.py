@@ -32,11 +32,15 @@ class TestMessageStatus:
         """A well-formed id the agent never issued: 404 problem."""
         await problem(await client.get(f"/v1/messages/{UNKNOWN_ID}", headers=bearer(SEND)), 404)
 
-    @pytest.mark.parametrize("bad", ["preview", "NOT-A-UUID", UNKNOWN_ID.upper()])
-    async def test_a_malformed_id_is_400(self, client: Client, bad: str) -> None:
-        """Ids are lowercase UUIDs; anything else is a 400 naming 'id'."""
-        body = await problem(await client.get(f"/v1/messages/{bad}", headers=bearer(SEND)), 400)
-        assert "id" in body["errors"]
+    @pytest.mark.parametrize("bad", ["NOT-A-UUID", UNKNOWN_ID.upper(), UNKNOWN_ID + "0"])
+    async def test_a_malformed_id_is_404(self, client: Client, bad: str) -> None:
+        """Ids are lowercase UUIDs; any other id names nothing: 404."""
+        await problem(await client.get(f"/v1/messages/{bad}", headers=bearer(SEND)), 404)
+
+    async def test_get_preview_is_405_not_an_id(self, client: Client) -> None:
+        """/v1/messages/preview is the preview resource (POST only), never a message id."""
+        response = await client.get("/v1/messages/preview", headers=bearer(SEND))
+        assert (response.status, response.headers["Allow"]) == (405, "POST")
 
     async def test_status_needs_send_scope(self, client: Client) -> None:
         """A receive-only client cannot read sent messages."""
