@@ -53,6 +53,7 @@ __all__ = [
     "build_manifest",
     "diff_manifests",
     "reload_manifest",
+    "unverified_document",
     "verify_manifest",
 ]
 
@@ -306,6 +307,18 @@ def verify_manifest(
     except ValueError as exc:
         raise ManifestRejected("malformed") from exc
     return Manifest(document, data)
+
+
+def unverified_document(data: bytes) -> ManifestDocument:
+    """UNVERIFIED: the document inside a manifest file, for display (``isa-broker manifest show``).
+
+    Nothing here is checked but the format; never use the result to make a trust decision.
+    """
+    body, _signature, _cert = _parse_file(data)
+    try:
+        return ManifestDocument.model_validate(body)
+    except ValidationError as exc:
+        raise ManifestRejected("malformed", f"{exc.error_count()} invalid fields") from exc
 
 
 def reload_manifest(

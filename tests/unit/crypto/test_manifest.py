@@ -18,6 +18,7 @@ from federation.manifest import (
     build_manifest,
     diff_manifests,
     reload_manifest,
+    unverified_document,
     verify_manifest,
 )
 from tests.unit.crypto.helpers import NOW, Federation, seed_key
@@ -177,6 +178,18 @@ class TestVerifyManifest:
         """Whitespace or key order other than canonical is refused."""
         data = FED.manifest_file().replace(b'{"format"', b'{ "format"', 1)
         assert refusal(data) == "malformed"
+
+
+class TestUnverifiedDocument:
+    def test_unverified_document_reads_the_content_for_display(self) -> None:
+        """The display helper returns the document without checking trust."""
+        other = Federation(root_key=SigningKey(seed_key("other root")))
+        assert unverified_document(other.manifest_file()).serial == 5
+
+    def test_unverified_document_still_refuses_a_malformed_file(self) -> None:
+        """Garbage is refused even for display."""
+        with pytest.raises(ManifestRejected):
+            unverified_document(b"{}")
 
 
 class TestTrustState:
