@@ -9,13 +9,16 @@ Rules:
    withheld it is ``standard``, the level that releases least.
 3. The victim's refuge address may appear on the form; every ISA must withhold it (the
    catalogue labels it ``never_share``).
+4. Stated criteria must agree with the form: ``visible_high_risk`` iff DASH score >= 14,
+   ``potential_escalation`` iff 3+ police incidents in 12 months (checked when both are known).
 """
 
 from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from federation.referrals.common import (
     Address,
@@ -31,6 +34,8 @@ from federation.referrals.common import (
 from federation.referrals.dash import DashAssessment
 
 __all__ = [
+    "POTENTIAL_ESCALATION",
+    "VISIBLE_HIGH_RISK",
     "Child",
     "DashPerpetrator",
     "DashRiskAssessment",
@@ -42,6 +47,11 @@ __all__ = [
     "Perpetrator",
     "PreviousMarac",
 ]
+
+VISIBLE_HIGH_RISK = 14
+"""SafeLives: 14 or more ``yes`` answers on the DASH is visible high risk."""
+POTENTIAL_ESCALATION = 3
+"""SafeLives: 3 or more police-reported incidents in 12 months is potential escalation."""
 
 Gender = Literal["female", "male", "other", "not_stated"]
 Relationship = Literal["partner", "ex_partner", "family_member", "other"]
@@ -154,6 +164,33 @@ class MaracReferral(Referral):
     def risk_level(self) -> RiskLevel:
         """The DASH risk level (banding raised by judgement); ``standard`` if withheld."""
         return self.dash.risk_level if self.dash else "standard"
+
+    @model_validator(mode="after")
+    def _criteria_agree(self) -> MaracReferral:
+        """Stated criteria must agree with the DASH score and the incident count, when known."""
+        criteria = self.criteria
+        if criteria is None:
+            return self
+        score = self.dash.computed_score if self.dash else None
+        if score is not None and _differs(criteria.visible_high_risk, score >= VISIBLE_HIGH_RISK):
+            raise _criterion("visible_high_risk", f"the DASH score is {score}")
+        incidents = self.police_incidents_last_12_months
+        if incidents is not None and _differs(
+            criteria.potential_escalation, incidents >= POTENTIAL_ESCALATION
+        ):
+            raise _criterion("potential_escalation", f"{incidents} incidents are recorded")
+        return self
+
+
+def _differs(stated: bool | None, fact: bool) -> bool:
+    return stated is not None and stated != fact
+
+
+def _criterion(name: str, fact: str) -> PydanticCustomError:
+    detail = f"does not agree with the form: {fact}"
+    return PydanticCustomError(
+        "marac_criteria", "{detail}", {"field": f"criteria.{name}", "detail": detail}
+    )
 
 
 class DashVictim(StrictModel):

@@ -250,3 +250,27 @@ class TestRiskAndConsent:
         """Police: risk_assessment.level; support: risk.level; Caledonian: assessed_risk."""
         referral = parse_payload(message_type, {"synthetic": True, **payload}, minimised=True)
         assert referral.risk_level == "medium"
+
+
+class TestMaracCriteria:
+    def test_visible_high_risk_must_match_the_score(self) -> None:
+        """Claiming 14+ on a medium DASH names the criterion."""
+        payload = full("marac_referral", "medium")
+        payload["criteria"] = {**payload["criteria"], "visible_high_risk": True}
+        assert set(errors_of("marac_referral", payload)) == {"criteria.visible_high_risk"}
+
+    def test_potential_escalation_must_match_the_incidents(self) -> None:
+        """Potential escalation needs 3 or more incidents."""
+        payload = {
+            "synthetic": True,
+            "police_incidents_last_12_months": 1,
+            "criteria": {"potential_escalation": True},
+        }
+        errors = errors_of("marac_referral", payload, minimised=True)
+        assert set(errors) == {"criteria.potential_escalation"}
+
+    def test_criteria_alone_survive_minimisation(self) -> None:
+        """With the DASH withheld, the stated criterion cannot be checked and is kept."""
+        payload = {"synthetic": True, "criteria": {"visible_high_risk": True}}
+        referral = parse_payload("marac_referral", payload, minimised=True)
+        assert referral.criteria.visible_high_risk is True  # type: ignore[attr-defined]
