@@ -266,6 +266,8 @@ class _Frame:
     ct: bytes
     signed: bytes
     sig: bytes
+    eph: bytes
+    nonce: bytes
 
 
 def _split(frame: bytes, max_ciphertext: int) -> _Frame:
@@ -288,7 +290,9 @@ def _split(frame: bytes, max_ciphertext: int) -> _Frame:
     if expires <= created or len(eph) != 32 or len(nonce) != 24:
         raise errors.EnvelopeRejected("bad_frame")
     end = 12 + hlen + clen
-    return _Frame(header, header_bytes, frame[12 + hlen : end], frame[:end], frame[end:])
+    return _Frame(
+        header, header_bytes, frame[12 + hlen : end], frame[:end], frame[end:], eph, nonce
+    )
 
 
 def peek_header(frame: bytes, *, max_ciphertext: int = MAX_CIPHERTEXT) -> Header:
@@ -364,12 +368,11 @@ def _check_isa(header: Header, manifest: Manifest, now: datetime) -> None:
 def _decrypt(parts: _Frame, keyring: Keyring, now: datetime) -> dict[str, Any]:
     header = parts.header
     key = keyring.for_decrypt(header.recipient_key, now)  # key_unknown / key_retired
-    eph = b64url_decode(header.eph)
     try:
-        shared = _shared(key.secret_bytes(), eph)
-        sym = _kdf(shared, eph, key.public)
+        shared = _shared(key.secret_bytes(), parts.eph)
+        sym = _kdf(shared, parts.eph, key.public)
         plaintext: bytes = crypto_aead_xchacha20poly1305_ietf_decrypt(
-            parts.ct, parts.header_bytes, b64url_decode(header.nonce), sym
+            parts.ct, parts.header_bytes, parts.nonce, sym
         )
     except (errors.CryptoError, CryptoError, ValueError) as exc:
         raise errors.EnvelopeRejected("decrypt_failed") from exc
