@@ -4,7 +4,7 @@ This module performs no I/O: the caller reads the file and passes its bytes.
 
 Rules:
 1. The YAML is composed into a node tree first, so that every key keeps its line; a duplicate
-   key in a mapping is an error (PyYAML would silently keep the last one).
+   key in a mapping is an error (PyYAML would silently keep the last one); aliases are refused.
 2. The document is validated by the strict models in :mod:`federation.isa_model`; each pydantic
    error becomes one :class:`PolicyProblem` at the line of the offending key (or of its parent
    when the key is missing).
@@ -36,44 +36,63 @@ Path = tuple[str | int, ...]
 def _yaml_problem(source: str, exc: yaml.YAMLError) -> PolicyProblem:
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     line = mark.line + 1 if mark is not None else 1
-    problem = getattr(exc, "problem", None) or "could not be parsed"
+    problem = getattr(exc, "problem", None) or getattr(exc, "reason", None) or "unreadable"
     return PolicyProblem(source, line, f"malformed YAML: {problem}")
 
 
-def _index_lines(
-    node: yaml.Node, path: Path, lines: dict[Path, int], dupes: list[tuple[str, int]]
-) -> None:
-    """Record the line of every key and list item under ``node``; collect duplicate keys."""
-    lines.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key_node, value_node in node.value:
-            key = str(key_node.value)
-            if key in seen:
-                dupes.append((".".join(map(str, (*path, key))), key_node.start_mark.line + 1))
-            seen.add(key)
-            lines[(*path, key)] = key_node.start_mark.line + 1
-            _index_lines(value_node, (*path, key), lines, dupes)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _index_lines(item, (*path, index), lines, dupes)
+class _Index:
+    """The line of every key and list item; duplicate keys; aliases (refused: an ISA is read by
+    people, and an alias bomb could otherwise expand exponentially)."""
+
+    def __init__(self) -> None:
+        self.lines: dict[Path, int] = {}
+        self.problems: list[tuple[int, str]] = []
+        self._seen: set[int] = set()
+
+    def walk(self, node: yaml.Node, path: Path) -> None:
+        line = node.start_mark.line + 1
+        self.lines.setdefault(path, line)
+        if isinstance(node, yaml.CollectionNode):
+            if id(node) in self._seen:
+                alias_line = self.lines[path]
+                self.problems.append((alias_line, "YAML aliases (*name) are not allowed here"))
+                return
+            self._seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            keys: set[str] = set()
+            for key_node, value_node in node.value:
+                key = str(key_node.value)
+                here = (*path, key)
+                if key in keys:
+                    dotted = ".".join(map(str, here))
+                    key_line = key_node.start_mark.line + 1
+                    self.problems.append((key_line, f"duplicate key {dotted!r}"))
+                keys.add(key)
+                self.lines[here] = key_node.start_mark.line + 1
+                self.walk(value_node, here)
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                self.walk(item, (*path, index))
 
 
 def _compose(source: str, data: bytes) -> tuple[Any, dict[Path, int]]:
-    loader = yaml.SafeLoader(data)
+    try:
+        loader = yaml.SafeLoader(data)
+    except yaml.YAMLError as exc:  # undecodable bytes fail in the reader, before any node
+        raise PolicyError([_yaml_problem(source, exc)]) from None
     try:
         node = loader.get_single_node()
         if node is None:
             raise PolicyError([PolicyProblem(source, 1, "the file is empty")])
-        lines: dict[Path, int] = {}
-        dupes: list[tuple[str, int]] = []
-        _index_lines(node, (), lines, dupes)
-        if dupes:
-            problems = [PolicyProblem(source, ln, f"duplicate key {p!r}") for p, ln in dupes]
-            raise PolicyError(problems)
-        return loader.construct_document(node), lines
+        index = _Index()
+        index.walk(node, ())
+        if index.problems:
+            raise PolicyError([PolicyProblem(source, ln, msg) for ln, msg in index.problems])
+        return loader.construct_document(node), index.lines
     except yaml.YAMLError as exc:
         raise PolicyError([_yaml_problem(source, exc)]) from None
+    except RecursionError:
+        raise PolicyError([PolicyProblem(source, 1, "the YAML is nested too deeply")]) from None
     finally:
         loader.dispose()
 

@@ -36,7 +36,7 @@ def _files(paths: Iterable[str]) -> tuple[list[Path], list[PolicyProblem]]:
         elif path.is_file():
             files.append(path)
         else:
-            problems.append(PolicyProblem(name, 1, "no such file or directory"))
+            problems.append(PolicyProblem(name, 1, "not a file or directory"))
     return files, problems
 
 

@@ -87,3 +87,17 @@ class TestLoadIsa:
         data = _replace("  - id: agency-b", "  - id: Agency_B")
         [problem] = _problems(data)
         assert problem.startswith(f"x.yaml:{_line(data, '  - id: Agency_B')}: parties[1].id:")
+
+    def test_yaml_aliases_are_refused(self) -> None:
+        """An alias could expand exponentially (billion laughs): refused at its key's line."""
+        assert _problems(b"a: &x [1, 2]\nb: *x\n") == [
+            "x.yaml:2: YAML aliases (*name) are not allowed here"]
+
+    def test_deep_nesting_is_a_clear_error(self) -> None:
+        """Thousands of nested lists do not crash the loader."""
+        assert _problems(b"[" * 5000 + b"]" * 5000) == ["x.yaml:1: the YAML is nested too deeply"]
+
+    def test_undecodable_bytes_are_a_clear_error(self) -> None:
+        """Bytes that are not UTF-8 text fail in the reader, still as a PolicyError."""
+        [problem] = _problems(b"isa: \xff\x00")
+        assert problem.startswith("x.yaml:1: malformed YAML")
