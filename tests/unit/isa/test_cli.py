@@ -1,4 +1,4 @@
-"""`isa-broker policy lint|explain` through broker.cli.main: clear messages, exit codes, no traceback."""
+"""`isa-broker policy lint|explain` via broker.cli.main: clear errors, exit codes, no traceback."""
 
 from __future__ import annotations
 
