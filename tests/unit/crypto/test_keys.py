@@ -6,6 +6,8 @@ import hashlib
 from datetime import timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from federation.canonical import b64url_encode
 from federation.envelope import uuid7
@@ -31,6 +33,8 @@ from tests.unit.crypto.helpers import NOW, Federation, seed_key
 
 FAST = KdfLimits(opslimit=1, memlimit=8192)
 FED = Federation()
+PLAIN_FILE = dump_private_key(SigningKey(seed_key("s")))
+SEALED_FILE = dump_private_key(EncryptionKey.from_secret(seed_key("e")), "pw", limits=FAST)
 POLICE = FED.agencies["syn-police"]
 COUNCIL = FED.agencies["syn-council"]
 
@@ -225,6 +229,20 @@ class TestKeyFile:
 
         with pytest.raises(KeyFileError, match="does not match"):
             load_private_key(canonical_json(doc), mode=0o600)
+
+    @settings(max_examples=100, deadline=None)
+    @given(st.data())
+    def test_any_flipped_byte_is_a_key_file_error(self, data: st.DataObject) -> None:
+        """A corrupted key file (plain or sealed) raises KeyFileError and nothing else."""
+        blob = data.draw(st.sampled_from([PLAIN_FILE, SEALED_FILE]))
+        position = data.draw(st.integers(0, len(blob) - 2))  # the last byte is the optional LF
+        mutated = bytearray(blob)
+        mutated[position] ^= data.draw(st.sampled_from([0x01, 0x02, 0x20, 0x80]))
+        try:
+            load_private_key(bytes(mutated), mode=0o600, passphrase="pw")
+        except KeyFileError:
+            return
+        raise AssertionError(f"corruption at {position} was accepted")
 
     def test_garbage_is_refused(self) -> None:
         """Bytes that are not a key file are refused cleanly."""

@@ -6,6 +6,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from federation import pki
 from federation.canonical import b64url_encode, canonical_json, format_time, parse_canonical
@@ -24,6 +26,7 @@ from federation.manifest import (
 from tests.unit.crypto.helpers import NOW, Federation, seed_key
 
 FED = Federation()
+FILE = FED.manifest_file()
 
 
 def verify(data: bytes, *, current_serial: int = 0, now: Any = NOW, **kw: Any) -> Manifest:
@@ -178,6 +181,19 @@ class TestVerifyManifest:
         """Whitespace or key order other than canonical is refused."""
         data = FED.manifest_file().replace(b'{"format"', b'{ "format"', 1)
         assert refusal(data) == "malformed"
+
+
+class TestManifestTampering:
+    @settings(max_examples=150, deadline=None)
+    @given(st.data())
+    def test_any_flipped_byte_is_a_manifest_rejection(self, data: st.DataObject) -> None:
+        """A byte flipped anywhere in the file raises ManifestRejected and nothing else."""
+        position = data.draw(st.integers(0, len(FILE) - 1))
+        bit = data.draw(st.sampled_from([0x01, 0x20, 0x80]))
+        mutated = bytearray(FILE)
+        mutated[position] ^= bit
+        with pytest.raises(ManifestRejected):
+            verify(bytes(mutated))
 
 
 class TestUnverifiedDocument:
