@@ -13,7 +13,9 @@ Rules:
    until it is superseded by a newer key or ``rotate_every`` has passed; then **grace** (decrypt
    only) for ``grace``; then **destroyed** (private bytes dropped, the kid remembered so that a
    late message is refused as ``key_retired`` rather than ``key_unknown``).
-4. No repr, str or error in this module ever shows private key bytes.
+4. No repr, str or error in this module ever shows private key bytes: use this module's
+   ``SigningKey`` (PyNaCl's prints its seed from ``str()``) and ``EncryptionKey``.
+5. ``UtcTime`` is the one validated time type of the wire models (ASCII digits, a real date).
 """
 
 from __future__ import annotations
@@ -67,10 +69,11 @@ def _valid_time(text: str) -> str:
 
 
 UtcTime = Annotated[
-    str, Field(pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$"), AfterValidator(_valid_time)
+    str,
+    Field(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$"),
+    AfterValidator(_valid_time),
 ]
 """The canonical UTC time ``YYYY-MM-DDTHH:MM:SSZ``, validated as a real date and time."""
-Time = UtcTime
 
 
 def kid(x25519_public: bytes) -> str:
@@ -145,8 +148,8 @@ class KeyAnnouncement(BaseModel):
     agency: str = Field(min_length=1, max_length=64)
     kid: Kid
     public_key: str
-    not_before: Time
-    not_after: Time
+    not_before: UtcTime
+    not_after: UtcTime
     sig: str
 
     def body(self) -> dict[str, str]:

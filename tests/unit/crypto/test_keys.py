@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import TypeAdapter, ValidationError
 
 from federation.canonical import b64url_encode
 from federation.envelope import uuid7
@@ -25,7 +26,9 @@ from federation.keys import (
     KeyringEntry,
     RotationPolicy,
     SigningKey,
+    UtcTime,
     kid,
+    utc,
     verify_announcement,
 )
 from federation.receipts import make_receipt, verify_receipt
@@ -49,6 +52,28 @@ class TestKid:
         """Only 32-byte keys have a kid."""
         with pytest.raises(ValueError):
             kid(b"short")
+
+
+class TestUtcTime:
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "2026-02-30T12:00:00Z",
+            "2026-13-01T00:00:00Z",
+            "\u0662\u0660\u0662\u0666-03-01T12:00:00Z",
+            "2026-03-01T12:00:00+00:00",
+            "2026-03-01T12:00:00.5Z",
+            "2026-03-01 12:00:00Z",
+        ],
+    )
+    def test_only_real_canonical_utc_times_validate(self, text: str) -> None:
+        """Impossible dates, non-ASCII digits, offsets and fractions are refused."""
+        with pytest.raises(ValidationError):
+            TypeAdapter(UtcTime).validate_python(text)
+
+    def test_canonical_time_parses_to_aware_utc(self) -> None:
+        """A valid time parses to the same aware UTC moment."""
+        assert utc(TypeAdapter(UtcTime).validate_python("2026-03-01T12:00:00Z")) == NOW
 
 
 class TestAnnouncements:
