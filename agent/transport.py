@@ -89,6 +89,7 @@ class AmqpTransport:
         confirm_timeout: float = 10.0,
         connect_timeout: float = 10.0,
         reconnect_interval: float = 1.0,
+        drain_timeout: float = 30.0,
     ) -> None:
         if not urls:
             raise TransportError("no broker URL configured")
@@ -103,6 +104,7 @@ class AmqpTransport:
         self._confirm_timeout = confirm_timeout
         self._connect_timeout = connect_timeout
         self._reconnect_interval = reconnect_interval
+        self._drain_timeout = drain_timeout
         self._connection: aio_pika.abc.AbstractRobustConnection | None = None
         self._channel: aio_pika.abc.AbstractRobustChannel | None = None
         self._exchange: aio_pika.abc.AbstractExchange | None = None
@@ -154,8 +156,7 @@ class AmqpTransport:
         conn, self._connection = self._connection, None
         self._channel = self._exchange = None
         if conn is not None:
-            with contextlib.suppress(*_AMQP_ERRORS):
-                await conn.close()
+            await self._bounded(conn.close())
 
     async def _connect_first_reachable(self) -> aio_pika.abc.AbstractRobustConnection:
         failures: list[str] = []
@@ -230,11 +231,15 @@ class AmqpTransport:
         try:
             await asyncio.Event().wait()  # until cancelled
         finally:
-            with contextlib.suppress(*_AMQP_ERRORS):
-                await queue.cancel(tag)
-            await in_flight.drain()
-            with contextlib.suppress(*_AMQP_ERRORS):
-                await channel.close()
+            await self._bounded(queue.cancel(tag))
+            await self._bounded(in_flight.drain(), self._drain_timeout)
+            await self._bounded(channel.close())
+
+    async def _bounded(self, step: Awaitable[object], seconds: float | None = None) -> None:
+        """A shutdown step that may not hang (the broker may be gone) nor raise."""
+        with contextlib.suppress(*_AMQP_ERRORS):
+            async with asyncio.timeout(seconds or self._confirm_timeout):
+                await step
 
 
 class _InFlight:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import aio_pika
 import pytest
+from yarl import URL
 
 from agent.errors import TransportError
 from agent.transport import AmqpTransport, Delivery, Outcome
@@ -372,6 +373,106 @@ class TestConnection:
             )
         # at-least-once: "before" may come twice if its ack raced the forced close
         assert {d.body for d in deliveries} == {b"before", b"after"}
+
+    async def test_it_fails_over_to_the_next_url_when_its_broker_goes_away(
+        self, federation: Federation
+    ) -> None:
+        """With the first broker address gone for good, both agents move to the second one."""
+        server = federation.vhost.server
+        async with TcpProxy(server.host, server.port) as proxy:
+            police = _via(federation, POLICE, proxy)
+            council = _via(federation, COUNCIL, proxy)
+            inbox = Inbox()
+            async with police, council, consuming(council, inbox):
+                await police.publish(COUNCIL, b"before", message_id="e-1", kind="envelope")
+                await inbox.wait_for(1)
+                await proxy.shut_down()
+                await _publish_until_confirmed(police, b"after", "e-2")
+                deliveries = await inbox.wait_until(
+                    lambda: any(d.body == b"after" for d in inbox.deliveries), seconds=20
+                )
+        assert {d.body for d in deliveries} == {b"before", b"after"}
+
+    async def test_shutdown_does_not_hang_when_the_broker_is_gone(
+        self, federation: Federation
+    ) -> None:
+        """Stopping the consumer and closing the transport finish even with no broker."""
+        server = federation.vhost.server
+        async with TcpProxy(server.host, server.port) as proxy:
+            council = AmqpTransport(
+                [str(URL(federation.url(COUNCIL)).with_port(proxy.port))],
+                broker_user=federation.users[COUNCIL],
+                agency=COUNCIL,
+                reconnect_interval=0.2,
+                confirm_timeout=1,
+            )
+            await council.__aenter__()
+            task = asyncio.create_task(council.consume(Inbox()))
+            await asyncio.sleep(0.3)
+            await proxy.shut_down()
+            started = time.monotonic()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await council.aclose()
+        assert time.monotonic() - started < 5
+        assert not council.connected
+
+
+def _via(federation: Federation, agency: str, proxy: TcpProxy) -> AmqpTransport:
+    """A transport whose first URL goes through ``proxy`` and whose second is direct."""
+    direct = federation.url(agency)
+    through = URL(direct).with_port(proxy.port)
+    return AmqpTransport(
+        [str(through), direct],
+        broker_user=federation.users[agency],
+        agency=agency,
+        reconnect_interval=0.2,
+        connect_timeout=2,
+    )
+
+
+class TcpProxy:
+    """A TCP relay standing in for a broker node that can be taken away for good."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self._target = (host, port)
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self.port = 0
+
+    async def __aenter__(self) -> TcpProxy:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.shut_down()
+
+    async def shut_down(self) -> None:
+        """Stop listening and cut every relayed connection."""
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for writer in list(self._writers):
+            writer.transport.abort()
+        self._writers.clear()
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self._target)
+        self._writers |= {writer, up_writer}
+        await asyncio.gather(
+            _pipe(reader, up_writer), _pipe(up_reader, writer), return_exceptions=True
+        )
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    finally:
+        writer.transport.abort()
 
 
 def _force_close(federation: Federation, names: list[str]) -> None:
