@@ -71,11 +71,12 @@ def _cases(isa: Isa) -> list[dict[str, Any]]:
 def main() -> None:
     for path in sorted(POLICIES.glob("*.yaml")):
         isa = load_isa(f"policies/{path.name}", path.read_bytes())
+        cases = _cases(isa)
         table = {"isa": isa.id, "version": isa.version, "policy_file": f"policies/{path.name}",
-                 "synthetic": True, "cases": _cases(isa)}
+                 "synthetic": True, "cases": cases}
         out = HERE / f"{isa.id}.json"
         out.write_text(json.dumps(table, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
-        print(f"{out.name}: {len(table['cases'])} cases")
+        print(f"{out.name}: {len(cases)} cases")
 
 
 if __name__ == "__main__":
