@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from agent.audit_events import AuditSink, NullAudit
 from agent.config import Settings
 from agent.errors import Denied, TrustUnavailable
 from agent.metrics import Metrics
@@ -56,6 +57,7 @@ class AgentContext:
     clock: Clock = utcnow
     transport: AmqpTransport | None = None
     metrics: Metrics = field(default_factory=Metrics)
+    audit: AuditSink = field(default_factory=NullAudit)
     outbox_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     inbox_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
 

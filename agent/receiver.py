@@ -19,8 +19,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import timedelta
-from typing import Literal
+from typing import Any, Literal
 
+from agent.audit_events import AuditEvent
 from agent.context import AgentContext
 from agent.errors import NotFound, StoreUnavailable, TransportError
 from agent.transport import Delivery, Outcome
@@ -86,12 +87,27 @@ class Receiver:
             return Outcome.REQUEUE
         ctx.metrics.inc("isa_agent_received_total" if fresh else "isa_agent_duplicates_total")
         if fresh:
+            await ctx.audit.record(
+                AuditEvent(
+                    "receive", "agent", header.id, header.sender, header.isa.id,
+                    header.isa.version, header.purpose, header.type, header.risk,
+                    header.lawful_basis, "stored",
+                    fields_shared=tuple(sorted(_leaf_paths(accepted.payload))),
+                    subject_source=accepted.payload,
+                ),
+                now,
+            )  # fmt: skip
             ctx.inbox_wakeup.set()
         return await self._receipt(header, accepted.envelope_sha256, "delivered", None)  # 14.
 
     async def _reject(self, delivery: Delivery, exc: EnvelopeRejected) -> Outcome:
         self.ctx.metrics.inc("isa_agent_rejected_total")
         log.warning("envelope rejected: %s %s", exc.reason, exc.detail)
+        await self.ctx.audit.record(
+            AuditEvent("reject", "agent", delivery.message_id, outcome=exc.reason,
+                       detail=exc.detail[:2000]),
+            self.ctx.clock(),
+        )  # fmt: skip
         if exc.reason in _UNAUTHENTICATED:
             return Outcome.REJECT
         try:
@@ -151,5 +167,25 @@ class Receiver:
             return Outcome.REQUEUE
         if outcome == "unknown":
             log.warning("receipt for an envelope we did not send")
+        await ctx.audit.record(
+            AuditEvent("receipt", "agent", receipt.envelope_id, receipt.issuer,
+                       outcome=receipt.reason or receipt.status, detail=outcome),
+            ctx.clock(),
+        )  # fmt: skip
         ctx.metrics.inc("isa_agent_receipts_total")
         return Outcome.ACK
+
+
+def _leaf_paths(payload: Any, prefix: str = "") -> set[str]:
+    """Catalogue-style leaf paths present in a payload (lists of objects as ``[]``)."""
+    paths: set[str] = set()
+    for key, value in payload.items():
+        path = prefix + key
+        if isinstance(value, dict):
+            paths |= _leaf_paths(value, path + ".")
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            for item in value:
+                paths |= _leaf_paths(item, path + "[].")
+        elif value is not None:
+            paths.add(path)
+    return paths

@@ -16,8 +16,10 @@ import contextlib
 import logging
 from datetime import timedelta
 
+from agent.audit_events import AuditEvent
 from agent.context import AgentContext
 from agent.errors import StoreUnavailable, TransportError
+from federation.envelope import peek_header
 
 __all__ = ["Housekeeper", "OutboxRelay", "backoff"]
 
@@ -78,6 +80,17 @@ class OutboxRelay:
             log.error("published %s but could not record it; it may be sent again", message_id)
             return 0
         ctx.metrics.inc("isa_agent_published_total")
+        header = peek_header(frame)
+        try:
+            await ctx.audit.record(
+            AuditEvent(
+                "send", "agent", message_id, recipient, header.isa.id, header.isa.version,
+                header.purpose, header.type, header.risk, header.lawful_basis, "sent",
+            ),
+            ctx.clock(),
+            )  # fmt: skip
+        except StoreUnavailable:
+            log.error("sent %s but could not write its audit entry", message_id)
         return 1
 
 

@@ -31,6 +31,7 @@ from agent.api_models import (
     SubmitResponse,
     WithheldField,
 )
+from agent.audit_events import AuditEvent
 from agent.context import AgentContext
 from agent.errors import Denied, NotFound
 from agent.store_records import PayloadPurged
@@ -44,6 +45,18 @@ __all__ = ["Service"]
 
 def _withheld(decision: Decision) -> list[WithheldField]:
     return [WithheldField(path=w.path, reason=w.reason) for w in decision.withheld_fields]
+
+
+def _decision_event(
+    client: str, decision: Decision, req: SubmitRequest, message_id: str | None
+) -> AuditEvent:
+    return AuditEvent(
+        "decision", client, message_id, req.to, decision.isa_id, decision.isa_version,
+        req.purpose, req.type, decision.risk_level, decision.lawful_basis, decision.outcome,
+        fields_shared=decision.shared_fields,
+        fields_withheld=tuple((w.path, w.reason_code) for w in decision.withheld_fields),
+        subject_source=req.payload,
+    )  # fmt: skip
 
 
 def _body_sha256(req: SubmitRequest) -> str:
@@ -66,6 +79,7 @@ class Service:
         )  # fmt: skip
         decision = prepared.decision
         if prepared.spec is None:
+            await ctx.audit.record(_decision_event(client, decision, req, None), now)
             ctx.metrics.inc("isa_agent_denied_total")
             verb = "needs human review" if decision.outcome == "REVIEW" else "is not permitted"
             raise Denied(f"this referral {verb} under {isa.id}", decision.reasons)
@@ -83,6 +97,16 @@ class Service:
             body_sha256=_body_sha256(req), recipient=req.to, header=header.to_json(),
             frame=frame, now=now, expires_at=prepared.spec.expires_at,
         )  # fmt: skip
+        if result.created:
+            await ctx.audit.record(_decision_event(client, decision, req, result.id), now)
+            await ctx.audit.record(
+                AuditEvent(
+                    "submit", client, result.id, req.to, isa.id, isa.version, req.purpose,
+                    req.type, decision.risk_level, prepared.spec.lawful_basis, "queued",
+                    subject_source=req.payload,
+                ),
+                now,
+            )  # fmt: skip
         ctx.outbox_wakeup.set()
         ctx.metrics.inc("isa_agent_submitted_total", int(result.created))
         return SubmitResponse(
@@ -142,6 +166,14 @@ class Service:
             except PayloadPurged:
                 continue
             h = item.header
+            await self.ctx.audit.record(
+                AuditEvent(
+                    "deliver", "case-system", item.id, item.sender, h["isa"]["id"],
+                    h["isa"]["version"], h["purpose"], h["type"], h["risk"], h["lawful_basis"],
+                    "read",
+                ),
+                self.ctx.clock(),
+            )  # fmt: skip
             items.append(
                 InboxItem.model_validate(
                     {
@@ -158,7 +190,9 @@ class Service:
         return InboxPage(items=items, next_cursor=next_cursor)
 
     async def ack(self, id: str) -> None:
-        await self.ctx.store.ack(id, self.ctx.clock())
+        now = self.ctx.clock()
+        await self.ctx.store.ack(id, now)
+        await self.ctx.audit.record(AuditEvent("ack", "case-system", id), now)
 
     async def isas(self) -> list[IsaSummary]:
         return [self._summary(isa) for isa in map(self._get, self.ctx.registry.ids())]
