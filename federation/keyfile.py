@@ -62,6 +62,7 @@ class KdfLimits:
 
 INTERACTIVE = KdfLimits(pwhash.argon2id.OPSLIMIT_INTERACTIVE, pwhash.argon2id.MEMLIMIT_INTERACTIVE)
 MODERATE = KdfLimits(pwhash.argon2id.OPSLIMIT_MODERATE, pwhash.argon2id.MEMLIMIT_MODERATE)
+_MIN = KdfLimits(pwhash.argon2id.OPSLIMIT_MIN, pwhash.argon2id.MEMLIMIT_MIN)
 _MAX = KdfLimits(pwhash.argon2id.OPSLIMIT_SENSITIVE, pwhash.argon2id.MEMLIMIT_SENSITIVE)
 
 
@@ -88,11 +89,14 @@ def dump_private_key(
 ) -> bytes:
     """The key file bytes for ``key``; sealed under ``passphrase`` when one is given.
 
+    ``limits.memlimit`` must be a whole number of KiB (libsodium's unit).
+
     Write them with mode 0600 (``os.open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)``).
     """
     kind, public, secret = _parts(key)
     kdf: dict[str, Any] | None = None
     if passphrase is not None:
+        _limits({"salt": "", "opslimit": limits.opslimit, "memlimit": limits.memlimit})
         salt = os.urandom(pwhash.argon2id.SALTBYTES)
         secret = bytes(_box(passphrase, salt, limits).encrypt(secret))
         kdf = {"salt": b64url_encode(salt), **vars(limits)}
@@ -123,13 +127,14 @@ def _parse(data: bytes) -> dict[str, Any]:
 
 
 def _limits(kdf: Any) -> tuple[bytes, KdfLimits]:
+    """The stored KDF parameters, exactly as libsodium will use them (no silent rounding)."""
     if not isinstance(kdf, dict) or set(kdf) != {"salt", "opslimit", "memlimit"}:
         raise KeyFileError("key file has an invalid kdf section")
     ops, mem = kdf["opslimit"], kdf["memlimit"]
-    if (
-        not (isinstance(ops, int) and isinstance(mem, int))
-        or ops > _MAX.opslimit
-        or mem > _MAX.memlimit
+    if not (isinstance(ops, int) and isinstance(mem, int)) or not (
+        _MIN.opslimit <= ops <= _MAX.opslimit
+        and _MIN.memlimit <= mem <= _MAX.memlimit
+        and mem % 1024 == 0  # libsodium uses whole KiB: any other value is an edited file
     ):
         raise KeyFileError("key file has an invalid kdf section")
     return b64url_decode(kdf["salt"]), KdfLimits(ops, mem)
