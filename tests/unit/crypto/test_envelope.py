@@ -119,13 +119,14 @@ class TestSealOpen:
 
 
 class TestTampering:
-    def test_every_single_byte_flip_is_rejected(self) -> None:
-        """Flipping any one byte of a ~2 KB envelope, at every position, is rejected."""
+    @pytest.mark.parametrize("bit", [0x01, 0x80])
+    def test_every_single_byte_flip_is_rejected(self, bit: int) -> None:
+        """Flipping a bit of any one byte of a ~2 KB envelope, at every position, is rejected."""
         assert len(FRAME) > 2000
         accepted = []
         for position in range(len(FRAME)):
             mutated = bytearray(FRAME)
-            mutated[position] ^= 0x01
+            mutated[position] ^= bit
             try:
                 opened(bytes(mutated))
             except EnvelopeRejected:
