@@ -16,10 +16,12 @@ import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
+import aiohttp
 from aiohttp import web
 from yarl import URL
 
 from agent.api import create_app
+from agent.api_models import InboxItem
 from agent.auth import ApiClient
 from agent.config import Settings
 from agent.context import AgentContext, Clock, load_registry, utcnow
@@ -30,6 +32,7 @@ from agent.service import Service
 from agent.store import SqliteStore
 from agent.transport import AmqpTransport
 from agent.trust import TrustHolder
+from agent.webhook import Backoff, WebhookPusher
 from federation.keys import RotationPolicy
 
 __all__ = ["broker_urls", "open_context", "run_agent"]
@@ -78,31 +81,61 @@ async def run_agent(
         async with transport:
             ctx.transport = transport
             clients = [ApiClient.from_settings(c) for c in settings.api.clients]
-            app = create_app(Service(ctx), clients, max_body_bytes=settings.api.max_body_bytes)
+            service = Service(ctx)
+            app = create_app(service, clients, max_body_bytes=settings.api.max_body_bytes)
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             try:
                 await web.TCPSite(runner, settings.api.host, settings.api.port).start()
                 log.info("agent %s listening on %s", settings.agency, settings.api.listen)
-                await _supervise(ctx, transport, stop, ready)
+                await _supervise(ctx, transport, service, stop, ready)
             finally:
                 await runner.cleanup()
                 ctx.transport = None
 
 
 async def _supervise(
-    ctx: AgentContext, transport: AmqpTransport, stop: asyncio.Event, ready: asyncio.Event | None
+    ctx: AgentContext,
+    transport: AmqpTransport,
+    service: Service,
+    stop: asyncio.Event,
+    ready: asyncio.Event | None,
 ) -> None:
-    async with asyncio.TaskGroup() as group:
+    async with contextlib.AsyncExitStack() as stack, asyncio.TaskGroup() as group:
         tasks = [
             group.create_task(transport.consume(Receiver(ctx)), name="consumer"),
             group.create_task(OutboxRelay(ctx).run(), name="outbox-relay"),
             group.create_task(Housekeeper(ctx).run(), name="housekeeping"),
             group.create_task(ctx.trust.poll(), name="manifest-poll"),
         ]
+        webhook = ctx.settings.webhook
+        if webhook is not None:
+            session = await stack.enter_async_context(aiohttp.ClientSession())
+            pusher = WebhookPusher(
+                webhook.url,
+                webhook.secret,
+                session,
+                fetch_pending=lambda limit: _pending(service, limit),
+                mark_delivered=service.ack,
+                backoff=Backoff(maximum=webhook.max_backoff_seconds),
+            )
+            tasks.append(group.create_task(pusher.run(), name="webhook"))
+            tasks.append(group.create_task(_forward(ctx.inbox_wakeup, pusher), name="wake"))
         if ready is not None:
             ready.set()
         await stop.wait()
         log.info("agent %s stopping: draining in-flight work", ctx.agency)
         for task in tasks:
             task.cancel()
+
+
+async def _pending(service: Service, limit: int) -> list[InboxItem]:
+    """Deliveries the webhook has not yet handed over (unacknowledged, oldest first)."""
+    return (await service.inbox(0, limit)).items
+
+
+async def _forward(event: asyncio.Event, pusher: WebhookPusher) -> None:
+    while True:
+        await event.wait()
+        event.clear()
+        pusher.notify()
