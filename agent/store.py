@@ -192,6 +192,8 @@ class SqliteStore:
                             f"idempotency key {idempotency_key!r} was used with another body"
                         )
                     return EnqueueResult(id=row[0], status=Status(row[2]), created=False)
+            if conn.execute("SELECT 1 FROM outbox WHERE id = ?", (message_id,)).fetchone():
+                raise IdempotencyConflict(f"message id {message_id!r} is already in the outbox")
             conn.execute(
                 "INSERT INTO outbox (id, client, idempotency_key, body_sha256, recipient,"
                 " header_json, frame, status, attempts, next_attempt_at, created_at, expires_at)"

@@ -88,6 +88,8 @@ class MemoryStore:
                     f"idempotency key {idempotency_key!r} was used with another body"
                 )
             return EnqueueResult(id=first.id, status=first.status, created=False)
+        if message_id in self._outbox:
+            raise IdempotencyConflict(f"message id {message_id!r} is already in the outbox")
         row = _Outgoing(
             message_id,
             client,
@@ -145,8 +147,9 @@ class MemoryStore:
 
     async def mark_sent(self, message_id: str, now: datetime) -> Status:
         row = self._row(message_id)
-        row.attempts += 1
-        return self._apply(row, Event.PUBLISHED, now, "confirmed by the broker")
+        status = self._apply(row, Event.PUBLISHED, now, "confirmed by the broker")
+        row.attempts += 1  # after the move: an illegal move changes nothing (as a rollback)
+        return status
 
     async def mark_attempt_failed(
         self, message_id: str, now: datetime, backoff: timedelta, detail: str

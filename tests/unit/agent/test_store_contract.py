@@ -9,7 +9,7 @@ import pytest
 
 from agent.errors import IdempotencyConflict, NotFound
 from agent.store_records import PayloadPurged, Store
-from federation.outbox import Status
+from federation.outbox import IllegalTransition, Status
 from tests.unit.agent.conftest import NOW, enqueue, header
 
 RECEIPT = b"IRR1-synthetic-receipt"
@@ -38,6 +38,13 @@ class TestIdempotency:
         a = await enqueue(store, "m-1", key="k-1", client="case-a")
         b = await enqueue(store, "m-2", key="k-1", client="case-b")
         assert (a.id, b.id, b.created) == ("m-1", "m-2", True)
+
+    async def test_reusing_a_message_id_is_a_conflict(self, store: Store) -> None:
+        """A second message with an id already in the outbox is refused, not overwritten."""
+        await enqueue(store, "m-1")
+        with pytest.raises(IdempotencyConflict):
+            await enqueue(store, "m-1", body=b"other")
+        assert (await store.due_outgoing(NOW, 10))[0].frame.startswith(b"IRL1m-1{")
 
     async def test_requests_without_a_key_are_always_new(self, store: Store) -> None:
         """No key, no deduplication."""
@@ -84,6 +91,17 @@ class TestOutbox:
         assert await store.due_outgoing(NOW, limit=10) == []
         assert await store.outbox_depth() == 0
         assert (await store.message_status("m-1")).attempts == 1
+
+    async def test_confirming_a_sent_message_again_is_illegal_and_changes_nothing(
+        self, store: Store
+    ) -> None:
+        """An illegal move raises IllegalTransition and leaves status and attempts alone."""
+        await enqueue(store, "m-1")
+        await store.mark_sent("m-1", NOW)
+        with pytest.raises(IllegalTransition):
+            await store.mark_sent("m-1", NOW)
+        status = await store.message_status("m-1")
+        assert (status.status, status.attempts, len(status.history)) == (Status.SENT, 1, 2)
 
     async def test_a_failed_attempt_backs_off(self, store: Store) -> None:
         """A failed publish is retried only after its backoff."""
@@ -244,6 +262,14 @@ class TestInbox:
         assert await store.mark_seen("e-1", NOW) is True
         assert await store.mark_seen("e-1", NOW) is False
         assert await accept(store, "e-1") is False
+
+    async def test_forgotten_seen_ids_are_only_the_old_ones(self, store: Store) -> None:
+        """forget_seen_before drops ids seen before the cutoff and keeps the rest."""
+        await store.mark_seen("old", NOW - timedelta(days=30))
+        await store.mark_seen("new", NOW)
+        assert await store.forget_seen_before(NOW - timedelta(days=1)) == 1
+        assert await store.mark_seen("old", NOW) is True
+        assert await store.mark_seen("new", NOW) is False
 
     async def test_cursor_paging_visits_every_delivery_once_in_order(self, store: Store) -> None:
         """Paging with the last cursor seen walks the inbox without gaps or repeats."""

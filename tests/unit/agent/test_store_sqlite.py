@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sqlite3
 import stat
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -186,3 +189,43 @@ class TestCryptoShredding:
             await store.purge_inbox_payload("e-1", NOW + timedelta(days=30))
             [item] = await store.inbox_page(0, 1)
         assert (item.header, item.purged) == (header("e-1"), True)
+
+
+_WRITER_SCRIPT = """
+import asyncio, hashlib, os, signal, sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from agent.store import SqliteStore
+
+async def main():
+    now = datetime(2026, 11, 24, tzinfo=timezone.utc)
+    store = await SqliteStore(Path(sys.argv[1])).open()
+    for i in range(int(sys.argv[2])):
+        await store.enqueue_outgoing(
+            message_id=f"m-{i}", client="c", idempotency_key=None,
+            body_sha256=hashlib.sha256(b"%d" % i).hexdigest(), recipient="syn-council",
+            header={"synthetic": True}, frame=b"IRL1", now=now,
+            expires_at=now + timedelta(days=1),
+        )
+        print(f"m-{i}", flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+asyncio.run(main())
+"""
+
+
+class TestCrash:
+    def test_every_write_that_returned_survives_a_sigkill(self, tmp_path: Path) -> None:
+        """A process killed right after its writes returned loses none of them (no close)."""
+        result = subprocess.run(
+            [sys.executable, "-c", _WRITER_SCRIPT, str(tmp_path), "50"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        acknowledged = result.stdout.split()
+        assert result.returncode == -signal.SIGKILL
+        assert len(acknowledged) == 50
+        stored = {row[0] for row in raw(tmp_path).execute("SELECT id FROM outbox")}
+        assert stored == set(acknowledged)
