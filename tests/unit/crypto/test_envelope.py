@@ -21,7 +21,7 @@ from federation.envelope import (
     seal,
     uuid7,
 )
-from federation.errors import EnvelopeRejected
+from federation.errors import CryptoError, EnvelopeRejected
 from federation.keys import EncryptionKey
 from federation.manifest import Manifest, Revocation
 from tests.unit.crypto.helpers import NOW, Federation
@@ -270,6 +270,53 @@ class TestReceiverChecks:
         """An ISA that is not active is refused."""
         doc = FED.document(isas=[FED.isa_entry(status="suspended")])
         assert reason(FRAME, manifest=FED.manifest(doc)) == "isa_inactive"
+
+
+class TestCheckOrder:
+    def test_signature_is_checked_before_the_recipient(self) -> None:
+        """A forged frame for someone else is bad_signature, not wrong_recipient."""
+        frame = FRAME[:-1] + bytes([FRAME[-1] ^ 1])
+        assert reason(frame, recipient="syn-refuge") == "bad_signature"
+
+    def test_recipient_is_checked_before_expiry(self) -> None:
+        """An expired frame for someone else is wrong_recipient."""
+        assert (
+            reason(FRAME, recipient="syn-refuge", now=NOW + timedelta(days=3)) == "wrong_recipient"
+        )
+
+    def test_expiry_is_checked_before_replay(self) -> None:
+        """An expired, already seen frame is expired."""
+        assert reason(FRAME, now=NOW + timedelta(days=3), seen=lambda _i: True) == "expired"
+
+    def test_replay_is_checked_before_the_isa(self) -> None:
+        """A replayed frame under a changed ISA is a replay."""
+        manifest = FED.manifest(FED.document(isas=[FED.isa_entry(sha256="0" * 64)]))
+        assert reason(FRAME, manifest=manifest, seen=lambda _i: True) == "replay"
+
+    def test_isa_is_checked_before_decryption(self) -> None:
+        """An ISA mismatch is reported even when our key is gone."""
+        manifest = FED.manifest(FED.document(isas=[FED.isa_entry(sha256="0" * 64)]))
+        empty = type(COUNCIL.keyring)()
+        assert reason(FRAME, manifest=manifest, keyring=empty) == "isa_mismatch"
+
+
+class TestSealInputs:
+    def test_expiry_not_after_now_is_refused(self) -> None:
+        """Sealing with expires_at <= now is a local error."""
+        with pytest.raises(CryptoError):
+            sealed(expires_at=NOW)
+
+    def test_invalid_header_value_is_refused(self) -> None:
+        """A risk level outside standard|medium|high is a local error, not a bad envelope."""
+        with pytest.raises(CryptoError):
+            sealed(risk="extreme")
+
+    def test_low_order_recipient_key_is_refused(self) -> None:
+        """An all-zero recipient public key gives an all-zero shared secret: refused."""
+        with pytest.raises(CryptoError):
+            seal(
+                PAYLOAD, FED.spec(), signing_key=POLICE.signing, recipient_public=bytes(32), now=NOW
+            )
 
 
 class TestRecipientKeys:
