@@ -228,18 +228,20 @@ class TestClientCertificateLogin:
             await send(tls_fed, tls_fed.fed.a, tls_fed.fed.b, b"x", user_id=tls_fed.fed.b)
 
 
+#: The node refuses in the TLS handshake; depending on timing the client sees the TLS alert or
+#: only the reset that follows it.
 CONNECT_FAILURES = (ssl.SSLError, ConnectionError, aiormq.exceptions.AMQPConnectionError)
 
 
 class TestRefusedAtTheDoor:
     async def test_no_client_certificate_is_refused(self, tls_fed: TlsFederation) -> None:
         """Without a certificate the TLS handshake fails (fail_if_no_peer_cert)."""
-        with pytest.raises(CONNECT_FAILURES, match="CERTIFICATE_REQUIRED"):
+        with pytest.raises(CONNECT_FAILURES, match=r"CERTIFICATE_REQUIRED|reset by peer"):
             await aio_pika.connect(tls_fed.url(None))
 
     async def test_certificate_from_another_ca_is_refused(self, tls_fed: TlsFederation) -> None:
         """A certificate naming agency A but issued by another CA does not get in."""
-        with pytest.raises(CONNECT_FAILURES, match="UNKNOWN_CA"):
+        with pytest.raises(CONNECT_FAILURES, match=r"UNKNOWN_CA|reset by peer"):
             await aio_pika.connect(tls_fed.url("rogue"))
 
     async def test_password_login_is_not_offered(self, tls_fed: TlsFederation) -> None:
@@ -282,5 +284,6 @@ class TestEd25519Certificates:
     ) -> None:
         """Capped at TLS 1.2 the same certificate cannot complete the handshake."""
         context = tls_fed.context("ed25519", ssl.TLSVersion.TLSv1_2)
-        with pytest.raises(CONNECT_FAILURES, match=r"HANDSHAKE_FAILURE|CERTIFICATE_REQUIRED"):
+        refused = r"HANDSHAKE_FAILURE|CERTIFICATE_REQUIRED|reset by peer"
+        with pytest.raises(CONNECT_FAILURES, match=refused):
             await aio_pika.connect(tls_fed.url(None), ssl_context=context)
