@@ -43,14 +43,23 @@ from yarl import URL
 from agent.errors import TransportError
 from federation.topology import EXCHANGE, BodyKind, inbox_queue, is_agency_id
 
-__all__ = ["AmqpTransport", "Delivery", "Handler", "Outcome"]
+__all__ = ["AmqpTransport", "Delivery", "Handler", "Outcome", "Unroutable"]
 
 log = logging.getLogger(__name__)
 
+_MAX_CONSUME_RETRY = 30.0
 _AMQP_ERRORS: tuple[type[BaseException], ...] = (
     *aio_pika.exceptions.CONNECTION_EXCEPTIONS,
     asyncio.TimeoutError,
 )
+
+
+class Unroutable(TransportError):
+    """The broker has no queue for that recipient (not provisioned, or removed).
+
+    Retrying may succeed once the operator provisions the recipient; the caller decides
+    whether to back off until expiry or fail the message (``mark_failed``).
+    """
 
 
 class Outcome(StrEnum):
@@ -109,6 +118,7 @@ class AmqpTransport:
         self._channel: aio_pika.abc.AbstractRobustChannel | None = None
         self._exchange: aio_pika.abc.AbstractExchange | None = None
         self._failover: asyncio.Task[None] | None = None
+        self._consuming = False
 
     @property
     def connection_name(self) -> str:
@@ -212,9 +222,18 @@ class AmqpTransport:
 
     # -- consuming -------------------------------------------------------------------------
 
+    @property
+    def consuming(self) -> bool:
+        """True while a consumer is registered on our inbox queue (for ``/healthz``)."""
+        return self._consuming and self.connected
+
     async def consume(self, handler: Handler) -> None:
-        """Consume our inbox until cancelled; on cancellation, stop taking deliveries and let
-        the in-flight handlers finish (their outcomes are still applied), then re-raise."""
+        """Consume our inbox until cancelled.
+
+        Starting is retried with backoff (the broker may be down, or our queue not provisioned
+        yet), logging each failure. On cancellation it stops taking deliveries, lets in-flight
+        handlers finish (their outcomes are still applied) and re-raises.
+        """
         connection = self._connection
         if connection is None:
             raise TransportError("the transport is not open")
@@ -223,17 +242,38 @@ class AmqpTransport:
         async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
             await in_flight.run(_handle(message, handler))
 
-        with _translated("start consuming"):
-            channel = await connection.channel()
-            await channel.set_qos(prefetch_count=self._prefetch)
-            queue = await channel.declare_queue(inbox_queue(self._agency), passive=True)
-            tag = await queue.consume(on_message, no_ack=False)
+        channel, queue, tag = await self._start_consumer(connection, on_message)
+        self._consuming = True
         try:
             await asyncio.Event().wait()  # until cancelled
         finally:
+            self._consuming = False
             await self._bounded(queue.cancel(tag))
             await self._bounded(in_flight.drain(), self._drain_timeout)
             await self._bounded(channel.close())
+
+    async def _start_consumer(
+        self,
+        connection: aio_pika.abc.AbstractRobustConnection,
+        on_message: Callable[[aio_pika.abc.AbstractIncomingMessage], Awaitable[None]],
+    ) -> tuple[aio_pika.abc.AbstractChannel, aio_pika.abc.AbstractQueue, str]:
+        delay = self._reconnect_interval
+        while True:
+            channel: aio_pika.abc.AbstractChannel | None = None
+            try:
+                with _translated(f"consume {inbox_queue(self._agency)}"):
+                    async with asyncio.timeout(self._connect_timeout):
+                        channel = await connection.channel()
+                        await channel.set_qos(prefetch_count=self._prefetch)
+                        queue = await channel.declare_queue(inbox_queue(self._agency), passive=True)
+                        tag = await queue.consume(on_message, no_ack=False)
+                return channel, queue, tag
+            except TransportError as exc:
+                log.warning("%s; retrying in %.1f s", exc.message, delay)
+                if channel is not None:
+                    await self._bounded(channel.close())
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _MAX_CONSUME_RETRY)
 
     async def _bounded(self, step: Awaitable[object], seconds: float | None = None) -> None:
         """A shutdown step that may not hang (the broker may be gone) nor raise."""
@@ -305,7 +345,7 @@ def _translated(action: str) -> Iterator[None]:
     except TransportError:
         raise
     except aiormq.exceptions.PublishError as exc:
-        raise TransportError(f"cannot {action}: the broker could not route it") from exc
+        raise Unroutable(f"cannot {action}: the broker could not route it") from exc
     except aiormq.exceptions.DeliveryError as exc:
         raise TransportError(f"cannot {action}: the broker refused it") from exc
     except TimeoutError as exc:

@@ -19,7 +19,7 @@ import pytest
 from yarl import URL
 
 from agent.errors import TransportError
-from agent.transport import AmqpTransport, Delivery, Outcome
+from agent.transport import AmqpTransport, Delivery, Outcome, Unroutable
 from federation.topology import (
     DEAD_LETTER_EXCHANGE,
     DEFAULT_DELIVERY_LIMIT,
@@ -257,6 +257,32 @@ class TestConsumerOutcomes:
             await inbox.wait_for(10)
         assert outstanding == 3
 
+    async def test_a_consumer_started_before_its_queue_exists_begins_once_provisioned(
+        self, federation: Federation
+    ) -> None:
+        """An agent up before provisioning keeps retrying, then consumes (no crash, no declare)."""
+        vhost, late = federation.vhost, "syn-health"
+        users = _provision_users(vhost, [late])
+        try:
+            transport = AmqpTransport(
+                [vhost.server.amqp_url_for(vhost.name, users[late], PASSWORD)],
+                broker_user=users[late],
+                agency=late,
+                reconnect_interval=0.1,
+            )
+            inbox = Inbox()
+            async with transport, consuming(transport, inbox):
+                await asyncio.sleep(0.5)
+                was_consuming = transport.consuming
+                await _declare_topology(vhost, [late])
+                async with federation.transport(POLICE) as police:
+                    await police.publish(late, b"IRL1", message_id="e-1", kind="envelope")
+                [delivery] = await inbox.wait_for(1)
+                assert transport.consuming
+        finally:
+            vhost.server.api("DELETE", f"users/{users[late]}")
+        assert (was_consuming, delivery.message_id) == (False, "e-1")
+
     async def test_cancelling_the_consumer_lets_in_flight_handlers_finish(
         self, federation: Federation
     ) -> None:
@@ -300,7 +326,7 @@ class TestPublishFailures:
     ) -> None:
         """mandatory=True: a recipient with no queue raises instead of vanishing."""
         async with federation.transport(POLICE) as police:
-            with pytest.raises(TransportError, match="could not route"):
+            with pytest.raises(Unroutable, match="could not route"):
                 await police.publish("syn-nobody", b"IRL1", message_id="e-1", kind="envelope")
 
     async def test_publishing_as_another_user_is_refused(self, federation: Federation) -> None:
