@@ -21,12 +21,13 @@ Rules:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
 import traceback
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Final, TypeVar
 
 from aiohttp import web
@@ -53,6 +54,7 @@ __all__ = [
     "create_app",
     "parse_json_object",
     "problem_response",
+    "serving",
 ]
 
 DEFAULT_MAX_BODY_BYTES: Final = 256 * 1024
@@ -82,6 +84,23 @@ class RequestInvalid(BadRequest):
 
 
 # --- app factory ---------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def serving(app: web.Application, host: str, port: int) -> AsyncIterator[int]:
+    """Serve ``app`` on ``host:port`` (0: any free port) and yield the bound port.
+
+    Leaving the block stops accepting, lets in-flight requests finish (aiohttp's graceful
+    shutdown) and closes everything, also on cancellation.
+    """
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        yield int(runner.addresses[0][1])
+    finally:
+        await runner.cleanup()
 
 
 def create_app(

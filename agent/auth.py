@@ -29,6 +29,7 @@ __all__ = [
     "ApiClient",
     "Authenticator",
     "Scope",
+    "clients_from_settings",
     "generate_token",
     "hash_token",
 ]
@@ -53,6 +54,11 @@ class ApiClient(BaseModel):
             token_sha256=settings.token_sha256,
             scopes=frozenset(settings.scopes),
         )
+
+
+def clients_from_settings(clients: Iterable[ApiClientSettings]) -> tuple[ApiClient, ...]:
+    """The ``[[api.clients]]`` of the agent's config as :class:`ApiClient` values."""
+    return tuple(ApiClient.from_settings(c) for c in clients)
 
 
 def hash_token(token: str) -> str:

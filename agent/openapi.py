@@ -68,12 +68,14 @@ class Operation:
     errors: tuple[int, ...]
     body: type[BaseModel] | None = None
     params: tuple[str, ...] = ()
+    links: tuple[tuple[str, str, str], ...] = ()  # (name, operationId, id expression)
 
 
 OPERATIONS: Final[tuple[Operation, ...]] = (
     Operation("post", "/v1/messages", "submitMessage",
               "Submit a referral; 202 only once it is durably in the outbox.", "send",
-              202, SubmitResponse, (400, 401, 403, 409, 413, 422, 503), body=SubmitRequest),
+              202, SubmitResponse, (400, 401, 403, 409, 413, 422, 503), body=SubmitRequest,
+              links=(("GetMessage", "getMessage", "$response.body#/id"),)),
     Operation("post", "/v1/messages/preview", "previewMessage",
               "What would be shared and why; nothing is stored or sent.", "send",
               200, PreviewResponse, (400, 401, 403, 413, 422, 503), body=SubmitRequest),
@@ -82,7 +84,8 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
               200, MessageStatusResponse, (400, 401, 403, 404, 503), params=("id",)),
     Operation("get", "/v1/inbox", "listInbox",
               "Verified, decrypted deliveries not yet acknowledged, oldest first.", "receive",
-              200, InboxPage, (400, 401, 403, 503), params=("after", "limit")),
+              200, InboxPage, (400, 401, 403, 503), params=("after", "limit"),
+              links=(("AckFirstDelivery", "ackDelivery", "$response.body#/items/0/id"),)),
     Operation("post", "/v1/inbox/{id}/ack", "ackDelivery",
               "The case system has stored this delivery.", "receive",
               204, "empty", (400, 401, 403, 404, 503), params=("id",)),
@@ -207,6 +210,11 @@ def _success(op: Operation) -> dict[str, Any]:
     }
     if op.success == 202:
         answer["headers"] = {"Location": {"schema": {"type": "string"}}}
+    if op.links:
+        answer["links"] = {
+            name: {"operationId": target, "parameters": {"id": expression}}
+            for name, target, expression in op.links
+        }
     return answer
 
 
