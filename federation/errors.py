@@ -139,9 +139,11 @@ class EnvelopeRejected(RemoteError):
     """The single, opaque failure to open or authenticate a peer's envelope.
 
     ``reason`` is a short code (``bad_frame``, ``bad_signature``, ``unknown_sender``,
-    ``sender_revoked``, ``wrong_recipient``, ``expired``, ``clock_skew``, ``replay``,
-    ``isa_unknown``, ``isa_mismatch``, ``key_unknown``, ``key_retired``, ``decrypt_failed``,
-    ``payload_invalid``, ``isa_violation``, ...) for the audit log and the signed rejection receipt.
+    ``sender_mismatch``, ``sender_revoked``, ``sender_key_expired``, ``wrong_recipient``,
+    ``expired``, ``clock_skew``, ``replay``, ``isa_unknown``, ``isa_mismatch``, ``isa_parties``,
+    ``isa_inactive``, ``key_unknown``, ``key_retired``, ``decrypt_failed``, ``payload_invalid``,
+    ``lawful_basis_mismatch``, ``isa_violation``; see docs/protocol.md) for the audit log and the
+    signed rejection receipt.
     The message shown to anyone is always the same.
     """
 
