@@ -182,6 +182,42 @@ class TestProvisionCreatesTheTopology:
                                           f"{federation.vhost}: no changes")
 
 
+class TestProvisionRepairsDrift:
+    def test_leaking_binding_and_stray_grant_are_removed(self, federation: Federation) -> None:
+        """A binding sending A's mail to B's inbox, a widened grant, a stranger's grant: undone."""
+        federation.provision()
+        a, b, vhost = federation.a, federation.b, federation.vhost
+        federation.server.api(
+            "POST", f"bindings/{vhost}/e/isa.messages/q/isa.inbox.{b}",
+            {"routing_key": a, "arguments": {}})
+        federation.server.api("PUT", f"permissions/{vhost}/{a}",
+                              {"configure": ".*", "write": ".*", "read": ".*"})
+        stranger = f"{a}-stranger"
+        federation.server.api("PUT", f"users/{stranger}", {"password": "synthetic", "tags": ""})
+        try:
+            federation.server.api("PUT", f"permissions/{vhost}/{stranger}",
+                                  {"configure": "", "write": "", "read": ".*"})
+            code, out = federation.provision()
+        finally:
+            federation.server.api("DELETE", f"users/{stranger}")
+        assert code == 0
+        assert f"- binding isa.messages -> isa.inbox.{b} (key {a}: not in the config)" in out
+        assert f"~ permissions {a}" in out
+        assert f"- permissions {stranger} (not an active agency)" in out
+        assert federation.provision()[1].endswith("no changes\n")
+
+    def test_deleted_exchange_and_queue_come_back(self, federation: Federation) -> None:
+        """Whatever an operator deleted by hand is recreated, bindings included."""
+        federation.provision()
+        federation.api("DELETE", "exchanges", federation.vhost, "isa.messages")
+        federation.api("DELETE", "queues", federation.vhost, f"isa.dead.{federation.a}")
+        code, out = federation.provision()
+        assert code == 0
+        assert "+ exchange isa.messages (direct, durable)" in out
+        assert f"+ queue isa.dead.{federation.a} (quorum)" in out
+        assert federation.provision()[1].endswith("no changes\n")
+
+
 class TestProvisionCommandErrors:
     def test_cli_provisions_and_exits_zero(
         self, federation: Federation, capsys: pytest.CaptureFixture[str]
