@@ -12,10 +12,12 @@ Rules:
    mean the broker refused the message, so a retry may duplicate it; receivers dedupe.
 3. Messages are PERSISTENT, ``user_id`` is our broker user (RabbitMQ checks it), ``type`` is
    ``envelope`` or ``receipt``, ``message_id`` is the envelope id.
-4. ``consume`` uses MANUAL acks with a bounded prefetch. The handler's :class:`Outcome` decides:
-   ACK (only after the caller's durable commit), REJECT (dead-lettered by the queue's policy),
-   REQUEUE (transient failure). A handler that raises is treated as REQUEUE: never an ack. The
-   quorum queue's delivery limit dead-letters a message that keeps failing.
+4. ``consume`` runs until cancelled (retrying its start while the broker is down or our queue
+   is not provisioned yet) and uses MANUAL acks with a bounded prefetch. The handler's
+   :class:`Outcome` decides: ACK (only after the caller's durable commit), REJECT
+   (dead-lettered by the queue's policy), REQUEUE (transient failure). A handler that raises
+   is treated as REQUEUE: never an ack. The quorum queue's delivery limit dead-letters a
+   message that keeps failing.
 5. aio-pika / aiormq exceptions never escape this module: they become ``TransportError``, whose
    message names no URL or password.
 6. The connection is robust (``connect_robust``); the URLs are tried in turn at start, and while
@@ -52,6 +54,10 @@ _AMQP_ERRORS: tuple[type[BaseException], ...] = (
     *aio_pika.exceptions.CONNECTION_EXCEPTIONS,
     asyncio.TimeoutError,
 )
+_CONNECT_ERRORS: tuple[type[BaseException], ...] = (
+    *_AMQP_ERRORS,
+    ValueError,
+)  # ValueError: a URL aiormq cannot use
 
 
 class Unroutable(TransportError):
@@ -106,7 +112,7 @@ class AmqpTransport:
             raise TransportError(f"not a valid agency id: {agency!r}")
         if prefetch < 1:
             raise TransportError("prefetch must be at least 1")
-        self._urls = [URL(u) for u in urls]
+        self._urls = [_amqp_url(u, n) for n, u in enumerate(urls, start=1)]
         self._broker_user = broker_user
         self._agency = agency
         self._prefetch = prefetch
@@ -172,18 +178,29 @@ class AmqpTransport:
         failures: list[str] = []
         for index, url in enumerate(self._urls):
             try:
-                conn = await aio_pika.connect_robust(
-                    url,
-                    timeout=self._connect_timeout,
-                    reconnect_interval=self._reconnect_interval,
-                    client_properties={"connection_name": self.connection_name},
-                )
-            except _AMQP_ERRORS as exc:
+                conn = await self._connect(url)
+            except _CONNECT_ERRORS as exc:
                 failures.append(f"{_redacted(url)}: {type(exc).__name__}")
                 continue
             self._urls = self._urls[index:] + self._urls[:index]  # the live one first
             return conn
         raise TransportError("cannot connect to any broker (" + "; ".join(failures) + ")")
+
+    async def _connect(self, url: URL) -> aio_pika.abc.AbstractRobustConnection:
+        """One robust connection, or an error within ``connect_timeout`` (never a hang, and
+        never a reconnection loop left running behind a failed attempt)."""
+        conn = aio_pika.RobustConnection(
+            url,
+            reconnect_interval=self._reconnect_interval,
+            client_properties={"connection_name": self.connection_name},
+        )
+        try:
+            async with asyncio.timeout(self._connect_timeout):
+                await conn.connect(timeout=self._connect_timeout)
+        except BaseException:
+            await self._bounded(conn.close())
+            raise
+        return conn
 
     async def _failover_loop(self) -> None:
         """While disconnected, point the next reconnection attempt at the next URL."""
@@ -352,6 +369,13 @@ def _translated(action: str) -> Iterator[None]:
         raise TransportError(f"cannot {action}: no confirmation in time") from exc
     except _AMQP_ERRORS as exc:
         raise TransportError(f"cannot {action}: {type(exc).__name__}") from exc
+
+
+def _amqp_url(text: str, position: int) -> URL:
+    url = URL(text)
+    if url.scheme not in ("amqp", "amqps") or not url.host:
+        raise TransportError(f"broker URL #{position} is not an amqp:// or amqps:// URL")
+    return url
 
 
 def _redacted(url: URL) -> str:

@@ -365,6 +365,26 @@ class TestPublishFailures:
         assert "s3cret-synthetic" not in caught.value.message
         assert "127.0.0.1:1" in caught.value.message
 
+    def test_a_url_that_is_not_amqp_is_refused_up_front(self) -> None:
+        """A misconfigured URL fails at construction instead of retrying forever."""
+        with pytest.raises(TransportError, match="URL #2"):
+            AmqpTransport(
+                ["amqp://127.0.0.1/", "http://127.0.0.1:15672/"], broker_user="u", agency=POLICE
+            )
+
+    async def test_a_wrong_password_is_a_transport_error_without_the_password(
+        self, federation: Federation
+    ) -> None:
+        """Authentication failure is reported promptly and never echoes the password."""
+        url = URL(federation.url(POLICE)).with_password("wrong-synthetic-password")
+        transport = AmqpTransport(
+            [str(url)], broker_user=federation.users[POLICE], agency=POLICE, connect_timeout=5
+        )
+        with pytest.raises(TransportError) as caught:
+            await transport.__aenter__()
+        assert "wrong-synthetic-password" not in caught.value.message
+        assert "AuthenticationError" in caught.value.message
+
 
 class TestConnection:
     async def test_the_first_reachable_url_is_used(self, federation: Federation) -> None:
