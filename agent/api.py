@@ -16,7 +16,8 @@ Rules:
    *paths* are named, truncated.
 5. ``/healthz`` and ``/v1/openapi.json`` need no token; ``/metrics`` needs the ``admin`` scope
    (counters reveal traffic volumes between agencies; Prometheus sends bearer tokens);
-   ``/v1/isas`` needs any valid token.
+   ``/v1/isas`` needs any valid token. ``/metrics`` is the service's text followed by this
+   layer's own: requests by method, route template and status, and a latency histogram.
 """
 
 from __future__ import annotations
@@ -25,13 +26,15 @@ import contextlib
 import json
 import logging
 import re
+import time
 import traceback
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Final, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from agent.api_models import (
     DEFAULT_INBOX_LIMIT,
@@ -40,7 +43,9 @@ from agent.api_models import (
     MAX_INBOX_LIMIT,
     AgentService,
     Problem,
+    RequestInvalid,
     SubmitRequest,
+    parse_request,
 )
 from agent.auth import ApiClient, Authenticator, Scope
 from agent.errors import BadRequest, NotFound, PayloadTooLarge
@@ -49,16 +54,12 @@ from federation.errors import IsaRelayError
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
-    "MAX_JSON_DEPTH",
-    "RequestInvalid",
     "create_app",
-    "parse_json_object",
     "problem_response",
     "serving",
 ]
 
 DEFAULT_MAX_BODY_BYTES: Final = 256 * 1024
-MAX_JSON_DEPTH: Final = 64
 #: Ids in paths are matched by the route itself, so ``/v1/messages/preview`` is never an id
 #: and a malformed id is simply a URL the API does not have (404).
 _ID_ROUTE: Final = ID_PATTERN.removeprefix("^").removesuffix("$")
@@ -70,17 +71,10 @@ _SERVICE: Final = web.AppKey("isa_service", AgentService)
 _AUTH: Final = web.AppKey("isa_auth", Authenticator)
 _OPENAPI: Final = web.AppKey("isa_openapi", bytes)
 _LIMIT: Final = web.AppKey("isa_max_body", int)
+_METHODS: Final = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 
 M = TypeVar("M", bound=BaseModel)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-class RequestInvalid(BadRequest):
-    """A 400 with field errors ``{path: message}`` (a request that does not match its model)."""
-
-    def __init__(self, message: str, errors: Mapping[str, str]) -> None:
-        super().__init__(message)
-        self.errors = dict(errors)
 
 
 # --- app factory ---------------------------------------------------------------------------
@@ -114,6 +108,7 @@ def create_app(
     app[_SERVICE] = service
     app[_AUTH] = Authenticator(clients)
     app[_LIMIT] = max_body_bytes
+    app[_HTTP_METRICS] = _HttpMetrics()
     app[_OPENAPI] = json.dumps(build_openapi(max_body_bytes=max_body_bytes)).encode("utf-8")
     router = app.router
     router.add_post("/v1/messages", _submit)
@@ -178,6 +173,7 @@ async def _healthz(request: web.Request) -> web.StreamResponse:
 async def _metrics(request: web.Request) -> web.StreamResponse:
     _authorize(request, "admin")
     text = await request.app[_SERVICE].metrics_text()
+    text = text.rstrip("\n") + "\n" + request.app[_HTTP_METRICS].render()
     return web.Response(
         body=text.encode("utf-8"),
         headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
@@ -217,71 +213,7 @@ async def _read_model(request: web.Request, model: type[M]) -> M:
     if request.charset not in (None, "utf-8", "UTF-8"):
         raise BadRequest("the request body must be UTF-8")
     body = await request.read()  # aiohttp raises HTTPRequestEntityTooLarge past the limit
-    return _validate(model, parse_json_object(body))
-
-
-def parse_json_object(body: bytes) -> dict[str, Any]:
-    """Strict JSON: UTF-8, no NaN/Infinity, no duplicate keys, an object, bounded nesting."""
-    try:
-        obj = json.loads(
-            body.decode("utf-8"),
-            object_pairs_hook=_no_duplicate_keys,
-            parse_constant=_no_constants,
-        )
-    except _DuplicateKey:
-        raise BadRequest("the JSON body has a duplicate key") from None
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise BadRequest("the body is not valid UTF-8 JSON") from None
-    if not isinstance(obj, dict):
-        raise BadRequest("the JSON body must be an object")
-    if _depth(obj) > MAX_JSON_DEPTH:
-        raise BadRequest(f"the JSON body is nested deeper than {MAX_JSON_DEPTH} levels")
-    try:
-        json.dumps(obj, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        raise BadRequest("the JSON body contains an unpaired surrogate escape") from None
-    return obj
-
-
-class _DuplicateKey(ValueError):
-    pass
-
-
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        raise _DuplicateKey
-    return obj
-
-
-def _no_constants(name: str) -> Any:
-    raise ValueError("NaN and Infinity are not JSON")
-
-
-def _depth(obj: Any) -> int:
-    deepest, stack = 0, [(obj, 1)]
-    while stack:
-        value, level = stack.pop()
-        if isinstance(value, dict | list):
-            deepest = max(deepest, level)
-            children = value.values() if isinstance(value, dict) else value
-            stack.extend((child, level + 1) for child in children)
-    return deepest
-
-
-def _validate(model: type[M], obj: dict[str, Any]) -> M:
-    try:
-        return model.model_validate(obj)
-    except ValidationError as exc:
-        errors = {
-            _path(err["loc"]): str(err["msg"])[:200]
-            for err in exc.errors(include_url=False, include_input=False)
-        }
-        raise RequestInvalid("the request does not match its schema", errors) from None
-
-
-def _path(loc: tuple[int | str, ...]) -> str:
-    return (".".join(str(part) for part in loc) or "(body)")[:200]
+    return parse_request(model, body)
 
 
 def _path_id(request: web.Request) -> str:
@@ -384,6 +316,7 @@ def _kind(name: str) -> str:
 
 @web.middleware
 async def _problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
     try:
         response = await handler(request)
     except IsaRelayError as exc:
@@ -394,4 +327,48 @@ async def _problem_middleware(request: web.Request, handler: Handler) -> web.Str
         response = _from_bug(request, exc)
     response.headers.setdefault("Cache-Control", "no-store")
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "(unmatched)"
+    request.app[_HTTP_METRICS].observe(
+        request.method, route, response.status, time.perf_counter() - started
+    )
     return response
+
+
+class _HttpMetrics:
+    """Requests by route template (bounded labels, never a raw URL) and a latency histogram."""
+
+    BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+    def __init__(self) -> None:
+        self.requests: Counter[tuple[str, str, int]] = Counter()
+        self.le = [0] * len(self.BUCKETS)
+        self.count = 0
+        self.total = 0.0
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        self.requests[(method if method in _METHODS else "OTHER", route, status)] += 1
+        self.count += 1
+        self.total += seconds
+        for i, bound in enumerate(self.BUCKETS):
+            self.le[i] += seconds <= bound
+
+    def render(self) -> str:
+        lines = [
+            "# HELP isa_api_requests_total HTTP requests to the local API.",
+            "# TYPE isa_api_requests_total counter",
+        ]
+        lines += [
+            f'isa_api_requests_total{{method="{m}",route="{r}",status="{s}"}} {n}'
+            for (m, r, s), n in sorted(self.requests.items())
+        ]
+        name = "isa_api_request_seconds"
+        lines += [f"# HELP {name} Local API request latency.", f"# TYPE {name} histogram"]
+        lines += [
+            f'{name}_bucket{{le="{b}"}} {n}' for b, n in zip(self.BUCKETS, self.le, strict=True)
+        ]
+        lines += [f'{name}_bucket{{le="+Inf"}} {self.count}', f"{name}_sum {self.total:.6f}"]
+        return "\n".join([*lines, f"{name}_count {self.count}", ""])
+
+
+_HTTP_METRICS: Final = web.AppKey("isa_http_metrics", _HttpMetrics)

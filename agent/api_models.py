@@ -8,22 +8,30 @@ Rules:
 3. Times are UTC strings ``YYYY-MM-DDTHH:MM:SSZ`` (``federation.canonical.format_time``).
 4. Responses carry field *paths* and reasons, never payload values, except the inbox, whose job
    is to hand verified, decrypted payloads to the agency's own case system.
-5. The HTTP layer never touches the store, the ISA engine or the broker itself: it calls an
+5. Request bodies are parsed strictly (:func:`parse_request`): UTF-8 JSON without NaN or
+   duplicate keys, an object, nested at most :data:`MAX_JSON_DEPTH` deep, strings encodable as
+   UTF-8 (no lone surrogates), then the model. Every failure is a 400 naming field paths only.
+6. The HTTP layer never touches the store, the ISA engine or the broker itself: it calls an
    :class:`AgentService`. Errors travel as :mod:`agent.errors` / :mod:`federation.errors`
    exceptions and become ``application/problem+json`` at the boundary.
 """
 
 from __future__ import annotations
 
-from typing import Any, Final, Literal, Protocol
+import json
+from collections.abc import Mapping
+from typing import Any, Final, Literal, Protocol, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agent.errors import BadRequest
 
 __all__ = [
     "DEFAULT_INBOX_LIMIT",
     "ID_PATTERN",
     "MAX_CURSOR",
     "MAX_INBOX_LIMIT",
+    "MAX_JSON_DEPTH",
     "TIME_PATTERN",
     "AgentService",
     "BrokerHealth",
@@ -40,12 +48,16 @@ __all__ = [
     "PreviewResponse",
     "Problem",
     "ReceiptView",
+    "RequestInvalid",
     "SubmitRequest",
     "SubmitResponse",
     "WithheldField",
+    "parse_json_object",
+    "parse_request",
 ]
 
 MAX_INBOX_LIMIT: Final = 500
+MAX_JSON_DEPTH: Final = 64
 DEFAULT_INBOX_LIMIT: Final = 100
 MAX_CURSOR: Final = 2**63 - 1
 #: Message and delivery ids are lowercase UUIDs (envelope ids are UUIDv7).
@@ -54,6 +66,7 @@ TIME_PATTERN: Final = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$
 _AGENCY_PATTERN: Final = r"^[a-z][a-z0-9-]{1,62}$"
 _NAME_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 
+M = TypeVar("M", bound=BaseModel)
 Decision = Literal["PERMIT", "DENY", "REVIEW"]
 MessageStatus = Literal["queued", "sent", "delivered", "rejected", "expired"]
 Risk = Literal["standard", "medium", "high"]
@@ -231,6 +244,83 @@ class Problem(_Wire):
     detail: str
     errors: dict[str, str] | None = None
     reasons: list[str] | None = None
+
+
+# --- request bodies: bytes -> model, strictly -----------------------------------------------
+
+
+class RequestInvalid(BadRequest):
+    """A 400 with field errors ``{path: message}`` (a request that does not match its model)."""
+
+    def __init__(self, message: str, errors: Mapping[str, str]) -> None:
+        super().__init__(message)
+        self.errors = dict(errors)
+
+
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    """Strict JSON: UTF-8, no NaN/Infinity, no duplicate keys, an object, bounded nesting."""
+    try:
+        obj = json.loads(
+            body.decode("utf-8"),
+            object_pairs_hook=_no_duplicate_keys,
+            parse_constant=_no_constants,
+        )
+    except _DuplicateKey:
+        raise BadRequest("the JSON body has a duplicate key") from None
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise BadRequest("the body is not valid UTF-8 JSON") from None
+    if not isinstance(obj, dict):
+        raise BadRequest("the JSON body must be an object")
+    if _depth(obj) > MAX_JSON_DEPTH:
+        raise BadRequest(f"the JSON body is nested deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest("the JSON body contains an unpaired surrogate escape") from None
+    return obj
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise _DuplicateKey
+    return obj
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError("NaN and Infinity are not JSON")
+
+
+def _depth(obj: Any) -> int:
+    deepest, stack = 0, [(obj, 1)]
+    while stack:
+        value, level = stack.pop()
+        if isinstance(value, dict | list):
+            deepest = max(deepest, level)
+            children = value.values() if isinstance(value, dict) else value
+            stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def parse_request(model: type[M], body: bytes) -> M:
+    """Strict JSON (:func:`parse_json_object`), then the strict model; every failure is a 400."""
+    obj = parse_json_object(body)
+    try:
+        return model.model_validate(obj)
+    except ValidationError as exc:
+        errors = {
+            _path(err["loc"]): str(err["msg"])[:200]
+            for err in exc.errors(include_url=False, include_input=False)
+        }
+        raise RequestInvalid("the request does not match its schema", errors) from None
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    return (".".join(str(part) for part in loc) or "(body)")[:200]
 
 
 # --- the service the HTTP layer calls ------------------------------------------------------

@@ -143,6 +143,15 @@ class TestMetrics:
         assert response.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
         assert "isa_outbox_depth 0" in await response.text()
 
+    async def test_api_requests_are_counted_by_route_template(self, client: Client) -> None:
+        """The HTTP layer adds its own counters, labelled by route template, never a raw id."""
+        await client.get(f"/v1/messages/{UNKNOWN_ID}", headers=bearer(SEND))
+        text = await (await client.get("/metrics", headers=bearer(ADMIN))).text()
+        line = 'isa_api_requests_total{method="GET",route="/v1/messages/{id}",status="404"} 1'
+        assert line in text.splitlines()
+        assert UNKNOWN_ID not in text
+        assert "isa_api_request_seconds_count 1" in text
+
     @pytest.mark.parametrize(("headers", "status"), [({}, 401), (bearer(SEND), 403)])
     async def test_metrics_need_admin(
         self, client: Client, headers: dict[str, str], status: int
