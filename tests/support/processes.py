@@ -1,0 +1,203 @@
+"""Agents as real operating-system processes, for crash tests, and counting helpers.
+
+``ProcessAgent`` runs ``python -m agent.cli run --config FILE`` (exactly what ``isa-agent run``
+does) with a copy of the agency's ``agent.toml`` whose API listens on a free loopback port,
+waits until ``/healthz`` says ``ok``, and can stop it with SIGTERM (graceful drain) or SIGKILL (a
+crash: nothing gets to run). It is an :class:`~tests.support.federation.AgentHandle`, so the
+same ``post`` / ``get`` / ``wait_status`` / ``drain_inbox`` work on it. The process's output goes
+to a log file whose tail is shown when it fails to start.
+
+Counting helpers: ``submit_many`` posts referrals with bounded concurrency and returns the ids of
+the 202s; ``statuses`` reads the sender's status of many ids; ``duplicates`` names repeated ids.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from broker.devfed import DevFederation
+from tests.support.federation import AgentHandle, agent_settings, free_port
+
+__all__ = [
+    "ProcessAgent",
+    "duplicates",
+    "patched_config",
+    "statuses",
+    "submit_many",
+    "wait_all_status",
+]
+
+REPO = Path(__file__).resolve().parents[2]
+_LISTEN = re.compile(r'^listen = ".*"$', re.MULTILINE)
+
+
+def patched_config(original: Path, port: int) -> Path:
+    """A copy of ``original`` beside it (relative paths still resolve) listening on ``port``."""
+    text, count = _LISTEN.subn(f'listen = "127.0.0.1:{port}"', original.read_text())
+    if count != 1:
+        raise AssertionError(f"{original}: expected exactly one api listen line")
+    path = original.with_name(f"agent.{port}.toml")
+    path.write_text(text)
+    path.chmod(0o600)
+    return path
+
+
+@dataclass
+class ProcessAgent(AgentHandle):
+    """One agent in its own process (``isa-agent run``), driven over its HTTP API."""
+
+    config: Path = Path()
+    log_path: Path = Path()
+    process: asyncio.subprocess.Process | None = field(default=None, repr=False)
+
+    @classmethod
+    def of(cls, fed: DevFederation, agency: str, session: aiohttp.ClientSession) -> ProcessAgent:
+        port = free_port()
+        settings = agent_settings(fed, agency, listen=f"127.0.0.1:{port}")
+        original = fed.agency(agency).config
+        config = patched_config(original, port)
+        log_path = original.with_name(f"agent.{port}.log")
+        token = fed.agency(agency).api_token
+        return cls(settings, token, session, config=config, log_path=log_path)
+
+    async def start(self, within: float = 30) -> None:
+        """Start the process and wait until ``/healthz`` reports ``ok``."""
+        if self.process is not None:
+            raise AssertionError("already running")
+        with self.log_path.open("ab") as log:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "agent.cli", "run", "--config", str(self.config),
+                stdout=log, stderr=asyncio.subprocess.STDOUT, env=_child_env(), cwd=REPO,
+            )  # fmt: skip
+        await self._wait_healthy(within)
+
+    async def _wait_healthy(self, within: float) -> None:
+        deadline = asyncio.get_running_loop().time() + within
+        while asyncio.get_running_loop().time() < deadline:
+            assert self.process is not None
+            if self.process.returncode is not None:
+                raise AssertionError(f"agent exited with {self.process.returncode}: {self.tail()}")
+            try:
+                status, body = await self.get("/healthz")
+            except aiohttp.ClientError:
+                status, body = 0, None
+            if status == 200 and isinstance(body, dict) and body.get("status") == "ok":
+                return
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"agent not healthy within {within}s: {self.tail()}")
+
+    async def shutdown(self) -> None:
+        """SIGTERM: the agent drains in-flight work and exits 0."""
+        code = await self._stop(signal.SIGTERM)
+        if code not in (0, None):
+            raise AssertionError(f"agent exited with {code} after SIGTERM: {self.tail()}")
+
+    async def kill(self) -> None:
+        """SIGKILL: the process ends at once, mid-whatever it was doing."""
+        await self._stop(signal.SIGKILL)
+
+    async def _stop(self, signum: signal.Signals, within: float = 30) -> int | None:
+        process, self.process = self.process, None
+        if process is None:
+            return None
+        if process.returncode is None:
+            process.send_signal(signum)
+        try:
+            async with asyncio.timeout(within):
+                return await process.wait()
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            raise AssertionError(f"agent ignored {signum.name} for {within}s") from None
+
+    def tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def _child_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ISA_AGENT_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+async def submit_many(
+    agent: AgentHandle,
+    bodies: Iterable[dict[str, Any]],
+    *,
+    concurrency: int = 16,
+    on_accepted: Callable[[int], None] | None = None,
+) -> list[str]:
+    """POST each body to /v1/messages; the ids of the 202s, in completion order."""
+    accepted: list[str] = []
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(body: dict[str, Any]) -> None:
+        async with gate:
+            status, reply = await agent.post("/v1/messages", body)
+        assert status == 202, reply
+        accepted.append(reply["id"])
+        if on_accepted is not None:
+            on_accepted(len(accepted))
+
+    async with asyncio.TaskGroup() as group:
+        for body in bodies:
+            group.create_task(one(body))
+    return accepted
+
+
+async def statuses(
+    agent: AgentHandle, ids: Sequence[str], *, concurrency: int = 16
+) -> Counter[str]:
+    """How many of ``ids`` the sender reports in each status."""
+    return Counter(await _each_status(agent, ids, concurrency))
+
+
+async def _each_status(agent: AgentHandle, ids: Sequence[str], concurrency: int = 16) -> list[str]:
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(message_id: str) -> str:
+        async with gate:
+            status, body = await agent.get(f"/v1/messages/{message_id}")
+        assert status == 200, body
+        return str(body["status"])
+
+    return list(await asyncio.gather(*(one(i) for i in ids)))
+
+
+async def wait_all_status(
+    agent: AgentHandle, ids: Sequence[str], wanted: str, within: float = 30
+) -> Counter[str]:
+    """Poll until every id is in ``wanted`` (or the time is up); returns the final statuses."""
+    deadline = asyncio.get_running_loop().time() + within
+    final: dict[str, str] = {}
+    pending = list(ids)
+    while pending and asyncio.get_running_loop().time() < deadline:
+        for message_id, status in zip(pending, await _each_status(agent, pending), strict=True):
+            if status == wanted:
+                final[message_id] = status
+        pending = [i for i in pending if i not in final]
+        if pending:
+            await asyncio.sleep(0.2)
+    if pending:
+        final.update(zip(pending, await _each_status(agent, pending), strict=True))
+    return Counter(final.values())
+
+
+def duplicates(ids: Iterable[str]) -> list[str]:
+    """The ids that occur more than once."""
+    return sorted(i for i, n in Counter(ids).items() if n > 1)
