@@ -37,7 +37,7 @@ import nacl.exceptions
 import nacl.secret
 import nacl.utils
 
-from agent.errors import IdempotencyConflict, NotFound, StoreUnavailable
+from agent.errors import NotFound, StoreUnavailable
 from agent.store_records import (
     EnqueueResult,
     InboxItem,
@@ -51,12 +51,15 @@ from agent.store_sql import (
     ReadJob,
     add_history,
     apply_event,
+    apply_receipt,
     connect,
     in_snapshot,
+    insert_outgoing,
     insert_seen,
     read_due,
     read_inbox_page,
     read_status,
+    shred,
     to_us,
 )
 from agent.store_writer import Job, WriterThread
@@ -180,40 +183,18 @@ class SqliteStore:
         at, expires = to_us(now), to_us(expires_at)
 
         def job(conn: sqlite3.Connection) -> EnqueueResult:
-            if idempotency_key is not None:
-                row = conn.execute(
-                    "SELECT id, body_sha256, status FROM outbox"
-                    " WHERE client = ? AND idempotency_key = ?",
-                    (client, idempotency_key),
-                ).fetchone()
-                if row is not None:
-                    if row[1] != body_sha256:
-                        raise IdempotencyConflict(
-                            f"idempotency key {idempotency_key!r} was used with another body"
-                        )
-                    return EnqueueResult(id=row[0], status=Status(row[2]), created=False)
-            if conn.execute("SELECT 1 FROM outbox WHERE id = ?", (message_id,)).fetchone():
-                raise IdempotencyConflict(f"message id {message_id!r} is already in the outbox")
-            conn.execute(
-                "INSERT INTO outbox (id, client, idempotency_key, body_sha256, recipient,"
-                " header_json, frame, status, attempts, next_attempt_at, created_at, expires_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)",
-                (
-                    message_id,
-                    client,
-                    idempotency_key,
-                    body_sha256,
-                    recipient,
-                    header_json,
-                    frame,
-                    Status.QUEUED.value,
-                    at,
-                    at,
-                    expires,
-                ),
+            return insert_outgoing(
+                conn,
+                message_id=message_id,
+                client=client,
+                idempotency_key=idempotency_key,
+                body_sha256=body_sha256,
+                recipient=recipient,
+                header_json=header_json,
+                frame=frame,
+                at=at,
+                expires=expires,
             )
-            add_history(conn, message_id, at, Status.QUEUED, "accepted into the outbox")
-            return EnqueueResult(id=message_id, status=Status.QUEUED, created=True)
 
         return await self._write(job)
 
@@ -268,26 +249,9 @@ class SqliteStore:
     ) -> ReceiptOutcome:
         """Keep a verified receipt and move the message's status; idempotent (rule 4)."""
         at_us = to_us(at)
-        event = Event.RECEIPT_DELIVERED if status == "delivered" else Event.RECEIPT_REJECTED
-        detail = f"receipt: {status}" + (f" ({reason})" if reason else "")
-
-        def job(conn: sqlite3.Connection) -> ReceiptOutcome:
-            row = conn.execute("SELECT status FROM outbox WHERE id = ?", (envelope_id,)).fetchone()
-            if row is None:
-                return "unknown"
-            inserted = conn.execute(
-                "INSERT OR IGNORE INTO receipts (envelope_id, frame, status, reason, at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (envelope_id, frame, status, reason, at_us),
-            ).rowcount
-            if not inserted:
-                add_history(conn, envelope_id, at_us, Status(row[0]), f"ignored duplicate {detail}")
-                return "ignored"
-            before = Status(row[0])
-            after = apply_event(conn, envelope_id, event, at_us, detail)
-            return "applied" if after != before else "ignored"
-
-        return await self._write(job)
+        return await self._write(
+            lambda conn: apply_receipt(conn, envelope_id, frame, status, reason, at_us)
+        )
 
     async def expire_overdue(self, now: datetime) -> Sequence[str]:
         """Queued or sent messages past ``expires_at`` become expired; returns their ids (each
@@ -415,12 +379,27 @@ class SqliteStore:
         at = to_us(now)
 
         def job(conn: sqlite3.Connection) -> None:
-            changed = conn.execute(
-                "UPDATE inbox SET purged_at = COALESCE(purged_at, ?) WHERE id = ?",
-                (at, message_id),
-            ).rowcount
-            if not changed:
+            if not conn.execute("SELECT 1 FROM inbox WHERE id = ?", (message_id,)).fetchone():
                 raise NotFound(f"no inbox message {message_id!r}")
-            conn.execute("DELETE FROM data_keys WHERE message_id = ?", (message_id,))
+            shred(conn, [message_id], at)
 
         await self._write(job, checkpoint=True)
+
+    async def purge_received_before(self, cutoff: datetime, now: datetime) -> Sequence[str]:
+        """Retention: crypto-shred every payload received before ``cutoff``, acked or not.
+        Returns the ids purged now (each deserves an audit entry)."""
+        before, at = to_us(cutoff), to_us(now)
+
+        def job(conn: sqlite3.Connection) -> list[str]:
+            ids = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT id FROM inbox WHERE received_at < ? AND purged_at IS NULL"
+                    " ORDER BY cursor",
+                    (before,),
+                )
+            ]
+            shred(conn, ids, at)
+            return ids
+
+        return await self._write(job, checkpoint=True)

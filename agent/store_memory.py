@@ -283,3 +283,13 @@ class MemoryStore:
         entry = self._incoming(message_id)
         entry.payload = None
         entry.item = entry.item.model_copy(update={"purged": True})
+
+    async def purge_received_before(self, cutoff: datetime, now: datetime) -> Sequence[str]:
+        ids = [
+            e.item.id
+            for e in sorted(self._inbox.values(), key=lambda e: e.item.cursor)
+            if e.item.received_at < cutoff and not e.item.purged
+        ]
+        for message_id in ids:
+            await self.purge_inbox_payload(message_id, now)
+        return ids

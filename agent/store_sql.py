@@ -10,18 +10,20 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
-from agent.errors import NotFound
+from agent.errors import IdempotencyConflict, NotFound
 from agent.store_records import (
+    EnqueueResult,
     HistoryEntry,
     InboxItem,
     MessageStatus,
     OutgoingMessage,
+    ReceiptOutcome,
     ReceiptRecord,
 )
 from federation.outbox import Event, Status, is_terminal, transition
@@ -31,13 +33,16 @@ __all__ = [
     "ReadJob",
     "add_history",
     "apply_event",
+    "apply_receipt",
     "connect",
     "from_us",
     "in_snapshot",
+    "insert_outgoing",
     "insert_seen",
     "read_due",
     "read_inbox_page",
     "read_status",
+    "shred",
     "to_us",
 ]
 
@@ -92,6 +97,75 @@ def apply_event(
     conn.execute("UPDATE outbox SET status = ? WHERE id = ?", (new.value, message_id))
     add_history(conn, message_id, at, new, detail)
     return new
+
+
+def shred(conn: sqlite3.Connection, message_ids: Sequence[str], at: int) -> None:
+    """Delete the data keys of these inbox messages and mark them purged (idempotent)."""
+    for message_id in message_ids:
+        conn.execute(
+            "UPDATE inbox SET purged_at = COALESCE(purged_at, ?) WHERE id = ?", (at, message_id)
+        )
+        conn.execute("DELETE FROM data_keys WHERE message_id = ?", (message_id,))
+
+
+def insert_outgoing(
+    conn: sqlite3.Connection,
+    *,
+    message_id: str,
+    client: str,
+    idempotency_key: str | None,
+    body_sha256: str,
+    recipient: str,
+    header_json: str,
+    frame: bytes,
+    at: int,
+    expires: int,
+) -> EnqueueResult:
+    """The idempotency check, the outbox row and its first history entry (one job)."""
+    if idempotency_key is not None:
+        row = conn.execute(
+            "SELECT id, body_sha256, status FROM outbox WHERE client = ? AND idempotency_key = ?",
+            (client, idempotency_key),
+        ).fetchone()
+        if row is not None:
+            if row[1] != body_sha256:
+                raise IdempotencyConflict(
+                    f"idempotency key {idempotency_key!r} was used with another body"
+                )
+            return EnqueueResult(id=row[0], status=Status(row[2]), created=False)
+    if conn.execute("SELECT 1 FROM outbox WHERE id = ?", (message_id,)).fetchone():
+        raise IdempotencyConflict(f"message id {message_id!r} is already in the outbox")
+    conn.execute(
+        "INSERT INTO outbox (id, client, idempotency_key, body_sha256, recipient, header_json,"
+        " frame, status, attempts, next_attempt_at, created_at, expires_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)",
+        (message_id, client, idempotency_key, body_sha256, recipient, header_json, frame,
+         Status.QUEUED.value, at, at, expires),
+    )  # fmt: skip
+    add_history(conn, message_id, at, Status.QUEUED, "accepted into the outbox")
+    return EnqueueResult(id=message_id, status=Status.QUEUED, created=True)
+
+
+def apply_receipt(
+    conn: sqlite3.Connection, envelope_id: str, frame: bytes, status: str, reason: str, at: int
+) -> ReceiptOutcome:
+    """Keep the first receipt for an envelope and move its status (duplicates are ignored)."""
+    row = conn.execute("SELECT status FROM outbox WHERE id = ?", (envelope_id,)).fetchone()
+    if row is None:
+        return "unknown"
+    detail = f"receipt: {status}" + (f" ({reason})" if reason else "")
+    inserted = conn.execute(
+        "INSERT OR IGNORE INTO receipts (envelope_id, frame, status, reason, at)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (envelope_id, frame, status, reason, at),
+    ).rowcount
+    before = Status(row[0])
+    if not inserted:
+        add_history(conn, envelope_id, at, before, f"ignored duplicate {detail}")
+        return "ignored"
+    event = Event.RECEIPT_DELIVERED if status == "delivered" else Event.RECEIPT_REJECTED
+    after = apply_event(conn, envelope_id, event, at, detail)
+    return "applied" if after != before else "ignored"
 
 
 def read_due(conn: sqlite3.Connection, at: int, limit: int) -> list[OutgoingMessage]:

@@ -327,6 +327,26 @@ class TestInbox:
         with pytest.raises(PayloadPurged):
             await store.read_inbox_payload("e-1")
 
+    async def test_retention_purges_only_what_was_received_before_the_cutoff(
+        self, store: Store
+    ) -> None:
+        """purge_received_before shreds old payloads (acked or not), once, and keeps new ones."""
+        for i, age in enumerate([40, 35, 1]):
+            await store.accept_incoming(
+                envelope_id=f"e-{i}",
+                sender="syn-police",
+                header=header(f"e-{i}"),
+                payload=b"SYN",
+                now=NOW - timedelta(days=age),
+            )
+        await store.ack("e-0", NOW)
+        cutoff = NOW - timedelta(days=30)
+        assert await store.purge_received_before(cutoff, NOW) == ["e-0", "e-1"]
+        assert await store.purge_received_before(cutoff, NOW) == []
+        assert await store.read_inbox_payload("e-2") == b"SYN"
+        with pytest.raises(PayloadPurged):
+            await store.read_inbox_payload("e-1")
+
     async def test_reading_an_unknown_payload_is_not_found(self, store: Store) -> None:
         """Unknown ids are NotFound, not PayloadPurged."""
         with pytest.raises(NotFound) as caught:
