@@ -44,6 +44,7 @@ from federation.manifest import (
     AgencyEntry,
     IsaEntry,
     ManifestDocument,
+    Revocation,
     build_manifest,
     verify_manifest,
 )
@@ -226,6 +227,21 @@ def _agency_entry(layout: FederationLayout, agency: AgencyState) -> AgencyEntry:
     )
 
 
+def _revocations(state: FederationState) -> list[Revocation]:
+    """One ``agency`` revocation per revoked agency (its ``revoked_at`` and reason)."""
+    return [
+        Revocation(
+            kind="agency",
+            agency=a.id,
+            ref=a.id,
+            revoked_at=a.revoked_at,
+            reason=a.revocation_reason[:200],
+        )
+        for a in state.agencies
+        if a.revoked_at is not None
+    ]
+
+
 def publish_manifest(layout: FederationLayout, now: datetime) -> tuple[int, list[str]]:
     """Build, sign, self-verify and write the next manifest; returns (serial, ISA ids)."""
     state = load_state(layout)
@@ -239,6 +255,7 @@ def publish_manifest(layout: FederationLayout, now: datetime) -> tuple[int, list
         expires_at=format_time(now + timedelta(hours=state.manifest_validity_hours)),
         agencies=[_agency_entry(layout, a) for a in state.agencies],
         isas=[_isa_entry(i) for i in isas],
+        revocations=_revocations(state),
     )
     root = pki.certificate_from_bytes(layout.root_cert.read_bytes())
     data = build_manifest(

@@ -1,11 +1,108 @@
-"""`isa-broker` commands: agency (not yet implemented)."""
+"""``isa-broker agency add|announce|revoke``: onboard an agency, publish its keys, revoke it.
+
+The real-deployment flow (the agency keeps every private key on its own premises)::
+
+    isa-broker agency add --federation DIR --id ID --name NAME --public-key B64URL
+        # prints the agency's broker password ONCE; send it with certs/ID.pem to the agency
+    isa-broker agency announce --federation DIR ANNOUNCEMENT.json
+        # the agency's signed X25519 key announcement, verified against its certificate
+    isa-broker agency revoke --federation DIR --id ID --reason TEXT
+    isa-broker provision --config DIR/broker.toml   # deletes the revoked agency's broker user
+
+``agency add --generate`` (dev federations only) also plays the agency's part: it generates the
+agency's keys, announcement, ``agent.toml`` and API token under ``DIR/agencies/ID/``.
+Each command publishes the next manifest serial. The clock is read here, at the edge.
+"""
 
 from __future__ import annotations
 
 import argparse
+from datetime import UTC, datetime
+from pathlib import Path
+
+from broker.agency import (
+    add_agency,
+    announce_key,
+    generate_agency,
+    parse_public_key,
+    revoke_agency,
+)
+from broker.fedstate import FederationLayout
+from federation.errors import ConfigError
 
 __all__ = ["register"]
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add this module's commands to the `isa-broker` parser (none yet)."""
+    """Add ``agency add|announce|revoke`` to the `isa-broker` parser."""
+    parser = sub.add_parser("agency", help="add, announce keys of, or revoke an agency")
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    add = actions.add_parser("add", help="certify a new agency's signing key and publish it")
+    _federation(add)
+    add.add_argument("--id", required=True, help="agency id, e.g. 'health-board'")
+    add.add_argument("--name", required=True, help="the agency's display name")
+    key = add.add_mutually_exclusive_group(required=True)
+    key.add_argument("--public-key", help="the agency's Ed25519 signing public key (base64url)")
+    key.add_argument(
+        "--generate", action="store_true", help="DEV ONLY: generate the agency's keys and config"
+    )
+    add.add_argument("--broker-user", help="RabbitMQ user name (default: the agency id)")
+    add.set_defaults(func=_add)
+    announce = actions.add_parser("announce", help="publish an agency's signed key announcement")
+    _federation(announce)
+    announce.add_argument("file", type=Path, help="the announcement JSON the agency sent")
+    announce.set_defaults(func=_announce)
+    revoke = actions.add_parser("revoke", help="revoke an agency (manifest and broker user)")
+    _federation(revoke)
+    revoke.add_argument("--id", required=True, help="agency id")
+    revoke.add_argument("--reason", required=True, help="why (published in the manifest)")
+    revoke.set_defaults(func=_revoke)
+
+
+def _federation(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--federation", type=Path, required=True, help="federation directory")
+
+
+def _add(args: argparse.Namespace) -> int:
+    layout, now = FederationLayout(args.federation), datetime.now(UTC)
+    if args.generate:
+        if args.broker_user:
+            raise ConfigError("--broker-user cannot be combined with --generate")
+        made = generate_agency(layout, agency_id=args.id, name=args.name, now=now)
+        added = made.added
+        print(f"generated dev agency {added.id}: config {made.config}, API {made.api_url}")
+        print(f"  API token in {made.config.parent / 'api-token'}")
+    else:
+        added = add_agency(
+            layout,
+            agency_id=args.id,
+            name=args.name,
+            public_key=parse_public_key(args.public_key),
+            now=now,
+            broker_user=args.broker_user,
+        )
+        print(f"agency {added.id} certified: {added.certificate}")
+        print(f"  broker user {added.broker_user}, password (shown once, store it now):")
+        print(f"  {added.broker_password}")
+        print("  next: the agency sends its key announcement (isa-broker agency announce)")
+    print(f"manifest serial {added.serial} written; run isa-broker provision to add its user")
+    return 0
+
+
+def _announce(args: argparse.Namespace) -> int:
+    try:
+        data = args.file.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{args.file}: cannot read ({exc.__class__.__name__})") from None
+    note, serial = announce_key(FederationLayout(args.federation), data, datetime.now(UTC))
+    print(f"key {note.kid} of {note.agency} ({note.not_before} .. {note.not_after}) accepted")
+    print(f"manifest serial {serial} written")
+    return 0
+
+
+def _revoke(args: argparse.Namespace) -> int:
+    layout = FederationLayout(args.federation)
+    serial = revoke_agency(layout, agency_id=args.id, reason=args.reason, now=datetime.now(UTC))
+    print(f"agency {args.id} revoked; manifest serial {serial} written")
+    print(f"next: isa-broker provision --config {layout.broker_toml} (deletes its broker user)")
+    return 0

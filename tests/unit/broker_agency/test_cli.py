@@ -1,0 +1,139 @@
+"""``isa-broker agency add|announce|revoke`` and ``serve`` argument handling, through main()."""
+
+from __future__ import annotations
+
+import pytest
+
+from broker.cli import main
+from broker.config import load_broker_config, verify_rabbit_password
+from broker.fedstate import FederationLayout, announcement_json, load_state
+from federation.canonical import b64url_encode
+from federation.keys import SigningKey
+from tests.unit.broker_agency.test_agency import announcement, manifest_of
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+class TestAgencyAddCommand:
+    def test_prints_the_broker_password_once_and_stores_its_hash(
+        self, layout: FederationLayout, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Exit 0; the printed password verifies against the stored hash."""
+        key = b64url_encode(bytes(SigningKey.generate().verify_key))
+        code, out, _ = run(
+            capsys, "agency", "add", "--federation", str(layout.root), "--id", "syn-clinic",
+            "--name", "SYN Clinic", "--public-key", key,
+        )  # fmt: skip
+        password = out.splitlines()[2].strip()
+        entry = next(a for a in load_broker_config(layout.broker_toml).agencies
+                     if a.id == "syn-clinic")  # fmt: skip
+        assert code == 0
+        assert verify_rabbit_password(password, entry.password_hash)
+        assert "manifest serial 2 written" in out
+
+    def test_generate_writes_a_dev_agency(
+        self, layout: FederationLayout, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """--generate prints where the config is and publishes the key in the manifest."""
+        code, out, _ = run(
+            capsys, "agency", "add", "--federation", str(layout.root), "--id", "syn-clinic",
+            "--name", "SYN Clinic", "--generate",
+        )  # fmt: skip
+        entry = manifest_of(layout).agency("syn-clinic")
+        assert code == 0
+        assert str(layout.agency_dir("syn-clinic") / "agent.toml") in out
+        assert entry is not None
+        assert len(entry.announcements) == 1
+
+    def test_a_bad_public_key_is_a_diagnosis_not_a_traceback(
+        self, layout: FederationLayout, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Exit 1 with one 'error:' line."""
+        code, _, err = run(
+            capsys, "agency", "add", "--federation", str(layout.root), "--id", "syn-clinic",
+            "--name", "N", "--public-key", "abc",
+        )  # fmt: skip
+        assert code == 1
+        assert err.startswith("error: --public-key")
+        assert "Traceback" not in err
+
+    def test_a_missing_federation_directory_is_a_diagnosis(
+        self, tmp_path: object, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Pointing at a directory that is not a federation says so."""
+        key = b64url_encode(bytes(SigningKey.generate().verify_key))
+        code, _, err = run(
+            capsys, "agency", "add", "--federation", f"{tmp_path}/none", "--id", "syn-clinic",
+            "--name", "N", "--public-key", key,
+        )  # fmt: skip
+        assert (code, "not a federation directory" in err) == (1, True)
+
+
+class TestAgencyAnnounceCommand:
+    def test_accepts_the_agencys_announcement_file(
+        self, layout: FederationLayout, capsys: pytest.CaptureFixture[str], tmp_path: object
+    ) -> None:
+        """The file an agency sends is verified and published."""
+        own = SigningKey.generate()
+        key = b64url_encode(bytes(own.verify_key))
+        run(capsys, "agency", "add", "--federation", str(layout.root), "--id", "syn-clinic",
+            "--name", "C", "--public-key", key)  # fmt: skip
+        note = announcement(own, "syn-clinic", days=3650)
+        path = layout.root / "incoming.json"
+        path.write_bytes(announcement_json(note))
+        code, out, _ = run(capsys, "agency", "announce", "--federation", str(layout.root),
+                           str(path))  # fmt: skip
+        assert code == 0
+        assert f"key {note.kid} of syn-clinic" in out
+
+    def test_an_unreadable_file_is_a_diagnosis(
+        self, layout: FederationLayout, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A missing file: exit 1, no traceback."""
+        code, _, err = run(capsys, "agency", "announce", "--federation", str(layout.root),
+                           str(layout.root / "missing.json"))  # fmt: skip
+        assert (code, err.startswith("error:"), "Traceback" in err) == (1, True, False)
+
+
+class TestAgencyRevokeCommand:
+    def test_revokes_and_points_at_provisioning(
+        self, layout: FederationLayout, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Exit 0; the state is revoked and the output names the provision step."""
+        code, out, _ = run(capsys, "agency", "revoke", "--federation", str(layout.root),
+                           "--id", "assist", "--reason", "SYN test")  # fmt: skip
+        agency = load_state(layout).agency("assist")
+        assert code == 0
+        assert agency is not None
+        assert agency.revoked_at is not None
+        assert "isa-broker provision --config" in out
+
+    def test_requires_a_reason(
+        self, layout: FederationLayout, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """--reason is mandatory (argparse exits 2)."""
+        with pytest.raises(SystemExit) as exited:
+            main(["agency", "revoke", "--federation", str(layout.root), "--id", "assist"])
+        assert exited.value.code == 2
+
+
+class TestServeCommand:
+    @pytest.mark.parametrize("listen", ["8440", "host:", ":8440", "h:99999", "h:port"])
+    def test_refuses_a_malformed_listen_address(
+        self, layout: FederationLayout, capsys: pytest.CaptureFixture[str], listen: str
+    ) -> None:
+        """--listen must be HOST:PORT."""
+        code, _, err = run(capsys, "serve", "--federation", str(layout.root), "--listen", listen)
+        assert (code, "expected HOST:PORT" in err) == (1, True)
+
+    def test_refuses_a_directory_without_a_manifest(
+        self, layout: FederationLayout, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Nothing to serve is an error at start, not an empty server."""
+        layout.manifest.unlink()
+        code, _, err = run(capsys, "serve", "--federation", str(layout.root))
+        assert (code, "nothing to serve" in err) == (1, True)
