@@ -16,9 +16,8 @@ Rules:
    envelope id already seen, and the inbox has one row per envelope id.
 6. Inbox payloads are encrypted at rest with a per-message XSalsa20-Poly1305 key (``SecretBox``)
    kept in ``data_keys``; purging deletes the key (crypto-shredding; ``secure_delete=ON`` and a
-   WAL checkpoint so the key bytes do not linger in the file). The data keys sit in the same
-   file as the ciphertext, so this protects deletion, not a stolen disk: full-disk encryption is
-   the agency's job.
+   WAL checkpoint so the key bytes do not linger in the file). With a key-encryption key the
+   data keys are wrapped too, so the file alone reveals nothing (``agent/store_crypto.py``).
 """
 
 from __future__ import annotations
@@ -33,11 +32,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Self, TypeVar
 
-import nacl.exceptions
-import nacl.secret
-import nacl.utils
-
 from agent.errors import NotFound, StoreUnavailable
+from agent.store_crypto import PayloadSealer
 from agent.store_records import (
     EnqueueResult,
     InboxItem,
@@ -76,7 +72,8 @@ class SqliteStore:
     """The SQLite implementation of :class:`agent.store_records.Store`.
 
     Use as ``async with SqliteStore(data_dir) as store: ...``. ``max_page_count`` caps the file
-    size (tests use it to simulate a full disk); ``max_batch`` caps one group commit.
+    size (tests use it to simulate a full disk); ``max_batch`` caps one group commit;
+    ``key_encryption_key`` (32 bytes, kept outside the file) wraps the per-message data keys.
     """
 
     def __init__(
@@ -86,8 +83,10 @@ class SqliteStore:
         filename: str = DEFAULT_FILENAME,
         max_batch: int = 256,
         max_page_count: int | None = None,
+        key_encryption_key: bytes | None = None,
     ) -> None:
         self.path = Path(data_dir) / filename
+        self._sealer = PayloadSealer(key_encryption_key)
         self._max_batch = max_batch
         self._max_page_count = max_page_count
         self._writer: WriterThread | None = None
@@ -142,11 +141,22 @@ class SqliteStore:
             if str(mode).lower() != "wal":
                 raise StoreUnavailable(f"cannot switch {self.path} to WAL mode")
             writer.executescript(SCHEMA)
+            self._check_kek(writer)
             os.chmod(self.path, 0o600)
             return writer, connect(self.path)
         except BaseException:
             writer.close()
             raise
+
+    def _check_kek(self, conn: sqlite3.Connection) -> None:
+        row = conn.execute("SELECT value FROM meta WHERE name = 'kek_check'").fetchone()
+        if row is None:
+            conn.execute(
+                "INSERT INTO meta (name, value) VALUES ('kek_check', ?)",
+                (self._sealer.check_value(),),
+            )
+        else:
+            self._sealer.verify(bytes(row[0]))
 
     async def _write(self, job: Job[T], *, checkpoint: bool = False) -> T:
         if self._writer is None:
@@ -299,8 +309,7 @@ class SqliteStore:
         now: datetime,
     ) -> bool:
         """Store a verified delivery, encrypted under a fresh data key; False if already seen."""
-        key = nacl.utils.random(nacl.secret.SecretBox.KEY_SIZE)
-        ciphertext = bytes(nacl.secret.SecretBox(key).encrypt(payload))
+        ciphertext, key = self._sealer.seal(payload)
         header_json = canonical_json(dict(header)).decode("utf-8")
         at = to_us(now)
 
@@ -356,10 +365,7 @@ class SqliteStore:
         ciphertext, key = await self._read(job)
         if key is None:
             raise PayloadPurged(f"the payload of {message_id!r} has been purged")
-        try:
-            return bytes(nacl.secret.SecretBox(key).decrypt(ciphertext))
-        except nacl.exceptions.CryptoError as exc:
-            raise StoreUnavailable(f"stored payload of {message_id!r} is corrupt") from exc
+        return self._sealer.open(ciphertext, key, message_id)
 
     async def ack(self, message_id: str, now: datetime) -> None:
         """The case system has the delivery (idempotent: the first ack time stays)."""

@@ -56,3 +56,8 @@ CREATE TABLE IF NOT EXISTS seen (
     envelope_id  TEXT PRIMARY KEY,
     seen_at      INTEGER NOT NULL
 );
+
+CREATE TABLE IF NOT EXISTS meta (
+    name   TEXT PRIMARY KEY,
+    value  BLOB NOT NULL
+);

@@ -229,3 +229,47 @@ class TestCrash:
         assert len(acknowledged) == 50
         stored = {row[0] for row in raw(tmp_path).execute("SELECT id FROM outbox")}
         assert stored == set(acknowledged)
+
+
+KEK = bytes(range(32))
+
+
+class TestKeyEncryptionKey:
+    async def test_with_a_kek_the_stored_key_alone_opens_nothing(self, tmp_path: Path) -> None:
+        """Wrapped data keys: the file's key row does not decrypt the payload by itself."""
+        async with SqliteStore(tmp_path, key_encryption_key=KEK) as store:
+            await accept(store, "e-1", b"SYN-wrapped")
+            assert await store.read_inbox_payload("e-1") == b"SYN-wrapped"
+        conn = raw(tmp_path)
+        [(ciphertext,)] = conn.execute("SELECT ciphertext FROM inbox").fetchall()
+        [(stored,)] = conn.execute("SELECT key FROM data_keys").fetchall()
+        assert len(stored) > nacl.secret.SecretBox.KEY_SIZE
+        with pytest.raises(nacl.exceptions.CryptoError):
+            nacl.secret.SecretBox(bytes(stored)[:32]).decrypt(ciphertext)
+
+    async def test_payloads_survive_reopening_with_the_same_kek(self, tmp_path: Path) -> None:
+        """The same KEK opens what it sealed after a restart."""
+        async with SqliteStore(tmp_path, key_encryption_key=KEK) as store:
+            await accept(store, "e-1", b"SYN-again")
+        async with SqliteStore(tmp_path, key_encryption_key=KEK) as store:
+            assert await store.read_inbox_payload("e-1") == b"SYN-again"
+
+    @pytest.mark.parametrize(
+        ("created_with", "opened_with"),
+        [(KEK, bytes(32)), (KEK, None), (None, KEK)],
+        ids=["other-kek", "kek-missing", "kek-unexpected"],
+    )
+    async def test_a_mismatched_kek_is_refused_at_open(
+        self, tmp_path: Path, created_with: bytes | None, opened_with: bytes | None
+    ) -> None:
+        """Opening with another KEK (or without the needed one) fails up front, safely."""
+        async with SqliteStore(tmp_path, key_encryption_key=created_with):
+            pass
+        with pytest.raises(StoreUnavailable) as caught:
+            await SqliteStore(tmp_path, key_encryption_key=opened_with).open()
+        assert KEK.hex() not in caught.value.message
+
+    def test_a_kek_of_the_wrong_size_is_refused(self, tmp_path: Path) -> None:
+        """Only 32-byte KEKs are accepted."""
+        with pytest.raises(StoreUnavailable):
+            SqliteStore(tmp_path, key_encryption_key=b"short")
