@@ -66,7 +66,7 @@ class WriterThread:
         ``checkpoint=True`` also checkpoints and truncates the WAL after that commit, so that
         deleted bytes (a shredded data key) do not linger in the WAL file.
         """
-        if self._closed:
+        if self._closed or not self._thread.is_alive():
             raise StoreUnavailable("the store is closed")
         loop = asyncio.get_running_loop()
         pending: _Pending[T] = _Pending(job, loop, loop.create_future(), checkpoint)
