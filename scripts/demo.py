@@ -656,7 +656,7 @@ def _print_keep(agents: dict[str, Agent], root: Path) -> None:
     token = root / "agencies" / first.id / "api-token"
     print(f'\nTry:  curl -H "Authorization: Bearer $(cat {token})" {first.url}/v1/isas')
     print(f"      {first.url}/v1/openapi.json  (the API's OpenAPI document)")
-    print(f"Stop: scripts/demo --stop --dir {root} --vhost <the same vhost>")
+    print(f"Stop: scripts/demo --stop --dir {root}")
 
 
 def run(opts: argparse.Namespace) -> int:
@@ -687,7 +687,10 @@ def run(opts: argparse.Namespace) -> int:
 
 
 def stop(opts: argparse.Namespace) -> int:
+    """``--stop``: stop what ``--keep`` left running and remove the demo's vhost and users."""
     root = opts.dir.resolve()
+    if not _read_state(root):
+        raise DemoError(f"{root} holds no demo federation: nothing to stop")
     stopped = stop_agents(root)
     remove_from_broker(root)
     print(f"stopped {stopped} agent(s) of {root}; removed vhost {broker_settings(root).vhost}")
