@@ -26,7 +26,16 @@ from pydantic import BaseModel, ConfigDict
 
 from federation.errors import PayloadInvalid
 from federation.isa_model import Flow, Isa, Obligations, RiskLevel
-from federation.isa_plan import REASONS, LevelPlan, plan_for
+from federation.isa_plan import (
+    LEAF,
+    LIST,
+    OBJECT,
+    REASONS,
+    LevelPlan,
+    PathShape,
+    path_shape,
+    plan_for,
+)
 
 __all__ = [
     "Decision",
@@ -125,6 +134,10 @@ def _consent_problem(isa: Isa, flow: Flow, facts: ReferralFacts) -> tuple[str, s
     return rule.otherwise.upper(), f"At {facts.risk_level} risk this agreement needs {need}."
 
 
+_FieldResult = tuple[tuple[str, ...], tuple[WithheldField, ...], dict[str, str]]
+_MEMO_LIMIT = 1024
+
+
 class _Ctx:
     """The fixed inputs of one evaluation (keeps the step functions short)."""
 
@@ -171,28 +184,69 @@ def _decide_gates(ctx: _Ctx, reasons: list[str]) -> tuple[Outcome, Flow | None]:
     return "PERMIT", flow
 
 
-def _fields(
-    ctx: _Ctx, plan: LevelPlan | None
-) -> tuple[tuple[str, ...], tuple[WithheldField, ...], dict[str, str]]:
-    labels = plan.labels if plan is not None else _labels_or_empty(ctx)
-    present = set(payload_paths(ctx.facts.payload, labels))
-    unknown = sorted(p for p in present if p not in labels)
-    if unknown:
-        errors = dict.fromkeys(unknown, "unknown field")
-        raise PayloadInvalid(f"the {ctx.message_type} payload has unknown fields", errors)
-    shared: list[str] = []
-    withheld: list[WithheldField] = []
-    for path in sorted(present):
-        code = "denied" if plan is None else plan.withheld.get(path)
-        if code is None:
-            shared.append(path)
+def _present(
+    obj: Mapping[str, Any], shape: PathShape, prefix: str, out: list[str], unknown: list[str]
+) -> None:
+    """Append each catalogue leaf path present in ``obj``; paths not in the catalogue go to
+    ``unknown`` (so does a value of the wrong kind where an object or list was expected).
+    Hot path: ``type(x) is dict`` is tried before the slower ``isinstance(x, Mapping)``."""
+    for key, value in obj.items():
+        if value is None:
+            continue
+        node = shape.get(key)
+        if node is None:
+            unknown.append(prefix + key)
+            continue
+        kind = node[0]
+        if kind == LEAF:
+            out.append(node[1])
+        elif kind == OBJECT and (type(value) is dict or isinstance(value, Mapping)):
+            flat = node[2]
+            if flat is not None and value.keys() <= flat.keys() and None not in value.values():
+                out.extend(map(flat.__getitem__, value))
+            elif flat is not None and value.keys() <= flat.keys():
+                for k, v in value.items():
+                    if v is not None:
+                        out.append(flat[k])
+            else:
+                _present(value, node[1], f"{prefix}{key}.", out, unknown)
+        elif kind == LIST and type(value) is list:
+            for item in value:
+                if type(item) is dict or isinstance(item, Mapping):
+                    _present(item, node[1], f"{prefix}{key}[].", out, unknown)
+                else:
+                    unknown.append(f"{prefix}{key}[]")
         else:
-            withheld.append(WithheldField.model_construct(
-                path=path, reason_code=code, reason=REASONS[code]))
+            unknown.append(prefix + key)
+
+
+def _fields(ctx: _Ctx, plan: LevelPlan | None) -> _FieldResult:
+    shape = plan.shape if plan is not None else path_shape(_labels_or_empty(ctx))
+    found: list[str] = []
+    unknown: list[str] = []
+    _present(ctx.facts.payload, shape, "", found, unknown)
+    if unknown:
+        errors = dict.fromkeys(sorted(set(unknown)), "unknown field")
+        raise PayloadInvalid(f"the {ctx.message_type} payload has unknown fields", errors)
+    key = tuple(found)
+    if plan is not None and key in plan.memo:
+        result: _FieldResult = plan.memo[key]
+        return result
+    present = set(found)
+    shared = tuple(sorted(p for p in present if plan is not None and p not in plan.withheld))
+    withheld = tuple(
+        WithheldField.model_construct(path=p, reason_code=code, reason=REASONS[code])
+        for p in sorted(present)
+        for code in ["denied" if plan is None else plan.withheld.get(p)]
+        if code is not None
+    )
     transforms: dict[str, str] = {}
     if plan is not None:
         transforms = {p: t for p, t in plan.transforms.items() if p in present}
-    return tuple(shared), tuple(withheld), transforms
+        if len(plan.memo) >= _MEMO_LIMIT:
+            plan.memo.clear()
+        plan.memo[key] = (shared, withheld, transforms)
+    return shared, withheld, transforms
 
 
 def _labels_or_empty(ctx: _Ctx) -> Mapping[str, Any]:
@@ -206,6 +260,14 @@ def _handling(
 ) -> tuple[str, ...]:
     if flow is None or plan is None:
         return ()
+    key = ("handling", shared)
+    cached: tuple[str, ...] | None = plan.memo.get(key)
+    if cached is None:
+        cached = plan.memo[key] = _handling_of(flow, plan, shared)
+    return cached
+
+
+def _handling_of(flow: Flow, plan: LevelPlan, shared: tuple[str, ...]) -> tuple[str, ...]:
     out: set[str] = set()
     obligations = flow.obligations
     if obligations.must_not_inform is not None:
@@ -325,19 +387,27 @@ def _received_violations(plan: LevelPlan, payload: Mapping[str, Any]) -> list[st
     return sorted(problems)
 
 
-def _leaf_values(payload: Mapping[str, Any], known: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
-    stack: list[tuple[str, Mapping[str, Any]]] = [("", payload)]
-    while stack:
-        prefix, obj = stack.pop()
-        for key, value in obj.items():
-            path = prefix + key
-            if value is None:
-                continue
-            if path in known:
-                yield path, value
-            elif isinstance(value, Mapping):
-                stack.append((path + ".", value))
-            elif isinstance(value, list) and value and isinstance(value[0], Mapping):
-                stack.extend((path + "[].", item) for item in value if isinstance(item, Mapping))
-            else:
-                yield path, value
+def _leaf_values(payload: Mapping[str, Any], known: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """Every (leaf path, value) in ``payload``; a path the catalogue lacks is its own leaf."""
+    out: list[tuple[str, Any]] = []
+    _collect(payload, "", known, out)
+    return out
+
+
+def _collect(
+    obj: Mapping[str, Any], prefix: str, known: Mapping[str, Any], out: list[tuple[str, Any]]
+) -> None:
+    for key, value in obj.items():
+        if value is None:
+            continue
+        path = prefix + key
+        if path in known:
+            out.append((path, value))
+        elif type(value) is dict or isinstance(value, Mapping):
+            _collect(value, path + ".", known, out)
+        elif type(value) is list and value and isinstance(value[0], Mapping):
+            for item in value:
+                if isinstance(item, Mapping):
+                    _collect(item, path + "[].", known, out)
+        else:
+            out.append((path, value))

@@ -21,19 +21,25 @@ Plans are memoised on the :class:`Isa` (keyed by flow, type, level and sender).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from federation.errors import IsaRelayError
 from federation.isa_catalogue import FieldLabels, field_labels, match_paths
 from federation.isa_model import Flow, Isa, LevelRule, RiskLevel, TransformName
 
 __all__ = [
+    "LEAF",
+    "LIST",
+    "OBJECT",
     "REASONS",
     "LevelPlan",
+    "PathShape",
     "allow_patterns",
     "expand",
     "labels_for",
     "never_share_paths",
+    "path_shape",
     "plan_for",
     "transforms_for",
 ]
@@ -63,6 +69,37 @@ class LevelPlan:
     withheld: Mapping[str, str]  # path -> reason code
     transforms: Mapping[str, TransformName]  # released path -> transform other than keep
     labels: Mapping[str, FieldLabels]
+    shape: PathShape
+    memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+LEAF, OBJECT, LIST = 0, 1, 2
+PathShape = dict[str, tuple[Any, ...]]
+"""Catalogue paths as a tree: key -> (LEAF, path) | (OBJECT or LIST, sub-shape, flat), where
+``flat`` maps each child key to its path when every child is a leaf (a fast path), else None."""
+
+
+def path_shape(paths: Iterable[str]) -> PathShape:
+    root: PathShape = {}
+    for path in paths:
+        node = root
+        parts = path.split(".")
+        for part in parts[:-1]:
+            kind = LIST if part.endswith("[]") else OBJECT
+            key = part[:-2] if kind == LIST else part
+            node = node.setdefault(key, (kind, {}))[1]
+        node[parts[-1]] = (LEAF, path)
+    return _mark_flat(root)
+
+
+def _mark_flat(shape: PathShape) -> PathShape:
+    """Give each object node a third item: {key: path} when all its children are leaves."""
+    for key, (kind, arg) in list(shape.items()):
+        if kind != LEAF:
+            _mark_flat(arg)
+            leaves = all(v[0] == LEAF for v in arg.values())
+            shape[key] = (kind, arg, {k: v[1] for k, v in arg.items()} if leaves else None)
+    return shape
 
 
 def labels_for(isa: Isa, message_type: str) -> dict[str, FieldLabels] | None:
@@ -147,7 +184,7 @@ def _compile(isa: Isa, flow: Flow, message_type: str, level: RiskLevel, sender: 
     released = frozenset(labels) - frozenset(withheld)
     kept = {p: t for p, t in transforms.items() if p in released and t != "keep"}
     decision = rule.decision if rule else "deny"
-    return LevelPlan(decision, released, withheld, kept, labels)
+    return LevelPlan(decision, released, withheld, kept, labels, path_shape(labels))
 
 
 def plan_for(isa: Isa, flow: Flow, message_type: str, level: RiskLevel, sender: str) -> LevelPlan:

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any, Final
 
 from federation.isa_eval import Decision
@@ -109,41 +111,68 @@ def is_transformed(transform: str, value: Any) -> bool:
     return transform == "keep"
 
 
-def _prefixes(paths: tuple[str, ...]) -> frozenset[str]:
-    out: set[str] = set()
-    for path in paths:
-        parts = path.split(".")
-        out.update(".".join(parts[:i]) + "." for i in range(1, len(parts)))
-    return frozenset(out)
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """The released paths below one object, split by what to do with each key."""
+
+    plain: frozenset[str]  # leaves kept as they are
+    transformed: dict[str, str]  # leaf -> transform
+    objects: dict[str, _Shape]
+    lists: dict[str, _Shape]
+    copyable: bool  # only plain leaves below: copy the object in one comprehension
 
 
-def _walk(
-    obj: Mapping[str, Any],
-    prefix: str,
-    keep: frozenset[str],
-    inner: frozenset[str],
-    transforms: Mapping[str, str],
-    today: date,
-) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in obj.items():
-        path = prefix + key
-        if path in keep:
-            transform = transforms.get(path)
-            if transform is not None:
-                value = transform_value(transform, value, today)
+def _build(paths: list[tuple[list[str], str | None]]) -> _Shape:
+    plain: set[str] = set()
+    transformed: dict[str, str] = {}
+    children: dict[tuple[bool, str], list[tuple[list[str], str | None]]] = {}
+    for parts, transform in paths:
+        head = parts[0]
+        if len(parts) == 1 and transform is None:
+            plain.add(head)
+        elif len(parts) == 1:
+            transformed[head] = transform  # type: ignore[assignment]
+        else:
+            is_list = head.endswith("[]")
+            key = (is_list, head[:-2] if is_list else head)
+            children.setdefault(key, []).append((parts[1:], transform))
+    objects = {k: _build(v) for (is_list, k), v in children.items() if not is_list}
+    lists = {k: _build(v) for (is_list, k), v in children.items() if is_list}
+    copyable = not (transformed or objects or lists)
+    return _Shape(frozenset(plain), transformed, objects, lists, copyable)
+
+
+@lru_cache(maxsize=256)
+def _shape(shared: tuple[str, ...], transforms: tuple[tuple[str, str], ...]) -> _Shape:
+    by_path = dict(transforms)
+    return _build([(path.split("."), by_path.get(path)) for path in shared])
+
+
+def _apply(obj: Mapping[str, Any], shape: _Shape, today: date) -> dict[str, Any]:
+    plain = shape.plain
+    out = {k: v for k, v in obj.items() if k in plain and v is not None}
+    for key, transform in shape.transformed.items():
+        value = obj.get(key)
+        if value is not None:
+            value = transform_value(transform, value, today)
             if value is not None:
                 out[key] = value
-        elif isinstance(value, Mapping) and path + "." in inner:
-            sub = _walk(value, path + ".", keep, inner, transforms, today)
+    for key, sub_shape in shape.objects.items():
+        value = obj.get(key)
+        if type(value) is dict or isinstance(value, Mapping):
+            if sub_shape.copyable and value.keys() <= sub_shape.plain:
+                if None in value.values():
+                    sub = {k: v for k, v in value.items() if v is not None}
+                else:
+                    sub = dict(value)
+            else:
+                sub = _apply(value, sub_shape, today)
             if sub:
                 out[key] = sub
-        elif isinstance(value, list) and path + "[]." in inner:
-            items = [
-                _walk(item, path + "[].", keep, inner, transforms, today)
-                for item in value
-                if isinstance(item, Mapping)
-            ]
+    for key, sub_shape in shape.lists.items():
+        value = obj.get(key)
+        if isinstance(value, list):
+            items = [_apply(i, sub_shape, today) for i in value if isinstance(i, Mapping)]
             if any(items):
                 out[key] = items
     return out
@@ -153,7 +182,5 @@ def minimise(payload: Mapping[str, Any], decision: Decision) -> dict[str, Any]:
     """The part of ``payload`` that ``decision`` releases, generalised as it says."""
     if decision.outcome == "DENY" or not decision.shared_fields:
         return {}
-    keep = frozenset(decision.shared_fields)
-    inner = _prefixes(decision.shared_fields)
-    today = decision.decided_at.date()
-    return _walk(payload, "", keep, inner, decision.transforms, today)
+    shape = _shape(decision.shared_fields, tuple(sorted(decision.transforms.items())))
+    return _apply(payload, shape, decision.decided_at.date())
