@@ -43,7 +43,8 @@ class TrustHolder:
         self._persisted = data_dir / "manifest.json"
         self.root = self._load_root(settings)
         self.state = TrustState(None)
-        self.last_error: str | None = None
+        self._refused: str | None = None  # why the last manifest offered was refused
+        self._unreachable: str | None = None  # why the last fetch failed (cleared by a success)
         self._etag: str | None = None
         self._listeners: list[Listener] = []
 
@@ -67,6 +68,11 @@ class TrustHolder:
     def manifest(self) -> Manifest | None:
         return self.state.manifest
 
+    @property
+    def last_error(self) -> str | None:
+        """Why the source is unreachable now, or why its manifest was refused; None when fine."""
+        return self._unreachable or self._refused
+
     def on_change(self, listener: Listener) -> None:
         self._listeners.append(listener)
 
@@ -81,7 +87,7 @@ class TrustHolder:
                 data, root_cert=self.root, pinned_fingerprint=self._settings.root_fingerprint
             )
         except ManifestRejected as exc:
-            self.last_error = f"persisted manifest refused: {exc.reason}"
+            self._refused = f"persisted manifest refused: {exc.reason}"
             log.warning("persisted manifest refused: %s", exc.reason)
             return
         self.state = TrustState(manifest)
@@ -92,9 +98,13 @@ class TrustHolder:
         try:
             data = await self._fetch()
         except (OSError, aiohttp.ClientError, TimeoutError) as exc:
-            self.last_error = f"manifest source unreachable ({exc.__class__.__name__})"
+            self._unreachable = f"manifest source unreachable ({exc.__class__.__name__})"
             return False
-        if data is None or (self.manifest is not None and data == self.manifest.file_bytes):
+        self._unreachable = None
+        if data is None:  # 304: the source still serves what it served last time
+            return False
+        if self.manifest is not None and data == self.manifest.file_bytes:
+            self._refused = None  # the source serves exactly what we hold
             return False
         return self.offer(data, now)
 
@@ -109,10 +119,10 @@ class TrustHolder:
                 now=now,
             )
         except ManifestRejected as exc:
-            self.last_error = f"manifest refused: {exc.message}"
+            self._refused = f"manifest refused: {exc.message}"
             log.warning("manifest refused: %s", exc.message)
             return False
-        self.last_error = None
+        self._refused = None
         new = self.state.manifest
         assert new is not None
         self._persist(data)
