@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from federation.errors import PolicyError
-from federation.isa import IsaRegistry, ReferralFacts, check_received, evaluate
+from federation.isa import IsaRegistry, ReferralFacts, RiskLevel, check_received, evaluate
 from federation.minimise import minimise
 from tests.unit.isa.support import CLEAN_ISA, NOW, load_fake
 from tests.unit.isa.test_evaluate import PAYLOAD
@@ -24,7 +24,7 @@ def _sent(level: str) -> dict[str, Any]:
 
 class TestCheckReceived:
     @pytest.mark.parametrize("level", ["standard", "medium", "high"])
-    def test_what_a_sender_minimised_passes(self, level: str) -> None:
+    def test_what_a_sender_minimised_passes(self, level: RiskLevel) -> None:
         """The minimised payload of a decision is within the ISA at the same level."""
         assert check_received(ISA, risk_level=level, payload=_sent(level), **ARGS) == []
 
