@@ -139,3 +139,15 @@ class TestPolicyExplain:
         assert code == 1
         assert "no ISA 'isa-nope'" in err
         assert "isa-marac-referrals" in err
+
+
+class TestReadme:
+    def test_annotated_example_in_the_readme_is_a_clean_isa(
+        self, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    ) -> None:
+        """The example in policies/README.md lints clean, so the documentation cannot drift."""
+        text = (POLICIES / "README.md").read_text()
+        start = text.index("```yaml\n") + len("```yaml\n")
+        path = _write(tmp_path, text[start:text.index("```", start)], "example.yaml")
+        code, out, _ = _run(capsys, "lint", path, "--today", "2026-06-01")
+        assert (code, out) == (0, "")
