@@ -22,6 +22,7 @@ from tests.support.federation import AgentHandle, agent_settings
 from tests.support.processes import (
     ProcessAgent,
     duplicates,
+    isolated_federation_fixture,  # noqa: F401 - the isolated_federation fixture
     submit_many,
     wait_all_status,
 )
@@ -69,12 +70,12 @@ async def assert_delivered_exactly_once(
 
 class TestRecipientOffline:
     async def test_stopped_while_1000_are_sent_then_started_all_delivered_exactly_once(
-        self, live_federation: DevFederation
+        self, isolated_federation: DevFederation
     ) -> None:
         """1,000 accepted while the recipient stops mid-stream: after restart, each once."""
         bodies = referrals(1000, "offline")
         async with aiohttp.ClientSession() as session:
-            fed, token = live_federation, live_federation.agency
+            fed, token = isolated_federation, isolated_federation.agency
             sender = AgentHandle(agent_settings(fed, SENDER), token(SENDER).api_token, session)
             recipient = AgentHandle(
                 agent_settings(fed, RECIPIENT), token(RECIPIENT).api_token, session
@@ -107,12 +108,12 @@ class TestRecipientOffline:
 
 class TestSenderCrash:
     async def test_sigkilled_after_a_burst_of_202s_every_accepted_message_delivered_once(
-        self, live_federation: DevFederation
+        self, isolated_federation: DevFederation
     ) -> None:
         """SIGKILL the sender process right after its last 202; restart: each accepted id once."""
         bodies = referrals(300, "crash")
         async with aiohttp.ClientSession() as session:
-            fed = live_federation
+            fed = isolated_federation
             sender = ProcessAgent.of(fed, SENDER, session)
             recipient = AgentHandle(
                 agent_settings(fed, RECIPIENT), fed.agency(RECIPIENT).api_token, session

@@ -47,6 +47,7 @@ from federation.referrals import parse_payload, payload_dict
 from federation.synth import generate_referral
 from federation.topology import EXCHANGE, dead_letter_queue, inbox_queue
 from tests.support.federation import AgentHandle, agent_settings, running_agents, vhost_of
+from tests.support.processes import isolated_federation_fixture  # noqa: F401
 from tests.support.rabbitmq import RabbitServer
 
 pytestmark = [pytest.mark.rabbitmq]
@@ -145,9 +146,9 @@ def _message_id(frame: bytes) -> str:
 
 @pytest.fixture
 async def broker(
-    live_federation: DevFederation, rabbit_server: RabbitServer
+    isolated_federation: DevFederation, rabbit_server: RabbitServer
 ) -> AsyncIterator[Broker]:
-    url = rabbit_server.amqp_url_for(vhost_of(live_federation))
+    url = rabbit_server.amqp_url_for(vhost_of(isolated_federation))
     connection = await aio_pika.connect(url)
     try:
         yield Broker(await connection.channel(publisher_confirms=True))
@@ -198,11 +199,11 @@ TAMPERINGS: dict[str, Callable[[bytes], bytes]] = {
 
 class TestTamperedEnvelope:
     async def test_is_dead_lettered_never_delivered_and_answered_with_no_receipt(
-        self, live_federation: DevFederation, broker: Broker
+        self, isolated_federation: DevFederation, broker: Broker
     ) -> None:
         """Bytes changed after signing: dead-lettered, not in the inbox, no receipt to anyone."""
-        frame = Forger.of(live_federation, SENDER).honest()
-        async with running_agents(live_federation, RECIPIENT) as agents:
+        frame = Forger.of(isolated_federation, SENDER).honest()
+        async with running_agents(isolated_federation, RECIPIENT) as agents:
             for tamper in TAMPERINGS.values():
                 await broker.inject(RECIPIENT, tamper(frame))
             dead = dead_letter_queue(RECIPIENT)
@@ -264,13 +265,13 @@ def forge(forger: Forger, breach: Breach) -> bytes:
 class TestValidlySignedButRefusedEnvelope:
     @pytest.mark.parametrize("case", list(BREACHES), ids=list(BREACHES))
     async def test_gets_a_signed_rejection_receipt_naming_the_reason(
-        self, live_federation: DevFederation, broker: Broker, case: str
+        self, isolated_federation: DevFederation, broker: Broker, case: str
     ) -> None:
         """The sender gets `rejected` + reason signed by the recipient; nothing is delivered."""
-        forger = Forger.of(live_federation, SENDER)
+        forger = Forger.of(isolated_federation, SENDER)
         frame = forge(forger, BREACHES[case])
         envelope_id = peek_header(frame).id
-        async with running_agents(live_federation, RECIPIENT) as agents:
+        async with running_agents(isolated_federation, RECIPIENT) as agents:
             await broker.inject(RECIPIENT, frame)
             receipt = receipt_for(await broker.take(inbox_queue(SENDER), 1), forger, envelope_id)
             assert (receipt.status, receipt.reason) == ("rejected", BREACHES[case].reason)
@@ -280,16 +281,16 @@ class TestValidlySignedButRefusedEnvelope:
             assert await inbox_ids(agents[RECIPIENT]) == []
 
     async def test_an_expired_envelope_gets_a_rejection_receipt(
-        self, live_federation: DevFederation, broker: Broker
+        self, isolated_federation: DevFederation, broker: Broker
     ) -> None:
         """Signed and valid when sealed, collected after its expires_at: `rejected`/`expired`."""
-        forger = Forger.of(live_federation, SENDER)
+        forger = Forger.of(isolated_federation, SENDER)
         spec, minimised, _ = forger.spec_and_payloads(RECIPIENT, ISA, PURPOSE, "high")
         now = datetime.now(UTC).replace(microsecond=0)
         frame = forger.seal(dataclasses.replace(spec, expires_at=now + timedelta(seconds=1)),
                             minimised, now=now)  # fmt: skip
         await asyncio.sleep((now + timedelta(seconds=1.05) - datetime.now(UTC)).total_seconds())
-        async with running_agents(live_federation, RECIPIENT) as agents:
+        async with running_agents(isolated_federation, RECIPIENT) as agents:
             await broker.inject(RECIPIENT, frame)
             receipt = receipt_for(
                 await broker.take(inbox_queue(SENDER), 1), forger, peek_header(frame).id
@@ -300,20 +301,20 @@ class TestValidlySignedButRefusedEnvelope:
 
 class TestMisbehavingSenderAgent:
     async def test_the_sender_sees_rejected_with_the_reason_on_its_message(
-        self, live_federation: DevFederation
+        self, isolated_federation: DevFederation
     ) -> None:
         """An over-sharing envelope in the sender's own outbox ends `rejected: isa_violation`."""
-        forger = Forger.of(live_federation, SENDER)
+        forger = Forger.of(isolated_federation, SENDER)
         frame = forge(forger, BREACHES["fields the ISA withholds at that risk level"])
         header = peek_header(frame)
-        settings = agent_settings(live_federation, SENDER)
+        settings = agent_settings(isolated_federation, SENDER)
         async with SqliteStore(settings.data_dir) as store:
             await store.enqueue_outgoing(
                 message_id=header.id, client="misbehaving", idempotency_key=None,
                 body_sha256="0" * 64, recipient=RECIPIENT, header=header.to_json(), frame=frame,
                 now=datetime.now(UTC), expires_at=datetime.now(UTC) + timedelta(hours=1),
             )  # fmt: skip
-        async with running_agents(live_federation, SENDER, RECIPIENT) as agents:
+        async with running_agents(isolated_federation, SENDER, RECIPIENT) as agents:
             body = await agents[SENDER].wait_status(header.id, {"rejected", "delivered"})
             assert body["status"] == "rejected"
             receipt = body["receipt"]
@@ -327,13 +328,13 @@ class TestMisbehavingSenderAgent:
 
 class TestReplayedEnvelope:
     async def test_reaches_the_case_system_once_even_after_a_restart(
-        self, live_federation: DevFederation, broker: Broker
+        self, isolated_federation: DevFederation, broker: Broker
     ) -> None:
         """The same signed bytes injected 4 times (once after ack + restart): delivered once."""
-        forger = Forger.of(live_federation, SENDER)
+        forger = Forger.of(isolated_federation, SENDER)
         frame = forger.honest()
         envelope_id = peek_header(frame).id
-        async with running_agents(live_federation, RECIPIENT) as agents:
+        async with running_agents(isolated_federation, RECIPIENT) as agents:
             recipient = agents[RECIPIENT]
             for _ in range(3):
                 await broker.inject(RECIPIENT, frame)

@@ -7,6 +7,12 @@ crash: nothing gets to run). It is an :class:`~tests.support.federation.AgentHan
 same ``post`` / ``get`` / ``wait_status`` / ``drain_inbox`` work on it. The process's output goes
 to a log file whose tail is shown when it fails to start.
 
+``isolated_federation`` is ``live_federation`` whose RabbitMQ users are this vhost's own
+(``<vhost>.<agency>``, as ``scripts/demo`` does): RabbitMQ users are broker-wide, so with the
+plain agency ids every concurrently running federation test re-provisions the same
+``police-scotland`` user with a new password, and an agent that reconnects or restarts (exactly
+what these crash tests do) is then refused. The users are deleted with the vhost.
+
 Counting helpers: ``submit_many`` posts referrals with bounded concurrency and returns the ids of
 the 202s; ``statuses`` reads the sender's status of many ids; ``duplicates`` names repeated ids.
 """
@@ -14,24 +20,36 @@ the 202s; ``statuses`` reads the sender's status of many ids; ``duplicates`` nam
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import os
 import re
 import signal
 import sys
+import urllib.error
+import urllib.parse
+import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
-from broker.devfed import DevFederation
-from tests.support.federation import AgentHandle, agent_settings, free_port
+from broker.commands.provision import provision_command
+from broker.config import load_broker_config, render_broker_toml
+from broker.devfed import DevFederation, create_dev_federation
+from broker.fedstate import load_state, publish_manifest, save_state
+from tests.support.federation import POLICIES, AgentHandle, agent_settings, free_port
+from tests.support.rabbitmq import RabbitServer
 
 __all__ = [
     "ProcessAgent",
     "duplicates",
+    "isolated_federation_fixture",
     "patched_config",
     "statuses",
     "submit_many",
@@ -201,3 +219,42 @@ async def wait_all_status(
 def duplicates(ids: Iterable[str]) -> list[str]:
     """The ids that occur more than once."""
     return sorted(i for i, n in Counter(ids).items() if n > 1)
+
+
+def _own_broker_users(fed: DevFederation, vhost: str) -> dict[str, str]:
+    """Rename every agency's broker user to ``<vhost>.<agency>``; publish the next manifest."""
+    layout, users = fed.layout, {a.id: f"{vhost}.{a.id}" for a in fed.agencies}
+    state = load_state(layout)
+    renamed = tuple(a.model_copy(update={"broker_user": users[a.id]}) for a in state.agencies)
+    save_state(layout, state.model_copy(update={"agencies": renamed}))
+    config = load_broker_config(layout.broker_toml)
+    entries = tuple(a.model_copy(update={"broker_user": users[a.id]}) for a in config.agencies)
+    layout.broker_toml.write_text(
+        render_broker_toml(config.model_copy(update={"agencies": entries}))
+    )
+    for agency in fed.agencies:
+        old, new = f'\nuser = "{agency.id}"\n', f'\nuser = "{users[agency.id]}"\n'
+        agency.config.write_text(agency.config.read_text().replace(old, new))
+    publish_manifest(layout, datetime.now(UTC))
+    return users
+
+
+@pytest.fixture(name="isolated_federation")
+def isolated_federation_fixture(
+    tmp_path: Path, rabbit_server: RabbitServer
+) -> Iterator[DevFederation]:
+    """Every agency of the shipped ISAs on a fresh vhost, with broker users of its own."""
+    server, vhost = rabbit_server, f"test-fed-{uuid.uuid4().hex[:10]}"
+    fed = create_dev_federation(
+        tmp_path / "federation", policies=POLICIES, now=datetime.now(UTC),
+        amqp_url=f"amqp://{server.host}:{server.port}/", management_url=server.management_url,
+        vhost=vhost, admin_user=server.admin_user, admin_password=server.admin_password,
+    )  # fmt: skip
+    users = _own_broker_users(fed, vhost)
+    try:
+        provision_command(fed.layout.broker_toml, dry_run=False, environ={}, out=io.StringIO())
+        yield fed
+    finally:
+        for path in [f"vhosts/{vhost}", *(f"users/{u}" for u in users.values())]:
+            with contextlib.suppress(urllib.error.HTTPError):
+                server.api("DELETE", urllib.parse.quote(path, safe="/"))
