@@ -220,6 +220,24 @@ def _present(
             unknown.append(prefix + key)
 
 
+def _gates_memo(ctx: _Ctx) -> tuple[Outcome, Flow | None, tuple[str, ...]]:
+    """Steps 1-6 depend only on these facts, so their result is memoised on the ISA."""
+    facts = ctx.facts
+    key = ("gates", ctx.sender, ctx.recipient, ctx.purpose, ctx.message_type, facts.risk_level,
+           facts.agreement, bool(facts.reason_not_sought),
+           ctx.now.astimezone(UTC).date().toordinal())
+    memo = ctx.isa._memo
+    found = memo.get(key)
+    if found is None:
+        if len(memo) >= _MEMO_LIMIT:
+            memo.clear()
+        reasons: list[str] = []
+        outcome, flow = _decide_gates(ctx, reasons)
+        found = memo[key] = (outcome, flow, tuple(reasons))
+    result: tuple[Outcome, Flow | None, tuple[str, ...]] = found
+    return result
+
+
 def _fields(ctx: _Ctx, plan: LevelPlan | None) -> _FieldResult:
     shape = plan.shape if plan is not None else path_shape(_labels_or_empty(ctx))
     found: list[str] = []
@@ -315,8 +333,8 @@ def evaluate(
     """
     facts = ReferralFacts.of(referral)
     ctx = _Ctx(isa, sender, recipient, purpose, message_type, facts, now)
-    reasons: list[str] = []
-    outcome, flow = _decide_gates(ctx, reasons)
+    outcome, flow, gate_reasons = _gates_memo(ctx)
+    reasons = list(gate_reasons)
     plan = None
     if outcome != "DENY" and flow is not None:
         plan = plan_for(isa, flow, message_type, facts.risk_level, sender)
