@@ -261,7 +261,7 @@ class Isa(BaseModel):
 
     _lines: dict[tuple[str | int, ...], int] = PrivateAttr(default_factory=dict)
     _catalogue: Catalogue | None = PrivateAttr(default=None)
-    _memo: dict[tuple[str, ...], Any] = PrivateAttr(default_factory=dict)
+    _memo: dict[Any, Any] = PrivateAttr(default_factory=dict)
 
     @property
     def id(self) -> str:
