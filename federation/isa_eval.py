@@ -301,6 +301,13 @@ def _handling_of(flow: Flow, plan: LevelPlan, shared: tuple[str, ...]) -> tuple[
     return tuple(sorted(out))
 
 
+def _copy_basis(basis: dict[str, Any]) -> dict[str, Any]:
+    return {
+        agency: {k: list(v) if isinstance(v, list) else v for k, v in codes.items()}
+        for agency, codes in basis.items()
+    }
+
+
 def _lawful_basis(isa: Isa, flow: Flow | None, sender: str, recipient: str) -> dict[str, Any]:
     purpose = isa.purpose(flow.purpose) if flow is not None else None
     if purpose is None:
@@ -355,9 +362,9 @@ def evaluate(
         decided_at=now,
         shared_fields=shared,
         withheld_fields=withheld,
-        transforms=transforms,
+        transforms=dict(transforms),  # copies: the memo's values must never be mutated
         obligations=flow.obligations if flow is not None and plan is not None else None,
-        lawful_basis=_lawful_basis(isa, flow, sender, recipient),
+        lawful_basis=_copy_basis(_lawful_basis(isa, flow, sender, recipient)),
         handling=_handling(flow, plan, shared),
         reasons=tuple(reasons),
     )

@@ -151,3 +151,18 @@ class TestFields:
             evaluate(isa, sender="agency-a", recipient="agency-b", purpose="safeguarding",
                      message_type="fake_referral", referral=facts, now=NOW)
         assert info.value.errors == {"shoe_size": "unknown field"}
+
+
+class TestDecisionsAreIndependent:
+    def test_mutating_one_decision_does_not_change_the_next(self) -> None:
+        """Memoised parts are copied out: a caller editing a decision cannot poison later ones."""
+        isa = load_fake()
+        facts = ReferralFacts("high", PAYLOAD, agreement="given")
+        args = {"sender": "agency-a", "recipient": "agency-b", "purpose": "safeguarding",
+                "message_type": "fake_referral"}
+        first = evaluate(isa, referral=facts, now=NOW, **args)
+        first.lawful_basis["agency-a"]["sch8"].append("tampered")
+        first.transforms["victim.name"] = "drop"
+        second = evaluate(isa, referral=facts, now=NOW, **args)
+        assert second.lawful_basis["agency-a"]["sch8"] == ["sch8_p4_safeguarding"]
+        assert "victim.name" not in second.transforms
