@@ -209,10 +209,9 @@ def _listen_on_free_ports(fed: DevFederation) -> None:
 
 
 def build_federation(
-    root: Path, policies: Path, vhost: str, force: bool, step: Callable[[str], None]
+    root: Path, policies: Path, vhost: str, step: Callable[[str], None]
 ) -> DevFederation:
-    """Steps 1-2: a fresh dev federation in ``root``, provisioned on a fresh ``vhost``."""
-    _clear_dir(root, force)
+    """Steps 1-2: a fresh dev federation in ``root`` (cleared), provisioned on a fresh vhost."""
     amqp, management, admin, password = _broker_from_env()
     fed = create_dev_federation(
         root, policies=policies, now=datetime.now(UTC), amqp_url=amqp, vhost=vhost,
@@ -253,8 +252,8 @@ def _manage(rabbit: RabbitSettings, method: str, path: str) -> int:
 
 def remove_from_broker(root: Path) -> None:
     """Delete the demo's vhost and its ``<vhost>.<agency>`` users (never anyone else's)."""
-    if not (root / "broker.toml").exists():
-        return
+    if not _read_state(root) or not (root / "broker.toml").exists():
+        return  # not a directory the demo made
     config = load_broker_config(root / "broker.toml")
     rabbit = config.rabbitmq
     _manage(rabbit, "DELETE", f"vhosts/{urllib.parse.quote(rabbit.vhost, safe='')}")
@@ -659,30 +658,47 @@ def _print_keep(agents: dict[str, Agent], root: Path) -> None:
     print(f"Stop: scripts/demo --stop --dir {root}")
 
 
-def run(opts: argparse.Namespace) -> int:
-    progress = Progress(steps=6)
-    root = opts.dir.resolve()
-    fed = build_federation(root, REPO / "policies", opts.vhost, opts.force, progress.step)
-    agents: dict[str, Agent] = {}
-    try:
-        progress.step(f"starting {len(fed.agencies)} agents (logs in {root / 'logs'})")
-        agents = start_agents(fed, root, timeout=opts.timeout)
-        progress.say(f"  all {len(agents)} agents report /healthz ok")
-        progress.step(f"sending {len(SCENARIOS)} synthetic referrals across every ISA flow")
-        sent = exchange(agents, progress, opts.timeout)
-        print_table([s.row for s in sent])
-    finally:
-        if not opts.keep and agents:
-            progress.step("stopping the agents (SIGTERM) and removing the demo vhost")
-            stop_agents(root)
-            remove_from_broker(root)
+def _exchange_all(opts: argparse.Namespace, root: Path, progress: Progress) -> dict[str, Agent]:
+    """Steps 1-5 and the table; raises DemoError if any referral did not behave as expected."""
+    fed = build_federation(root, REPO / "policies", opts.vhost, progress.step)
+    progress.step(f"starting {len(fed.agencies)} agents (logs in {root / 'logs'})")
+    agents = start_agents(fed, root, timeout=opts.timeout)
+    progress.say(f"  all {len(agents)} agents report /healthz ok")
+    progress.step(f"sending {len(SCENARIOS)} synthetic referrals across every ISA flow")
+    sent = exchange(agents, progress, opts.timeout)
+    print_table([s.row for s in sent])
     problems = [f"#{i} {s.row.problem}" for i, s in enumerate(sent, 1) if s.row.problem]
     if problems:
         raise DemoError("; ".join(problems))
+    return agents
+
+
+def _clean_up_after_failure(root: Path) -> None:
+    """Stop whatever started and remove the vhost; a second failure must not hide the first."""
+    try:
+        stop_agents(root)
+        remove_from_broker(root)
+    except (DemoError, IsaRelayError, OSError) as exc:
+        print(f"cleaning up also failed: {exc}", file=sys.stderr)
+
+
+def run(opts: argparse.Namespace) -> int:
+    """The whole demo; on any failure the agents are stopped and the vhost removed."""
+    progress, root = Progress(steps=6), opts.dir.resolve()
+    _clear_dir(root, opts.force)  # refuses before anything of ours exists to clean up
+    try:
+        agents = _exchange_all(opts, root, progress)
+    except BaseException:
+        _clean_up_after_failure(root)
+        raise
     if opts.keep:
         _print_keep(agents, root)
-    progress.say("demo finished: every referral behaved as its ISA says"
-                 + ("" if opts.keep else "; nothing left running"))  # fmt: skip
+        progress.say("demo finished: every referral behaved as its ISA says")
+        return 0
+    progress.step("stopping the agents (SIGTERM) and removing the demo vhost")
+    stop_agents(root)
+    remove_from_broker(root)
+    progress.say("demo finished: every referral behaved as its ISA says; nothing left running")
     return 0
 
 

@@ -167,7 +167,7 @@ class TestKeepAndStop:
     def test_keep_leaves_the_agents_running_until_stop(
         self, tmp_path: Path, rabbit_server: RabbitServer
     ) -> None:
-        """--keep leaves the agents and vhost up and says how to stop; --stop ends both."""
+        """--keep leaves agents and vhost up (a rerun refuses to touch them); --stop ends both."""
         directory, vhost = tmp_path / "kept", f"test-demo-keep-{uuid.uuid4().hex[:8]}"
         kept = run_demo(directory, vhost, "--keep", entry="scripts/demo.py")
         try:
@@ -175,6 +175,10 @@ class TestKeepAndStop:
             assert f"scripts/demo --stop --dir {directory}" in kept.out
             assert len(processes_mentioning(directory)) == 8
             assert vhost_exists(rabbit_server, vhost)
+            again = run_demo(directory, vhost, entry="scripts/demo.py")
+            assert again.code == 1
+            assert "still running (--keep)" in again.err
+            assert len(processes_mentioning(directory)) == 8
         finally:
             stopped = run_demo(directory, vhost, "--stop", entry="scripts/demo.py")
         assert stopped.code == 0, stopped.out + stopped.err
@@ -212,3 +216,15 @@ class TestFailures:
         assert done.returncode == 1
         assert "demo failed: RabbitMQ management API at http://127.0.0.1:9" in done.stderr
         assert "Traceback" not in done.stderr
+
+    def test_a_failure_after_the_agents_started_still_stops_them_and_removes_the_vhost(
+        self, tmp_path: Path, rabbit_server: RabbitServer
+    ) -> None:
+        """Agents too slow for --timeout: exit 1 naming them; no agent and no vhost left over."""
+        directory, vhost = tmp_path / "slow", f"test-demo-fail-{uuid.uuid4().hex[:8]}"
+        run = run_demo(directory, vhost, "--timeout", "0.01", entry="scripts/demo.py")
+        assert run.code == 1
+        assert "no healthy /healthz within" in run.err
+        assert "Traceback" not in run.err
+        assert processes_mentioning(directory) == []
+        assert not vhost_exists(rabbit_server, vhost)
