@@ -9,17 +9,28 @@ schemas, auth really enforced, undefined methods answered 405.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import random
 import threading
 from collections.abc import Coroutine, Iterator
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import pytest
+import requests
 import schemathesis
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from agent.api import create_app, serving
+from agent.api import DEFAULT_MAX_BODY_BYTES, create_app, serving
+from agent.api_models import PreviewResponse, Problem, SubmitResponse
+from agent.auth import hash_token
+from agent.config import ApiClientSettings
 from agent.openapi import build_openapi
+from agent.runtime import run_agent
+from federation.synth import generate_referral
+from tests.support.federation import agent_settings, build_federation, remove_federation
+from tests.support.rabbitmq import RabbitServer
 from tests.unit.agent_api.conftest import ALL, CLIENTS, MAX_BODY
 from tests.unit.agent_api.fake_service import FakeService
 
@@ -29,48 +40,64 @@ from tests.unit.agent_api.fake_service import FakeService
 #: - Schema-valid requests may still be refused by the agent's semantics, each documented: the
 #:   ISA denies (403), the payload breaks its message type (422), the idempotency key was used
 #:   for another body (409), or it is too large (413).
-_CONFIG = schemathesis.Config.from_dict(
-    {
-        "auth": {"openapi": {"bearer": {"bearer": ALL}}},
-        "checks": {
-            "negative_data_rejection": {
-                "expected-statuses": [400, 401, 403, 404, 405, 406, 409, 413, 415, 422]
-            },
-            "positive_data_acceptance": {
-                "expected-statuses": ["2xx", 401, 403, 404, 409, 413, 422]
-            },
+_CONFIG_DICT: dict[str, Any] = {
+    "checks": {
+        "negative_data_rejection": {
+            "expected-statuses": [400, 401, 403, 404, 405, 406, 409, 413, 415, 422]
         },
-    }
+        "positive_data_acceptance": {"expected-statuses": ["2xx", 401, 403, 404, 409, 413, 422]},
+    },
+}
+_CONFIG = schemathesis.Config.from_dict(
+    {**_CONFIG_DICT, "auth": {"openapi": {"bearer": {"bearer": ALL}}}}
 )
 T = TypeVar("T")
 schema = schemathesis.openapi.from_dict(build_openapi(max_body_bytes=MAX_BODY), config=_CONFIG)
 
 
+class _ThreadLoop:
+    """An event loop running in a thread, so sync schemathesis tests can talk to async servers."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def __enter__(self) -> _ThreadLoop:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=10)
+        self.loop.close()
+
+    def submit(self, coroutine: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+
+    def run(self, coroutine: Coroutine[Any, Any, T], timeout: float = 60) -> T:
+        return self.submit(coroutine).result(timeout=timeout)
+
+
 class _LiveServer:
-    """The API on 127.0.0.1:<free port>, served from its own event loop in a thread."""
+    """The API over the FakeService on 127.0.0.1:<free port>, served from a thread's loop."""
 
     def __init__(self) -> None:
         self.service = FakeService(deliveries=200)
         self._app = create_app(self.service, CLIENTS, max_body_bytes=MAX_BODY)
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread_loop = _ThreadLoop()
         self._stack = contextlib.AsyncExitStack()
         self.base_url = ""
 
     def __enter__(self) -> _LiveServer:
-        self._thread.start()
-        port = self._in_loop(self._stack.enter_async_context(serving(self._app, "127.0.0.1", 0)))
+        self._thread_loop.__enter__()
+        serve = serving(self._app, "127.0.0.1", 0)
+        port = self._thread_loop.run(self._stack.enter_async_context(serve))
         self.base_url = f"http://127.0.0.1:{port}"
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._in_loop(self._stack.aclose())
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-        self._loop.close()
-
-    def _in_loop(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=10)
+        self._thread_loop.run(self._stack.aclose())
+        self._thread_loop.__exit__(*exc)
 
 
 @pytest.fixture(scope="module")
@@ -109,3 +136,131 @@ def test_linked_workflows_keep_the_contract(live_server: _LiveServer) -> None:
         )
     )
     assert len(live_server.service.inbox_items) < waiting, "the inbox -> ack link was never used"
+
+
+# --- the same contract, kept by the real agent (real store, ISA engine, RabbitMQ) ------------
+
+
+#: The real agent is this agency's; the API client below replaces its configured ones.
+SENDER = "police-scotland"
+#: The real agent gets one API client with this (synthetic) token and every scope.
+REAL_TOKEN = "syn-token-fuzz-real-agent-000000000000000"
+real_schema = schemathesis.openapi.from_dict(
+    build_openapi(max_body_bytes=DEFAULT_MAX_BODY_BYTES),
+    config=schemathesis.Config.from_dict(
+        {**_CONFIG_DICT, "auth": {"openapi": {"bearer": {"bearer": REAL_TOKEN}}}}
+    ),
+)
+
+
+@pytest.fixture(scope="module")
+def real_agent(
+    tmp_path_factory: pytest.TempPathFactory, rabbit_server: RabbitServer
+) -> Iterator[str]:
+    """One real agent of a dev federation (shipped ISAs, provisioned vhost); yields its URL."""
+    fed = build_federation(tmp_path_factory.mktemp("fuzz-federation"), rabbit_server)
+    fuzz_client = ApiClientSettings(
+        name="fuzz", token_sha256=hash_token(REAL_TOKEN), scopes=("send", "receive", "admin")
+    )
+    settings = agent_settings(
+        fed, SENDER, clients=(fuzz_client,), max_body_bytes=DEFAULT_MAX_BODY_BYTES
+    )
+    try:
+        with _ThreadLoop() as thread_loop:
+            stop, ready = asyncio.Event(), asyncio.Event()
+            running = thread_loop.submit(run_agent(settings, stop=stop, ready=ready))
+            thread_loop.run(asyncio.wait_for(ready.wait(), 120), timeout=130)
+            try:
+                yield f"http://{settings.api.listen}"
+            finally:
+                thread_loop.loop.call_soon_threadsafe(stop.set)
+                running.result(timeout=120)
+    finally:
+        remove_federation(fed, rabbit_server)
+
+
+@pytest.mark.rabbitmq
+@real_schema.parametrize()
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+def test_the_real_agent_keeps_its_openapi_contract(
+    case: schemathesis.Case[Any], real_agent: str
+) -> None:
+    """The real service behind the API: no 500, only documented statuses, bodies match."""
+    case.call_and_validate(base_url=real_agent)
+
+
+# --- real referrals, mutated: the ISA engine and schema checks answer only documented statuses --
+
+#: (recipient, ISA, purpose, message type) of a flow the shipped ISAs permit from SENDER.
+FLOW = ("assist", "isa-police-assist-advocacy", "advocacy_after_charge", "police_concern")
+RISK_LEVELS: tuple[Literal["standard", "medium", "high"], ...] = ("standard", "medium", "high")
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+def _slots(value: Any) -> list[tuple[dict[str, Any], str]]:
+    """Every (object, key) in a JSON document, objects inside lists included."""
+    slots: list[tuple[dict[str, Any], str]] = []
+    if isinstance(value, dict):
+        for key, child in value.items():
+            slots += [(value, key), *_slots(child)]
+    elif isinstance(value, list):
+        for child in value:
+            slots += _slots(child)
+    return slots
+
+
+@st.composite
+def mutated_referrals(draw: st.DrawFn) -> dict[str, Any]:
+    """A valid synthetic referral with up to three fields dropped, replaced or added."""
+    seed, level = draw(st.integers(0, 2**16)), draw(st.sampled_from(RISK_LEVELS))
+    payload = generate_referral(FLOW[3], random.Random(seed), risk_level=level)
+    for _ in range(draw(st.integers(0, 3))):
+        holder, key = draw(st.sampled_from(_slots(payload)))
+        action = draw(st.sampled_from(["drop", "replace", "add"]))
+        if action == "drop" and len(holder) > 1:
+            del holder[key]
+        elif action == "replace":
+            holder[key] = draw(JSON_VALUES)
+        else:
+            holder[draw(st.text(min_size=1, max_size=12))] = draw(JSON_VALUES)
+    to, isa, purpose, kind = FLOW
+    return {"to": to, "isa": isa, "purpose": purpose, "type": kind, "payload": payload}
+
+
+@pytest.mark.rabbitmq
+@given(body=mutated_referrals())
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+def test_mutated_referrals_get_consistent_documented_answers(
+    real_agent: str, body: dict[str, Any]
+) -> None:
+    """Preview and submit agree: 422 both or neither, DENY is 403, PERMIT a 202 sharing the same."""
+    headers = {"Authorization": f"Bearer {REAL_TOKEN}"}
+    preview = requests.post(
+        f"{real_agent}/v1/messages/preview", json=body, headers=headers, timeout=30
+    )
+    submit = requests.post(f"{real_agent}/v1/messages", json=body, headers=headers, timeout=30)
+    assert preview.status_code in {200, 422}, preview.text
+    if preview.status_code == 422:
+        assert submit.status_code == 422, submit.text
+        assert Problem.model_validate_json(submit.content).errors
+        return
+    decision = PreviewResponse.model_validate_json(preview.content)
+    if decision.decision == "DENY":
+        assert submit.status_code == 403, submit.text
+        assert Problem.model_validate_json(submit.content).reasons
+    elif decision.decision == "PERMIT":
+        assert submit.status_code == 202, submit.text
+        accepted = SubmitResponse.model_validate_json(submit.content)
+        assert accepted.shared_fields == decision.shared_fields
+    else:
+        assert submit.status_code in {202, 403}, submit.text
