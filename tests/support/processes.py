@@ -49,6 +49,7 @@ from tests.support.rabbitmq import RabbitServer
 __all__ = [
     "ProcessAgent",
     "duplicates",
+    "isolated_federation_at",
     "isolated_federation_fixture",
     "patched_config",
     "statuses",
@@ -239,14 +240,12 @@ def _own_broker_users(fed: DevFederation, vhost: str) -> dict[str, str]:
     return users
 
 
-@pytest.fixture(name="isolated_federation")
-def isolated_federation_fixture(
-    tmp_path: Path, rabbit_server: RabbitServer
-) -> Iterator[DevFederation]:
+@contextlib.contextmanager
+def isolated_federation_at(root: Path, server: RabbitServer) -> Iterator[DevFederation]:
     """Every agency of the shipped ISAs on a fresh vhost, with broker users of its own."""
-    server, vhost = rabbit_server, f"test-fed-{uuid.uuid4().hex[:10]}"
+    vhost = f"test-fed-{uuid.uuid4().hex[:10]}"
     fed = create_dev_federation(
-        tmp_path / "federation", policies=POLICIES, now=datetime.now(UTC),
+        root, policies=POLICIES, now=datetime.now(UTC),
         amqp_url=f"amqp://{server.host}:{server.port}/", management_url=server.management_url,
         vhost=vhost, admin_user=server.admin_user, admin_password=server.admin_password,
     )  # fmt: skip
@@ -258,3 +257,12 @@ def isolated_federation_fixture(
         for path in [f"vhosts/{vhost}", *(f"users/{u}" for u in users.values())]:
             with contextlib.suppress(urllib.error.HTTPError):
                 server.api("DELETE", urllib.parse.quote(path, safe="/"))
+
+
+@pytest.fixture(name="isolated_federation")
+def isolated_federation_fixture(
+    tmp_path: Path, rabbit_server: RabbitServer
+) -> Iterator[DevFederation]:
+    """``isolated_federation_at`` for one test."""
+    with isolated_federation_at(tmp_path / "federation", rabbit_server) as fed:
+        yield fed
