@@ -46,7 +46,7 @@ from tests.support.rabbitmq import RabbitServer
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 
-REVOKED = "womens-aid"
+REVOKED = "assist"
 POLL_SECONDS = 0.2
 
 
@@ -261,11 +261,23 @@ async def inbox_ids(agent: AgentHandle) -> set[str]:
     return {item["id"] for item in page["items"]}
 
 
+async def refused_submission(police: AgentHandle) -> dict[str, Any]:
+    """police-scotland's case system tries to refer to REVOKED under their ISA: 403 expected."""
+    payload = generate_referral("police_concern", random.Random(7), risk_level="high")
+    status, problem = await police.post("/v1/messages", {
+        "to": REVOKED, "isa": "isa-police-assist-advocacy", "purpose": "advocacy_after_charge",
+        "type": "police_concern", "payload": payload,
+    })  # fmt: skip
+    assert status == 403, problem
+    assert isinstance(problem, dict)
+    return problem
+
+
 class TestRevokedSender:
     async def test_every_agent_rejects_its_messages_once_it_has_the_new_serial(
         self, federation: LiveFederation
     ) -> None:
-        """Before: delivered. After revoke + poll: sender_revoked everywhere, no inbox item."""
+        """Delivered before; with the new serial: sender_revoked everywhere, none stored or sent."""
         fed = federation
         others = sorted(a.id for a in fed.dev.agencies if a.id != REVOKED)
         async with polling_agents(fed, *others) as agents:
@@ -280,6 +292,12 @@ class TestRevokedSender:
             )
             for agent in agents.values():
                 await wait_for_serial(agent, serial)
+
+            refused = await refused_submission(agents["police-scotland"])
+            assert (
+                refused["detail"]
+                == f"{REVOKED} has no current encryption key in the federation manifest"
+            )
 
             envelopes = {r: sealed_envelope(fed, before, r, seed=i) for i, r in enumerate(others)}
             ids = {peek_header(body).id: r for r, body in envelopes.items()}
