@@ -12,36 +12,14 @@ Rules:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 
+from federation.isa_codes import CODE_WORDS
 from federation.isa_model import RISK_LEVELS, Flow, Isa, LawfulBasis
 from federation.isa_plan import labels_for, never_share_paths, plan_for
 
 __all__ = ["CODE_WORDS", "explain", "phrase"]
 
-CODE_WORDS: Mapping[str, str] = {
-    "a6_1_a_consent": "the person's consent",
-    "a6_1_c_legal_obligation": "a legal duty",
-    "a6_1_d_vital_interests": "protecting someone's life",
-    "a6_1_e_public_task": "carrying out its public duties set out in law",
-    "a6_1_ea_recognised_legitimate_interest": "safeguarding vulnerable people (a recognised "
-    "legitimate interest open to charities)",
-    "a6_1_f_legitimate_interests": "its legitimate interests, after a balancing test",
-    "a9_2_a": "the person's explicit consent",
-    "a9_2_c": "protecting someone's life when they cannot consent",
-    "a9_2_g": "substantial public interest",
-    "a9_2_h": "providing health or social care",
-    "sch1_p2_6_statutory": "its statutory functions",
-    "sch1_p2_10_unlawful_acts": "preventing or detecting crime",
-    "sch1_p2_11_protecting_public": "protecting the public",
-    "sch1_p2_18_safeguarding": "safeguarding children and adults at risk",
-    "sch1_p3_36_ext_p2": "the same public-interest conditions, extended to offence information",
-    "sch8_p1_statutory": "its statutory functions (law enforcement)",
-    "sch8_p2_justice": "the administration of justice",
-    "sch8_p3_vital_interests": "protecting someone's life",
-    "sch8_p4_safeguarding": "safeguarding children and adults at risk (law enforcement)",
-    "s31_prevention_detection": "preventing and detecting crime",
-}
 
 _SINGULAR = {"children": "child", "perpetrators": "perpetrator", "other_subjects": "other person",
              "other_professionals": "other professional"}

@@ -11,7 +11,9 @@ Errors (an ISA with any of them does not load):
      category fields without Art 9 + Schedule 1 (or Schedule 8 under Part 3); E8 criminal-offence
      fields without a condition; E9 a ``never_share`` field named in an allow list; E10 a
      transform on a field it does not apply to.
-Warnings: W1 expired; W2 overdue for review; W3 not active.
+  E11 a public authority relying on Art 6(1)(ea) or (f) for its tasks.
+Warnings: W1 expired; W2 overdue for review; W3 not active; W4 a legal code not in
+  :data:`federation.isa_codes.CODE_WORDS` (probably a typo).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from datetime import date
 
 from federation.errors import PolicyProblem
 from federation.isa_catalogue import is_pattern, match_paths
+from federation.isa_codes import CODE_WORDS, PUBLIC_AUTHORITY_BARRED
 from federation.isa_model import RISK_LEVELS, Flow, Isa
 from federation.isa_plan import allow_patterns, expand, labels_for, never_share_paths
 
@@ -202,6 +205,36 @@ def _check_conditions(isa: Isa, i: int, flow: Flow) -> Iterator[PolicyProblem]:
                 yield _problem(isa, where, msg)
 
 
+def _check_bases(isa: Isa) -> Iterator[PolicyProblem]:
+    """E11: Art 6(1)(ea) and (f) are not for public authorities performing their tasks."""
+    for i, purpose in enumerate(isa.doc.purposes):
+        for agency, basis in purpose.lawful_basis.items():
+            party = isa.party(agency)
+            if party is not None and party.public_authority and (
+                basis.article6 in PUBLIC_AUTHORITY_BARRED
+            ):
+                msg = f"{agency!r} is a public authority and cannot rely on {basis.article6!r}"
+                yield _problem(isa, ("purposes", i, "lawful_basis", agency, "article6"), msg)
+
+
+def _unknown_codes(isa: Isa) -> Iterator[PolicyProblem]:
+    """W4: codes the glossary does not know."""
+    for i, purpose in enumerate(isa.doc.purposes):
+        for agency, basis in purpose.lawful_basis.items():
+            where = ("purposes", i, "lawful_basis", agency)
+            singles = {"article6": basis.article6, "part3_purpose": basis.part3_purpose}
+            for key, code in singles.items():
+                if code is not None and code not in CODE_WORDS:
+                    msg = f"unknown legal code {code!r}"
+                    yield PolicyProblem(isa.source, isa.line_of(*where, key), msg, "warning")
+            for key in ("article9", "sch1", "sch8", "criminal_offence"):
+                for j, code in enumerate(getattr(basis, key)):
+                    if code not in CODE_WORDS:
+                        msg = f"unknown legal code {code!r}"
+                        line = isa.line_of(*where, key, j)
+                        yield PolicyProblem(isa.source, line, msg, "warning")
+
+
 def _check_field_sets(isa: Isa) -> Iterator[PolicyProblem]:
     paths: set[str] = set()
     for flow in isa.doc.flows:
@@ -222,6 +255,7 @@ def check_errors(isa: Isa, *, known_agencies: Collection[str] | None = None) -> 
         problems += _check_monotone(isa, i, flow)
         problems += _check_conditions(isa, i, flow)
     problems += _check_field_sets(isa)
+    problems += _check_bases(isa)
     return sorted(set(problems), key=lambda p: (p.line, p.message))
 
 
@@ -242,7 +276,8 @@ def lint(
     isa: Isa, *, today: date, known_agencies: Collection[str] | None = None
 ) -> list[PolicyProblem]:
     """Every error and warning in one ISA."""
-    return check_errors(isa, known_agencies=known_agencies) + list(_warnings(isa, today))
+    warnings = [*_warnings(isa, today), *_unknown_codes(isa)]
+    return check_errors(isa, known_agencies=known_agencies) + warnings
 
 
 def duplicate_isa_ids(isas: Iterable[Isa]) -> list[PolicyProblem]:

@@ -128,6 +128,13 @@ class TestLintErrors:
             "unknown_message_type.yaml:46: unknown message type 'gossip'"]
 
 
+    def test_public_authority_relying_on_legitimate_interest(self) -> None:
+        """Art 6(1)(ea)/(f) are not available to a public authority performing its tasks."""
+        assert _lint("public_authority_legitimate_interest") == [
+            "public_authority_legitimate_interest.yaml:29: 'agency-b' is a public authority and "
+            "cannot rely on 'a6_1_ea_recognised_legitimate_interest'"]
+
+
 class TestLintWarnings:
     def test_expired_isa_is_a_warning(self) -> None:
         """An ISA past effective_to is a warning, not an error."""
@@ -139,6 +146,12 @@ class TestLintWarnings:
         assert _lint("overdue_review") == [
             "overdue_review.yaml:10: warning: ISA 'isa-test-clean' is overdue for review "
             "(due 2026-03-01)"]
+
+
+    def test_unknown_legal_code_is_a_warning(self) -> None:
+        """A code the glossary does not know (a typo such as a9_2_q) is flagged."""
+        assert _lint("unknown_legal_code") == [
+            "unknown_legal_code.yaml:30: warning: unknown legal code 'a9_2_q'"]
 
 
 class TestLoadRefusesErrors:
