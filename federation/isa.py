@@ -10,6 +10,8 @@ The pieces live in sibling modules, re-exported here:
 - :mod:`federation.isa_plan`    one flow at one risk level compiled to released / withheld
 - :mod:`federation.isa_eval`    ``evaluate(...) -> Decision``; ``check_received(...)``
 - :mod:`federation.isa_explain` a plain-English summary for practitioners
+- :mod:`federation.isa_codes`   the legal codes an ISA may use, in plain words
+- :mod:`federation.isa_catalogue` how the engine reads the referral catalogue (injectable)
 
 Rules: deny by default; ``never_share`` and ``deny_fields`` beat every allow list; a registry
 holds each ISA id once.
