@@ -31,6 +31,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.x509.oid import NameOID
 from nacl.signing import VerifyKey
 
 from broker.config import AgencyEntry as BrokerAgency
@@ -78,6 +81,7 @@ __all__ = [
     "announce_key",
     "generate_agency",
     "parse_public_key",
+    "public_key_from_csr",
     "revoke_agency",
 ]
 
@@ -106,6 +110,28 @@ def parse_public_key(text: str) -> VerifyKey:
     if len(raw) != 32:
         raise ConfigError("--public-key: an Ed25519 public key is 32 bytes")
     return VerifyKey(raw)
+
+
+def public_key_from_csr(data: bytes, agency_id: str) -> VerifyKey:
+    """The Ed25519 key of a PKCS#10 request (PEM or DER) whose CN is ``agency_id``.
+
+    The request's self-signature proves the agency holds the private key (proof of possession).
+    """
+    try:
+        pem = data.lstrip().startswith(b"-----BEGIN")
+        csr = x509.load_pem_x509_csr(data) if pem else x509.load_der_x509_csr(data)
+        valid = csr.is_signature_valid
+        public = csr.public_key()
+        names = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise ConfigError("--certificate-request: not a PKCS#10 certificate request") from None
+    if not isinstance(public, Ed25519PublicKey):
+        raise ConfigError("--certificate-request: the key must be Ed25519")
+    if not valid:
+        raise ConfigError("--certificate-request: its signature does not verify")
+    if [n.value for n in names] != [agency_id]:
+        raise ConfigError(f"--certificate-request: the subject CN must be exactly {agency_id!r}")
+    return VerifyKey(public.public_bytes_raw())
 
 
 @contextlib.contextmanager

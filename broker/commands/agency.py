@@ -3,6 +3,7 @@
 The real-deployment flow (the agency keeps every private key on its own premises)::
 
     isa-broker agency add --federation DIR --id ID --name NAME --public-key B64URL
+        # or --certificate-request FILE (PKCS#10, CN = ID: also proves the agency holds the key)
         # prints the agency's broker password ONCE; send it with certs/ID.pem to the agency
     isa-broker agency announce --federation DIR ANNOUNCEMENT.json
         # the agency's signed X25519 key announcement, verified against its certificate
@@ -20,11 +21,14 @@ import argparse
 from datetime import UTC, datetime
 from pathlib import Path
 
+from nacl.signing import VerifyKey
+
 from broker.agency import (
     add_agency,
     announce_key,
     generate_agency,
     parse_public_key,
+    public_key_from_csr,
     revoke_agency,
 )
 from broker.fedstate import FederationLayout
@@ -43,6 +47,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add.add_argument("--name", required=True, help="the agency's display name")
     key = add.add_mutually_exclusive_group(required=True)
     key.add_argument("--public-key", help="the agency's Ed25519 signing public key (base64url)")
+    key.add_argument(
+        "--certificate-request",
+        type=Path,
+        metavar="FILE",
+        help="a PKCS#10 request (PEM/DER) for the agency's Ed25519 key, CN = the agency id",
+    )
     key.add_argument(
         "--generate", action="store_true", help="DEV ONLY: generate the agency's keys and config"
     )
@@ -77,7 +87,7 @@ def _add(args: argparse.Namespace) -> int:
             layout,
             agency_id=args.id,
             name=args.name,
-            public_key=parse_public_key(args.public_key),
+            public_key=_public_key(args),
             now=now,
             broker_user=args.broker_user,
         )
@@ -89,11 +99,21 @@ def _add(args: argparse.Namespace) -> int:
     return 0
 
 
-def _announce(args: argparse.Namespace) -> int:
+def _public_key(args: argparse.Namespace) -> VerifyKey:
+    if args.public_key is not None:
+        return parse_public_key(args.public_key)
+    return public_key_from_csr(_read(args.certificate_request), args.id)
+
+
+def _read(path: Path) -> bytes:
     try:
-        data = args.file.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
-        raise ConfigError(f"{args.file}: cannot read ({exc.__class__.__name__})") from None
+        raise ConfigError(f"{path}: cannot read ({exc.__class__.__name__})") from None
+
+
+def _announce(args: argparse.Namespace) -> int:
+    data = _read(args.file)
     note, serial = announce_key(FederationLayout(args.federation), data, datetime.now(UTC))
     print(f"key {note.kid} of {note.agency} ({note.not_before} .. {note.not_after}) accepted")
     print(f"manifest serial {serial} written")

@@ -7,12 +7,18 @@ import os
 from datetime import timedelta
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.x509.oid import NameOID
 
 from broker.agency import (
     add_agency,
     announce_key,
     generate_agency,
     parse_public_key,
+    public_key_from_csr,
     revoke_agency,
 )
 from broker.config import load_broker_config, verify_rabbit_password
@@ -158,6 +164,50 @@ class TestParsePublicKey:
         """A wrong length or alphabet is a clear ConfigError."""
         with pytest.raises(ConfigError, match="--public-key"):
             parse_public_key(text)
+
+
+def csr_for(
+    common_name: str, key: Ed25519PrivateKey | ec.EllipticCurvePrivateKey | None = None
+) -> bytes:
+    """A PEM PKCS#10 request with subject CN ``common_name`` signed by ``key``."""
+    key = key or Ed25519PrivateKey.generate()
+    algorithm = None if isinstance(key, Ed25519PrivateKey) else hashes.SHA256()
+    builder = x509.CertificateSigningRequestBuilder().subject_name(
+        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    )
+    return builder.sign(key, algorithm).public_bytes(serialization.Encoding.PEM)
+
+
+class TestPublicKeyFromCsr:
+    def test_returns_the_requested_key_when_the_cn_is_the_agency(self) -> None:
+        """A request signed by the key it names, for the right id, yields that key."""
+        private = Ed25519PrivateKey.generate()
+        key = public_key_from_csr(csr_for("syn-clinic", private), "syn-clinic")
+        assert bytes(key) == private.public_key().public_bytes_raw()
+
+    def test_refuses_a_request_for_another_id(self) -> None:
+        """The CN must be exactly the agency id being added."""
+        with pytest.raises(ConfigError, match="subject CN must be exactly 'syn-clinic'"):
+            public_key_from_csr(csr_for("syn-other"), "syn-clinic")
+
+    def test_refuses_a_request_whose_signature_does_not_verify(self) -> None:
+        """A tampered request proves no possession of the key."""
+        der = x509.load_pem_x509_csr(csr_for("syn-clinic")).public_bytes(serialization.Encoding.DER)
+        tampered = der[:-1] + bytes([der[-1] ^ 1])
+        with pytest.raises(ConfigError, match="signature does not verify"):
+            public_key_from_csr(tampered, "syn-clinic")
+
+    def test_refuses_a_non_ed25519_key(self) -> None:
+        """Agency signing keys are Ed25519."""
+        request = csr_for("syn-clinic", ec.generate_private_key(ec.SECP256R1()))
+        with pytest.raises(ConfigError, match="must be Ed25519"):
+            public_key_from_csr(request, "syn-clinic")
+
+    @pytest.mark.parametrize("data", [b"", b"-----BEGIN CERTIFICATE REQUEST-----\nxx", b"\x30\x03"])
+    def test_refuses_what_is_not_a_request(self, data: bytes) -> None:
+        """Garbage is a clear ConfigError."""
+        with pytest.raises(ConfigError, match="not a PKCS#10"):
+            public_key_from_csr(data, "syn-clinic")
 
 
 class TestAnnounceKey:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from broker.cli import main
 from broker.config import load_broker_config, verify_rabbit_password
 from broker.fedstate import FederationLayout, announcement_json, load_state
 from federation.canonical import b64url_encode
 from federation.keys import SigningKey
-from tests.unit.broker_agency.test_agency import announcement, manifest_of
+from tests.unit.broker_agency.test_agency import announcement, csr_for, manifest_of
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -34,6 +35,22 @@ class TestAgencyAddCommand:
         assert code == 0
         assert verify_rabbit_password(password, entry.password_hash)
         assert "manifest serial 2 written" in out
+
+    def test_accepts_a_certificate_request_file(
+        self, layout: FederationLayout, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """--certificate-request certifies the key in the request."""
+        private = Ed25519PrivateKey.generate()
+        request = layout.root / "syn-clinic.csr"
+        request.write_bytes(csr_for("syn-clinic", private))
+        code, _out, _ = run(
+            capsys, "agency", "add", "--federation", str(layout.root), "--id", "syn-clinic",
+            "--name", "SYN Clinic", "--certificate-request", str(request),
+        )  # fmt: skip
+        identity = manifest_of(layout).signing_key_of("syn-clinic")
+        assert code == 0
+        assert identity is not None
+        assert bytes(identity.verify_key) == private.public_key().public_bytes_raw()
 
     def test_generate_writes_a_dev_agency(
         self, layout: FederationLayout, capsys: pytest.CaptureFixture[str]
