@@ -25,6 +25,7 @@ from agent.api_models import InboxItem
 from agent.auth import ApiClient
 from agent.config import Settings
 from agent.context import AgentContext, Clock, load_registry, utcnow
+from agent.errors import TransportError
 from agent.keystore import load_keyring, read_signing_key
 from agent.receiver import Receiver
 from agent.relay import Housekeeper, OutboxRelay
@@ -70,40 +71,58 @@ async def open_context(settings: Settings, *, clock: Clock = utcnow) -> AsyncIte
 async def run_agent(
     settings: Settings, *, stop: asyncio.Event, ready: asyncio.Event | None = None
 ) -> None:
-    """Run until ``stop`` is set; then drain and close everything."""
+    """Run until ``stop`` is set; then drain and close everything.
+
+    The API starts even when no broker is reachable: submissions are stored durably in the
+    outbox, and the broker session keeps reconnecting in the background.
+    """
     async with open_context(settings) as ctx:
-        transport = AmqpTransport(
-            broker_urls(settings),
-            broker_user=settings.broker.user,
-            agency=settings.agency,
-            prefetch=settings.broker.prefetch,
-        )
-        async with transport:
-            ctx.transport = transport
-            clients = [ApiClient.from_settings(c) for c in settings.api.clients]
-            service = Service(ctx)
-            app = create_app(service, clients, max_body_bytes=settings.api.max_body_bytes)
-            runner = web.AppRunner(app, access_log=None)
-            await runner.setup()
-            try:
-                await web.TCPSite(runner, settings.api.host, settings.api.port).start()
-                log.info("agent %s listening on %s", settings.agency, settings.api.listen)
-                await _supervise(ctx, transport, service, stop, ready)
-            finally:
-                await runner.cleanup()
-                ctx.transport = None
+        clients = [ApiClient.from_settings(c) for c in settings.api.clients]
+        service = Service(ctx)
+        app = create_app(service, clients, max_body_bytes=settings.api.max_body_bytes)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, settings.api.host, settings.api.port).start()
+            log.info("agent %s listening on %s", settings.agency, settings.api.listen)
+            await _supervise(ctx, service, stop, ready)
+        finally:
+            await runner.cleanup()
+
+
+async def _broker_session(ctx: AgentContext, connected: asyncio.Event) -> None:
+    """Connect, consume until cancelled; on failure, retry with capped backoff."""
+    settings, delay = ctx.settings, 1.0
+    while True:
+        try:
+            async with AmqpTransport(
+                broker_urls(settings),
+                broker_user=settings.broker.user,
+                agency=settings.agency,
+                prefetch=settings.broker.prefetch,
+            ) as transport:
+                ctx.transport, delay = transport, 1.0
+                connected.set()
+                ctx.outbox_wakeup.set()
+                await transport.consume(Receiver(ctx))
+        except TransportError as exc:
+            log.warning("broker session failed (%s); retrying in %.0fs", exc.message, delay)
+        finally:
+            ctx.transport = None
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 30.0)
 
 
 async def _supervise(
     ctx: AgentContext,
-    transport: AmqpTransport,
     service: Service,
     stop: asyncio.Event,
     ready: asyncio.Event | None,
 ) -> None:
+    connected = asyncio.Event()
     async with contextlib.AsyncExitStack() as stack, asyncio.TaskGroup() as group:
         tasks = [
-            group.create_task(transport.consume(Receiver(ctx)), name="consumer"),
+            group.create_task(_broker_session(ctx, connected), name="broker-session"),
             group.create_task(OutboxRelay(ctx).run(), name="outbox-relay"),
             group.create_task(Housekeeper(ctx).run(), name="housekeeping"),
             group.create_task(ctx.trust.poll(), name="manifest-poll"),
@@ -122,11 +141,21 @@ async def _supervise(
             tasks.append(group.create_task(pusher.run(), name="webhook"))
             tasks.append(group.create_task(_forward(ctx.inbox_wakeup, pusher), name="wake"))
         if ready is not None:
+            await _first(connected, stop)  # ready once the broker session is up (or stopping)
             ready.set()
         await stop.wait()
         log.info("agent %s stopping: draining in-flight work", ctx.agency)
         for task in tasks:
             task.cancel()
+
+
+async def _first(*events: asyncio.Event) -> None:
+    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
 
 
 async def _pending(service: Service, limit: int) -> list[InboxItem]:
