@@ -51,6 +51,7 @@ __all__ = [
     "RequestInvalid",
     "SubmitRequest",
     "SubmitResponse",
+    "WebhookDelivery",
     "WithheldField",
     "parse_json_object",
     "parse_request",
@@ -233,6 +234,14 @@ class HealthResponse(_Wire):
     keys: KeyHealth
     broker: BrokerHealth
     outbox_depth: int = Field(ge=0)
+
+
+class WebhookDelivery(_Wire):
+    """The body POSTed to the case system's webhook, signed (see :mod:`agent.webhook`)."""
+
+    event: Literal["delivery"] = "delivery"
+    sent_at: str = Field(pattern=TIME_PATTERN, description="Also the X-ISA-Relay-Timestamp.")
+    delivery: InboxItem
 
 
 class Problem(_Wire):

@@ -34,6 +34,7 @@ from agent.api_models import (
     Problem,
     SubmitRequest,
     SubmitResponse,
+    WebhookDelivery,
 )
 
 __all__ = ["OPERATIONS", "Operation", "build_openapi"]
@@ -117,6 +118,7 @@ def build_openapi(*, max_body_bytes: int) -> dict[str, Any]:
             "description": _INFO,
         },
         "paths": paths,
+        "webhooks": {"delivery": _WEBHOOK},
         "components": {
             "schemas": schemas,
             "securitySchemes": {
@@ -155,6 +157,7 @@ def _component_schemas() -> dict[str, Any]:
         IsaSummary,
         HealthResponse,
         Problem,
+        WebhookDelivery,
     )
     models: list[tuple[type[BaseModel], JsonSchemaMode]] = [(SubmitRequest, "validation")]
     models += [(m, "serialization") for m in responses]
@@ -257,4 +260,38 @@ _PARAMETERS: Final[dict[str, dict[str, Any]]] = {
             "default": DEFAULT_INBOX_LIMIT,
         },
     },
+}
+
+
+def _header(name: str, text: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "header",
+        "required": True,
+        "description": text,
+        "schema": {"type": "string"},
+    }
+
+
+#: What the agent POSTs to the case system's webhook, if one is configured (agent.webhook).
+_WEBHOOK: Final[dict[str, Any]] = {
+    "post": {
+        "summary": "A verified, decrypted delivery, pushed; retried until a 2xx, never dropped.",
+        "parameters": [
+            _header(
+                "X-ISA-Relay-Signature",
+                "sha256=<hex HMAC-SHA256 of the exact body bytes with the shared secret>.",
+            ),
+            _header("X-ISA-Relay-Timestamp", "UTC YYYY-MM-DDTHH:MM:SSZ; equals sent_at."),
+            _header("X-ISA-Relay-Delivery", "The delivery id: de-duplicate on it."),
+        ],
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": _ref(WebhookDelivery)}}},
+        },
+        "responses": {
+            "2XX": {"description": "Taken: the delivery is marked delivered."},
+            "default": {"description": "Anything else (or no answer): retried with backoff."},
+        },
+    }
 }

@@ -31,7 +31,7 @@ from typing import Final
 
 import aiohttp
 
-from agent.api_models import InboxItem
+from agent.api_models import InboxItem, WebhookDelivery
 from federation.canonical import canonical_json, format_time
 from federation.errors import ConfigError, IsaRelayError
 
@@ -163,7 +163,7 @@ class WebhookPusher:
         """One signed POST; True only for a 2xx answer."""
         sent_at = format_time(self._clock())
         body = canonical_json(
-            {"event": "delivery", "sent_at": sent_at, "delivery": item.model_dump(mode="json")}
+            WebhookDelivery(sent_at=sent_at, delivery=item).model_dump(mode="json")
         )
         headers = {
             "Content-Type": "application/json",

@@ -8,6 +8,7 @@ import pytest
 from agent.api import create_app
 from agent.api_models import SubmitRequest
 from agent.openapi import OPERATIONS, Operation, build_openapi
+from agent.webhook import DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 from tests.unit.agent_api.conftest import CLIENTS
 from tests.unit.agent_api.fake_service import FakeService
 
@@ -67,6 +68,16 @@ class TestResponses:
         """The request body description names the configured limit."""
         body = DOC["paths"]["/v1/messages"]["post"]["requestBody"]
         assert "262144 bytes" in body["description"]
+
+
+class TestWebhook:
+    def test_the_webhook_push_is_documented_with_its_headers(self) -> None:
+        """OpenAPI 3.1 ``webhooks`` describes the push: the body schema and the three headers."""
+        push = DOC["webhooks"]["delivery"]["post"]
+        headers = {p["name"] for p in push["parameters"] if p["in"] == "header"}
+        assert headers == {SIGNATURE_HEADER, TIMESTAMP_HEADER, DELIVERY_HEADER}
+        body = push["requestBody"]["content"]["application/json"]["schema"]
+        assert body == {"$ref": "#/components/schemas/WebhookDelivery"}
 
 
 class TestSchemas:

@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from agent.api_models import InboxItem
+from agent.api_models import InboxItem, WebhookDelivery
 from agent.webhook import (
     DELIVERY_HEADER,
     SIGNATURE_HEADER,
@@ -137,6 +137,12 @@ class TestSignature:
         await harness.pusher.run_once()
         headers, body = harness.case_system.received[0]
         assert headers[DELIVERY_HEADER] == json.loads(body)["delivery"]["id"]
+
+    async def test_the_body_is_the_documented_webhook_delivery(self, harness: Harness) -> None:
+        """The body parses as WebhookDelivery (the OpenAPI document's webhook schema)."""
+        await harness.pusher.run_once()
+        _, body = harness.case_system.received[0]
+        assert WebhookDelivery.model_validate_json(body).delivery == synthetic_delivery(1)
 
     def test_a_tampered_body_fails_verification(self) -> None:
         """One changed byte and the signature no longer verifies."""
