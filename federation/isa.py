@@ -8,7 +8,8 @@ The pieces live in sibling modules, re-exported here:
 - :mod:`federation.isa_load`    ``load_isa(source, data)`` with ``file:line`` errors
 - :mod:`federation.isa_lint`    ``lint(isa, today=...)``: every DESIGN check
 - :mod:`federation.isa_plan`    one flow at one risk level compiled to released / withheld
-- :mod:`federation.isa_eval`    ``evaluate(...) -> Decision``; ``check_received(...)``
+- :mod:`federation.isa_eval`    ``evaluate(...) -> Decision``
+- :mod:`federation.isa_received` ``check_received(...)``: the receiving agent's check
 - :mod:`federation.isa_explain` a plain-English summary for practitioners
 - :mod:`federation.isa_codes`   the legal codes an ISA may use, in plain words
 - :mod:`federation.isa_catalogue` how the engine reads the referral catalogue (injectable)
@@ -23,11 +24,12 @@ from collections.abc import Iterable
 
 from federation.errors import PolicyError
 from federation.isa_catalogue import Catalogue, default_catalogue
-from federation.isa_eval import Decision, ReferralFacts, WithheldField, check_received, evaluate
+from federation.isa_eval import Decision, ReferralFacts, WithheldField, evaluate
 from federation.isa_explain import explain
 from federation.isa_lint import check_errors, duplicate_isa_ids, lint
 from federation.isa_load import load_isa, parse_isa
 from federation.isa_model import RISK_LEVELS, Flow, Isa, IsaDocument, RiskLevel
+from federation.isa_received import check_received
 
 __all__ = [
     "RISK_LEVELS",

@@ -1,4 +1,4 @@
-"""Evaluating a referral against an ISA: ``evaluate`` -> :class:`Decision`; ``check_received``.
+"""Evaluating a referral against an ISA: ``evaluate`` -> :class:`Decision`.
 
 This module performs no I/O and reads no clock (``now`` is an argument).
 
@@ -17,7 +17,7 @@ A DENY shares nothing. A REVIEW lists what would be shared if a person approves 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Literal
@@ -41,9 +41,7 @@ __all__ = [
     "Decision",
     "ReferralFacts",
     "WithheldField",
-    "check_received",
     "evaluate",
-    "payload_paths",
 ]
 
 Outcome = Literal["PERMIT", "DENY", "REVIEW"]
@@ -104,11 +102,6 @@ class ReferralFacts:
             reason_not_sought=getattr(consent, "reason_not_sought", None),
             payload=referrals.payload_dict(referral),
         )
-
-
-def payload_paths(payload: Mapping[str, Any], known: Mapping[str, Any]) -> Iterator[str]:
-    """Each catalogue leaf path present in ``payload`` (unknown paths too, to be rejected)."""
-    return (path for path, _ in _leaf_values(payload, known))
 
 
 def _gate_isa(isa: Isa, today: date) -> str | None:
@@ -368,71 +361,3 @@ def evaluate(
         handling=_handling(flow, plan, shared),
         reasons=tuple(reasons),
     )
-
-
-def _received_form_ok(transform: str, value: Any) -> bool:
-    from federation.minimise import is_transformed
-
-    return is_transformed(transform, value)
-
-
-def check_received(
-    isa: Isa,
-    *,
-    sender: str,
-    recipient: str,
-    purpose: str,
-    message_type: str,
-    risk_level: RiskLevel,
-    payload: Mapping[str, Any],
-) -> list[str]:
-    """For the RECEIVING agent: every way ``payload`` breaks the ISA; empty means it is within it.
-
-    Checked: a flow covers the message and its risk level is not ``deny``; every path present is
-    known, released at that level (never a ``never_share`` path) and in its transformed form.
-    """
-    flows = isa.flows_for(sender, recipient, purpose, message_type)
-    if not flows:
-        return [f"no flow in {isa.id} covers {sender} -> {recipient} {purpose} {message_type}"]
-    plan = plan_for(isa, flows[0], message_type, risk_level, sender)
-    if plan.decision == "deny":
-        return [f"flow {flows[0].id!r} does not allow sharing at {risk_level} risk"]
-    return _received_violations(plan, payload)
-
-
-def _received_violations(plan: LevelPlan, payload: Mapping[str, Any]) -> list[str]:
-    problems: set[str] = set()
-    for path, value in _leaf_values(payload, plan.labels):
-        if path not in plan.labels:
-            problems.add(f"{path}: unknown field")
-        elif path not in plan.released:
-            problems.add(f"{path}: not allowed ({plan.withheld[path]})")
-        elif path in plan.transforms and not _received_form_ok(plan.transforms[path], value):
-            problems.add(f"{path}: not in the form the ISA requires ({plan.transforms[path]})")
-    return sorted(problems)
-
-
-def _leaf_values(payload: Mapping[str, Any], known: Mapping[str, Any]) -> list[tuple[str, Any]]:
-    """Every (leaf path, value) in ``payload``; a path the catalogue lacks is its own leaf."""
-    out: list[tuple[str, Any]] = []
-    _collect(payload, "", known, out)
-    return out
-
-
-def _collect(
-    obj: Mapping[str, Any], prefix: str, known: Mapping[str, Any], out: list[tuple[str, Any]]
-) -> None:
-    for key, value in obj.items():
-        if value is None:
-            continue
-        path = prefix + key
-        if path in known:
-            out.append((path, value))
-        elif type(value) is dict or isinstance(value, Mapping):
-            _collect(value, path + ".", known, out)
-        elif type(value) is list and value and isinstance(value[0], Mapping):
-            for item in value:
-                if isinstance(item, Mapping):
-                    _collect(item, path + "[].", known, out)
-        else:
-            out.append((path, value))
