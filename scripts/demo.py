@@ -29,6 +29,7 @@ import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 import urllib.error
 import urllib.parse
@@ -113,6 +114,7 @@ class Progress:
 class Sent:
     scenario: Scenario
     row: Row
+    payload: dict[str, Any]
     id: str | None = None
     shared: set[str] = field(default_factory=set)
 
@@ -398,7 +400,7 @@ def send_one(agents: dict[str, Agent], scenario: Scenario, seed: int) -> Sent:
     if status != 200:
         raise DemoError(f"preview by {scenario.sender} answered {status}: {preview}")
     row = Row.of(scenario, preview)
-    sent = Sent(scenario, row, shared=set(preview["shared_fields"]))
+    sent = Sent(scenario, row, body["payload"], shared=set(preview["shared_fields"]))
     status, answer = sender.call("POST", "/v1/messages", body)
     if status == 202:
         sent.id, row.delivery = answer["id"], answer["status"]
@@ -432,18 +434,35 @@ def await_receipt(agents: dict[str, Agent], sent: Sent, deadline: float) -> None
         sent.row.problem = f"not delivered with a verified receipt: {body['status']}"
 
 
-def _leaf_paths(payload: dict[str, Any], prefix: str = "") -> set[str]:
-    paths: set[str] = set()
+def _leaves(payload: dict[str, Any], prefix: str = "") -> dict[str, list[Any]]:
+    """Catalogue-style leaf paths (lists of objects as ``[]``) and the values found at each."""
+    leaves: dict[str, list[Any]] = {}
     for key, value in payload.items():
         path = prefix + key
         if isinstance(value, dict):
-            paths |= _leaf_paths(value, path + ".")
+            _merge(leaves, _leaves(value, path + "."))
         elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
             for item in value:
-                paths |= _leaf_paths(item, path + "[].")
+                _merge(leaves, _leaves(item, path + "[]."))
         elif value is not None:
-            paths.add(path)
-    return paths
+            leaves.setdefault(path, []).append(value)
+    return leaves
+
+
+def _merge(into: dict[str, list[Any]], more: dict[str, list[Any]]) -> None:
+    for path, values in more.items():
+        into.setdefault(path, []).extend(values)
+
+
+def _check_delivery(agent: Agent, sent: Sent, payload: dict[str, Any]) -> None:
+    """The recipient holds exactly the previewed fields; name those it got in a general form."""
+    got, original = _leaves(payload), _leaves(sent.payload)
+    generalised = sorted(path for path in got if got[path] != original.get(path))
+    if generalised:
+        sent.row.why += f"; generalised: {', '.join(generalised)}"
+    if set(got) != sent.shared:
+        sent.row.problem = f"{agent.id} received {len(got)} fields, preview promised"
+        sent.row.problem += f" {len(sent.shared)}"
 
 
 def collect_inbox(agent: Agent, wanted: dict[str, Sent], deadline: float) -> None:
@@ -459,11 +478,7 @@ def collect_inbox(agent: Agent, wanted: dict[str, Sent], deadline: float) -> Non
             if sent is None:
                 continue
             missing.discard(item["id"])
-            got = _leaf_paths(item["payload"])
-            sent.row.received = f"{len(got)} fields"
-            if got != sent.shared:
-                sent.row.problem = f"{agent.id} received {len(got)} fields, preview promised"
-                sent.row.problem += f" {len(sent.shared)}"
+            _check_delivery(agent, sent, item["payload"])
         cursor = page["next_cursor"]
         if not page["items"]:
             time.sleep(0.05)
@@ -533,7 +548,6 @@ class Row:
     why: str
     delivery: str = "-"
     receipt: str = "-"
-    received: str = "-"
     problem: str = ""
 
     @classmethod
@@ -570,7 +584,10 @@ def print_table(rows: list[Row]) -> None:
             print("  ".join("-" * w for w in widths))
         else:
             row = rows[n - 1]
-            print(f"{'':>{widths[0]}}  {row.type}: {row.why}")
+            pad = " " * (widths[0] + 2)
+            width = max(100, sum(widths) + 2 * len(widths))
+            print(textwrap.fill(f"{row.type}: {row.why}", width, initial_indent=pad,
+                                subsequent_indent=pad + "  ", break_on_hyphens=False))  # fmt: skip
             if row.problem:
                 print(f"{'':>{widths[0]}}  PROBLEM: {row.problem}")
     print()

@@ -140,6 +140,10 @@ class TestDemoRun:
         """The MARAC referral carrying a refuge address shows it withheld as never shared."""
         assert "never shared (victim.refuge_address)" in demo.out
 
+    def test_names_the_fields_the_recipient_got_in_a_general_form(self, demo: Run) -> None:
+        """A perpetrator's date of birth reaches the MARAC only as an age band, and says so."""
+        assert "generalised: perpetrators[].date_of_birth" in demo.out
+
     def test_leaves_no_agent_process_running(self, demo: Run) -> None:
         """No process started for the demo's directory survives the demo."""
         assert processes_mentioning(demo.dir) == []
