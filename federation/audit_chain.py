@@ -1,0 +1,205 @@
+"""The audit log's chain: entry form, chain hash, signed checkpoints, first-broken-link search.
+
+This module performs no I/O and reads no clock (``at`` is always an argument).
+
+Rules:
+1. An entry is a strict model; its bytes are ``canonical_json`` of its fields. It carries field
+   PATHS and reasons and keyed subject hashes, never a value of a referral.
+2. ``entry_hash = SHA-256(prev_hash || entry_bytes)``; the first entry's ``prev_hash`` is 32 zero
+   bytes (``GENESIS``), or the entry hash of the anchor checkpoint once older entries were
+   removed by retention.
+3. A checkpoint ``{v, agency, seq, entry_hash, at, signer}`` is signed with the agency's Ed25519
+   signing key over ``b"isa-relay/v1 audit-checkpoint\\x00"`` followed by its canonical JSON
+   (``signer`` = hex SHA-256 of the raw public key). It pins the whole chain up to ``seq``:
+   rewriting history and recomputing every hash still breaks the next checkpoint.
+4. ``first_break`` walks the entries in stored order and names the FIRST entry that is wrong:
+   its sequence number and what is wrong (altered, missing before it, out of order, inserted,
+   not matching a checkpoint, or entries missing after the last one a checkpoint covers).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from nacl.exceptions import BadSignatureError
+from nacl.signing import VerifyKey
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from federation.canonical import b64url_decode, b64url_encode, canonical_json, format_time
+from federation.keys import SigningKey, UtcTime
+
+__all__ = [
+    "CHECKPOINT_TAG",
+    "GENESIS",
+    "AuditEntry",
+    "Break",
+    "Checkpoint",
+    "StoredEntry",
+    "WithheldField",
+    "chain_hash",
+    "entry_bytes",
+    "first_break",
+    "sign_checkpoint",
+    "verify_checkpoint",
+]
+
+CHECKPOINT_TAG = b"isa-relay/v1 audit-checkpoint\x00"
+GENESIS = bytes(32)
+_STRICT = ConfigDict(frozen=True, extra="forbid", strict=True)
+Hex64 = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class WithheldField(BaseModel):
+    model_config = _STRICT
+    path: str
+    reason: str
+
+
+class AuditEntry(BaseModel):
+    """One audit record (rule 1). ``at`` is the canonical UTC time; ``seq`` starts at 1."""
+
+    model_config = _STRICT
+    v: Literal[1] = 1
+    seq: int = Field(ge=1)
+    at: UtcTime
+    agency: str
+    action: str
+    actor: str
+    message_id: str | None = None
+    counterparty: str | None = None
+    isa_id: str | None = None
+    isa_version: str | None = None
+    purpose: str | None = None
+    message_type: str | None = None
+    risk: str | None = None
+    lawful_basis: dict[str, object] = {}
+    outcome: str | None = None
+    fields_shared: tuple[str, ...] = ()
+    fields_withheld: tuple[WithheldField, ...] = ()
+    detail: str = ""
+    subject_keys: tuple[str, ...] = ()
+
+
+def entry_bytes(entry: AuditEntry) -> bytes:
+    return canonical_json(entry.model_dump(mode="json"))
+
+
+def chain_hash(prev_hash: bytes, data: bytes) -> bytes:
+    """``SHA-256(prev_hash || data)`` (rule 2)."""
+    if len(prev_hash) != 32:
+        raise ValueError("a chain hash is 32 bytes")
+    return hashlib.sha256(prev_hash + data).digest()
+
+
+class Checkpoint(BaseModel):
+    """A signed statement: the chain up to ``seq`` ends in ``entry_hash`` (rule 3)."""
+
+    model_config = _STRICT
+    v: Literal[1] = 1
+    agency: str
+    seq: int = Field(ge=0)
+    entry_hash: str = Hex64
+    at: UtcTime
+    signer: str = Hex64
+    sig: str
+
+    def body(self) -> dict[str, object]:
+        return self.model_dump(exclude={"sig"})
+
+
+def sign_checkpoint(
+    key: SigningKey, *, agency: str, seq: int, entry_hash: bytes, at: datetime
+) -> Checkpoint:
+    body = {
+        "v": 1,
+        "agency": agency,
+        "seq": seq,
+        "entry_hash": entry_hash.hex(),
+        "at": format_time(at),
+        "signer": key.key_id,
+    }
+    signature = key.sign(CHECKPOINT_TAG + canonical_json(body)).signature
+    return Checkpoint.model_validate({**body, "sig": b64url_encode(signature)})
+
+
+def verify_checkpoint(checkpoint: Checkpoint, verify_key: VerifyKey) -> bool:
+    """True if ``checkpoint`` is signed by ``verify_key`` (and names it as signer)."""
+    if hashlib.sha256(bytes(verify_key)).hexdigest() != checkpoint.signer:
+        return False
+    try:
+        signature = b64url_decode(checkpoint.sig)
+        verify_key.verify(CHECKPOINT_TAG + canonical_json(checkpoint.body()), signature)
+    except (ValueError, BadSignatureError):
+        return False
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEntry:
+    """An entry as the log stores it: its row number, its bytes and the hash stored with it."""
+
+    seq: int
+    data: bytes
+    entry_hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Break:
+    """The first broken entry (``seq``) and what is wrong with it."""
+
+    seq: int
+    problem: str
+
+
+def _check_entry(stored: StoredEntry, expected_seq: int, prev: bytes) -> str | None:
+    try:
+        entry = AuditEntry.model_validate_json(stored.data)
+    except ValidationError:
+        return "entry is not a valid audit entry"
+    if entry_bytes(entry) != stored.data:
+        return "entry bytes are not canonical (altered)"
+    if entry.seq != stored.seq:
+        return f"entry claims sequence number {entry.seq} (moved or reordered)"
+    if stored.seq < expected_seq:
+        return f"entry out of order or inserted (expected {expected_seq})"
+    if stored.seq > expected_seq:
+        return f"entries {expected_seq}..{stored.seq - 1} are missing (deleted)"
+    if chain_hash(prev, stored.data) != stored.entry_hash:
+        return (
+            "hash does not match its content and the previous entry (altered, inserted or deleted)"
+        )
+    return None
+
+
+def first_break(
+    entries: Iterable[StoredEntry],
+    checkpoints: Sequence[Checkpoint],
+    verify_key: VerifyKey,
+    *,
+    anchor: Checkpoint | None = None,
+) -> Break | None:
+    """The first broken entry, or None if the chain and every checkpoint hold (rule 4)."""
+    if anchor is not None and not verify_checkpoint(anchor, verify_key):
+        return Break(anchor.seq, "the anchor checkpoint's signature is invalid")
+    prev = GENESIS if anchor is None else bytes.fromhex(anchor.entry_hash)
+    expected = 1 if anchor is None else anchor.seq + 1
+    pinned = {}
+    for cp in checkpoints:
+        if not verify_checkpoint(cp, verify_key):
+            return Break(cp.seq, f"checkpoint at entry {cp.seq} has an invalid signature")
+        pinned[cp.seq] = bytes.fromhex(cp.entry_hash)
+    for stored in entries:
+        problem = _check_entry(stored, expected, prev)
+        if problem is not None:
+            return Break(stored.seq, problem)
+        if stored.seq in pinned and pinned[stored.seq] != stored.entry_hash:
+            return Break(stored.seq, "does not match the signed checkpoint (history rewritten)")
+        prev, expected = stored.entry_hash, expected + 1
+    beyond = [seq for seq in pinned if seq >= expected]
+    if beyond:
+        return Break(expected, f"entries {expected}..{max(beyond)} are missing (truncated)")
+    return None
