@@ -8,7 +8,8 @@ Rules:
 3. The accepted manifest is persisted under ``data_dir`` so rollback protection survives a
    restart; on start the persisted one is re-loaded (it may be expired: then we are fail-closed
    until a fresh one arrives).
-4. Sources: a file (re-read each poll) or an HTTP URL (``isa-broker serve``; ETag honoured).
+4. Sources: a file (re-read each poll) or an HTTP URL (``isa-broker serve``; ETag honoured,
+   remembered only once a whole body arrived; bodies over ``MAX_MANIFEST_BYTES`` are refused).
 """
 
 from __future__ import annotations
@@ -28,11 +29,24 @@ from federation import pki
 from federation.errors import ConfigError, ManifestRejected
 from federation.manifest import Manifest, TrustState, diff_manifests, reload_manifest
 
-__all__ = ["TrustHolder"]
+__all__ = ["MAX_MANIFEST_BYTES", "TrustHolder"]
 
 log = logging.getLogger(__name__)
 
 Listener = Callable[[Manifest | None, Manifest], None]
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024
+
+
+async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The whole body, or ``ManifestRejected('too_large')`` past ``limit`` bytes."""
+    if (response.content_length or 0) > limit:
+        raise ManifestRejected("too_large", f"more than {limit} bytes")
+    data = bytearray()
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        data += chunk
+        if len(data) > limit:
+            raise ManifestRejected("too_large", f"more than {limit} bytes")
+    return bytes(data)
 
 
 class TrustHolder:
@@ -100,6 +114,10 @@ class TrustHolder:
         except (OSError, aiohttp.ClientError, TimeoutError) as exc:
             self._unreachable = f"manifest source unreachable ({exc.__class__.__name__})"
             return False
+        except ManifestRejected as exc:
+            self._unreachable = None
+            self._refused = f"manifest refused: {exc.message}"
+            return False
         self._unreachable = None
         if data is None:  # 304: the source still serves what it served last time
             return False
@@ -156,8 +174,9 @@ class TrustHolder:
             if response.status == 304:
                 return None
             response.raise_for_status()
-            self._etag = response.headers.get("ETag")
-            return await response.read()
+            data = await _read_capped(response, MAX_MANIFEST_BYTES)
+            self._etag = response.headers.get("ETag")  # only once the whole body has arrived
+            return data
 
     async def poll(self) -> None:
         """Refresh every ``manifest_poll_seconds`` until cancelled."""
