@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+import agent.trust as trust_module
 from agent.config import TrustSettings
 from agent.trust import TrustHolder
 from broker.agency import revoke_agency
@@ -22,6 +24,7 @@ from federation.manifest import Manifest, build_manifest, unverified_document
 from tests.unit.agent_trust.conftest import NOW
 
 SOON = NOW + timedelta(minutes=1)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def settings(layout: FederationLayout, source: Path | str, poll: float = 60.0) -> TrustSettings:
@@ -293,6 +296,64 @@ class TestRefreshFromUrl:
             served.data = current
             await holder.refresh(SOON)
         assert holder.last_error is None
+
+
+@contextlib.asynccontextmanager
+async def raw_endpoint(handler: Handler) -> AsyncIterator[str]:
+    app = web.Application()
+    app.router.add_get("/manifest", handler)
+    async with TestServer(app) as server:
+        yield str(server.make_url("/manifest"))
+
+
+class TestRefreshFromUrlFaults:
+    async def test_a_body_cut_short_is_fetched_again_unconditionally(
+        self, layout: FederationLayout, tmp_path: Path
+    ) -> None:
+        """Regression: the ETag of a body that never fully arrived must not be kept (else 304s)."""
+        data = layout.manifest.read_bytes()
+        conditions: list[str | None] = []
+
+        async def handler(request: web.Request) -> web.StreamResponse:
+            conditions.append(request.headers.get("If-None-Match"))
+            if len(conditions) > 1:
+                return web.Response(body=data, headers={"ETag": '"whole"'})
+            response = web.StreamResponse(headers={"ETag": '"whole"'})
+            response.content_length = len(data)
+            await response.prepare(request)
+            await response.write(data[:100])
+            assert request.transport is not None
+            request.transport.close()
+            return response
+
+        async with raw_endpoint(handler) as url:
+            holder = TrustHolder(settings(layout, url), tmp_path / "data")
+            assert await holder.refresh(SOON) is False
+            assert holder.last_error is not None
+            assert holder.last_error.startswith("manifest source unreachable")
+            assert await holder.refresh(SOON) is True
+        assert conditions == [None, None]
+
+    async def test_an_oversized_body_is_refused_not_buffered(
+        self, layout: FederationLayout, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A source answering more than MAX_MANIFEST_BYTES is refused; the manifest stays."""
+        monkeypatch.setattr(trust_module, "MAX_MANIFEST_BYTES", 1024)
+        served = {"data": layout.manifest.read_bytes()}
+
+        async def handler(_request: web.Request) -> web.StreamResponse:
+            return web.Response(body=served["data"])
+
+        async with raw_endpoint(handler) as url:
+            holder = TrustHolder(settings(layout, url), tmp_path / "data")
+            holder.offer(layout.manifest.read_bytes(), SOON)
+            served["data"] = b" " * 4096
+            assert await holder.refresh(SOON) is False
+        assert holder.manifest is not None
+        assert (
+            holder.last_error
+            == "manifest refused: manifest rejected: too_large (more than 1024 bytes)"
+        )
 
 
 class TestPoll:
