@@ -45,7 +45,6 @@ from broker.config import (
     render_broker_toml,
 )
 from broker.devfed import FIRST_API_PORT
-from broker.devfed import _agent_toml as agent_toml_template  # one template for every dev agent
 from broker.fedstate import (
     AgencyState,
     FederationLayout,
@@ -353,8 +352,41 @@ def _write_agent_config(
     vhost_url = rabbit.amqp_url.rstrip("/") + "/" + rabbit.vhost.replace("/", "%2F")
     port = FIRST_API_PORT + index
     token_hash = hashlib.sha256(token.encode()).hexdigest()
-    text = agent_toml_template(added.id, port, vhost_url, added.broker_password, token_hash)
     root = pki.certificate_from_bytes(layout.root_cert.read_bytes())
+    text = _DEV_AGENT_TOML.format(
+        agency=added.id, fingerprint=pki.fingerprint(root), amqp=vhost_url,
+        user=added.broker_user, password=added.broker_password, port=port, token_hash=token_hash,
+    )  # fmt: skip
     config = home / "agent.toml"
-    write_private(config, text.replace("{fingerprint}", pki.fingerprint(root)).encode())
+    write_private(config, text.encode())
     return config, f"http://127.0.0.1:{port}"
+
+
+# The same layout as dev-federation's agent.toml (paths relative to agencies/<id>/).
+_DEV_AGENT_TOML = """# SYNTHETIC dev agency added by isa-broker agency add --generate: {agency}
+agency = "{agency}"
+data_dir = "data"
+
+[keys]
+signing_key = "keys/signing.key"
+encryption_dir = "keys/encryption"
+
+[trust]
+root_certificate = "../../ca/root.pem"
+root_fingerprint = "{fingerprint}"
+manifest_file = "../../manifest.json"
+policies_dir = "../../policies"
+
+[broker]
+urls = ["{amqp}"]
+user = "{user}"
+password = "{password}"
+
+[api]
+listen = "127.0.0.1:{port}"
+
+[[api.clients]]
+name = "case-system"
+token_sha256 = "{token_hash}"
+scopes = ["send", "receive", "admin"]
+"""
