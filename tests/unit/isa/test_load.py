@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from federation.errors import PolicyError
 from federation.isa import load_isa
@@ -101,3 +103,31 @@ class TestLoadIsa:
         """Bytes that are not UTF-8 text fail in the reader, still as a PolicyError."""
         [problem] = _problems(b"isa: \xff\x00")
         assert problem.startswith("x.yaml:1: malformed YAML")
+
+
+class TestLoadNeverCrashes:
+    @settings(max_examples=100, deadline=None)
+    @given(st.data())
+    def test_any_line_edit_of_a_good_isa_loads_or_raises_policy_error(
+        self, data: st.DataObject
+    ) -> None:
+        """Deleting, duplicating or garbling any line gives an Isa or a PolicyError, nothing else."""
+        lines = CLEAN_ISA.decode().splitlines()
+        index = data.draw(st.integers(0, len(lines) - 1))
+        edit = data.draw(st.sampled_from(["delete", "duplicate", "garble", "indent"]))
+        if edit == "delete":
+            del lines[index]
+        elif edit == "duplicate":
+            lines.insert(index, lines[index])
+        elif edit == "garble":
+            lines[index] = data.draw(st.text(max_size=30))
+        else:
+            lines[index] = "  " + lines[index]
+        text = "\n".join(lines).encode("utf-8", "surrogatepass")
+        try:
+            isa = load_isa("x.yaml", text, catalogue=fake_catalogue)
+        except PolicyError as exc:
+            assert exc.problems
+            assert all(p.line >= 1 and p.file == "x.yaml" for p in exc.problems)
+        else:
+            assert isa.sha256 == hashlib.sha256(text).hexdigest()
