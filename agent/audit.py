@@ -32,7 +32,7 @@ from typing import Any, Self, TypeVar
 
 from nacl.signing import VerifyKey
 
-from agent.audit_events import AuditEvent
+from agent.audit_events import AuditEvent, AuditSink
 from agent.errors import StoreUnavailable
 from federation.audit_chain import (
     GENESIS,
@@ -48,12 +48,14 @@ from federation.audit_chain import (
 from federation.canonical import format_time
 from federation.errors import KeyFileError
 from federation.keys import SigningKey
+from federation.manifest import Manifest, diff_manifests
 from federation.subjects import SECRET_BYTES, SearchKeys, subject_keys
 
 __all__ = [
     "AUDIT_FILENAME",
     "SUBJECT_KEY_FILE",
     "AuditLog",
+    "ManifestAuditor",
     "SubjectMatch",
     "load_subject_secret",
     "subject_key_path",
@@ -120,6 +122,7 @@ class AuditLog:
         subject_secret: bytes,
         clock: Callable[[], datetime],
         checkpoint_every: int = 256,
+        checkpoint_on_close: bool = True,
         filename: str = AUDIT_FILENAME,
     ) -> None:
         self.path = Path(data_dir) / filename
@@ -128,6 +131,7 @@ class AuditLog:
         self._secret = subject_secret
         self._clock = clock
         self._every = max(1, checkpoint_every)
+        self._sign_on_close = checkpoint_on_close
         self._conn: sqlite3.Connection | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._pending: list[tuple[dict[str, Any], datetime, asyncio.Future[None]]] = []
@@ -169,9 +173,10 @@ class AuditLog:
         if self._flusher is not None:
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._flusher)
-        if self._conn is not None:
+        if self._conn is not None and self._sign_on_close:
             with contextlib.suppress(StoreUnavailable):
                 await self.checkpoint(self._clock())
+        if self._conn is not None:
             await self._run_raw(self._conn.close)
             self._conn = None
         if self._pool is not None:
@@ -496,3 +501,32 @@ def _read_secret(path: Path) -> bytes:
     if len(data) != SECRET_BYTES:
         raise KeyFileError(f"{path}: the subject key must be exactly {SECRET_BYTES} bytes")
     return data
+
+
+class ManifestAuditor:
+    """A ``TrustHolder.on_change`` listener that records each manifest change in the log.
+
+    The listener is called synchronously by the trust holder; the record is written by a task
+    kept here until done (``drain`` awaits the outstanding ones).
+    """
+
+    def __init__(self, audit: AuditSink, clock: Callable[[], datetime]) -> None:
+        self._audit = audit
+        self._clock = clock
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def __call__(self, old: Manifest | None, new: Manifest) -> None:
+        changes = (
+            ["initial manifest"] if old is None else diff_manifests(old.document, new.document)
+        )
+        event = AuditEvent(
+            "manifest_change", "agent", outcome=f"serial {new.serial}",
+            detail="; ".join(changes)[:2000],
+        )  # fmt: skip
+        task = asyncio.get_running_loop().create_task(self._audit.record(event, self._clock()))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,11 +1,181 @@
-"""`isa-agent` commands: audit (not yet implemented)."""
+"""``isa-agent audit verify|export|search --config FILE``: the DPO's and reviewer's view of the log.
+
+Rules:
+1. Read-only: these commands never append to the log or sign a checkpoint, so they may run
+   beside a running agent (SQLite WAL readers do not block the writer).
+2. ``verify`` exits 0 when the chain and every signed checkpoint hold, 1 naming the first broken
+   entry (its sequence number and what is wrong).
+3. ``export`` writes entries with ``since <= at < until`` to stdout as JSON lines or CSV.
+4. ``search`` computes the keyed hash of the person's normalised name and date of birth with the
+   agency's subject key, and lists what was shared about that person, with whom, under which ISA
+   and purpose, and when. The name is never written anywhere.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import csv
+import json
+import os
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
 
-__all__ = ["register"]
+from agent.audit import (
+    AUDIT_FILENAME,
+    AuditLog,
+    SubjectMatch,
+    load_subject_secret,
+    subject_key_path,
+)
+from agent.config import Settings, load_settings
+from agent.keystore import read_signing_key
+from federation.audit_chain import AuditEntry
+from federation.errors import ConfigError, KeyFileError
+from federation.subjects import search_keys
+
+__all__ = ["open_audit_log", "parse_when", "register"]
+
+CSV_COLUMNS = (
+    "seq", "at", "agency", "action", "actor", "message_id", "counterparty", "isa_id",
+    "isa_version", "purpose", "message_type", "risk", "lawful_basis", "outcome",
+    "fields_shared", "fields_withheld", "detail", "subject_keys",
+)  # fmt: skip
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add this module's commands to the `isa-agent` parser (none yet)."""
+    """Add ``audit verify|export|search`` to the `isa-agent` parser."""
+    parser = sub.add_parser("audit", help="verify, export or search the audit log")
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    verify = actions.add_parser("verify", help="check the hash chain and signed checkpoints")
+    _config(verify)
+    verify.set_defaults(func=_verify)
+    export = actions.add_parser("export", help="write entries as JSON lines or CSV to stdout")
+    _config(export)
+    export.add_argument("--since", type=parse_when, help="YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ")
+    export.add_argument("--until", type=parse_when, help="exclusive; same formats")
+    export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    export.set_defaults(func=_export)
+    search = actions.add_parser("search", help="subject access: what was shared about a person")
+    _config(search)
+    search.add_argument("--subject-name", required=True, help="the person's full name")
+    search.add_argument("--subject-dob", help="date of birth, YYYY-MM-DD")
+    search.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    search.set_defaults(func=_search)
+
+
+def _config(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, required=True, help="agent.toml")
+
+
+def parse_when(text: str) -> datetime:
+    """``YYYY-MM-DD`` (midnight UTC) or ``YYYY-MM-DDTHH:MM:SSZ``."""
+    for shape in ("%Y-%m-%d", "%Y-%m-%dT%H:%M:%SZ"):
+        try:
+            return datetime.strptime(text, shape).replace(tzinfo=UTC)
+        except ValueError:
+            continue
+    raise argparse.ArgumentTypeError(f"{text!r} is not YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ")
+
+
+@asynccontextmanager
+async def open_audit_log(settings: Settings, *, subject_secret: bytes) -> AsyncIterator[AuditLog]:
+    """The agent's audit log opened read-only (no checkpoint is signed on close)."""
+    if not (settings.data_dir / AUDIT_FILENAME).is_file():
+        raise ConfigError(
+            f"{settings.data_dir / AUDIT_FILENAME}: no audit log (has the agent run?)"
+        )
+    key = read_signing_key(settings.keys.signing_key, settings.keys.passphrase)
+    log = AuditLog(
+        settings.data_dir,
+        agency=settings.agency,
+        signing_key=key,
+        subject_secret=subject_secret,
+        clock=lambda: datetime.now(UTC),
+        checkpoint_on_close=False,
+    )
+    async with log:
+        yield log
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(args.config, os.environ)
+
+
+def _secret(settings: Settings) -> bytes:
+    path = subject_key_path(settings.keys.encryption_dir)
+    if not path.is_file():
+        raise KeyFileError(f"{path}: no subject key (it is created when the agent first starts)")
+    return load_subject_secret(path)
+
+
+def _verify(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+
+    async def run() -> int:
+        async with open_audit_log(settings, subject_secret=bytes(32)) as log:
+            found, count = await log.verify(), await log.count()
+        if found is None:
+            print(f"audit log of {settings.agency}: {count} entries, chain and checkpoints intact")
+            return 0
+        print(f"audit log of {settings.agency}: BROKEN at entry {found.seq}: {found.problem}")
+        return 1
+
+    return asyncio.run(run())
+
+
+def _export(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+
+    async def run() -> list[AuditEntry]:
+        async with open_audit_log(settings, subject_secret=bytes(32)) as log:
+            return await log.entries(args.since, args.until)
+
+    entries = asyncio.run(run())
+    if args.format == "jsonl":
+        for entry in entries:
+            sys.stdout.write(entry.model_dump_json() + "\n")
+    else:
+        writer = csv.writer(sys.stdout)
+        writer.writerow(CSV_COLUMNS)
+        writer.writerows(csv_row(entry) for entry in entries)
+    return 0
+
+
+def csv_row(entry: AuditEntry) -> list[str]:
+    """One CSV row: lists joined with ``;``, withheld as ``path:reason``, basis as JSON."""
+    data = entry.model_dump(mode="json")
+    data["lawful_basis"] = json.dumps(data["lawful_basis"], sort_keys=True)
+    data["fields_shared"] = ";".join(entry.fields_shared)
+    data["fields_withheld"] = ";".join(f"{w.path}:{w.reason}" for w in entry.fields_withheld)
+    data["subject_keys"] = ";".join(entry.subject_keys)
+    return ["" if data[c] is None else str(data[c]) for c in CSV_COLUMNS]
+
+
+def _search(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    try:
+        keys = search_keys(_secret(settings), args.subject_name, args.subject_dob)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+    async def run() -> list[SubjectMatch]:
+        async with open_audit_log(settings, subject_secret=bytes(32)) as log:
+            return await log.search(keys)
+
+    matches = asyncio.run(run())
+    if args.json:
+        for match in matches:
+            sys.stdout.write(match.model_dump_json(exclude={"subject_keys"}) + "\n")
+        return 0
+    print(f"{len(matches)} audit entries about this person ({settings.agency}):")
+    for m in matches:
+        print(
+            f"  {m.at} #{m.seq} {m.action:<8} message {m.message_id or '-'} with "
+            f"{m.counterparty or '-'} under {m.isa_id or '-'} {m.isa_version or ''} for "
+            f"{m.purpose or '-'} ({m.outcome or '-'}; match {m.match})"
+        )
+    return 0
