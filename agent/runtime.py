@@ -22,6 +22,7 @@ from yarl import URL
 
 from agent.api import create_app
 from agent.api_models import InboxItem
+from agent.audit import AuditLog, ManifestAuditor, load_subject_secret, subject_key_path
 from agent.auth import ApiClient
 from agent.config import Settings
 from agent.context import AgentContext, Clock, load_registry, utcnow
@@ -63,9 +64,24 @@ async def open_context(settings: Settings, *, clock: Clock = utcnow) -> AsyncIte
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     trust = TrustHolder(settings.trust, settings.data_dir)
     trust.load_persisted()
-    await trust.refresh(clock())
-    async with SqliteStore(settings.data_dir) as store:
-        yield AgentContext(settings, store, trust, registry, signing_key, keyring, clock)
+    subject_secret = load_subject_secret(subject_key_path(keys.encryption_dir))
+    audit = AuditLog(
+        settings.data_dir,
+        agency=settings.agency,
+        signing_key=signing_key,
+        subject_secret=subject_secret,
+        clock=clock,
+    )
+    async with SqliteStore(settings.data_dir) as store, audit:
+        manifest_auditor = ManifestAuditor(audit, clock)
+        trust.on_change(manifest_auditor)
+        await trust.refresh(clock())
+        try:
+            yield AgentContext(
+                settings, store, trust, registry, signing_key, keyring, clock, audit=audit
+            )
+        finally:
+            await manifest_auditor.drain()
 
 
 async def run_agent(
