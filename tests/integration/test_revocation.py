@@ -28,7 +28,7 @@ import aio_pika.exceptions
 import aiohttp
 import pytest
 
-from broker.agency import revoke_agency
+from broker.agency import add_agency, revoke_agency
 from broker.commands.provision import provision_command
 from broker.config import broker_config_from_dict, load_broker_config, render_broker_toml
 from broker.devfed import DevFederation, create_dev_federation
@@ -36,6 +36,7 @@ from broker.fedstate import load_state, publish_manifest, read_private, save_sta
 from federation import pki
 from federation.envelope import peek_header, seal
 from federation.isa import load_isa
+from federation.keys import SigningKey
 from federation.manifest import Manifest, reload_manifest
 from federation.pipeline import prepare
 from federation.receipts import Receipt, verify_receipt
@@ -339,3 +340,30 @@ class TestRevokedSender:
             await aio_pika.connect(fed.amqp_url(REVOKED))
         still = await aio_pika.connect(fed.amqp_url("police-scotland"))
         await still.close()
+
+
+class TestAgencyLifecycle:
+    async def test_an_added_agency_can_connect_once_provisioned_and_not_after_revocation(
+        self, federation: LiveFederation
+    ) -> None:
+        """agency add -> provision: login works; agency revoke -> provision: login refused."""
+        fed = federation
+        user = f"{fed.users[REVOKED].removesuffix(REVOKED)}syn-newcomer"
+        added = add_agency(
+            fed.layout, agency_id="syn-newcomer", name="SYN newcomer", broker_user=user,
+            public_key=SigningKey.generate().verify_key, now=datetime.now(UTC),
+        )  # fmt: skip
+        url = fed.server.amqp_url_for(fed.vhost, user, added.broker_password)
+        try:
+            await asyncio.to_thread(provision_command, fed.layout.broker_toml, dry_run=False,
+                                    environ={}, out=io.StringIO())  # fmt: skip
+            connection = await aio_pika.connect(url)
+            await connection.close()
+            revoke_agency(fed.layout, agency_id="syn-newcomer", reason="SYN", now=datetime.now(UTC))
+            await asyncio.to_thread(provision_command, fed.layout.broker_toml, dry_run=False,
+                                    environ={}, out=io.StringIO())  # fmt: skip
+            with pytest.raises(aio_pika.exceptions.ProbableAuthenticationError):
+                await aio_pika.connect(url)
+        finally:
+            with contextlib.suppress(urllib.error.HTTPError):
+                fed.server.api("DELETE", f"users/{urllib.parse.quote(user, safe='')}")
