@@ -5,8 +5,9 @@ inbox queue; a misbehaving sender can seal whatever it likes with its own certif
 tests do exactly that against a real RabbitMQ and a running recipient agent, and state what the
 recipient does:
 
-- an envelope altered after signing (any byte flipped, bytes added or cut) fails the signature
-  check, so its ``from`` is NOT authenticated: it is dead-lettered for the operator, never
+- an envelope altered after signing (any byte flipped, bytes added or cut), or forged (signed
+  by an uncertified key, or by another agency's certified key), or carrying a wrong AMQP
+  ``type``, does not authenticate its ``from``: it is dead-lettered for the operator, never
   delivered, and NO receipt goes to the agency it claims to come from (a receipt would let
   anyone make the recipient write to a third party's queue);
 - an envelope validly signed by its sender that fails a later check (expired, citing another
@@ -197,18 +198,32 @@ TAMPERINGS: dict[str, Callable[[bytes], bytes]] = {
 }
 
 
+def forgeries(fed: DevFederation) -> dict[str, bytes]:
+    """Envelopes claiming to come from SENDER that its certified key never signed."""
+    honest = Forger.of(fed, SENDER)
+    spec, minimised, _ = honest.spec_and_payloads(RECIPIENT, ISA, PURPOSE, "high")
+    uncertified = dataclasses.replace(honest, signing_key=SigningKey.generate())
+    impostor = dataclasses.replace(honest, signing_key=Forger.of(fed, "council-sw").signing_key)
+    return {
+        "signed by an uncertified key": uncertified.seal(spec, minimised),
+        "signed by another agency's certified key": impostor.seal(spec, minimised),
+    }
+
+
 class TestTamperedEnvelope:
     async def test_is_dead_lettered_never_delivered_and_answered_with_no_receipt(
         self, isolated_federation: DevFederation, broker: Broker
     ) -> None:
-        """Bytes changed after signing: dead-lettered, not in the inbox, no receipt to anyone."""
+        """Altered after signing, or forged: dead-lettered, not delivered, no receipt at all."""
         frame = Forger.of(isolated_federation, SENDER).honest()
+        bad = [(tamper(frame), "envelope") for tamper in TAMPERINGS.values()]
+        bad += [(forged, "envelope") for forged in forgeries(isolated_federation).values()]
+        bad += [(frame, "receipt"), (frame, "something-else")]  # AMQP type altered
         async with running_agents(isolated_federation, RECIPIENT) as agents:
-            for tamper in TAMPERINGS.values():
-                await broker.inject(RECIPIENT, tamper(frame))
+            for body, kind in bad:
+                await broker.inject(RECIPIENT, body, kind)
             dead = dead_letter_queue(RECIPIENT)
-            assert len(await broker.take(dead, len(TAMPERINGS))) == len(TAMPERINGS)
-            assert await counter(agents[RECIPIENT], "isa_agent_rejected_total") == len(TAMPERINGS)
+            assert len(await broker.take(dead, len(bad))) == len(bad)
             assert await inbox_ids(agents[RECIPIENT]) == []
         assert await broker.depth(inbox_queue(SENDER)) == 0
         assert await broker.depth(inbox_queue(RECIPIENT)) == 0
