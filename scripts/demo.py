@@ -4,12 +4,13 @@ Steps, one progress line each: 1. build a dev federation in ``--dir`` (default `
 2. provision it on its own vhost; 3. start one ``isa-agent run`` process per agency (logs in
 ``DIR/logs/``) and wait for each ``/healthz``; 4. per scenario below, ask the sender's agent for
 a preview, then submit (PERMIT -> 202; DENY and REVIEW -> 403, nothing sent); 5. wait for every
-signed receipt and read each delivery from the recipient's inbox; 6. print the table; 7. stop
-the agents (SIGTERM, wait) and remove the vhost and its users, unless ``--keep``.
+signed receipt, read each delivery from the recipient's inbox, print the table; 6. stop the
+agents (SIGTERM, wait) and remove the vhost and its users, unless ``--keep``.
 
 Rules:
 1. It drives the agents only through their local HTTP API, as an agency's case system would.
-2. It stops only the processes it started, by the pids it recorded in ``DIR/agents.json``.
+2. It stops only the processes it started, by the pids it recorded in ``DIR/demo.json``
+   (and only while their command line still names DIR).
 3. Its broker users are named ``<vhost>.<agency>`` (RabbitMQ users are broker-wide), so the demo
    never changes the password of another federation's user on the same broker.
 4. Every failure ends with ``demo failed: <what>`` and exit status 1, never a traceback.

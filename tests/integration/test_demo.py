@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.parse
 import uuid
@@ -68,8 +70,8 @@ def run_demo(directory: Path, vhost: str, *extra: str, entry: str = "scripts/dem
     return Run(directory, vhost, done.returncode, done.stdout, done.stderr)
 
 
-def processes_mentioning(directory: Path) -> list[int]:
-    """Live (non-zombie) processes whose command line names ``directory``."""
+def processes_mentioning(directory: Path, program: bytes = b"") -> list[int]:
+    """Live (non-zombie) processes whose command line names ``directory`` (and ``program``)."""
     found = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -79,9 +81,13 @@ def processes_mentioning(directory: Path) -> list[int]:
             state = (proc / "stat").read_text().rsplit(")", 1)[-1].split()[0]
         except OSError:
             continue
-        if str(directory).encode() in cmdline and state != "Z":
+        if str(directory).encode() in cmdline and program in cmdline and state != "Z":
             found.append(int(proc.name))
     return found
+
+
+def agent_processes(directory: Path) -> list[int]:
+    return processes_mentioning(directory, b"isa-agent")
 
 
 def vhost_exists(server: RabbitServer, vhost: str) -> bool:
@@ -177,12 +183,12 @@ class TestKeepAndStop:
         try:
             assert kept.code == 0, kept.out + kept.err
             assert f"scripts/demo --stop --dir {directory}" in kept.out
-            assert len(processes_mentioning(directory)) == 8
+            assert len(agent_processes(directory)) == 8
             assert vhost_exists(rabbit_server, vhost)
             again = run_demo(directory, vhost, entry="scripts/demo.py")
             assert again.code == 1
             assert "still running (--keep)" in again.err
-            assert len(processes_mentioning(directory)) == 8
+            assert len(agent_processes(directory)) == 8
         finally:
             stopped = run_demo(directory, vhost, "--stop", entry="scripts/demo.py")
         assert stopped.code == 0, stopped.out + stopped.err
@@ -230,5 +236,26 @@ class TestFailures:
         assert run.code == 1
         assert "no healthy /healthz within" in run.err
         assert "Traceback" not in run.err
+        assert processes_mentioning(directory) == []
+        assert not vhost_exists(rabbit_server, vhost)
+
+    def test_sigterm_while_the_agents_run_stops_them_and_removes_the_vhost(
+        self, tmp_path: Path, rabbit_server: RabbitServer
+    ) -> None:
+        """SIGTERM to the demo mid-run: exit 130, no agent and no vhost left over."""
+        directory, vhost = tmp_path / "term", f"test-demo-term-{uuid.uuid4().hex[:8]}"
+        demo = subprocess.Popen(
+            [sys.executable, "scripts/demo.py", "--dir", str(directory), "--vhost", vhost],
+            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 60
+            while len(agent_processes(directory)) < 8 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert len(agent_processes(directory)) == 8
+        finally:
+            demo.send_signal(signal.SIGTERM)
+            _, err = demo.communicate(timeout=60)
+        assert demo.returncode == 130, err
         assert processes_mentioning(directory) == []
         assert not vhost_exists(rabbit_server, vhost)
