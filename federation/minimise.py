@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from functools import lru_cache
 from typing import Any, Final
 
@@ -183,4 +183,6 @@ def minimise(payload: Mapping[str, Any], decision: Decision) -> dict[str, Any]:
     if decision.outcome == "DENY" or not decision.shared_fields:
         return {}
     shape = _shape(decision.shared_fields, tuple(sorted(decision.transforms.items())))
-    return _apply(payload, shape, decision.decided_at.date())
+    moment = decision.decided_at
+    today = (moment.astimezone(UTC) if moment.tzinfo is not None else moment).date()
+    return _apply(payload, shape, today)
