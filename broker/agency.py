@@ -157,9 +157,16 @@ def _check_new(layout: FederationLayout, agency_id: str, name: str, key: VerifyK
     if state.agency(agency_id) is not None:
         raise ConfigError(f"agency {agency_id!r} already exists (ids are never re-used)")
     for other in state.agencies:
-        cert = pki.certificate_from_bytes(layout.agency_cert(other.id).read_bytes())
-        if bytes(pki.certificate_public_key(cert)) == bytes(key):
+        if bytes(_certified_key(layout, other.id)) == bytes(key):
             raise ConfigError(f"that signing key is already certified for {other.id!r}")
+
+
+def _certified_key(layout: FederationLayout, agency_id: str) -> VerifyKey:
+    path = layout.agency_cert(agency_id)
+    try:
+        return pki.certificate_public_key(pki.certificate_from_bytes(path.read_bytes()))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.__class__.__name__})") from None
 
 
 def _issue(layout: FederationLayout, agency_id: str, key: VerifyKey, now: datetime) -> bytes:
@@ -219,7 +226,7 @@ def add_agency(
 def _parse_announcement_file(data: bytes) -> KeyAnnouncement:
     try:
         obj = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):  # undecodable, not JSON, absurd numbers or nesting
         raise ConfigError("the announcement is not a JSON document") from None
     try:
         return parse_announcement(obj)
@@ -237,9 +244,9 @@ def announce_key(
         raise ConfigError(f"the announcement names an unknown agency {note.agency!r}")
     if agency.revoked_at is not None:
         raise ConfigError(f"agency {agency.id!r} is revoked")
-    cert = pki.certificate_from_bytes(layout.agency_cert(agency.id).read_bytes())
+    certified = _certified_key(layout, agency.id)
     try:
-        verify_announcement(note, pki.certificate_public_key(cert))
+        verify_announcement(note, certified)
     except ManifestRejected:
         raise ConfigError(
             f"the announcement is not signed by {agency.id!r}'s certified signing key"

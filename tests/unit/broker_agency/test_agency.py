@@ -271,13 +271,23 @@ class TestAnnounceKey:
         with pytest.raises(ConfigError, match="already announced"):
             announce_key(layout, data, LATER)
 
-    @pytest.mark.parametrize("data", [b"\xff\xfe", b"[1, 2", b'{"agency": "assist"}'])
+    @pytest.mark.parametrize(
+        "data", [b"\xff\xfe", b"[1, 2", b'{"agency": "assist"}', b"[" * 100_000, b"9" * 5000]
+    )
     def test_refuses_what_is_not_an_announcement(
         self, layout: FederationLayout, data: bytes
     ) -> None:
         """Undecodable, unparsable or incomplete files give a clear ConfigError."""
         with pytest.raises(ConfigError, match="announcement"):
             announce_key(layout, data, LATER)
+
+    def test_a_missing_certificate_is_a_diagnosis(self, layout: FederationLayout) -> None:
+        """A damaged federation directory gives a ConfigError naming the file, not a traceback."""
+        layout.agency_cert("assist").unlink()
+        with pytest.raises(ConfigError, match=r"certs/assist\.pem: cannot read"):
+            announce_key(
+                layout, announcement_json(announcement(SigningKey.generate(), "assist")), LATER
+            )
 
 
 class TestRevokeAgency:
