@@ -30,7 +30,7 @@ import time
 import traceback
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any, Final, TypeVar
 
 from aiohttp import web
@@ -99,7 +99,7 @@ async def serving(app: web.Application, host: str, port: int) -> AsyncIterator[i
 
 def create_app(
     service: AgentService,
-    clients: list[ApiClient] | tuple[ApiClient, ...],
+    clients: Iterable[ApiClient],
     *,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> web.Application:
@@ -172,8 +172,8 @@ async def _healthz(request: web.Request) -> web.StreamResponse:
 
 async def _metrics(request: web.Request) -> web.StreamResponse:
     _authorize(request, "admin")
-    text = await request.app[_SERVICE].metrics_text()
-    text = text.rstrip("\n") + "\n" + request.app[_HTTP_METRICS].render()
+    service_text = (await request.app[_SERVICE].metrics_text()).rstrip("\n")
+    text = (service_text + "\n" if service_text else "") + request.app[_HTTP_METRICS].render()
     return web.Response(
         body=text.encode("utf-8"),
         headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
