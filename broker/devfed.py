@@ -52,6 +52,7 @@ class DevAgency:
     api_url: str
     api_token: str  # the case system's bearer token (dev federation only)
     broker_password: str
+    broker_user: str
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,9 @@ def _make_ca(layout: FederationLayout, now: datetime) -> tuple[SigningKey, x509.
     return root_key, root
 
 
-def _agent_toml(agency: str, port: int, amqp: str, password: str, token_hash: str) -> str:
+def _agent_toml(
+    agency: str, user: str, port: int, amqp: str, password: str, token_hash: str
+) -> str:
     return f"""# SYNTHETIC dev federation: agent configuration for {agency}
 agency = "{agency}"
 data_dir = "data"
@@ -127,7 +130,7 @@ policies_dir = "../../policies"
 
 [broker]
 urls = ["{amqp}"]
-user = "{agency}"
+user = "{user}"
 password = "{password}"
 
 [api]
@@ -148,6 +151,7 @@ def _make_agency(
     index: int,
     amqp_vhost_url: str,
     now: datetime,
+    user: str,
 ) -> DevAgency:
     root_key, root = ca
     home = layout.agency_dir(agency)
@@ -184,11 +188,11 @@ def _make_agency(
     port = FIRST_API_PORT + index
     config = home / "agent.toml"
     token_hash = hashlib.sha256(token.encode()).hexdigest()
-    config.write_text(_agent_toml(agency, port, amqp_vhost_url, password, token_hash))
+    config.write_text(_agent_toml(agency, user, port, amqp_vhost_url, password, token_hash))
     config.chmod(0o600)
     write_private(home / "api-token", token.encode() + b"\n")
     (home / "data").mkdir(exist_ok=True)
-    return DevAgency(agency, name, config, f"http://127.0.0.1:{port}", token, password)
+    return DevAgency(agency, name, config, f"http://127.0.0.1:{port}", token, password, user)
 
 
 def create_dev_federation(
@@ -201,18 +205,23 @@ def create_dev_federation(
     management_url: str = "http://127.0.0.1:15672",
     vhost: str = DEFAULT_VHOST,
     admin_user: str = "guest",
-    admin_password: str = "guest",
+    admin_password: str = "guest",  # noqa: S107 - the dev broker's loopback-only guest account
     manifest_validity: timedelta = timedelta(days=7),
     force: bool = False,
+    user_prefix: str = "",
 ) -> DevFederation:
-    """Create a whole dev federation under ``out`` and publish manifest serial 1."""
+    """Create a whole dev federation under ``out`` and publish manifest serial 1.
+
+    Broker users are ``user_prefix + agency id`` (RabbitMQ users are global, so concurrent test
+    federations on one broker use distinct prefixes).
+    """
     names = _party_names(policies)
     chosen = agencies or sorted(names)
     layout = _prepare(out, policies, force)
     ca = _make_ca(layout, now)
     vhost_url = amqp_url.rstrip("/") + "/" + vhost.replace("/", "%2F")
     made = [
-        _make_agency(layout, ca, a, names.get(a, a), i, vhost_url, now)
+        _make_agency(layout, ca, a, names.get(a, a), i, vhost_url, now, user_prefix + a)
         for i, a in enumerate(chosen)
     ]
     fingerprint = pki.fingerprint(ca[1])
@@ -221,7 +230,7 @@ def create_dev_federation(
     state = FederationState(
         name="ISA Relay DEV federation (SYNTHETIC)",
         manifest_validity_hours=manifest_validity.total_seconds() / 3600,
-        agencies=tuple(AgencyState(id=a.id, name=a.name, broker_user=a.id) for a in made),
+        agencies=tuple(AgencyState(id=a.id, name=a.name, broker_user=a.broker_user) for a in made),
     )
     save_state(layout, state)
     broker = BrokerConfig(
@@ -236,7 +245,7 @@ def create_dev_federation(
             BrokerAgency(
                 id=a.id,
                 name=a.name,
-                broker_user=a.id,
+                broker_user=a.broker_user,
                 password_hash=rabbit_password_hash(a.broker_password),
             )
             for a in made

@@ -44,7 +44,8 @@ def free_port() -> int:
 def build_federation(
     root: Path, server: RabbitServer, agencies: list[str] | None = None
 ) -> DevFederation:
-    vhost = f"test-fed-{uuid.uuid4().hex[:10]}"
+    tag = uuid.uuid4().hex[:10]
+    vhost = f"test-fed-{tag}"
     base = f"amqp://{server.host}:{server.port}/"
     fed = create_dev_federation(
         root,
@@ -56,6 +57,7 @@ def build_federation(
         vhost=vhost,
         admin_user=server.admin_user,
         admin_password=server.admin_password,
+        user_prefix=f"t{tag}-",
     )
     provision_command(fed.layout.broker_toml, dry_run=False, environ={}, out=io.StringIO())
     return fed
@@ -67,8 +69,12 @@ def vhost_of(fed: DevFederation) -> str:
 
 
 def remove_federation(fed: DevFederation, server: RabbitServer) -> None:
+    """Delete the federation's vhost and its (test-prefixed) broker users."""
     with contextlib.suppress(urllib.error.HTTPError):
         server.api("DELETE", f"vhosts/{urllib.parse.quote(vhost_of(fed), safe='')}")
+    for agency in fed.agencies:
+        with contextlib.suppress(urllib.error.HTTPError):
+            server.api("DELETE", f"users/{urllib.parse.quote(agency.broker_user, safe='')}")
 
 
 @pytest.fixture
