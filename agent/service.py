@@ -6,12 +6,17 @@ Rules:
 2. ``preview`` runs the same decision and stores nothing.
 3. Responses carry field paths and reasons, never payload values (except the inbox, which hands
    verified payloads to the agency's own case system).
+4. Once the outbox commit returned, the answer is 202: the message will be sent. A failure to
+   write its audit entries after that (disk full) is logged, never reported as a 503, because
+   the case system would then submit it again and the recipient would get it twice.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
+from datetime import datetime
 from typing import Any, Literal
 
 from agent.api_models import (
@@ -33,7 +38,7 @@ from agent.api_models import (
 )
 from agent.audit_events import AuditEvent
 from agent.context import AgentContext
-from agent.errors import Denied, NotFound
+from agent.errors import Denied, NotFound, StoreUnavailable
 from agent.store_records import PayloadPurged
 from federation.canonical import canonical_json, format_time
 from federation.envelope import peek_header, seal
@@ -41,6 +46,8 @@ from federation.isa import Decision, Isa, explain
 from federation.pipeline import prepare
 
 __all__ = ["Service"]
+
+log = logging.getLogger(__name__)
 
 
 def _withheld(decision: Decision) -> list[WithheldField]:
@@ -98,15 +105,13 @@ class Service:
             frame=frame, now=now, expires_at=prepared.spec.expires_at,
         )  # fmt: skip
         if result.created:
-            await ctx.audit.record(_decision_event(client, decision, req, result.id), now)
-            await ctx.audit.record(
-                AuditEvent(
-                    "submit", client, result.id, req.to, isa.id, isa.version, req.purpose,
-                    req.type, decision.risk_level, prepared.spec.lawful_basis, "queued",
-                    subject_source=req.payload,
-                ),
-                now,
+            submitted = AuditEvent(
+                "submit", client, result.id, req.to, isa.id, isa.version, req.purpose,
+                req.type, decision.risk_level, prepared.spec.lawful_basis, "queued",
+                subject_source=req.payload,
             )  # fmt: skip
+            decided = _decision_event(client, decision, req, result.id)
+            await self._audit_queued(now, decided, submitted)
         ctx.outbox_wakeup.set()
         ctx.metrics.inc("isa_agent_submitted_total", int(result.created))
         return SubmitResponse(
@@ -115,6 +120,16 @@ class Service:
             shared_fields=list(decision.shared_fields),
             withheld_fields=_withheld(decision),
         )
+
+    async def _audit_queued(self, at: datetime, *events: AuditEvent) -> None:
+        """Audit a message already committed to the outbox (rule 4): it WILL be sent, so a
+        failing audit write (a full disk) must not turn its 202 into a 503 the case system
+        would resubmit; the gap is logged loudly instead, as the relay does for ``send``."""
+        try:
+            for event in events:
+                await self.ctx.audit.record(event, at)
+        except StoreUnavailable:
+            log.error("queued %s but could not write its audit entry", events[0].message_id)
 
     async def preview(self, client: str, req: SubmitRequest) -> PreviewResponse:
         ctx = self.ctx
