@@ -1,0 +1,115 @@
+"""The disk under the sender's ``data_dir`` fills up mid-stream: submissions get 503 (never a
+500, never a 202 whose message is then lost); once space is freed, everything accepted is
+delivered exactly once.
+
+The disk is real: ``data_dir`` is a small tmpfs mounted for the test (the tests run as root),
+and a filler file takes all but a little of its space, so SQLite meets ENOSPC exactly as on a
+full disk. The submissions that met the full disk carry no idempotency key and the case system
+submits them again afterwards, so a 503 whose message went out anyway would show up as an
+``unexpected`` delivery.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from broker.devfed import DevFederation
+from tests.faults.conftest import Report
+from tests.faults.tally import RECIPIENT, SENDER, CaseSystem, Timer, read_inbox, referrals, tally
+from tests.support.federation import AgentHandle, agent_settings
+from tests.support.processes import wait_all_status
+
+pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
+
+BEFORE, DURING, DISK_MB, HEADROOM = 100, 200, 16, 96 * 1024
+
+
+@contextlib.contextmanager
+def small_disk(directory: Path, megabytes: int) -> Iterator[Path]:
+    """Mount a ``megabytes`` tmpfs on ``directory`` for the duration; unmount after."""
+    directory.mkdir(parents=True, exist_ok=True)
+    mount = ["mount", "-t", "tmpfs", "-o", f"size={megabytes}m,mode=0700", "tmpfs", str(directory)]
+    result = subprocess.run(mount, capture_output=True, check=False)
+    if result.returncode != 0:
+        raise AssertionError(f"this scenario needs root to mount a tmpfs: {result.stderr!r}")
+    try:
+        yield directory
+    finally:
+        subprocess.run(["umount", "-l", str(directory)], check=False)
+
+
+def fill(directory: Path, headroom: int) -> Path:
+    """Take all the free space of ``directory``'s filesystem but ``headroom`` bytes."""
+    filler = directory / "filler.bin"
+    free = os.statvfs(directory)
+    size = max(0, free.f_bavail * free.f_frsize - headroom)
+    with filler.open("wb") as out:
+        out.write(b"\0" * size)
+    return filler
+
+
+async def submit_once(
+    agent: AgentHandle, bodies: list[dict[str, object]]
+) -> tuple[list[str], list[dict[str, object]], Counter[int]]:
+    """POST each body once, in turn: the 202 ids, the bodies refused with 503, every status."""
+    accepted: list[str] = []
+    refused: list[dict[str, object]] = []
+    answers: Counter[int] = Counter()
+    for body in bodies:
+        status, reply = await agent.post("/v1/messages", body)
+        answers[status] += 1
+        if status == 202:
+            accepted.append(reply["id"])
+        else:
+            assert status == 503, (status, reply)  # never a 500
+            assert reply["status"] == 503, reply
+            refused.append(body)
+    return accepted, refused, answers
+
+
+class TestSenderDiskFull:
+    async def test_full_disk_gives_503_and_everything_accepted_is_delivered_once(
+        self, pair_federation: DevFederation, fault_report: Report
+    ) -> None:
+        """Disk full after 100: 503s, no 500s; space freed, the 503s resubmitted: all once."""
+        timer, fed = Timer(), pair_federation
+        settings = agent_settings(fed, SENDER)
+        with small_disk(settings.data_dir, DISK_MB) as disk:
+            async with aiohttp.ClientSession() as session:
+                sender = AgentHandle(settings, fed.agency(SENDER).api_token, session)
+                recipient = AgentHandle(
+                    agent_settings(fed, RECIPIENT), fed.agency(RECIPIENT).api_token, session
+                )
+                await sender.start()
+                await recipient.start()
+                try:
+                    case = CaseSystem(sender)
+                    accepted = list(await case.submit_all(referrals(BEFORE, "before")))
+                    filler = fill(disk, HEADROOM)
+                    more, refused, answers = await submit_once(
+                        sender, referrals(DURING, "full", keyed=False)
+                    )
+                    filler.unlink()
+                    accepted += more
+                    accepted += await CaseSystem(sender).submit_all(refused)
+                    received = await read_inbox(recipient, len(accepted), within=60)
+                    receipts = await wait_all_status(sender, accepted, "delivered", within=60)
+                finally:
+                    await recipient.shutdown()
+                    await sender.shutdown()
+        result = tally(accepted, received)
+        fault_report("sender disk full", result, timer.seconds(),
+                     f"while_full: 202={answers[202]} 503={answers[503]}")  # fmt: skip
+        assert answers[503] >= DURING // 4, answers  # the disk really was full
+        assert set(answers) <= {202, 503}
+        assert result.exactly_once, result
+        assert result.sent == BEFORE + DURING
+        assert receipts == {"delivered": BEFORE + DURING}
