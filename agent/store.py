@@ -409,3 +409,25 @@ class SqliteStore:
             return ids
 
         return await self._write(job, checkpoint=True)
+
+    # -- retention (outbox) -----------------------------------------------------------------
+
+    async def purge_delivered_frames(self, now: datetime) -> Sequence[str]:
+        """Retention: delete the envelope frames of messages whose delivery receipt arrived
+        (status, history and receipt stay). Returns the ids purged now (idempotent)."""
+        at = to_us(now)
+
+        def job(conn: sqlite3.Connection) -> list[str]:
+            ids = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT id FROM outbox WHERE status = ? AND length(frame) > 0",
+                    (Status.DELIVERED.value,),
+                )
+            ]
+            for message_id in ids:
+                conn.execute("UPDATE outbox SET frame = X'' WHERE id = ?", (message_id,))
+                add_history(conn, message_id, at, Status.DELIVERED, "envelope purged (retention)")
+            return ids
+
+        return await self._write(job, checkpoint=True)
