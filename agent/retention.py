@@ -1,0 +1,159 @@
+"""Retention: each ISA's obligation enforced by the housekeeper, under an injected clock.
+
+Rules:
+1. Inbox payloads are crypto-shredded (``purge_inbox_payload``: the data key is deleted) once
+   the retention period of the flow they arrived under has passed. The flow is the one of the
+   delivery's ISA whose sender, recipient (this agency), purpose and message type match; its
+   ``obligations.retain`` gives ``period`` (ISO 8601 ``PnYnMnWnD``) and ``from``.
+2. The period counts from ``received_at`` whatever ``from`` says. ``case_closed`` and
+   ``last_activity`` are APPROXIMATED by the time of receipt until case systems report closure
+   and activity to the agent; receipt is never later than either, so this never keeps data
+   longer than the ISA allows (it may shred earlier, which the recipient's case system, holding
+   its own copy, is unaffected by).
+3. A delivery whose flow states no retention keeps its payload (nothing to enforce) unless a
+   ``default_period`` is configured.
+4. Outbox envelope frames are deleted as soon as the delivery receipt has arrived (nothing will
+   ever re-send them); status, history and the receipt stay.
+5. Audit entries older than ``audit_keep`` are removed behind a signed anchor checkpoint.
+6. Every purge is itself an audit entry (one per message; one for each audit pruning).
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from agent.audit_events import AuditEvent, AuditSink
+from agent.store_records import InboxItem
+from federation.isa import IsaRegistry
+from federation.isa_model import Retain
+
+__all__ = ["Retention", "RetentionReport", "add_period", "retain_for"]
+
+_PERIOD = re.compile(r"^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?$")
+PAGE = 500
+
+
+class RetentionStore(Protocol):
+    async def inbox_page(
+        self, after_cursor: int, limit: int, *, unacked_only: bool = False
+    ) -> Sequence[InboxItem]: ...
+
+    async def purge_inbox_payload(self, message_id: str, now: datetime) -> None: ...
+
+    async def purge_delivered_frames(self, now: datetime) -> Sequence[str]: ...
+
+
+def add_period(start: datetime, period: str) -> datetime:
+    """``start`` plus an ISO 8601 ``PnYnMnWnD`` period (calendar months; day clamped)."""
+    match = _PERIOD.match(period)
+    if match is None or period == "P":
+        raise ValueError(f"not an ISO 8601 period of years, months, weeks and days: {period!r}")
+    years, months, weeks, days = (int(g or 0) for g in match.groups())
+    total = start.month - 1 + months + 12 * years
+    year, month = start.year + total // 12, total % 12 + 1
+    day = min(start.day, calendar.monthrange(year, month)[1])
+    return start.replace(year=year, month=month, day=day) + timedelta(weeks=weeks, days=days)
+
+
+def retain_for(registry: IsaRegistry, agency: str, header: dict[str, Any]) -> Retain | None:
+    """The retention obligation of the flow a delivery arrived under (rule 1), if any."""
+    isa_ref = header.get("isa")
+    isa = registry.get(isa_ref.get("id", "")) if isinstance(isa_ref, dict) else None
+    if isa is None:
+        return None
+    for flow in isa.doc.flows:
+        if (
+            header.get("from") in flow.sender
+            and agency in flow.to
+            and header.get("purpose") == flow.purpose
+            and header.get("type") in flow.message_types
+        ):
+            return flow.obligations.retain
+    return None
+
+
+@dataclass
+class RetentionReport:
+    inbox_purged: list[str] = field(default_factory=list)
+    frames_purged: list[str] = field(default_factory=list)
+    audit_removed: int = 0
+
+
+class Retention:
+    """One pass of every retention rule at ``now``; the housekeeper calls ``run``."""
+
+    def __init__(
+        self,
+        store: RetentionStore,
+        audit: AuditSink,
+        registry: IsaRegistry,
+        *,
+        agency: str,
+        audit_keep: timedelta | None = None,
+        default_period: str | None = None,
+    ) -> None:
+        self.store = store
+        self.audit = audit
+        self.registry = registry
+        self.agency = agency
+        self.audit_keep = audit_keep
+        self.default_period = default_period
+
+    async def run(self, now: datetime) -> RetentionReport:
+        report = RetentionReport()
+        report.inbox_purged = await self._inbox(now)
+        report.frames_purged = await self._frames(now)
+        audit = self.audit
+        if self.audit_keep is not None and hasattr(audit, "prune_before"):
+            report.audit_removed = await audit.prune_before(now - self.audit_keep, now)
+        return report
+
+    def due_at(self, item: InboxItem) -> datetime | None:
+        """When ``item``'s payload must be shredded (rules 1-3), or None to keep it."""
+        retain = retain_for(self.registry, self.agency, item.header)
+        period = retain.period if retain is not None else self.default_period
+        return None if period is None else add_period(item.received_at, period)
+
+    async def _inbox(self, now: datetime) -> list[str]:
+        purged, cursor = [], 0
+        while True:
+            page = await self.store.inbox_page(cursor, PAGE)
+            for item in page:
+                due = None if item.purged else self.due_at(item)
+                if due is not None and due <= now:
+                    await self.store.purge_inbox_payload(item.id, now)
+                    await self._record(item.id, item.sender, item.header, due, now)
+                    purged.append(item.id)
+            if len(page) < PAGE:
+                return purged
+            cursor = page[-1].cursor
+
+    async def _record(
+        self, message_id: str, sender: str, header: dict[str, Any], due: datetime, now: datetime
+    ) -> None:
+        isa = header.get("isa") if isinstance(header.get("isa"), dict) else {}
+        assert isinstance(isa, dict)
+        await self.audit.record(
+            AuditEvent(
+                "purge", "agent", message_id, sender, isa.get("id"), isa.get("version"),
+                header.get("purpose"), header.get("type"), header.get("risk"),
+                outcome="payload_shredded",
+                detail=f"retention ended {due.isoformat()} (counted from receipt)",
+            ),
+            now,
+        )  # fmt: skip
+
+    async def _frames(self, now: datetime) -> list[str]:
+        ids = list(await self.store.purge_delivered_frames(now))
+        for message_id in ids:
+            await self.audit.record(
+                AuditEvent("purge", "agent", message_id, outcome="outbox_envelope_deleted",
+                           detail="delivery receipt received; envelope no longer needed"),
+                now,
+            )  # fmt: skip
+        return ids
