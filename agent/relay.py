@@ -1,4 +1,4 @@
-"""Background work: publish the outbox, expire overdue messages, rotate and destroy keys.
+"""Background work: publish the outbox, expire overdue messages, retention, rotate and destroy keys.
 
 Rules:
 1. The relay publishes only what the outbox holds, oldest first, and marks a message ``sent``
@@ -19,7 +19,10 @@ from datetime import timedelta
 from agent.audit_events import AuditEvent
 from agent.context import AgentContext
 from agent.errors import StoreUnavailable, TransportError
+from agent.keyrotation import KeyRotator
+from agent.retention import Retention
 from federation.envelope import peek_header
+from federation.errors import IsaRelayError
 
 __all__ = ["Housekeeper", "OutboxRelay", "backoff"]
 
@@ -95,11 +98,30 @@ class OutboxRelay:
 
 
 class Housekeeper:
-    """Expires overdue messages and retires keys, on a timer."""
+    """Expires overdue messages, enforces retention and rotates and destroys keys, on a timer.
 
-    def __init__(self, ctx: AgentContext, *, interval: float = 30.0) -> None:
+    Retention (``agent/retention.py``) and key rotation (``agent/keyrotation.py``) run at every
+    tick under ``ctx.clock``; a failure of one is logged and retried at the next tick.
+    """
+
+    def __init__(
+        self, ctx: AgentContext, *, interval: float = 30.0, audit_keep: timedelta | None = None
+    ) -> None:
         self.ctx = ctx
         self.interval = interval
+        self.retention = Retention(
+            ctx.store, ctx.audit, ctx.registry, agency=ctx.agency, audit_keep=audit_keep
+        )
+        keys = ctx.settings.keys
+        self.rotator = KeyRotator(
+            agency=ctx.agency,
+            encryption_dir=keys.encryption_dir,
+            data_dir=ctx.settings.data_dir,
+            signing_key=ctx.signing_key,
+            keyring=ctx.keyring,
+            audit=ctx.audit,
+            passphrase=keys.passphrase,
+        )
 
     async def run(self) -> None:
         while True:
@@ -107,6 +129,11 @@ class Housekeeper:
             await asyncio.sleep(self.interval)
 
     async def tick(self) -> None:
+        await self._expire()
+        await self._retain()
+        await self._rotate()
+
+    async def _expire(self) -> None:
         ctx = self.ctx
         try:
             expired = await ctx.store.expire_overdue(ctx.clock())
@@ -115,3 +142,29 @@ class Housekeeper:
         if expired:
             ctx.metrics.inc("isa_agent_expired_total", len(expired))
             log.warning("%d messages expired undelivered (non-delivery)", len(expired))
+
+    async def _retain(self) -> None:
+        try:
+            report = await self.retention.run(self.ctx.clock())
+        except StoreUnavailable as exc:
+            log.error("retention pass failed (%s); retrying next tick", exc.message)
+            return
+        if report.inbox_purged or report.frames_purged or report.audit_removed:
+            log.info(
+                "retention: %d payloads shredded, %d envelopes deleted, %d audit entries removed",
+                len(report.inbox_purged), len(report.frames_purged), report.audit_removed,
+            )  # fmt: skip
+
+    async def _rotate(self) -> None:
+        try:
+            note = await self.rotator.tick(self.ctx.clock())
+        except (IsaRelayError, OSError) as exc:
+            log.error("key rotation failed (%s); retrying next tick", exc.__class__.__name__)
+            return
+        finally:
+            self.ctx.keyring = self.rotator.keyring
+        if note is not None:
+            log.warning(
+                "encryption key rotated to %s: give data_dir/announcements/%s.json to the operator",
+                note.kid, note.kid,
+            )  # fmt: skip
