@@ -59,11 +59,19 @@ def main() -> None:
     referral = parse_payload("marac_referral", raw)
     payload = payload_dict(referral)
     consent = referral.consent
-    facts = ReferralFacts(referral.risk_level, payload,
-                          agreement=consent.agreement if consent else None,
-                          reason_not_sought=consent.reason_not_sought if consent else None)
-    kwargs = {"sender": "police-scotland", "recipient": "marac-coordinator",
-              "purpose": "marac_risk_management", "message_type": "marac_referral", "now": NOW}
+    facts = ReferralFacts(
+        referral.risk_level,
+        payload,
+        agreement=consent.agreement if consent else None,
+        reason_not_sought=consent.reason_not_sought if consent else None,
+    )
+    kwargs = {
+        "sender": "police-scotland",
+        "recipient": "marac-coordinator",
+        "purpose": "marac_risk_management",
+        "message_type": "marac_referral",
+        "now": NOW,
+    }
 
     def with_facts() -> object:
         return minimise(payload, evaluate(isa, referral=facts, **kwargs))  # type: ignore[arg-type]
@@ -73,15 +81,21 @@ def main() -> None:
         return minimise(payload_dict(referral), decision)
 
     decision = evaluate(isa, referral=facts, **kwargs)  # type: ignore[arg-type]
-    print(f"MARAC referral: {len(decision.shared_fields)} fields shared, "
-          f"{len(decision.withheld_fields)} withheld, outcome {decision.outcome}")
-    print(f"machine: sum(range(1000)) takes {_calibration():.1f} us of CPU "
-          "(a reference loop, to compare machines)")
+    print(
+        f"MARAC referral: {len(decision.shared_fields)} fields shared, "
+        f"{len(decision.withheld_fields)} withheld, outcome {decision.outcome}"
+    )
+    print(
+        f"machine: sum(range(1000)) takes {_calibration():.1f} us of CPU "
+        "(a reference loop, to compare machines)"
+    )
     for name, step in (("facts", with_facts), ("referral", with_referral)):
         rate, count = _rate(step, args.seconds)
         verdict = "meets" if rate >= TARGET else "BELOW"
-        print(f"{name:9s} evaluate+minimise: {rate:,.0f}/s per core "
-              f"({count:,} in {args.seconds:.0f}s CPU; {verdict} target {TARGET:,}/s)")
+        print(
+            f"{name:9s} evaluate+minimise: {rate:,.0f}/s per core "
+            f"({count:,} in {args.seconds:.0f}s CPU; {verdict} target {TARGET:,}/s)"
+        )
 
 
 if __name__ == "__main__":
