@@ -36,12 +36,18 @@ from typing import Any
 
 import yaml
 
-from benchmarks.rabbit import Rabbit
+from benchmarks.rabbit import Rabbit, cpu_seconds
 from broker.commands.provision import provision_command
 from broker.devfed import DevFederation, create_dev_federation
 from federation.topology import inbox_queue
 
-__all__ = ["AgentProcess", "bench_ids", "federation", "running", "scaling_policies"]
+__all__ = [
+    "AgentProcess",
+    "bench_ids",
+    "federation",
+    "running",
+    "scaling_policies",
+]
 
 REPO = Path(__file__).resolve().parents[1]
 POLICIES = REPO / "policies"
@@ -72,6 +78,10 @@ class AgentProcess:
     def pid(self) -> int:
         return self.process.pid
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the agent process so far (all its threads)."""
+        return cpu_seconds(self.pid)
+
     def healthy(self) -> bool:
         try:
             with urllib.request.urlopen(self.url + "/healthz", timeout=2) as resp:
@@ -89,11 +99,14 @@ class AgentProcess:
                 self.process.wait()
 
 
-def _rewrite_config(config: Path) -> str:
-    """Give the agent a free port and a 1 MiB body limit (for the 256 KB payload rows)."""
+def _rewrite_config(config: Path, prefetch: int | None) -> str:
+    """Give the agent a free port and a 1 MiB body limit (for the 256 KB payload rows), and
+    ``[broker] prefetch`` when one is given (else the agent's default)."""
     listen = f"127.0.0.1:{free_port()}"
     text = re.sub(r'listen = "[^"]*"', f'listen = "{listen}"\nmax_body_bytes = {MAX_BODY}',
                   config.read_text())  # fmt: skip
+    if prefetch is not None:
+        text = re.sub(r"(\[broker\]\n)", rf"\1prefetch = {prefetch}\n", text)
     config.write_text(text)
     return f"http://{listen}"
 
@@ -123,9 +136,9 @@ def vhost_of(fed: DevFederation) -> str:
     return text.split('vhost = "', 1)[1].split('"', 1)[0]
 
 
-def start_agent(fed: DevFederation, agency: str) -> AgentProcess:
+def start_agent(fed: DevFederation, agency: str, prefetch: int | None = None) -> AgentProcess:
     dev = fed.agency(agency)
-    url = _rewrite_config(dev.config)
+    url = _rewrite_config(dev.config, prefetch)
     log = dev.config.with_name("agent.log")
     with log.open("ab") as sink:
         process = subprocess.Popen(
@@ -153,12 +166,14 @@ def wait_ready(rabbit: Rabbit, fed: DevFederation, agents: list[AgentProcess]) -
 
 
 @contextlib.contextmanager
-def running(rabbit: Rabbit, fed: DevFederation, *agencies: str) -> Iterator[list[AgentProcess]]:
+def running(
+    rabbit: Rabbit, fed: DevFederation, *agencies: str, prefetch: int | None = None
+) -> Iterator[list[AgentProcess]]:
     """Start the named agents (in parallel), wait until all are ready, stop them afterwards."""
     agents: list[AgentProcess] = []
     try:
         for agency in agencies:
-            agents.append(start_agent(fed, agency))
+            agents.append(start_agent(fed, agency, prefetch))
         wait_ready(rabbit, fed, agents)
         yield agents
     finally:

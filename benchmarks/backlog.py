@@ -159,7 +159,9 @@ def summarise(samples: list[tuple[float, float, int]], n: int) -> dict[str, Any]
     }  # fmt: skip
 
 
-def run_backlog(rabbit: Rabbit, root: Path, n: int, size: int) -> dict[str, Any]:
+def run_backlog(
+    rabbit: Rabbit, root: Path, n: int, size: int, prefetch: int | None = None
+) -> dict[str, Any]:
     """Build the backlog, start the recipient, measure; the vhost is removed afterwards."""
     (sender,), (recipient,) = bench_ids(1, 1)
     policies = scaling_policies(root / "policies", [sender], [recipient])
@@ -175,7 +177,7 @@ def run_backlog(rabbit: Rabbit, root: Path, n: int, size: int) -> dict[str, Any]
         published = time.monotonic() - t0 - sealed
         del frames
         depth = rabbit.queue(vhost_of(fed), inbox_queue(recipient)).get("messages", 0)
-        agent = start_agent(fed, recipient)
+        agent = start_agent(fed, recipient, prefetch)
         try:
             wait_ready(rabbit, fed, [agent])
             result = summarise(drain(agent, n, timeout=max(600.0, n / 20)), n)

@@ -61,6 +61,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--agencies", default="2,10,50")
     parser.add_argument("--backlog", type=int, default=100_000)
     parser.add_argument(
+        "--prefetch",
+        type=int,
+        default=None,
+        help="[broker] prefetch for every agent (default: the agent's own)",
+    )
+    parser.add_argument(
         "--quick",
         action="store_true",
         help="scale every count down (a smoke run: not figures to quote)",
@@ -107,7 +113,7 @@ def pipeline_parts(rabbit: Rabbit, root: Path, args: argparse.Namespace) -> dict
     pair = [sender_id, recipient_id]
     with (
         federation(rabbit, root / "pair", agencies=pair, policies=policies) as fed,
-        running(rabbit, fed, *pair) as (sender, recipient),
+        running(rabbit, fed, *pair, prefetch=args.prefetch) as (sender, recipient),
     ):
         flow = Flow(sender, recipient)
         asyncio.run(throughput([flow], 20, 4, args.size))  # warm-up, not reported
@@ -137,7 +143,7 @@ def agencies_row(rabbit: Rabbit, root: Path, args: argparse.Namespace, n: int) -
     with federation(rabbit, root / f"fed-{n}", agencies=senders + recipients,
                     policies=policies) as fed:  # fmt: skip
         started = time.monotonic()
-        with running(rabbit, fed, *senders, *recipients) as agents:
+        with running(rabbit, fed, *senders, *recipients, prefetch=args.prefetch) as agents:
             startup = time.monotonic() - started
             by_id = {a.agency: a for a in agents}
             flows = [Flow(by_id[s], by_id[r])
@@ -213,6 +219,18 @@ def summary(results: dict[str, Any]) -> list[str]:
     if pipe:
         lines.append(f"pipeline (receipts) {pipe['receipts_per_s']:9.1f} msg/s"
                      f"   inbox arrivals {pipe['inbox_per_s']:.1f} msg/s")  # fmt: skip
+    if raw:
+        lines.append(
+            f"  CPU ms/msg: publisher+consumer {raw['cpu_ms_per_msg']:.2f}, "
+            f"broker {raw['broker_cpu_ms_per_msg']:.2f}"
+        )
+    if pipe:
+        cpu = pipe["cpu_ms_per_msg"]
+        lines.append(
+            f"  CPU ms/msg: sender {cpu['senders']:.2f}, recipient "
+            f"{cpu['recipients']:.2f}, HTTP clients {cpu['load_generator']:.2f}, "
+            f"broker {cpu['broker']:.2f}"
+        )
     if raw and pipe:
         ratio = pipe["receipts_per_s"] / raw["msg_per_s"]
         results["ratio_pipeline_to_raw"] = ratio

@@ -5,6 +5,7 @@ Rules:
    environment variables and defaults as ``tests/support/rabbitmq.py``); its admin user
    creates one vhost per measurement and deletes it afterwards, whatever happened.
 2. Only the management HTTP API is used here (synchronous urllib): no AMQP, no agent code.
+3. CPU accounting reads ``/proc/<pid>/stat`` (Linux).
 """
 
 from __future__ import annotations
@@ -19,9 +20,16 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-__all__ = ["Rabbit", "rabbit_from_env", "throwaway_vhost"]
+__all__ = [
+    "Rabbit",
+    "broker_cpu_seconds",
+    "cpu_seconds",
+    "rabbit_from_env",
+    "throwaway_vhost",
+]
 
 DEFAULT_AMQP = "amqp://guest:guest@127.0.0.1:5672/"
 DEFAULT_MANAGEMENT = "http://127.0.0.1:15672"
@@ -108,3 +116,20 @@ def throwaway_vhost(rabbit: Rabbit, prefix: str) -> Iterator[str]:
         yield name
     finally:
         rabbit.delete_vhost(name)
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def broker_cpu_seconds() -> float:
+    """CPU seconds of the local RabbitMQ node (``beam.smp``) so far; 0.0 if it is not local.
+
+    It includes whatever else the broker is doing for other users of it at the same time."""
+    total = 0.0
+    for proc in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if proc.name.isdigit() and (proc / "comm").read_text().strip() == "beam.smp":
+                total += cpu_seconds(int(proc.name))
+    return total

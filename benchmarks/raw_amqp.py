@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import resource
 import subprocess
 import sys
 import time
@@ -27,7 +28,7 @@ from typing import Any
 import aio_pika
 import aio_pika.abc
 
-from benchmarks.rabbit import Rabbit, throwaway_vhost
+from benchmarks.rabbit import Rabbit, broker_cpu_seconds, throwaway_vhost
 
 __all__ = ["RawResult", "run_raw"]
 
@@ -43,6 +44,8 @@ class RawResult:
     messages: int
     size: int
     seconds: float
+    cpu_ms_per_msg: float  # publisher + consumer processes (start-up included)
+    broker_cpu_ms_per_msg: float  # the local RabbitMQ node, whatever else it was doing
 
     @property
     def per_second(self) -> float:
@@ -50,7 +53,8 @@ class RawResult:
 
     def to_json(self) -> dict[str, Any]:
         return {"messages": self.messages, "size_bytes": self.size, "seconds": self.seconds,
-                "msg_per_s": self.per_second}  # fmt: skip
+                "msg_per_s": self.per_second, "cpu_ms_per_msg": self.cpu_ms_per_msg,
+                "broker_cpu_ms_per_msg": self.broker_cpu_ms_per_msg}  # fmt: skip
 
 
 async def _declare(channel: aio_pika.abc.AbstractChannel) -> aio_pika.abc.AbstractQueue:
@@ -117,6 +121,7 @@ def run_raw(rabbit: Rabbit, n: int, size: int) -> RawResult:
     """One measurement on a fresh vhost: start the consumer, then the publisher."""
     with throwaway_vhost(rabbit, "bench-raw") as vhost:
         url = rabbit.url_for(vhost)
+        broker_before = broker_cpu_seconds()
         consumer = _spawn("consume", url, str(n))
         try:
             assert consumer.stdout is not None
@@ -130,7 +135,9 @@ def run_raw(rabbit: Rabbit, n: int, size: int) -> RawResult:
             if consumer.poll() is None:
                 consumer.kill()
                 consumer.wait()
-    return RawResult(n, size, received["last"] - sent["start"])
+    cpu_ms = (sent["cpu"] + received["cpu"]) * 1000 / n
+    broker_ms = (broker_cpu_seconds() - broker_before) * 1000 / n
+    return RawResult(n, size, received["last"] - sent["start"], cpu_ms, broker_ms)
 
 
 def main(argv: list[str]) -> None:
@@ -139,7 +146,8 @@ def main(argv: list[str]) -> None:
         result = asyncio.run(consume(url, n))
     else:
         result = asyncio.run(publish(url, n, int(argv[3])))
-    print(json.dumps(result), flush=True)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(json.dumps(result | {"cpu": usage.ru_utime + usage.ru_stime}), flush=True)
 
 
 if __name__ == "__main__":

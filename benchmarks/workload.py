@@ -7,7 +7,8 @@ Rules:
    answers 202; the clock runs from the first submit until the sender's
    ``isa_agent_receipts_total`` (receipts back, verified) and the recipient's
    ``isa_agent_received_total`` (inbox arrivals) have grown by ``n``; counters are polled every
-   ``POLL`` seconds (that is the resolution).
+   ``POLL`` seconds (that is the resolution). Also the CPU time each side used per message
+   (``/proc/<pid>/stat``), which depends much less than wall time on what else the machine runs.
 3. Latency: an open-loop submitter starts one submit every ``1/rate`` s (never waiting for the
    previous one); a watcher reads the recipient's inbox every ``INBOX_POLL`` s; latency = first
    seen in the inbox - submit started (the poll interval bounds the error).
@@ -26,6 +27,7 @@ from typing import Any
 import aiohttp
 
 from benchmarks.agents import BENCH_ISA, AgentProcess
+from benchmarks.rabbit import broker_cpu_seconds
 from federation.synth import generate_referral
 
 __all__ = ["KIND", "PURPOSE", "Api", "Flow", "latency", "percentile", "referral", "throughput"]
@@ -111,6 +113,7 @@ async def throughput(flows: Sequence[Flow], n: int, clients: int, size: int) -> 
         base_r = {a: await api.counter("isa_agent_receipts_total") for a, api in senders.items()}
         base_i = {a: await api.counter("isa_agent_received_total") for a, api in recipients.items()}
         jobs = iter(range(n))
+        cpu = _cpu(flows)
         start = time.monotonic()
 
         async def client() -> None:
@@ -126,12 +129,23 @@ async def throughput(flows: Sequence[Flow], n: int, clients: int, size: int) -> 
                                          for a, api in senders.items()])  # fmt: skip
         inbox = await _wait_counters([(api, "isa_agent_received_total", base_i[a] + share[a])
                                       for a, api in recipients.items()])  # fmt: skip
+        used = [after - before for before, after in zip(cpu, _cpu(flows), strict=True)]
     return {
         "messages": n, "clients": clients, "payload_bytes": len(json.dumps(payload)),
+        "cpu_ms_per_msg": {"senders": used[0] * 1000 / n, "recipients": used[1] * 1000 / n,
+                           "load_generator": used[2] * 1000 / n, "broker": used[3] * 1000 / n},
         "accepted_per_s": n / (accepted - start),
         "receipts_per_s": n / (max(receipts) - start),
         "inbox_per_s": n / (max(inbox) - start),
     }  # fmt: skip
+
+
+def _cpu(flows: Sequence[Flow]) -> tuple[float, float, float, float]:
+    """CPU seconds used so far by the senders, the recipients, this process, the broker."""
+    senders = {f.sender.pid: f.sender for f in flows}.values()
+    recipients = {f.recipient.pid: f.recipient for f in flows}.values()
+    return (sum(a.cpu_seconds() for a in senders), sum(a.cpu_seconds() for a in recipients),
+            time.process_time(), broker_cpu_seconds())  # fmt: skip
 
 
 def percentile(values: Sequence[float], p: float) -> float:
