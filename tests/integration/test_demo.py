@@ -7,6 +7,8 @@ output, its directory, the process table and the broker afterwards. A second run
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.util
 import os
 import re
 import signal
@@ -18,6 +20,7 @@ import urllib.parse
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import yaml
@@ -259,3 +262,34 @@ class TestFailures:
         assert demo.returncode == 130, err
         assert processes_mentioning(directory) == []
         assert not vhost_exists(rabbit_server, vhost)
+
+
+def load_driver() -> ModuleType:
+    """scripts/demo.py as a module (it is a script, not part of a package)."""
+    spec = importlib.util.spec_from_file_location("demo_driver", REPO / "scripts" / "demo.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+class TestScenarios:
+    def test_every_shipped_flow_has_a_scenario_with_an_expected_decision(self) -> None:
+        """The hand-written scenarios cover every flow and type; none is filled in blindly."""
+        driver = load_driver()
+        assert driver.all_scenarios(REPO / "policies") == driver.SCENARIOS
+
+    def test_a_flow_without_a_scenario_still_gets_a_referral(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Drop the Caledonian scenarios: the demo still sends one (high risk, any decision)."""
+        driver = load_driver()
+        kept = tuple(s for s in driver.SCENARIOS if s.isa != "isa-caledonian-partner-contact")
+        monkeypatch.setattr(driver, "SCENARIOS", kept)
+        added = driver.all_scenarios(REPO / "policies")[len(kept) :]
+        assert [dataclasses.astuple(s) for s in added] == [
+            ("caledonian-mens", "caledonian-womens", "isa-caledonian-partner-contact",
+             "partner_safety", "caledonian_partner_contact", "high", None, None),
+        ]  # fmt: skip
