@@ -215,6 +215,9 @@ class ManifestHealth(_Wire):
     valid: bool
     serial: int | None
     expires_at: str | None
+    error: str | None = Field(
+        default=None, description="Why the last manifest offered was refused or unreachable."
+    )
 
 
 class KeyHealth(_Wire):

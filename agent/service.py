@@ -262,6 +262,7 @@ class Service:
                 valid=trust_status == "valid",
                 serial=manifest.serial if manifest else None,
                 expires_at=manifest.document.expires_at if manifest else None,
+                error=ctx.trust.last_error,
             ),
             keys=KeyHealth(valid=bool(current and announced), detail=key_detail),
             broker=BrokerHealth(connected=connected),

@@ -1,0 +1,41 @@
+"""/healthz tells an operator why a manifest was refused, and keeps the one in force."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import pytest
+
+from broker.devfed import DevFederation
+from tests.support.federation import AgentHandle, agent_settings
+
+pytestmark = [pytest.mark.rabbitmq]
+
+
+class TestHealthReportsManifestRefusal:
+    async def test_a_corrupted_manifest_is_refused_and_the_reason_shown(
+        self, live_federation: DevFederation
+    ) -> None:
+        """Garbage in the manifest file: serial unchanged, status still ok, error explains."""
+        settings = agent_settings(live_federation, "assist")
+        settings = settings.model_copy(
+            update={"trust": settings.trust.model_copy(update={"manifest_poll_seconds": 0.1})}
+        )
+        async with aiohttp.ClientSession() as session:
+            agent = AgentHandle(settings, live_federation.agency("assist").api_token, session)
+            await agent.start()
+            try:
+                _, before = await agent.get("/healthz")
+                live_federation.layout.manifest.write_bytes(b'{"format": "not a manifest"}')
+                for _ in range(100):
+                    _, after = await agent.get("/healthz")
+                    if after["manifest"]["error"]:
+                        break
+                    await asyncio.sleep(0.05)
+            finally:
+                await agent.shutdown()
+        assert before["manifest"]["error"] is None
+        assert after["manifest"]["serial"] == before["manifest"]["serial"] == 1
+        assert after["manifest"]["valid"] is True
+        assert "manifest refused" in after["manifest"]["error"]
