@@ -223,6 +223,14 @@ class TestPaths:
         missing = [src for src in sources if not (REPO / src).exists()]
         assert missing == []
 
+    def test_the_build_context_sends_exactly_what_the_dockerfile_copies(self) -> None:
+        """The Dockerfile's ignore file excludes everything except the COPY sources."""
+        ignore = (REPO / "docker" / "Dockerfile.dockerignore").read_text().splitlines()
+        allowed = {line[1:] for line in ignore if line.startswith("!")}
+        sources = {src for srcs, _ in dockerfile_copies() for src in srcs}
+        assert "*" in ignore
+        assert allowed == sources
+
     def test_every_image_path_in_the_compose_file_is_copied_from_the_repository(
         self, compose: dict[str, Any]
     ) -> None:
