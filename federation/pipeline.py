@@ -23,9 +23,16 @@ from typing import Any
 
 from federation.envelope import EnvelopeSpec, Header, IsaRef, Opened
 from federation.errors import EnvelopeRejected, PayloadInvalid
-from federation.isa import Decision, Isa, IsaRegistry, check_received, evaluate
+from federation.isa import (
+    Decision,
+    Isa,
+    IsaRegistry,
+    ReferralFacts,
+    check_received,
+    evaluate,
+)
 from federation.minimise import minimise
-from federation.referrals import parse_payload, payload_dict
+from federation.referrals import parse_payload
 
 __all__ = [
     "Accepted",
@@ -86,14 +93,14 @@ def prepare(
     ttl: timedelta,
 ) -> Prepared:
     """Validate, decide and minimise a referral. Raises ``PayloadInvalid`` for a bad payload."""
-    referral = parse_payload(message_type, payload)
+    facts = ReferralFacts.of(parse_payload(message_type, payload))  # the payload dumped once
     decision = evaluate(
         isa,
         sender=sender,
         recipient=recipient,
         purpose=purpose,
         message_type=message_type,
-        referral=referral,
+        referral=facts,
         now=now,
     )
     if decision.outcome != "PERMIT":
@@ -109,7 +116,7 @@ def prepare(
         handling=list(decision.handling),
         expires_at=now + ttl,
     )
-    return Prepared(decision, minimise(payload_dict(referral), decision), spec)
+    return Prepared(decision, minimise(facts.payload, decision), spec)
 
 
 @dataclass(frozen=True)
