@@ -136,7 +136,6 @@ class AuditLog:
         self._pool: ThreadPoolExecutor | None = None
         self._pending: list[tuple[dict[str, Any], datetime, asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
-        self._tail: tuple[int, bytes] | None = None  # (last seq, its hash), cached
 
     @property
     def verify_key(self) -> VerifyKey:
@@ -206,7 +205,6 @@ class AuditLog:
         try:
             return await self._run_raw(fn, conn)
         except sqlite3.Error as exc:
-            self._tail = None
             raise StoreUnavailable(f"cannot write the audit log: {exc}") from exc
 
     # -- recording (group commit) --------------------------------------------------------
@@ -273,18 +271,16 @@ class AuditLog:
     ) -> None:
         conn.execute("BEGIN IMMEDIATE")
         try:
-            seq, prev = self._tail if self._tail is not None else self._read_tail(conn)
+            seq, prev = self._read_tail(conn)  # under the write lock: safe across processes
             for fields, at in items:
                 seq, prev = seq + 1, self._insert(conn, seq + 1, prev, fields, at)
                 if seq % self._every == 0:
                     self._write_checkpoint(conn, seq, prev, at)
             conn.execute("COMMIT")
         except BaseException:
-            self._tail = None
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             raise
-        self._tail = (seq, prev)
 
     def _insert(
         self, conn: sqlite3.Connection, seq: int, prev: bytes, fields: dict[str, Any], at: datetime
