@@ -320,11 +320,14 @@ def _json(raw: bytes) -> Any:
 
 def _alive(pid: int, root: Path) -> bool:
     """Is ``pid`` still one of this demo's agents (not a zombie, not a recycled pid)?"""
+    child = _CHILDREN.get(pid)
+    if child is not None:
+        return child.poll() is None
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return False
+        return False  # gone (or no /proc: then only the agents of this very run are known)
     zombie = stat.rsplit(")", 1)[-1].split()[0] == "Z"
     return not zombie and b"isa-agent" in cmdline and str(root).encode() in cmdline
 
@@ -387,16 +390,18 @@ def stop_agents(root: Path, grace: float = 15.0) -> int:
     for pid in pids:
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
+    while any(_alive(pid, root) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stubborn = [pid for pid in pids if _alive(pid, root)]
+    for pid in stubborn:
+        os.kill(pid, signal.SIGKILL)
     for pid in pids:
         child = _CHILDREN.pop(pid, None)
-        while _alive(pid, root) and time.monotonic() < deadline:
-            if child is not None and child.poll() is not None:
-                break
-            time.sleep(0.05)
-        if _alive(pid, root):
-            os.kill(pid, signal.SIGKILL)
-            raise DemoError(f"agent pid {pid} ignored SIGTERM for {grace:.0f}s and was killed")
+        if child is not None:
+            child.wait()
     _write_state(root, pids={})
+    if stubborn:
+        raise DemoError(f"agents {stubborn} ignored SIGTERM for {grace:.0f}s and were killed")
     return len(pids)
 
 
