@@ -150,7 +150,7 @@ def start_agent(fed: DevFederation, agency: str, prefetch: int | None = None) ->
 
 def wait_ready(rabbit: Rabbit, fed: DevFederation, agents: list[AgentProcess]) -> None:
     """Each agent answers /healthz 200 and has a consumer on its inbox queue."""
-    vhost, deadline = vhost_of(fed), time.monotonic() + START_TIMEOUT
+    vhost, deadline = vhost_of(fed), time.monotonic() + START_TIMEOUT + 5 * len(agents)
     pending = list(agents)
     while pending:
         agent = pending[0]
@@ -161,7 +161,7 @@ def wait_ready(rabbit: Rabbit, fed: DevFederation, agents: list[AgentProcess]) -
             pending.pop(0)
             continue
         if time.monotonic() > deadline:
-            raise RuntimeError(f"agent {agent.agency} not ready after {START_TIMEOUT}s")
+            raise RuntimeError(f"agent {agent.agency} not ready in time: see {agent.log}")
         time.sleep(0.1)
 
 

@@ -57,6 +57,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--size", type=int, default=2048, help="payload bytes (raw + pipeline)")
     parser.add_argument("--rate", type=float, default=100.0, help="offered msg/s for latency")
     parser.add_argument("--latency-messages", type=int, default=1_500)
+    parser.add_argument(
+        "--latency-rates",
+        default="10,25,50",
+        help="extra offered rates for a latency-against-load table ('' for none)",
+    )
     parser.add_argument("--sizes", default="1024,16384,262144")
     parser.add_argument("--agencies", default="2,10,50")
     parser.add_argument("--backlog", type=int, default=100_000)
@@ -86,7 +91,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             min(args.latency_messages, 100),
             min(args.backlog, 500),
         )
-        args.agencies = "2,4"
+        args.agencies, args.latency_rates = "2,4", ""
     return args
 
 
@@ -128,6 +133,13 @@ def pipeline_parts(rabbit: Rabbit, root: Path, args: argparse.Namespace) -> dict
         if "sizes" in args.parts:
             out["sizes"] = [_size_row(flow, args, int(s)) for s in args.sizes.split(",")]
     return out
+
+
+def _latency_row(flow: Flow, args: argparse.Namespace, rate: float) -> dict[str, Any]:
+    n = max(20, min(args.latency_messages, int(rate * 15)))
+    row = asyncio.run(latency(flow, n, rate, args.size))
+    _say(f"latency at {rate:g}/s", row)
+    return row
 
 
 def _size_row(flow: Flow, args: argparse.Namespace, size: int) -> dict[str, Any]:
