@@ -6,6 +6,8 @@ Envelopes, in order (the numbering continues ``federation.envelope.open_envelope
 12. wait while trust is fail-closed (the message stays unacknowledged in the broker: a durable
     quarantine; nothing is accepted under a stale manifest);
 13. store durably (atomic dedupe: a replay or redelivery is never stored or delivered twice);
+    while the store is unavailable (a full disk) retry in place, never requeue: requeues count
+    towards the quorum queue's delivery limit, which dead-letters the message;
 14. send the signed ``delivered`` receipt (again for a duplicate, so a sender whose first receipt
     was lost still settles), then ack the broker.
 
@@ -18,8 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
-from typing import Any, Literal
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any, Literal, TypeVar
 
 from agent.audit_events import AuditEvent
 from agent.context import AgentContext
@@ -40,6 +43,7 @@ _UNAUTHENTICATED = frozenset(
     {"bad_frame", "bad_signature", "unknown_sender", "sender_mismatch", "replay"}
 )
 _RETRY_PAUSE = 1.0
+T = TypeVar("T")
 
 
 class Receiver:
@@ -76,18 +80,17 @@ class Receiver:
         except EnvelopeRejected as exc:
             return await self._reject(delivery, exc)
         header = accepted.header
-        try:
-            fresh = await ctx.store.accept_incoming(  # 13.
+        fresh = await self._until_stored(
+            lambda: ctx.store.accept_incoming(  # 13.
                 envelope_id=header.id, sender=header.sender, header=header.to_json(),
                 payload=canonical_json(accepted.payload), now=now,
-            )  # fmt: skip
-        except StoreUnavailable:
-            log.error("cannot store an incoming envelope durably; it stays in the broker")
-            await asyncio.sleep(_RETRY_PAUSE)
+            )
+        )  # fmt: skip
+        if fresh is None:
             return Outcome.REQUEUE
         ctx.metrics.inc("isa_agent_received_total" if fresh else "isa_agent_duplicates_total")
         if fresh:
-            await ctx.audit.record(
+            await self._audit_stored(
                 AuditEvent(
                     "receive", "agent", header.id, header.sender, header.isa.id,
                     header.isa.version, header.purpose, header.type, header.risk,
@@ -99,6 +102,32 @@ class Receiver:
             )  # fmt: skip
             ctx.inbox_wakeup.set()
         return await self._receipt(header, accepted.envelope_sha256, "delivered", None)  # 14.
+
+    async def _until_stored(self, write: Callable[[], Awaitable[T]]) -> T | None:
+        """Run a store write, retrying it here while the store is unavailable (a full disk).
+
+        The delivery stays unacknowledged meanwhile. Requeueing it instead would count towards
+        the quorum queue's delivery limit, and a few seconds of full disk would dead-letter
+        (lose) every message in flight. Returns None (requeue) only once the consumer stops.
+        """
+        while True:
+            try:
+                return await write()
+            except StoreUnavailable:
+                log.error("cannot store an incoming message durably; it waits in the broker")
+                await asyncio.sleep(_RETRY_PAUSE)
+                transport = self.ctx.transport
+                if transport is None or not transport.consuming:
+                    return None
+
+    async def _audit_stored(self, event: AuditEvent, at: datetime) -> None:
+        """Audit a delivery already committed to the inbox: if the audit log cannot be written
+        (a full disk), say so loudly but keep the delivery (a requeue would only count towards
+        the delivery limit, and the duplicate would not be audited either)."""
+        try:
+            await self.ctx.audit.record(event, at)
+        except StoreUnavailable:
+            log.error("stored %s but could not write its audit entry", event.message_id)
 
     async def _reject(self, delivery: Delivery, exc: EnvelopeRejected) -> Outcome:
         self.ctx.metrics.inc("isa_agent_rejected_total")
@@ -156,14 +185,15 @@ class Receiver:
         if receipt.to != ctx.agency:
             return Outcome.REJECT
         try:
-            outcome = await ctx.store.record_receipt(
-                envelope_id=receipt.envelope_id, frame=delivery.body, status=receipt.status,
-                reason=receipt.reason or "", at=ctx.clock(),
+            outcome = await self._until_stored(
+                lambda: ctx.store.record_receipt(
+                    envelope_id=receipt.envelope_id, frame=delivery.body, status=receipt.status,
+                    reason=receipt.reason or "", at=ctx.clock(),
+                )
             )  # fmt: skip
         except NotFound:
             outcome = "unknown"
-        except StoreUnavailable:
-            await asyncio.sleep(_RETRY_PAUSE)
+        if outcome is None:
             return Outcome.REQUEUE
         if outcome == "unknown":
             log.warning("receipt for an envelope we did not send")
