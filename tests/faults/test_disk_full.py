@@ -4,13 +4,16 @@ delivered exactly once.
 
 The disk is real: ``data_dir`` is a small tmpfs mounted for the test (the tests run as root),
 and a filler file takes all but a little of its space, so SQLite meets ENOSPC exactly as on a
-full disk. The submissions that met the full disk carry no idempotency key and the case system
+full disk. The recipient's disk is filled the same way while deliveries arrive: they must
+wait in the broker (not be dead-lettered by the queue's delivery limit) until space is freed.
+The submissions that met the full disk carry no idempotency key and the case system
 submits them again afterwards, so a 503 whose message went out anyway would show up as an
 ``unexpected`` delivery.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import subprocess
@@ -30,6 +33,7 @@ from tests.support.processes import wait_all_status
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 
 BEFORE, DURING, DISK_MB, HEADROOM = 100, 200, 16, 96 * 1024
+INCOMING, FULL_SECONDS = 100, 15.0  # longer than the queue's delivery limit of retries takes
 
 
 @contextlib.contextmanager
@@ -113,3 +117,39 @@ class TestSenderDiskFull:
         assert result.exactly_once, result
         assert result.sent == BEFORE + DURING
         assert receipts == {"delivered": BEFORE + DURING}
+
+
+class TestRecipientDiskFull:
+    async def test_deliveries_wait_out_a_full_disk_then_each_arrives_once(
+        self, pair_federation: DevFederation, fault_report: Report
+    ) -> None:
+        """Recipient's disk full for 15 s while 100 arrive: none dead-lettered, each once."""
+        timer, fed = Timer(), pair_federation
+        settings = agent_settings(fed, RECIPIENT)
+        with small_disk(settings.data_dir, DISK_MB) as disk:
+            async with aiohttp.ClientSession() as session:
+                sender = AgentHandle(
+                    agent_settings(fed, SENDER), fed.agency(SENDER).api_token, session
+                )
+                recipient = AgentHandle(settings, fed.agency(RECIPIENT).api_token, session)
+                await sender.start()
+                await recipient.start()
+                try:
+                    filler = fill(disk, HEADROOM)
+                    accepted = await CaseSystem(sender).submit_all(referrals(INCOMING, "in-full"))
+                    await asyncio.sleep(FULL_SECONDS)
+                    status, page = await recipient.get("/v1/inbox?after=0&limit=500")
+                    assert status in (200, 503), page  # reading is audited: 503, never 500
+                    while_full = len(page["items"]) if status == 200 else 0
+                    filler.unlink()
+                    received = await read_inbox(recipient, len(accepted), within=60)
+                    receipts = await wait_all_status(sender, accepted, "delivered", within=60)
+                finally:
+                    await recipient.shutdown()
+                    await sender.shutdown()
+        result = tally(accepted, received)
+        fault_report("recipient disk full", result, timer.seconds(),
+                     f"in_inbox_while_full={while_full}")  # fmt: skip
+        assert while_full < INCOMING  # the disk really was full
+        assert result.exactly_once, result
+        assert receipts == {"delivered": INCOMING}
