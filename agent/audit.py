@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import os
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -65,6 +66,7 @@ AUDIT_FILENAME = "audit.sqlite"
 SUBJECT_KEY_FILE = "subject.key"
 T = TypeVar("T")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_CONTEXT_FIELDS = ("counterparty", "isa_id", "isa_version", "purpose", "message_type", "risk")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -80,9 +82,9 @@ CREATE TABLE IF NOT EXISTS subject_index (
     seq  INTEGER NOT NULL,
     PRIMARY KEY (key, seq)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS message_subjects (
+CREATE TABLE IF NOT EXISTS message_context (
     message_id  TEXT PRIMARY KEY,
-    keys        TEXT NOT NULL
+    context     TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS checkpoints (
     seq   INTEGER PRIMARY KEY,
@@ -286,18 +288,10 @@ class AuditLog:
         self, conn: sqlite3.Connection, seq: int, prev: bytes, fields: dict[str, Any], at: datetime
     ) -> bytes:
         message_id = fields["message_id"]
-        keys: tuple[str, ...] = fields["subject_keys"]
         if message_id is not None:
-            keys = self._message_keys(conn, message_id, keys)
+            fields = self._with_context(conn, message_id, fields)
         entry = AuditEntry.model_validate(
-            {
-                **fields,
-                "subject_keys": keys,
-                "seq": seq,
-                "at": format_time(at),
-                "agency": self.agency,
-            },
-            strict=False,
+            {**fields, "seq": seq, "at": format_time(at), "agency": self.agency}, strict=False
         )
         data = entry_bytes(entry)
         digest = chain_hash(prev, data)
@@ -306,23 +300,31 @@ class AuditLog:
             (seq, _us(at), message_id, data, digest),
         )
         conn.executemany(
-            "INSERT OR IGNORE INTO subject_index (key, seq) VALUES (?, ?)", [(k, seq) for k in keys]
+            "INSERT OR IGNORE INTO subject_index (key, seq) VALUES (?, ?)",
+            [(k, seq) for k in entry.subject_keys],
         )
         return digest
 
     @staticmethod
-    def _message_keys(
-        conn: sqlite3.Connection, message_id: str, keys: tuple[str, ...]
-    ) -> tuple[str, ...]:
+    def _with_context(
+        conn: sqlite3.Connection, message_id: str, fields: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Rule 3: merge the subject keys, and fill the message's ISA, purpose, type, risk and
+        counterparty where this event does not say them, from the message's earlier entries."""
         row = conn.execute(
-            "SELECT keys FROM message_subjects WHERE message_id = ?", (message_id,)
+            "SELECT context FROM message_context WHERE message_id = ?", (message_id,)
         ).fetchone()
-        known = tuple(row[0].split()) if row is not None and row[0] else ()
-        merged = tuple(sorted(set(known) | set(keys)))
-        if merged != known:
+        known: dict[str, Any] = json.loads(row[0]) if row is not None else {}
+        keys = tuple(sorted(set(known.get("subject_keys", ())) | set(fields["subject_keys"])))
+        merged = {**fields, "subject_keys": keys}
+        for name in _CONTEXT_FIELDS:
+            if merged.get(name) is None and known.get(name) is not None:
+                merged[name] = known[name]
+        context = {n: merged.get(n) for n in (*_CONTEXT_FIELDS, "subject_keys")}
+        if context != known:
             conn.execute(
-                "INSERT OR REPLACE INTO message_subjects (message_id, keys) VALUES (?, ?)",
-                (message_id, " ".join(merged)),
+                "INSERT OR REPLACE INTO message_context (message_id, context) VALUES (?, ?)",
+                (message_id, json.dumps(context, sort_keys=True)),
             )
         return merged
 
