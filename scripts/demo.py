@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import ctypes
 import io
 import json
 import os
@@ -332,13 +333,20 @@ def _alive(pid: int, root: Path) -> bool:
     return not zombie and b"isa-agent" in cmdline and str(root).encode() in cmdline
 
 
-def _spawn(agency: str, config: Path, log: Path) -> int:
+def _term_with_parent() -> None:
+    """In the child, before exec: SIGTERM it when the driver dies, even by SIGKILL (Linux)."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _spawn(config: Path, log: Path, keep: bool) -> int:
     executable = Path(sys.executable).parent / "isa-agent"
     with log.open("ab") as out:
         process = subprocess.Popen(  # noqa: S603 - our own console script, no shell
             [str(executable), "run", "--config", str(config)],
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches the driver, which stops them in order
+            preexec_fn=None if keep else _term_with_parent,
         )  # fmt: skip
     _CHILDREN[process.pid] = process
     return process.pid
@@ -363,7 +371,7 @@ def _healthy(agent: Agent, pid: int, root: Path) -> bool:
     return status == 200
 
 
-def start_agents(fed: DevFederation, root: Path, timeout: float) -> dict[str, Agent]:
+def start_agents(fed: DevFederation, root: Path, timeout: float, keep: bool) -> dict[str, Agent]:
     """Step 3: one process per agency, pids recorded at once; wait until every /healthz is ok."""
     (root / "logs").mkdir(exist_ok=True)
     agents, pids = {}, {}
@@ -372,7 +380,7 @@ def start_agents(fed: DevFederation, root: Path, timeout: float) -> dict[str, Ag
         url = f"http://127.0.0.1:{port[1]}" if port else agency.api_url
         log = root / "logs" / f"{agency.id}.log"
         agents[agency.id] = Agent(agency.id, url, agency.api_token, log)
-        pids[agency.id] = _spawn(agency.id, agency.config.resolve(), log)
+        pids[agency.id] = _spawn(agency.config.resolve(), log, keep)
         _write_state(root, pids=pids)
     deadline, waiting = time.monotonic() + timeout, set(agents)
     while waiting:
@@ -706,7 +714,7 @@ def _exchange_all(opts: argparse.Namespace, root: Path, progress: Progress) -> d
     """Steps 1-5 and the table; raises DemoError if any referral did not behave as expected."""
     fed = build_federation(root, REPO / "policies", opts.vhost, progress.step)
     progress.step(f"starting {len(fed.agencies)} agents (logs in {root / 'logs'})")
-    agents = start_agents(fed, root, timeout=opts.timeout)
+    agents = start_agents(fed, root, timeout=opts.timeout, keep=opts.keep)
     progress.say(f"  all {len(agents)} agents report /healthz ok")
     scenarios = all_scenarios(fed.layout.policies)
     progress.step(f"sending {len(scenarios)} synthetic referrals across every ISA flow")

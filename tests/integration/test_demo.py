@@ -7,6 +7,7 @@ output, its directory, the process table and the broker afterwards. A second run
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
 import os
@@ -18,6 +19,7 @@ import time
 import urllib.error
 import urllib.parse
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -101,6 +103,22 @@ def vhost_exists(server: RabbitServer, vhost: str) -> bool:
             return False
         raise
     return True
+
+
+def wait_for(condition: Callable[[], bool], within: float) -> bool:
+    deadline = time.monotonic() + within
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return condition()
+
+
+def remove_vhost_and_users(server: RabbitServer, vhost: str) -> None:
+    """Clean up after a demo that could not (its users are named '<vhost>.<agency>')."""
+    for user in server.api("GET", "users"):
+        if user["name"].startswith(vhost + "."):
+            server.api("DELETE", f"users/{urllib.parse.quote(user['name'], safe='')}")
+    with contextlib.suppress(urllib.error.HTTPError):
+        server.api("DELETE", f"vhosts/{urllib.parse.quote(vhost, safe='')}")
 
 
 @pytest.fixture(scope="module")
@@ -252,16 +270,35 @@ class TestFailures:
             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         try:
-            deadline = time.monotonic() + 60
-            while len(agent_processes(directory)) < 8 and time.monotonic() < deadline:
-                time.sleep(0.1)
-            assert len(agent_processes(directory)) == 8
+            assert wait_for(lambda: len(agent_processes(directory)) == 8, within=60)
         finally:
             demo.send_signal(signal.SIGTERM)
             _, err = demo.communicate(timeout=60)
         assert demo.returncode == 130, err
         assert processes_mentioning(directory) == []
         assert not vhost_exists(rabbit_server, vhost)
+
+    def test_agents_do_not_outlive_a_demo_killed_with_sigkill(
+        self, tmp_path: Path, rabbit_server: RabbitServer
+    ) -> None:
+        """SIGKILL leaves the driver no chance to clean up: the agents still stop by themselves."""
+        directory, vhost = tmp_path / "kill", f"test-demo-kill-{uuid.uuid4().hex[:8]}"
+        demo = subprocess.Popen(
+            [sys.executable, "scripts/demo.py", "--dir", str(directory), "--vhost", vhost],
+            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            started = wait_for(lambda: len(agent_processes(directory)) == 8, within=60)
+        finally:
+            demo.kill()
+            demo.wait()
+        assert started
+        try:
+            assert wait_for(lambda: agent_processes(directory) == [], within=30)
+        finally:
+            for pid in agent_processes(directory):  # only if the claim failed: ours to stop
+                os.kill(pid, signal.SIGTERM)
+            remove_vhost_and_users(rabbit_server, vhost)
 
 
 def load_driver() -> ModuleType:
