@@ -1,14 +1,15 @@
 """What the agent does with each message taken from its inbox queue.
 
 Envelopes, in order (the numbering continues ``federation.envelope.open_envelope``'s 1-8 and
-``federation.pipeline.accept``'s 9-11):
+``federation.pipeline.accept``'s 9-12; see docs/protocol.md section 6):
 
-12. wait while trust is fail-closed (the message stays unacknowledged in the broker: a durable
+0.  wait while trust is fail-closed (the message stays unacknowledged in the broker: a durable
     quarantine; nothing is accepted under a stale manifest);
-13. store durably (atomic dedupe: a replay or redelivery is never stored or delivered twice);
+13. the AMQP ``user_id`` is the signer's broker user (``transport_identity``);
+14. store durably (atomic dedupe: a replay or redelivery is never stored or delivered twice);
     while the store is unavailable (a full disk) retry in place, never requeue: requeues count
     towards the quorum queue's delivery limit, which dead-letters the message;
-14. send the signed ``delivered`` receipt (again for a duplicate, so a sender whose first receipt
+15. send the signed ``delivered`` receipt (again for a duplicate, so a sender whose first receipt
     was lost still settles), then ack the broker.
 
 A rejected envelope is dead-lettered (kept for the operator) and, when its sender is
@@ -31,6 +32,7 @@ from agent.transport import Delivery, Outcome
 from federation.canonical import canonical_json
 from federation.envelope import Header, envelope_sha256, open_envelope, peek_header
 from federation.errors import EnvelopeRejected, ReceiptRejected
+from federation.manifest import Manifest
 from federation.pipeline import accept
 from federation.receipts import make_receipt, verify_receipt
 
@@ -59,7 +61,7 @@ class Receiver:
         return await self._on_envelope(delivery)
 
     async def _wait_for_trust(self) -> None:
-        # 12. quarantine; validity is time-driven (expiry), so poll rather than wait on an event
+        # 0. quarantine; validity is time-driven (expiry), so poll rather than wait on an event
         while not self.ctx.trust.state.can_send(self.ctx.clock()):  # noqa: ASYNC110
             await asyncio.sleep(_RETRY_PAUSE)
 
@@ -77,11 +79,12 @@ class Receiver:
                 max_ciphertext=limits.max_ciphertext_bytes,
             )  # fmt: skip
             accepted = accept(opened, ctx.registry)
+            _check_transport_identity(delivery, accepted.header.sender, manifest)
         except EnvelopeRejected as exc:
             return await self._reject(delivery, exc)
         header = accepted.header
         fresh = await self._until_stored(
-            lambda: ctx.store.accept_incoming(  # 13.
+            lambda: ctx.store.accept_incoming(  # 14.
                 envelope_id=header.id, sender=header.sender, header=header.to_json(),
                 payload=canonical_json(accepted.payload), now=now,
             )
@@ -101,7 +104,7 @@ class Receiver:
                 now,
             )  # fmt: skip
             ctx.inbox_wakeup.set()
-        return await self._receipt(header, accepted.envelope_sha256, "delivered", None)  # 14.
+        return await self._receipt(header, accepted.envelope_sha256, "delivered", None)  # 15.
 
     async def _until_stored(self, write: Callable[[], Awaitable[T]]) -> T | None:
         """Run a store write, retrying it here while the store is unavailable (a full disk).
@@ -184,6 +187,10 @@ class Receiver:
             return Outcome.REJECT
         if receipt.to != ctx.agency:
             return Outcome.REJECT
+        entry = manifest.agency(receipt.issuer)
+        if entry is None or delivery.user_id != entry.broker_user:
+            log.warning("receipt not published by its issuer's broker user")
+            return Outcome.REJECT
         try:
             outcome = await self._until_stored(
                 lambda: ctx.store.record_receipt(
@@ -204,6 +211,18 @@ class Receiver:
         )  # fmt: skip
         ctx.metrics.inc("isa_agent_receipts_total")
         return Outcome.ACK
+
+
+def _check_transport_identity(delivery: Delivery, sender: str, manifest: Manifest) -> None:
+    """The AMQP ``user_id`` (validated by RabbitMQ when set) must be the signer's broker user.
+
+    RabbitMQ checks ``user_id`` only when a publisher sets it, so an absent one is refused too:
+    a signed envelope published through anyone else's connection (another agency's, the
+    operator's) is not accepted, even though its signature is good (step 13).
+    """
+    entry = manifest.agency(sender)
+    if entry is None or delivery.user_id != entry.broker_user:
+        raise EnvelopeRejected("transport_identity", "AMQP user_id is not the sender's broker user")
 
 
 def _leaf_paths(payload: Any, prefix: str = "") -> set[str]:

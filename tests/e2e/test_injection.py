@@ -106,15 +106,33 @@ class Forger:
 
 
 class Broker:
-    """The admin's own AMQP connection to the federation's vhost."""
+    """The admin's AMQP connection to the federation's vhost, and the sender's own one.
 
-    def __init__(self, channel: aio_pika.abc.AbstractChannel) -> None:
+    ``inject`` publishes as the sender's broker user (``user_id`` set, so RabbitMQ validates
+    it), exactly as a misbehaving sender could; ``inject_as_admin`` publishes as the operator,
+    with no ``user_id``.
+    """
+
+    def __init__(
+        self, channel: aio_pika.abc.AbstractChannel, sender: aio_pika.abc.AbstractChannel,
+        sender_user: str,
+    ) -> None:  # fmt: skip
         self.channel = channel
+        self.sender = sender
+        self.sender_user = sender_user
 
     async def inject(self, recipient: str, frame: bytes, kind: str = "envelope") -> None:
-        exchange = await self.channel.get_exchange(EXCHANGE, ensure=False)
+        exchange = await self.sender.get_exchange(EXCHANGE, ensure=False)
         message = aio_pika.Message(
             frame, type=kind, delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=_message_id(frame), user_id=self.sender_user,
+        )  # fmt: skip
+        await exchange.publish(message, routing_key=recipient, mandatory=True)
+
+    async def inject_as_admin(self, recipient: str, frame: bytes) -> None:
+        exchange = await self.channel.get_exchange(EXCHANGE, ensure=False)
+        message = aio_pika.Message(
+            frame, type="envelope", delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             message_id=_message_id(frame),
         )  # fmt: skip
         await exchange.publish(message, routing_key=recipient, mandatory=True)
@@ -149,11 +167,20 @@ def _message_id(frame: bytes) -> str:
 async def broker(
     isolated_federation: DevFederation, rabbit_server: RabbitServer
 ) -> AsyncIterator[Broker]:
-    url = rabbit_server.amqp_url_for(vhost_of(isolated_federation))
-    connection = await aio_pika.connect(url)
+    vhost = vhost_of(isolated_federation)
+    sender = isolated_federation.agency(SENDER)
+    connection = await aio_pika.connect(rabbit_server.amqp_url_for(vhost))
+    as_sender = await aio_pika.connect(
+        rabbit_server.amqp_url_for(vhost, sender.broker_user, sender.broker_password)
+    )
     try:
-        yield Broker(await connection.channel(publisher_confirms=True))
+        yield Broker(
+            await connection.channel(publisher_confirms=True),
+            await as_sender.channel(publisher_confirms=True),
+            sender.broker_user,
+        )
     finally:
+        await as_sender.close()
         await connection.close()
 
 
@@ -292,6 +319,21 @@ class TestValidlySignedButRefusedEnvelope:
             assert (receipt.status, receipt.reason) == ("rejected", BREACHES[case].reason)
             assert (receipt.issuer, receipt.to) == (RECIPIENT, SENDER)
             assert receipt.envelope_sha256 == envelope_sha256(frame)
+            assert len(await broker.take(dead_letter_queue(RECIPIENT), 1)) == 1
+            assert await inbox_ids(agents[RECIPIENT]) == []
+
+    async def test_a_valid_envelope_published_by_anyone_but_its_sender_is_refused(
+        self, isolated_federation: DevFederation, broker: Broker
+    ) -> None:
+        """A good signature relayed through the operator's connection: `transport_identity`."""
+        forger = Forger.of(isolated_federation, SENDER)
+        frame = forger.honest(seed=5)
+        async with running_agents(isolated_federation, RECIPIENT) as agents:
+            await broker.inject_as_admin(RECIPIENT, frame)
+            receipt = receipt_for(
+                await broker.take(inbox_queue(SENDER), 1), forger, peek_header(frame).id
+            )
+            assert (receipt.status, receipt.reason) == ("rejected", "transport_identity")
             assert len(await broker.take(dead_letter_queue(RECIPIENT), 1)) == 1
             assert await inbox_ids(agents[RECIPIENT]) == []
 

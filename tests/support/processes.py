@@ -40,9 +40,7 @@ import aiohttp
 import pytest
 
 from broker.commands.provision import provision_command
-from broker.config import load_broker_config, render_broker_toml
 from broker.devfed import DevFederation, create_dev_federation
-from broker.fedstate import load_state, publish_manifest, save_state
 from tests.support.federation import POLICIES, AgentHandle, agent_settings, free_port
 from tests.support.rabbitmq import RabbitServer
 
@@ -222,24 +220,6 @@ def duplicates(ids: Iterable[str]) -> list[str]:
     return sorted(i for i, n in Counter(ids).items() if n > 1)
 
 
-def _own_broker_users(fed: DevFederation, vhost: str) -> dict[str, str]:
-    """Rename every agency's broker user to ``<vhost>.<agency>``; publish the next manifest."""
-    layout, users = fed.layout, {a.id: f"{vhost}.{a.id}" for a in fed.agencies}
-    state = load_state(layout)
-    renamed = tuple(a.model_copy(update={"broker_user": users[a.id]}) for a in state.agencies)
-    save_state(layout, state.model_copy(update={"agencies": renamed}))
-    config = load_broker_config(layout.broker_toml)
-    entries = tuple(a.model_copy(update={"broker_user": users[a.id]}) for a in config.agencies)
-    layout.broker_toml.write_text(
-        render_broker_toml(config.model_copy(update={"agencies": entries}))
-    )
-    for agency in fed.agencies:
-        old, new = f'\nuser = "{agency.id}"\n', f'\nuser = "{users[agency.id]}"\n'
-        agency.config.write_text(agency.config.read_text().replace(old, new))
-    publish_manifest(layout, datetime.now(UTC))
-    return users
-
-
 @contextlib.contextmanager
 def isolated_federation_at(root: Path, server: RabbitServer) -> Iterator[DevFederation]:
     """Every agency of the shipped ISAs on a fresh vhost, with broker users of its own."""
@@ -248,8 +228,9 @@ def isolated_federation_at(root: Path, server: RabbitServer) -> Iterator[DevFede
         root, policies=POLICIES, now=datetime.now(UTC),
         amqp_url=f"amqp://{server.host}:{server.port}/", management_url=server.management_url,
         vhost=vhost, admin_user=server.admin_user, admin_password=server.admin_password,
+        user_prefix=f"{vhost}.",
     )  # fmt: skip
-    users = _own_broker_users(fed, vhost)
+    users = {a.id: a.broker_user for a in fed.agencies}
     try:
         provision_command(fed.layout.broker_toml, dry_run=False, environ={}, out=io.StringIO())
         yield fed
