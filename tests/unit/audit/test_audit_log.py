@@ -254,3 +254,19 @@ class TestSubjectSecret:
         path.chmod(0o644)
         with pytest.raises(KeyFileError, match="group or others"):
             load_subject_secret(path)
+
+
+class TestExport:
+    async def test_entries_between_since_and_until(self, log: AuditLog) -> None:
+        """since is inclusive and until exclusive, by the entry's time."""
+        since, until = T0 + timedelta(minutes=3), T0 + timedelta(minutes=6)
+        assert [e.seq for e in await log.entries(since, until)] == [3, 4, 5]
+
+    async def test_csv_row_flattens_lists_and_basis(self, log: AuditLog) -> None:
+        """A CSV row holds withheld fields as path:reason and the lawful basis as JSON."""
+        from agent.commands.audit import CSV_COLUMNS, csv_row
+
+        row = dict(zip(CSV_COLUMNS, csv_row((await log.entries())[0]), strict=True))
+        assert row["fields_withheld"] == "victim.address:not_in_allow_list"
+        assert row["lawful_basis"] == '{"art6": ["e"]}'
+        assert row["message_id"] == "msg-1"
