@@ -1,4 +1,4 @@
-"""The audit log, subject access and retention end to end: two agents on a real RabbitMQ.
+"""The audit log, subject access, retention and key rotation end to end on a real RabbitMQ.
 
 Police Scotland sends ASSIST referrals about two different (synthetic) people. Afterwards:
 ``audit verify`` passes on both agents and names the first broken entry once one is tampered
@@ -13,7 +13,8 @@ import asyncio
 import json
 import random
 import sqlite3
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,7 +22,9 @@ import pytest
 from agent.cli import main as agent_main
 from agent.relay import Housekeeper
 from agent.runtime import open_context
+from agent.store import SqliteStore
 from agent.store_records import PayloadPurged
+from broker.agency import announce_key
 from broker.devfed import DevFederation
 from federation.synth import generate_referral
 from tests.support.federation import agent_settings, running_agents
@@ -149,3 +152,51 @@ class TestAuditEndToEnd:
         code, out = await _cli(capsys, "audit", "verify", "--config", config)
         assert code == 1
         assert "BROKEN at entry 3" in out
+
+
+def _operator_announces(fed: DevFederation, announcement: Path) -> None:
+    """The operator's step: ``isa-broker agency announce`` publishes the next manifest."""
+    announce_key(fed.layout, announcement.read_bytes(), datetime.now(UTC))
+
+
+class TestKeyRotationEndToEnd:
+    async def test_old_key_messages_open_in_grace_and_new_messages_use_the_new_key(
+        self, live_federation: DevFederation, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A message sealed to ASSIST's old key while it was offline opens after its rotation;
+        once the operator published the announcement, new messages are sealed to the new key."""
+        fed = live_federation
+        async with running_agents(fed, "police-scotland") as agents:
+            status, body = await agents["police-scotland"].post(
+                "/v1/messages", _referral(1, "Ayla SYNTHWAITE", "1990-04-01")
+            )
+            assert status == 202, body
+            before = body["id"]
+            await agents["police-scotland"].wait_status(before, {"sent"})
+
+        config = str(fed.agency("assist").config)
+        code, out = await _cli(capsys, "keys", "rotate", "--config", config)
+        assert code == 0, out
+        announcement = Path(out.split("signed announcement: ")[1].split()[0])
+        new_kid = announcement.stem
+        await asyncio.to_thread(_operator_announces, fed, announcement)
+
+        async with running_agents(fed, "police-scotland", "assist") as agents:
+            police = agents["police-scotland"]
+            await police.wait_status(before, {"delivered"})
+            status, body = await police.post(
+                "/v1/messages", _referral(2, "Bryn QUILLFEATHER", "1985-09-17")
+            )
+            assert status == 202, body
+            after = body["id"]
+            await police.wait_status(after, {"delivered"})
+
+        async with SqliteStore(agent_settings(fed, "police-scotland").data_dir) as store:
+            old_key = (await store.message_status(before)).header["recipient_key"]
+            new_key = (await store.message_status(after)).header["recipient_key"]
+        assert old_key != new_key
+        assert new_key == new_kid
+        code, out = await _cli(capsys, "audit", "export", "--config", config)
+        rotations = [json.loads(x) for x in out.splitlines() if '"key_rotation"' in x]
+        assert [r["outcome"] for r in rotations] == ["rotated"]
+        assert new_kid in rotations[0]["detail"]
