@@ -14,6 +14,11 @@ Rules:
 4. A checkpoint signed with the agency's Ed25519 key is written every ``checkpoint_every``
    entries and on close. Retention keeps a checkpoint of the last removed entry as the new
    anchor, so ``verify`` still passes after old entries are gone.
+5. Limits, stated: entries appended after the last checkpoint are protected by the chain
+   against change, but removing them from the END is only detectable once a later checkpoint
+   exists (an agent killed with SIGKILL signs none on the way out). Checkpoints verify against
+   the agency's current signing key; after re-certification with a new key, verify the older
+   part with the old public key.
 """
 
 from __future__ import annotations
