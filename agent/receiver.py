@@ -23,7 +23,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any, Literal, TypeVar
+from typing import Literal, TypeVar
 
 from agent.audit_events import AuditEvent
 from agent.context import AgentContext
@@ -33,7 +33,7 @@ from federation.canonical import canonical_json
 from federation.envelope import Header, envelope_sha256, open_envelope, peek_header
 from federation.errors import EnvelopeRejected, ReceiptRejected
 from federation.manifest import Manifest
-from federation.pipeline import accept
+from federation.pipeline import accept, leaf_paths
 from federation.receipts import make_receipt, verify_receipt
 
 __all__ = ["Receiver"]
@@ -98,7 +98,7 @@ class Receiver:
                     "receive", "agent", header.id, header.sender, header.isa.id,
                     header.isa.version, header.purpose, header.type, header.risk,
                     header.lawful_basis, "stored",
-                    fields_shared=tuple(sorted(_leaf_paths(accepted.payload))),
+                    fields_shared=tuple(sorted(leaf_paths(accepted.payload))),
                     subject_source=accepted.payload,
                 ),
                 now,
@@ -223,18 +223,3 @@ def _check_transport_identity(delivery: Delivery, sender: str, manifest: Manifes
     entry = manifest.agency(sender)
     if entry is None or delivery.user_id != entry.broker_user:
         raise EnvelopeRejected("transport_identity", "AMQP user_id is not the sender's broker user")
-
-
-def _leaf_paths(payload: Any, prefix: str = "") -> set[str]:
-    """Catalogue-style leaf paths present in a payload (lists of objects as ``[]``)."""
-    paths: set[str] = set()
-    for key, value in payload.items():
-        path = prefix + key
-        if isinstance(value, dict):
-            paths |= _leaf_paths(value, path + ".")
-        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-            for item in value:
-                paths |= _leaf_paths(item, path + "[].")
-        elif value is not None:
-            paths.add(path)
-    return paths

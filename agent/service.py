@@ -210,7 +210,9 @@ class Service:
         await self.ctx.audit.record(AuditEvent("ack", "case-system", id), now)
 
     async def isas(self) -> list[IsaSummary]:
-        return [self._summary(isa) for isa in map(self._get, self.ctx.registry.ids())]
+        """The ISAs this agency is a party to (the others are none of its business)."""
+        mine = (self._get(i) for i in self.ctx.registry.ids())
+        return [self._summary(isa) for isa in mine if isa.party(self.ctx.agency) is not None]
 
     def _get(self, isa_id: str) -> Isa:
         isa = self.ctx.registry.get(isa_id)

@@ -44,7 +44,7 @@ from broker.config import (
     rabbit_password_hash,
     render_broker_toml,
 )
-from broker.devfed import FIRST_API_PORT
+from broker.devfed import FIRST_API_PORT, agent_toml
 from broker.fedstate import (
     AgencyState,
     FederationLayout,
@@ -360,40 +360,11 @@ def _write_agent_config(
     port = FIRST_API_PORT + index
     token_hash = hashlib.sha256(token.encode()).hexdigest()
     root = pki.certificate_from_bytes(layout.root_cert.read_bytes())
-    text = _DEV_AGENT_TOML.format(
+    text = agent_toml(
         agency=added.id, fingerprint=pki.fingerprint(root), amqp=vhost_url,
         user=added.broker_user, password=added.broker_password, port=port, token_hash=token_hash,
+        header="SYNTHETIC dev agency added by isa-broker agency add --generate",
     )  # fmt: skip
     config = home / "agent.toml"
     write_private(config, text.encode())
     return config, f"http://127.0.0.1:{port}"
-
-
-# The same layout as dev-federation's agent.toml (paths relative to agencies/<id>/).
-_DEV_AGENT_TOML = """# SYNTHETIC dev agency added by isa-broker agency add --generate: {agency}
-agency = "{agency}"
-data_dir = "data"
-
-[keys]
-signing_key = "keys/signing.key"
-encryption_dir = "keys/encryption"
-
-[trust]
-root_certificate = "../../ca/root.pem"
-root_fingerprint = "{fingerprint}"
-manifest_file = "../../manifest.json"
-policies_dir = "../../policies"
-
-[broker]
-urls = ["{amqp}"]
-user = "{user}"
-password = "{password}"
-
-[api]
-listen = "127.0.0.1:{port}"
-
-[[api.clients]]
-name = "case-system"
-token_sha256 = "{token_hash}"
-scopes = ["send", "receive", "admin"]
-"""

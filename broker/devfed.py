@@ -37,7 +37,7 @@ from federation.keyfile import dump_private_key
 from federation.keys import EncryptionKey, Keyring, RotationPolicy, SigningKey, announce
 from federation.topology import DEFAULT_VHOST
 
-__all__ = ["DevAgency", "DevFederation", "create_dev_federation"]
+__all__ = ["DevAgency", "DevFederation", "agent_toml", "create_dev_federation"]
 
 CERT_VALIDITY = timedelta(days=365)
 ROOT_VALIDITY = timedelta(days=3650)
@@ -111,10 +111,19 @@ def _make_ca(layout: FederationLayout, now: datetime) -> tuple[SigningKey, x509.
     return root_key, root
 
 
-def _agent_toml(
-    agency: str, user: str, port: int, amqp: str, password: str, token_hash: str
+def agent_toml(
+    *,
+    agency: str,
+    user: str,
+    port: int,
+    amqp: str,
+    password: str,
+    token_hash: str,
+    fingerprint: str,
+    header: str = "SYNTHETIC dev federation",
 ) -> str:
-    return f"""# SYNTHETIC dev federation: agent configuration for {agency}
+    """A dev agency's ``agent.toml`` (paths relative to ``agencies/<id>/``)."""
+    return f"""# {header}: agent configuration for {agency}
 agency = "{agency}"
 data_dir = "data"
 
@@ -124,7 +133,7 @@ encryption_dir = "keys/encryption"
 
 [trust]
 root_certificate = "../../ca/root.pem"
-root_fingerprint = "{{fingerprint}}"
+root_fingerprint = "{fingerprint}"
 manifest_file = "../../manifest.json"
 policies_dir = "../../policies"
 
@@ -188,7 +197,12 @@ def _make_agency(
     port = FIRST_API_PORT + index
     config = home / "agent.toml"
     token_hash = hashlib.sha256(token.encode()).hexdigest()
-    config.write_text(_agent_toml(agency, user, port, amqp_vhost_url, password, token_hash))
+    config.write_text(
+        agent_toml(
+            agency=agency, user=user, port=port, amqp=amqp_vhost_url, password=password,
+            token_hash=token_hash, fingerprint=pki.fingerprint(root),
+        )
+    )  # fmt: skip
     config.chmod(0o600)
     write_private(home / "api-token", token.encode() + b"\n")
     (home / "data").mkdir(exist_ok=True)
@@ -224,9 +238,6 @@ def create_dev_federation(
         _make_agency(layout, ca, a, names.get(a, a), i, vhost_url, now, user_prefix + a)
         for i, a in enumerate(chosen)
     ]
-    fingerprint = pki.fingerprint(ca[1])
-    for agency in made:
-        agency.config.write_text(agency.config.read_text().replace("{fingerprint}", fingerprint))
     state = FederationState(
         name="ISA Relay DEV federation (SYNTHETIC)",
         manifest_validity_hours=manifest_validity.total_seconds() / 3600,

@@ -245,8 +245,12 @@ def _revocations(state: FederationState) -> list[Revocation]:
 def publish_manifest(layout: FederationLayout, now: datetime) -> tuple[int, list[str]]:
     """Build, sign, self-verify and write the next manifest; returns (serial, ISA ids)."""
     state = load_state(layout)
-    known = [a.id for a in state.agencies]
-    isas = load_policies(layout.policies, known_agencies=known)
+    known = {a.id for a in state.agencies}
+    # An ISA is published only when every party is a member: a federation of a few agencies
+    # (a test, a pilot) leaves out the agreements it cannot honour.
+    isas = [
+        isa for isa in load_policies(layout.policies) if {p.id for p in isa.doc.parties} <= known
+    ]
     serial = state.serial + 1
     document = ManifestDocument(
         v=1,

@@ -40,6 +40,7 @@ __all__ = [
     "accept",
     "expected_lawful_basis",
     "lawful_basis_tags",
+    "leaf_paths",
     "prepare",
 ]
 
@@ -153,3 +154,18 @@ def accept(opened: Opened, registry: IsaRegistry) -> Accepted:
     if violations:
         raise EnvelopeRejected("isa_violation", "; ".join(violations))
     return Accepted(header, opened.payload, opened.envelope_sha256)
+
+
+def leaf_paths(payload: Mapping[str, Any], prefix: str = "") -> set[str]:
+    """The catalogue-style leaf paths present in a JSON payload (lists of objects as ``[]``)."""
+    paths: set[str] = set()
+    for key, value in payload.items():
+        path = prefix + key
+        if isinstance(value, Mapping):
+            paths |= leaf_paths(value, path + ".")
+        elif isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
+            for item in value:
+                paths |= leaf_paths(item, path + "[].")
+        elif value is not None:
+            paths.add(path)
+    return paths

@@ -28,7 +28,20 @@ from agent.config import Settings, load_settings
 from agent.runtime import run_agent
 from broker.commands.provision import provision_command
 from broker.devfed import DevFederation, create_dev_federation
+from federation.pipeline import leaf_paths
 from tests.support.rabbitmq import RabbitServer
+
+__all__ = [
+    "AgentHandle",
+    "agent_settings",
+    "build_federation",
+    "free_port",
+    "leaf_paths",
+    "live_federation",
+    "remove_federation",
+    "running_agents",
+    "vhost_of",
+]
 
 REPO = Path(__file__).resolve().parents[2]
 POLICIES = REPO / "policies"
@@ -192,18 +205,3 @@ async def running_agents(
         finally:
             for handle in handles.values():
                 await handle.shutdown()
-
-
-def leaf_paths(payload: Any, prefix: str = "") -> set[str]:
-    """The catalogue-style leaf paths present in a JSON payload (lists of objects as ``[]``)."""
-    paths: set[str] = set()
-    for key, value in payload.items():
-        path = prefix + key
-        if isinstance(value, dict):
-            paths |= leaf_paths(value, path + ".")
-        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-            for item in value:
-                paths |= leaf_paths(item, path + "[].")
-        elif value is not None:
-            paths.add(path)
-    return paths
