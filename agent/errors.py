@@ -8,6 +8,7 @@
     ├── Forbidden               403  the token lacks the scope for this endpoint
     ├── Denied                  403  the ISA denies this referral (carries the Decision's reasons)
     ├── NotFound                404
+    │   └── PayloadPurged       410  the delivery exists but its payload was crypto-shredded
     ├── IdempotencyConflict     409  idempotency key reused with a different body
     ├── PayloadTooLarge         413
     ├── StoreUnavailable        503  cannot store durably (disk full, I/O error): nothing accepted
@@ -27,6 +28,7 @@ __all__ = [
     "Forbidden",
     "IdempotencyConflict",
     "NotFound",
+    "PayloadPurged",
     "PayloadTooLarge",
     "StoreUnavailable",
     "TransportError",
@@ -64,6 +66,13 @@ class Denied(LocalError):
 class NotFound(LocalError):
     http_status = 404
     title = "Not found"
+
+
+class PayloadPurged(NotFound):
+    """The delivery exists but its payload was crypto-shredded (its data key is gone)."""
+
+    http_status = 410
+    title = "Payload purged"
 
 
 class IdempotencyConflict(LocalError):

@@ -16,7 +16,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from agent.errors import NotFound
+from agent.errors import PayloadPurged
 from federation.outbox import Status
 
 __all__ = [
@@ -36,13 +36,6 @@ _FROZEN = ConfigDict(frozen=True, extra="forbid", strict=True)
 #: What ``record_receipt`` did: moved the status, ignored it (terminal already, or a duplicate),
 #: or found no outgoing message with that envelope id.
 ReceiptOutcome = Literal["applied", "ignored", "unknown"]
-
-
-class PayloadPurged(NotFound):
-    """The delivery exists but its payload was crypto-shredded (its data key is gone)."""
-
-    http_status = 410
-    title = "Payload purged"
 
 
 class EnqueueResult(BaseModel):

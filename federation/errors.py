@@ -10,7 +10,8 @@ distinct from remote ones (a peer's envelope, receipt or manifest)::
     │   ├── PolicyError               an ISA file fails to load or lint (file:line)  (400)
     │   ├── PayloadInvalid            a referral fails its schema (field errors)     (422)
     │   ├── KeyFileError              a key file is missing, unsafe or undecryptable (500 → CLI)
-    │   └── CryptoError               a local crypto operation failed                (500)
+    │   ├── CryptoError               a local crypto operation failed                (500)
+    │   └── outbox.IllegalTransition  a status move the outbox table forbids (a bug)  (409)
     └── RemoteError                   something a peer sent is unacceptable
         ├── EnvelopeRejected          ONE opaque error for every envelope failure; carries only a
         │                             reason code for the audit log and the rejection receipt
