@@ -142,6 +142,8 @@ class LimitSettings(_Strict):
     max_ciphertext_bytes: int = Field(default=1024 * 1024, ge=1024)
     message_ttl_hours: float = Field(default=120.0, gt=0)
     max_clock_skew_seconds: float = Field(default=300.0, ge=0)
+    #: how often expiry, retention and key lifecycle are checked
+    housekeeping_seconds: float = Field(default=30.0, gt=0)
 
 
 class Settings(_Strict):

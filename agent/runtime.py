@@ -140,7 +140,10 @@ async def _supervise(
         tasks = [
             group.create_task(_broker_session(ctx, connected), name="broker-session"),
             group.create_task(OutboxRelay(ctx).run(), name="outbox-relay"),
-            group.create_task(Housekeeper(ctx).run(), name="housekeeping"),
+            group.create_task(
+                Housekeeper(ctx, interval=ctx.settings.limits.housekeeping_seconds).run(),
+                name="housekeeping",
+            ),
             group.create_task(ctx.trust.poll(), name="manifest-poll"),
         ]
         webhook = ctx.settings.webhook
