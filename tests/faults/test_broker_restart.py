@@ -20,7 +20,7 @@ from tests.support.processes import wait_all_status
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 
-COUNT, RATE, FAULT_AT = 300, 25.0, 60
+COUNT, RATE, FAULT_AT = 300, 20.0, 60
 
 
 def restart(node: ClusterNode, accepted: list[str], seen: list[int]) -> None:
