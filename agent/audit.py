@@ -29,7 +29,7 @@ import functools
 import json
 import os
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -218,12 +218,21 @@ class AuditLog:
 
     async def record(self, event: AuditEvent, at: datetime) -> None:
         """Append one entry; returns once it is committed (rule 1)."""
-        fields = self._fields(event)
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((fields, at, future))
+        await self.record_many((event,), at)
+
+    async def record_many(self, events: Sequence[AuditEvent], at: datetime) -> None:
+        """Append several entries in this order in one commit (e.g. a decision and its submit:
+        one fsync instead of two on the submit path); returns once they are committed."""
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[None]] = []
+        for event in events:
+            futures.append(loop.create_future())
+            self._pending.append((self._fields(event), at, futures[-1]))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush(), name="audit-flush")
-        await future
+        for outcome in await asyncio.gather(*futures, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     def _fields(self, event: AuditEvent) -> dict[str, Any]:
         keys: tuple[str, ...] = ()

@@ -270,3 +270,28 @@ class TestExport:
         assert row["fields_withheld"] == "victim.address:not_in_allow_list"
         assert row["lawful_basis"] == '{"art6": ["e"]}'
         assert row["message_id"] == "msg-1"
+
+
+class TestRecordMany:
+    async def test_several_events_are_committed_together_in_order(self, tmp_path: Path) -> None:
+        """record_many appends its events consecutively, in the order given."""
+        async with _open(tmp_path) as audit:
+            await audit.record(_event(1), T0)
+            await audit.record_many([_event(2), _event(3)], T0)
+            entries = await audit.entries()
+            assert [(e.seq, e.message_id) for e in entries] == [
+                (1, "msg-1"),
+                (2, "msg-2"),
+                (3, "msg-3"),
+            ]
+            assert await audit.verify() is None
+
+    async def test_a_log_that_cannot_write_raises_store_unavailable(self, tmp_path: Path) -> None:
+        """No unlogged disclosure: a record that cannot be made durable raises StoreUnavailable."""
+        from agent.errors import StoreUnavailable
+
+        audit = _open(tmp_path)
+        async with audit:
+            pass
+        with pytest.raises(StoreUnavailable):
+            await audit.record(_event(1), T0)
