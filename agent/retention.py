@@ -16,6 +16,9 @@ Rules:
    ever re-send them); status, history and the receipt stay.
 5. Audit entries older than ``audit_keep`` are removed behind a signed anchor checkpoint.
 6. Every purge is itself an audit entry (one per message; one for each audit pruning).
+7. A pass is cheap when nothing is due: it scans the inbox in cursor (arrival) order from a
+   floor below which every delivery is settled (shredded, or under no obligation), and stops at
+   the first delivery younger than the shortest retention period in force.
 """
 
 from __future__ import annotations
@@ -77,6 +80,25 @@ def retain_for(registry: IsaRegistry, agency: str, header: dict[str, Any]) -> Re
     return None
 
 
+def _lower_bound(period: str) -> timedelta:
+    """A period's shortest possible length (months of 28 days, years of 365)."""
+    match = _PERIOD.match(period)
+    if match is None:
+        raise ValueError(f"not an ISO 8601 period: {period!r}")
+    years, months, weeks, days = (int(g or 0) for g in match.groups())
+    return timedelta(days=365 * years + 28 * months + 7 * weeks + days)
+
+
+def _shortest_period(registry: IsaRegistry, default: str | None) -> timedelta | None:
+    periods = [default] if default is not None else []
+    for isa_id in registry.ids():
+        isa = registry.get(isa_id)
+        for flow in isa.doc.flows if isa is not None else []:
+            if flow.obligations.retain is not None:
+                periods.append(flow.obligations.retain.period)
+    return min((_lower_bound(p) for p in periods), default=None)
+
+
 @dataclass
 class RetentionReport:
     inbox_purged: list[str] = field(default_factory=list)
@@ -103,6 +125,8 @@ class Retention:
         self.agency = agency
         self.audit_keep = audit_keep
         self.default_period = default_period
+        self._shortest = _shortest_period(registry, default_period)
+        self._floor = 0  # every delivery at or below this cursor is settled (rule 7)
 
     async def run(self, now: datetime) -> RetentionReport:
         report = RetentionReport()
@@ -120,15 +144,25 @@ class Retention:
         return None if period is None else add_period(item.received_at, period)
 
     async def _inbox(self, now: datetime) -> list[str]:
-        purged, cursor = [], 0
+        """Rule 7: scan from the floor, stop at the first delivery too young to be due."""
+        if self._shortest is None:
+            return []
+        horizon, cursor, contiguous = now - self._shortest, self._floor, True
+        purged: list[str] = []
         while True:
             page = await self.store.inbox_page(cursor, PAGE)
             for item in page:
+                if item.received_at > horizon:
+                    return purged
                 due = None if item.purged else self.due_at(item)
                 if due is not None and due <= now:
                     await self.store.purge_inbox_payload(item.id, now)
                     await self._record(item.id, item.sender, item.header, due, now)
                     purged.append(item.id)
+                settled = due is None or due <= now  # shredded now or before, or never due
+                contiguous = contiguous and settled
+                if contiguous:
+                    self._floor = item.cursor
             if len(page) < PAGE:
                 return purged
             cursor = page[-1].cursor

@@ -3,7 +3,7 @@ injected clock, every purge audited, and a purged payload unreadable."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,7 +13,7 @@ from agent.audit import AuditLog
 from agent.context import load_registry
 from agent.retention import Retention, add_period
 from agent.store import SqliteStore
-from agent.store_records import PayloadPurged
+from agent.store_records import InboxItem, PayloadPurged
 from federation.isa import IsaRegistry
 from federation.keys import SigningKey
 
@@ -158,3 +158,39 @@ class TestAuditRetention:
         assert report.audit_removed == 1
         assert await audit.verify() is None
         assert [e.outcome for e in await audit.entries()] == ["audit_entries_removed"]
+
+
+class CountingStore:
+    """The real store, noting where each inbox scan started."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        self.store = store
+        self.scans: list[int] = []
+
+    async def inbox_page(
+        self, after_cursor: int, limit: int, *, unacked_only: bool = False
+    ) -> Sequence[InboxItem]:
+        self.scans.append(after_cursor)
+        return await self.store.inbox_page(after_cursor, limit, unacked_only=unacked_only)
+
+    async def purge_inbox_payload(self, message_id: str, now: datetime) -> None:
+        await self.store.purge_inbox_payload(message_id, now)
+
+    async def purge_delivered_frames(self, now: datetime) -> Sequence[str]:
+        return await self.store.purge_delivered_frames(now)
+
+
+class TestCheapPasses:
+    async def test_a_pass_resumes_above_the_settled_floor(
+        self, parts: tuple[SqliteStore, AuditLog], registry: IsaRegistry
+    ) -> None:
+        """Once the first two deliveries are shredded, the next pass starts after them."""
+        store, audit = parts
+        for n in range(3):
+            await _receive(store, f"env-{n}", T0 + timedelta(days=400 * n))
+        counting = CountingStore(store)
+        retention = Retention(counting, audit, registry, agency="assist")
+        first = await retention.run(add_period(T0 + timedelta(days=400), "P3Y"))
+        assert first.inbox_purged == ["env-0", "env-1"]
+        await retention.run(add_period(T0 + timedelta(days=400), "P3Y") + timedelta(days=1))
+        assert counting.scans == [0, 2]
