@@ -16,6 +16,9 @@ Rules:
 5. The keyring on disk is the truth shared by ``isa-agent keys rotate`` and a running agent:
    ``KeyRotator.sync`` re-reads it when the file changed, so a rotation done from the command line
    is used by the running agent's receiver at its next housekeeping tick.
+6. A new key starts at a whole second (the announcement's resolution) strictly after the newest
+   key in the keyring, so "newest" is never a tie (two rotations in one second, or a rotation in
+   the second the previous key was made, still order).
 """
 
 from __future__ import annotations
@@ -48,7 +51,8 @@ def announcement_path(data_dir: Path, kid: str) -> Path:
 
 @dataclass(frozen=True, slots=True)
 class KeyStatus:
-    """One keyring entry as ``isa-agent keys status`` shows it (no secret)."""
+    """One keyring entry as ``isa-agent keys status`` shows it (no secret); ``state`` is
+    current, grace, destroyed, or pending (a new key whose start is still ahead)."""
 
     kid: str
     state: str
@@ -62,7 +66,7 @@ def key_status(keyring: Keyring, data_dir: Path, now: datetime) -> list[KeyStatu
     return [
         KeyStatus(
             e.kid,
-            e.state(now),
+            "pending" if now < e.not_before and e.state(now) != "destroyed" else e.state(now),
             e.not_before,
             e.retire_at,
             e.destroy_at,
@@ -124,7 +128,7 @@ class KeyRotator:
         previous = self.keyring.current(now)
         key = EncryptionKey.generate()
         write_key_file(self.encryption_dir / f"{key.kid}.key", key, self._passphrase)
-        entry = self.keyring.add(key, now)
+        entry = self.keyring.add(key, self._start(now))
         self._save()
         not_before, not_after = self.keyring.policy.announcement_window(entry.not_before)
         note = announce(
@@ -147,6 +151,12 @@ class KeyRotator:
             now,
         )  # fmt: skip
         return note
+
+    def _start(self, now: datetime) -> datetime:
+        """Rule 6: whole seconds, strictly after every key already in the keyring."""
+        start = now.replace(microsecond=0)
+        latest = max((e.not_before for e in self.keyring.entries()), default=None)
+        return latest + timedelta(seconds=1) if latest is not None and start <= latest else start
 
     async def destroy_expired(self, now: datetime, *, actor: str = "agent") -> list[str]:
         """Rule 3; returns the kids destroyed now."""

@@ -1,8 +1,8 @@
 """``isa-agent keys status|rotate --config FILE``: the agency's encryption keys.
 
 Rules:
-1. ``status`` shows every kid with its state (current, grace, destroyed) and dates, whether a
-   rotation is due, and which kid the federation manifest this agent holds publishes for it.
+1. ``status`` shows every kid with its state (pending, current, grace, destroyed) and dates,
+   whether a rotation is due, and which kid the federation manifest this agent holds publishes.
    It changes nothing. No private key material is ever printed: only kids.
 2. ``rotate`` makes a new key now (``agent.keyrotation.KeyRotator.rotate``), records it in the
    audit log and prints where the signed announcement is, and the operator's next step. A

@@ -154,9 +154,11 @@ class TestAuditEndToEnd:
         assert "BROKEN at entry 3" in out
 
 
-def _operator_announces(fed: DevFederation, announcement: Path) -> None:
-    """The operator's step: ``isa-broker agency announce`` publishes the next manifest."""
-    announce_key(fed.layout, announcement.read_bytes(), datetime.now(UTC))
+def _operator_announces(fed: DevFederation, announcement: Path) -> datetime:
+    """The operator's step: ``isa-broker agency announce`` publishes the next manifest.
+    Returns when the announced key starts (a whole second, at most one ahead)."""
+    note, _serial = announce_key(fed.layout, announcement.read_bytes(), datetime.now(UTC))
+    return datetime.fromisoformat(note.not_before)
 
 
 class TestKeyRotationEndToEnd:
@@ -179,7 +181,8 @@ class TestKeyRotationEndToEnd:
         assert code == 0, out
         announcement = Path(out.split("signed announcement: ")[1].split()[0])
         new_kid = announcement.stem
-        await asyncio.to_thread(_operator_announces, fed, announcement)
+        starts = await asyncio.to_thread(_operator_announces, fed, announcement)
+        await asyncio.sleep(max(0.0, (starts - datetime.now(UTC)).total_seconds()))
 
         async with running_agents(fed, "police-scotland", "assist") as agents:
             police = agents["police-scotland"]

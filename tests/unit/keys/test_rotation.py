@@ -165,3 +165,16 @@ class TestAutomaticRotation:
         os.utime(setup.enc_dir / "keyring.json", ns=(1, 1))
         assert setup.rotator.sync() is True
         assert setup.rotator.keyring.state(note.kid, NOW) == "current"
+
+
+class TestOrdering:
+    async def test_two_rotations_in_one_second_still_order(self, setup: Setup) -> None:
+        """The second key starts one second after the first: 'newest' is never a tie."""
+        first = await setup.rotator.rotate(NOW)
+        second = await setup.rotator.rotate(NOW)
+        assert second.not_before > first.not_before
+        later = NOW + timedelta(seconds=2)
+        current = setup.rotator.keyring.current(later)
+        assert current is not None
+        assert current.kid == second.kid
+        assert setup.rotator.keyring.state(first.kid, later) == "grace"
