@@ -178,4 +178,8 @@ def _search(args: argparse.Namespace) -> int:
             f"{m.counterparty or '-'} under {m.isa_id or '-'} {m.isa_version or ''} for "
             f"{m.purpose or '-'} ({m.outcome or '-'}; match {m.match})"
         )
+        if m.fields_shared or m.fields_withheld:
+            print(f"      shared: {', '.join(m.fields_shared) or '-'}")
+            withheld = [f"{w.path} ({w.reason})" for w in m.fields_withheld]
+            print(f"      withheld: {', '.join(withheld) or '-'}")
     return 0

@@ -95,6 +95,15 @@ class TestAuditEndToEnd:
         assert all(e["counterparty"] == "assist" and e["isa_id"] == ISA for e in found)
         assert all(e["purpose"] == "advocacy_after_charge" for e in found)
 
+        config = str(fed.agency("police-scotland").config)
+        code, table = await _cli(capsys, "audit", "search", "--config", config,
+                                 "--subject-name", alice[0], "--subject-dob", alice[1])  # fmt: skip
+        assert code == 0
+        assert f"{len(found)} audit entries about this person" in table
+        assert "shared: " in table
+        assert "withheld: " in table
+        assert "SYNTHWAITE" not in table
+
         # 3. ... and at the recipient: the receive of each of Alice's messages, none of Bryn's.
         received = await _search(capsys, fed, "assist", *alice)
         assert {e["message_id"] for e in received if e["action"] == "receive"} == about_alice
