@@ -130,6 +130,8 @@ def pipeline_parts(rabbit: Rabbit, root: Path, args: argparse.Namespace) -> dict
         if "latency" in args.parts:
             out["latency"] = asyncio.run(latency(flow, args.latency_messages, args.rate, args.size))
             _say("latency", out["latency"])
+            rates = [float(r) for r in args.latency_rates.split(",") if r]
+            out["latency_by_rate"] = [_latency_row(flow, args, r) for r in rates]
         if "sizes" in args.parts:
             out["sizes"] = [_size_row(flow, args, int(s)) for s in args.sizes.split(",")]
     return out
@@ -219,8 +221,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             step()
             if name == "raw":
                 _say("raw", results["raw"])
-    results["machine"]["load_average_at_end"] = os.getloadavg()
+            results["machine"]["load_average_at_end"] = os.getloadavg()
+            save(args.json_out, results)  # after every part: a long run keeps what it measured
     return results
+
+
+def save(path: Path, results: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2) + "\n")
 
 
 def summary(results: dict[str, Any]) -> list[str]:
@@ -273,8 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"benchmark failed: {exc}", file=sys.stderr)
         return 1
     print("\n".join(summary(results)))
-    args.json_out.parent.mkdir(parents=True, exist_ok=True)
-    args.json_out.write_text(json.dumps(results, indent=2) + "\n")
+    save(args.json_out, results)  # again: summary() adds the ratio
     print(f"results written to {args.json_out}")
     return 0
 
