@@ -18,7 +18,7 @@ Example (``isa-broker dev-federation`` writes one)::
     vhost = "isa-relay"
     admin_user = "guest"
     admin_password = "guest"                   # or ISA_BROKER_ADMIN_PASSWORD
-    delivery_limit = 5
+    delivery_limit = 100
 
     [[agencies]]
     id = "assist"

@@ -34,7 +34,11 @@ __all__ = [
 DEFAULT_VHOST: Final = "isa-relay"
 EXCHANGE: Final = "isa.messages"
 DEAD_LETTER_EXCHANGE: Final = "isa.dead"
-DEFAULT_DELIVERY_LIMIT: Final = 5
+#: High on purpose: the agent dead-letters a genuinely poison message at once (REJECT), so this
+#: limit only ever counts redeliveries after crashes, restarts and transient failures, and
+#: RabbitMQ 3.10 counts a delivery returned by a closed channel too (tests/faults found that a
+#: recipient restarted 5 times during a full disk lost its prefetch to isa.dead with a limit of 5).
+DEFAULT_DELIVERY_LIMIT: Final = 100
 
 #: Agency ids are lowercase slugs: they appear in queue names, user names and routing keys.
 AGENCY_ID_PATTERN: Final = re.compile(r"^[a-z][a-z0-9-]{1,62}$")

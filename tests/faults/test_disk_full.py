@@ -160,13 +160,6 @@ class TestRecipientDiskFull:
 
 
 class TestRecipientRestartedWhileDiskFull:
-    @pytest.mark.xfail(
-        strict=True,
-        reason="known loss: RabbitMQ 3.10 counts a delivery returned by a closed channel towards "
-        "the quorum queue's delivery limit (5), so the deliveries a recipient holds while its "
-        "disk is full are dead-lettered after 5 restarts (lost=32: the prefetch); needs "
-        "a higher delivery limit and/or no consuming while the store cannot write",
-    )
     async def test_restarts_during_a_full_disk_dead_letter_nothing(
         self, pair_federation: DevFederation, rabbit_server: RabbitServer, fault_report: Report
     ) -> None:
@@ -200,4 +193,5 @@ class TestRecipientRestartedWhileDiskFull:
         )["messages"]
         fault_report("recipient restarts, disk full", result, timer.seconds(),
                      f"restarts={RESTARTS} dead_lettered={dead}")  # fmt: skip
+        assert dead == 0
         assert result.exactly_once, result

@@ -58,10 +58,10 @@ class TestRabbitPasswordHash:
 
 class TestBrokerConfigFromDict:
     def test_defaults_follow_the_topology_contract(self) -> None:
-        """vhost isa-relay and delivery limit 5 when not given; broker_user defaults to the id."""
+        """vhost isa-relay and delivery limit 100 when not given; broker_user defaults to the id."""
         config = broker_config_from_dict({"agencies": [{"id": "assist", "password_hash": HASH_A}]})
         assert config.rabbitmq.vhost == "isa-relay"
-        assert config.rabbitmq.delivery_limit == 5
+        assert config.rabbitmq.delivery_limit == 100
         assert config.agencies[0].broker_user == "assist"
 
     def test_unknown_key_is_named_in_the_error(self) -> None:
