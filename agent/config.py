@@ -55,6 +55,7 @@ from federation.topology import is_agency_id
 __all__ = [
     "ApiClientSettings",
     "ApiSettings",
+    "AuditSettings",
     "BrokerSettings",
     "KeySettings",
     "LimitSettings",
@@ -146,6 +147,13 @@ class LimitSettings(_Strict):
     housekeeping_seconds: float = Field(default=30.0, gt=0)
 
 
+class AuditSettings(_Strict):
+    #: audit entries older than this are removed (a signed checkpoint stays as the anchor);
+    #: unset keeps them for ever (DPA 2018 s62 logs: set it to the period your APD states)
+    keep_days: float | None = Field(default=None, gt=0)
+    checkpoint_every: int = Field(default=256, ge=1, le=1_000_000)
+
+
 class Settings(_Strict):
     agency: str
     data_dir: Path
@@ -155,6 +163,7 @@ class Settings(_Strict):
     api: ApiSettings = ApiSettings()
     webhook: WebhookSettings | None = None
     limits: LimitSettings = LimitSettings()
+    audit: AuditSettings = AuditSettings()
 
     @field_validator("agency")
     @classmethod

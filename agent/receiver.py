@@ -28,10 +28,11 @@ from typing import Literal, TypeVar
 from agent.audit_events import AuditEvent
 from agent.context import AgentContext
 from agent.errors import NotFound, StoreUnavailable, TransportError
+from agent.keystore import load_keyring
 from agent.transport import Delivery, Outcome
 from federation.canonical import canonical_json
-from federation.envelope import Header, envelope_sha256, open_envelope, peek_header
-from federation.errors import EnvelopeRejected, ReceiptRejected
+from federation.envelope import Header, Opened, envelope_sha256, open_envelope, peek_header
+from federation.errors import EnvelopeRejected, KeyFileError, ReceiptRejected
 from federation.manifest import Manifest
 from federation.pipeline import accept, leaf_paths
 from federation.receipts import make_receipt, verify_receipt
@@ -65,19 +66,43 @@ class Receiver:
         while not self.ctx.trust.state.can_send(self.ctx.clock()):  # noqa: ASYNC110
             await asyncio.sleep(_RETRY_PAUSE)
 
+    def _open(self, frame: bytes, manifest: Manifest, now: datetime) -> Opened:
+        ctx, limits = self.ctx, self.ctx.settings.limits
+        return open_envelope(
+            frame, recipient=ctx.agency, keyring=ctx.keyring, manifest=manifest, now=now,
+            seen=lambda _id: False,  # dedupe is atomic with the store (step 14)
+            max_skew=timedelta(seconds=limits.max_clock_skew_seconds),
+            max_ciphertext=limits.max_ciphertext_bytes,
+        )  # fmt: skip
+
+    async def _reload_keyring(self) -> bool:
+        """Re-read the keyring from disk (``isa-agent keys rotate`` may have added a key that
+        the housekeeper has not picked up yet); True if it now holds more keys."""
+        keys = self.ctx.settings.keys
+        try:
+            fresh = await asyncio.to_thread(
+                load_keyring, keys.encryption_dir, self.ctx.keyring.policy, keys.passphrase
+            )
+        except KeyFileError as exc:
+            log.error("cannot re-read the keyring: %s", exc.message)
+            return False
+        if len(fresh.entries()) <= len(self.ctx.keyring.entries()):
+            return False
+        self.ctx.keyring = fresh
+        return True
+
     async def _on_envelope(self, delivery: Delivery) -> Outcome:
         ctx = self.ctx
         await self._wait_for_trust()
         manifest, now = ctx.trust.manifest, ctx.clock()
         assert manifest is not None
-        limits = ctx.settings.limits
         try:
-            opened = open_envelope(
-                delivery.body, recipient=ctx.agency, keyring=ctx.keyring, manifest=manifest,
-                now=now, seen=lambda _id: False,  # dedupe is atomic with the store (step 13)
-                max_skew=timedelta(seconds=limits.max_clock_skew_seconds),
-                max_ciphertext=limits.max_ciphertext_bytes,
-            )  # fmt: skip
+            try:
+                opened = self._open(delivery.body, manifest, now)
+            except EnvelopeRejected as exc:
+                if exc.reason != "key_unknown" or not await self._reload_keyring():
+                    raise
+                opened = self._open(delivery.body, manifest, now)  # a key rotated meanwhile
             accepted = accept(opened, ctx.registry)
             _check_transport_identity(delivery, accepted.header.sender, manifest)
         except EnvelopeRejected as exc:

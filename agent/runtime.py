@@ -71,6 +71,7 @@ async def open_context(settings: Settings, *, clock: Clock = utcnow) -> AsyncIte
         signing_key=signing_key,
         subject_secret=subject_secret,
         clock=clock,
+        checkpoint_every=settings.audit.checkpoint_every,
     )
     async with SqliteStore(settings.data_dir) as store, audit:
         manifest_auditor = ManifestAuditor(audit, clock)
@@ -141,7 +142,11 @@ async def _supervise(
             group.create_task(_broker_session(ctx, connected), name="broker-session"),
             group.create_task(OutboxRelay(ctx).run(), name="outbox-relay"),
             group.create_task(
-                Housekeeper(ctx, interval=ctx.settings.limits.housekeeping_seconds).run(),
+                Housekeeper(
+                    ctx,
+                    interval=ctx.settings.limits.housekeeping_seconds,
+                    audit_keep=_days(ctx.settings.audit.keep_days),
+                ).run(),
                 name="housekeeping",
             ),
             group.create_task(ctx.trust.poll(), name="manifest-poll"),
@@ -175,6 +180,10 @@ async def _first(*events: asyncio.Event) -> None:
     finally:
         for waiter in waiters:
             waiter.cancel()
+
+
+def _days(days: float | None) -> timedelta | None:
+    return None if days is None else timedelta(days=days)
 
 
 async def _pending(service: Service, limit: int) -> list[InboxItem]:

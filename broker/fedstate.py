@@ -268,7 +268,7 @@ def publish_manifest(layout: FederationLayout, now: datetime) -> tuple[int, list
         signer_cert=pki.certificate_from_bytes(layout.signer_cert.read_bytes()),
     )
     try:
-        verify_manifest(
+        manifest = verify_manifest(
             data,
             root_cert=root,
             pinned_fingerprint=pki.fingerprint(root),
@@ -281,6 +281,9 @@ def publish_manifest(layout: FederationLayout, now: datetime) -> tuple[int, list
     tmp.write_bytes(data)
     tmp.replace(layout.manifest)
     save_state(layout, state.model_copy(update={"serial": serial}))
+    from broker.keys_report import record_manifest  # keys_report imports this module
+
+    record_manifest(layout, manifest, by="publish")  # each key's first serial, exactly
     return serial, [i.id for i in isas]
 
 
