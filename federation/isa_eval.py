@@ -236,6 +236,13 @@ def _fields(ctx: _Ctx, plan: LevelPlan | None) -> _FieldResult:
     found: list[str] = []
     unknown: list[str] = []
     _present(ctx.facts.payload, shape, "", found, unknown)
+    return _fields_found(ctx, plan, found, unknown)
+
+
+def _fields_found(
+    ctx: _Ctx, plan: LevelPlan | None, found: list[str], unknown: list[str]
+) -> _FieldResult:
+    """Shared, withheld and transforms from the paths a walk found (memoised per plan)."""
     if unknown:
         errors = dict.fromkeys(sorted(set(unknown)), "unknown field")
         raise PayloadInvalid(f"the {ctx.message_type} payload has unknown fields", errors)
@@ -334,11 +341,24 @@ def evaluate(
     facts = ReferralFacts.of(referral)
     ctx = _Ctx(isa, sender, recipient, purpose, message_type, facts, now)
     outcome, flow, gate_reasons = _gates_memo(ctx)
-    reasons = list(gate_reasons)
     plan = None
     if outcome != "DENY" and flow is not None:
         plan = plan_for(isa, flow, message_type, facts.risk_level, sender)
-    shared, withheld, transforms = _fields(ctx, plan)
+    return _decision(ctx, outcome, flow, gate_reasons, plan, _fields(ctx, plan))
+
+
+def _decision(
+    ctx: _Ctx,
+    outcome: Outcome,
+    flow: Flow | None,
+    gate_reasons: tuple[str, ...],
+    plan: LevelPlan | None,
+    fields: _FieldResult,
+) -> Decision:
+    isa, sender, recipient, facts = ctx.isa, ctx.sender, ctx.recipient, ctx.facts
+    purpose, message_type, now = ctx.purpose, ctx.message_type, ctx.now
+    shared, withheld, transforms = fields
+    reasons = list(gate_reasons)
     if plan is not None:
         reasons.append(f"{len(shared)} fields shared, {len(withheld)} withheld.")
     return Decision.model_construct(

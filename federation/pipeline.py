@@ -29,9 +29,8 @@ from federation.isa import (
     IsaRegistry,
     ReferralFacts,
     check_received,
-    evaluate,
 )
-from federation.minimise import minimise
+from federation.isa_decide import evaluate_and_minimise
 from federation.referrals import parse_payload
 
 __all__ = [
@@ -95,7 +94,7 @@ def prepare(
 ) -> Prepared:
     """Validate, decide and minimise a referral. Raises ``PayloadInvalid`` for a bad payload."""
     facts = ReferralFacts.of(parse_payload(message_type, payload))  # the payload dumped once
-    decision = evaluate(
+    decision, minimised = evaluate_and_minimise(  # decide and minimise in one walk
         isa,
         sender=sender,
         recipient=recipient,
@@ -117,7 +116,7 @@ def prepare(
         handling=list(decision.handling),
         expires_at=now + ttl,
     )
-    return Prepared(decision, minimise(facts.payload, decision), spec)
+    return Prepared(decision, minimised, spec)
 
 
 @dataclass(frozen=True)
