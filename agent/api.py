@@ -145,15 +145,15 @@ async def _message(request: web.Request) -> web.StreamResponse:
 
 
 async def _inbox(request: web.Request) -> web.StreamResponse:
-    _authorize(request, "receive", query=("after", "limit"))
+    client = _authorize(request, "receive", query=("after", "limit"))
     after = _query_int(request, "after", default=0, low=0, high=MAX_CURSOR)
     limit = _query_int(request, "limit", default=DEFAULT_INBOX_LIMIT, low=1, high=MAX_INBOX_LIMIT)
-    return _json(await request.app[_SERVICE].inbox(after, limit))
+    return _json(await request.app[_SERVICE].inbox(client.name, after, limit))
 
 
 async def _ack(request: web.Request) -> web.StreamResponse:
-    _authorize(request, "receive")
-    await request.app[_SERVICE].ack(_path_id(request))
+    client = _authorize(request, "receive")
+    await request.app[_SERVICE].ack(client.name, _path_id(request))
     return web.Response(status=204)
 
 

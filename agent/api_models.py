@@ -361,12 +361,15 @@ class AgentService(Protocol):
         """Status, history and receipt of one sent message. Raises NotFound."""
         ...
 
-    async def inbox(self, after: int, limit: int) -> InboxPage:
-        """Unacknowledged deliveries with ``cursor > after``, oldest first, at most ``limit``."""
+    async def inbox(self, client: str, after: int, limit: int) -> InboxPage:
+        """Unacknowledged deliveries with ``cursor > after``, oldest first, at most ``limit``.
+
+        ``client`` (the API client reading them) is audited as the one who consulted the data
+        (DPA 2018 s62)."""
         ...
 
-    async def ack(self, id: str) -> None:
-        """The case system has the delivery. Raises NotFound. Acking twice is fine."""
+    async def ack(self, client: str, id: str) -> None:
+        """``client`` has the delivery. Raises NotFound. Acking twice is fine."""
         ...
 
     async def isas(self) -> list[IsaSummary]:

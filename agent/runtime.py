@@ -41,6 +41,9 @@ __all__ = ["broker_urls", "open_context", "run_agent"]
 
 log = logging.getLogger(__name__)
 
+#: the actor the audit log names for deliveries handed over by webhook push
+WEBHOOK_ACTOR = "webhook"
+
 
 def broker_urls(settings: Settings) -> list[str]:
     """The configured broker URLs with the agency's broker credentials filled in."""
@@ -159,7 +162,7 @@ async def _supervise(
                 webhook.secret,
                 session,
                 fetch_pending=lambda limit: _pending(service, limit),
-                mark_delivered=service.ack,
+                mark_delivered=lambda delivery_id: service.ack(WEBHOOK_ACTOR, delivery_id),
                 backoff=Backoff(maximum=webhook.max_backoff_seconds),
             )
             tasks.append(group.create_task(pusher.run(), name="webhook"))
@@ -188,7 +191,7 @@ def _days(days: float | None) -> timedelta | None:
 
 async def _pending(service: Service, limit: int) -> list[InboxItem]:
     """Deliveries the webhook has not yet handed over (unacknowledged, oldest first)."""
-    return (await service.inbox(0, limit)).items
+    return (await service.inbox(WEBHOOK_ACTOR, 0, limit)).items
 
 
 async def _forward(event: asyncio.Event, pusher: WebhookPusher) -> None:

@@ -184,7 +184,7 @@ class Service:
             receipt=receipt,
         )
 
-    async def inbox(self, after: int, limit: int) -> InboxPage:
+    async def inbox(self, client: str, after: int, limit: int) -> InboxPage:
         store = self.ctx.store
         items, delivered = [], []
         for item in await store.inbox_page(after, limit, unacked_only=True):
@@ -195,7 +195,7 @@ class Service:
             h = item.header
             delivered.append(
                 AuditEvent(
-                    "deliver", "case-system", item.id, item.sender, h["isa"]["id"],
+                    "deliver", client, item.id, item.sender, h["isa"]["id"],
                     h["isa"]["version"], h["purpose"], h["type"], h["risk"], h["lawful_basis"],
                     "read",
                 )
@@ -218,10 +218,10 @@ class Service:
         next_cursor = items[-1].cursor if items else after
         return InboxPage(items=items, next_cursor=next_cursor)
 
-    async def ack(self, id: str) -> None:
+    async def ack(self, client: str, id: str) -> None:
         now = self.ctx.clock()
         await self.ctx.store.ack(id, now)
-        await self.ctx.audit.record(AuditEvent("ack", "case-system", id), now)
+        await self.ctx.audit.record(AuditEvent("ack", client, id), now)
 
     async def isas(self) -> list[IsaSummary]:
         """The ISAs this agency is a party to (the others are none of its business)."""

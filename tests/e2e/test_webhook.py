@@ -10,6 +10,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from agent.cli import main as agent_main
 from agent.config import WebhookSettings
 from agent.webhook import SIGNATURE_HEADER, verify_signature
 from broker.devfed import DevFederation
@@ -44,7 +45,7 @@ class FlakyCaseSystem:
 
 class TestWebhookPush:
     async def test_every_delivery_reaches_the_webhook_once_despite_an_outage(
-        self, live_federation: DevFederation
+        self, live_federation: DevFederation, capsys: pytest.CaptureFixture[str]
     ) -> None:
         """5 referrals, webhook down for the first 3 attempts: all 5 pushed, signed, in the end."""
         case_system = FlakyCaseSystem(outage=3)
@@ -99,3 +100,11 @@ class TestWebhookPush:
         assert case_system.calls >= len(ids) + 3  # the outage was really retried
         assert status == 200
         assert page["items"] == []  # pushed deliveries count as acknowledged
+        capsys.readouterr()
+        config = str(fed.agency("assist").config)
+        assert await asyncio.to_thread(agent_main, ["audit", "export", "--config", config]) == 0
+        entries = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line]
+        handed_over = {
+            (e["action"], e["actor"]) for e in entries if e["action"] in {"deliver", "ack"}
+        }
+        assert handed_over == {("deliver", "webhook"), ("ack", "webhook")}  # s62: who consulted

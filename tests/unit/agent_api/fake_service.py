@@ -139,12 +139,12 @@ class FakeService:
 
     # --- receiving -------------------------------------------------------------------------
 
-    async def inbox(self, after: int, limit: int) -> InboxPage:
+    async def inbox(self, client: str, after: int, limit: int) -> InboxPage:
         self._maybe_bug()
         items = [self.inbox_items[c] for c in sorted(self.inbox_items) if c > after][:limit]
         return InboxPage(items=items, next_cursor=items[-1].cursor if items else after)
 
-    async def ack(self, id: str) -> None:
+    async def ack(self, client: str, id: str) -> None:
         self._maybe_bug()
         for cursor, item in list(self.inbox_items.items()):
             if item.id == id:
