@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 
 from broker.devfed import DevFederation
-from tests.support.federation import AgentHandle, agent_settings
+from tests.support.federation import AgentHandle, agent_settings, running_agents
 
 pytestmark = [pytest.mark.rabbitmq]
 
@@ -39,3 +39,18 @@ class TestHealthReportsManifestRefusal:
         assert after["manifest"]["serial"] == before["manifest"]["serial"] == 1
         assert after["manifest"]["valid"] is True
         assert "manifest refused" in after["manifest"]["error"]
+
+
+class TestIsaList:
+    async def test_an_agency_sees_only_the_agreements_it_is_party_to(
+        self, live_federation: DevFederation
+    ) -> None:
+        """Police Scotland's list omits the Caledonian ISA; each listed ISA names it as a party."""
+        async with running_agents(live_federation, "police-scotland") as agents:
+            status, isas = await agents["police-scotland"].get("/v1/isas")
+        assert status == 200
+        ids = {isa["id"] for isa in isas}
+        assert "isa-caledonian-partner-contact" not in ids
+        assert {"isa-police-assist-advocacy", "isa-marac-referrals"} <= ids
+        assert all("police-scotland" in isa["parties"] for isa in isas)
+        assert all(isa["active"] for isa in isas)
