@@ -21,7 +21,7 @@ from agent.context import AgentContext
 from agent.errors import StoreUnavailable, TransportError
 from agent.keyrotation import KeyRotator
 from agent.retention import Retention
-from federation.envelope import peek_header
+from agent.store_records import OutgoingMessage
 from federation.errors import IsaRelayError
 
 __all__ = ["Housekeeper", "OutboxRelay", "backoff"]
@@ -59,14 +59,13 @@ class OutboxRelay:
             due = await ctx.store.due_outgoing(ctx.clock(), BATCH)
         except StoreUnavailable:
             return 0
-        results = await asyncio.gather(*(self._publish_one(m.id, m.recipient, m.frame,
-                                                           m.attempts) for m in due))  # fmt: skip
+        results = await asyncio.gather(*(self._publish_one(m) for m in due))
         return sum(results)
 
-    async def _publish_one(
-        self, message_id: str, recipient: str, frame: bytes, attempts: int
-    ) -> int:
+    async def _publish_one(self, message: OutgoingMessage) -> int:
         ctx = self.ctx
+        message_id, recipient, frame = message.id, message.recipient, message.frame
+        attempts, header = message.attempts, message.header
         assert ctx.transport is not None
         try:
             await ctx.transport.publish(recipient, frame, message_id=message_id, kind="envelope")
@@ -83,12 +82,12 @@ class OutboxRelay:
             log.error("published %s but could not record it; it may be sent again", message_id)
             return 0
         ctx.metrics.inc("isa_agent_published_total")
-        header = peek_header(frame)
+        isa = header["isa"]
         try:
             await ctx.audit.record(
             AuditEvent(
-                "send", "agent", message_id, recipient, header.isa.id, header.isa.version,
-                header.purpose, header.type, header.risk, header.lawful_basis, "sent",
+                "send", "agent", message_id, recipient, isa["id"], isa["version"],
+                header["purpose"], header["type"], header["risk"], header["lawful_basis"], "sent",
             ),
             ctx.clock(),
             )  # fmt: skip

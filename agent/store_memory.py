@@ -127,6 +127,7 @@ class MemoryStore:
                 frame=r.frame,
                 attempts=r.attempts,
                 expires_at=r.expires_at,
+                header=dict(r.header),
             )
             for r in due[:limit]
         ]

@@ -48,7 +48,7 @@ class EnqueueResult(BaseModel):
 
 
 class OutgoingMessage(BaseModel):
-    """An outbox row the relay should publish (envelope frame bytes and where to)."""
+    """An outbox row the relay should publish (envelope frame bytes, where to, its header)."""
 
     model_config = _FROZEN
     id: str
@@ -56,6 +56,7 @@ class OutgoingMessage(BaseModel):
     frame: bytes
     attempts: int
     expires_at: datetime
+    header: dict[str, Any]  # the envelope header as stored at submit (no personal data)
 
 
 class HistoryEntry(BaseModel):

@@ -170,14 +170,19 @@ def apply_receipt(
 
 def read_due(conn: sqlite3.Connection, at: int, limit: int) -> list[OutgoingMessage]:
     rows = conn.execute(
-        "SELECT id, recipient, frame, attempts, expires_at FROM outbox"
+        "SELECT id, recipient, frame, attempts, expires_at, header_json FROM outbox"
         " WHERE status = ? AND next_attempt_at <= ? AND expires_at > ?"
         " ORDER BY next_attempt_at, created_at LIMIT ?",
         (Status.QUEUED.value, at, at, limit),
     ).fetchall()
     return [
         OutgoingMessage(
-            id=r[0], recipient=r[1], frame=bytes(r[2]), attempts=r[3], expires_at=from_us(r[4])
+            id=r[0],
+            recipient=r[1],
+            frame=bytes(r[2]),
+            attempts=r[3],
+            expires_at=from_us(r[4]),
+            header=json.loads(r[5]),
         )
         for r in rows
     ]
