@@ -28,18 +28,22 @@ import tempfile
 import time
 import urllib.parse
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.support.rabbit_node import (
+    RABBITMQ_SERVER,
+    RABBITMQCTL,
+    as_rabbitmq,
+    free_port,
+    node_env,
+)
 from tests.support.rabbitmq import RabbitServer
 
 __all__ = ["ClusterError", "ClusterNode", "RabbitCluster", "rabbit_cluster"]
 
-RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
-RABBITMQCTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"
-RABBITMQ_HOME = "/var/lib/rabbitmq"
 STARTUP_SECONDS = 120
 ADMIN = ("guest", "guest")  # a fresh node's default administrator (loopback only)
 
@@ -48,30 +52,15 @@ class ClusterError(RuntimeError):
     """A test node could not be started or administered (with its log tail)."""
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _as_rabbitmq(argv: Sequence[str]) -> list[str]:
-    if os.geteuid() == pwd.getpwnam("rabbitmq").pw_uid:
-        return list(argv)
-    return ["runuser", "-u", "rabbitmq", "--", *argv]
-
-
 @dataclass
 class ClusterNode:
     """One node: its name, ports and directory; start / stop / kill it."""
 
     name: str
     base: Path
-    amqp_port: int = field(default_factory=_free_port)
-    dist_port: int = field(default_factory=_free_port)
-    management_port: int = field(default_factory=_free_port)
+    amqp_port: int = field(default_factory=free_port)
+    dist_port: int = field(default_factory=free_port)
+    management_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -95,7 +84,7 @@ class ClusterNode:
     def ctl(self, *args: str, timeout: float = 60) -> str:
         """``rabbitmqctl -n NODE ARGS`` as the rabbitmq user; returns stdout."""
         result = subprocess.run(
-            _as_rabbitmq([RABBITMQCTL, "-n", self.name, *args]), env=self.env(),
+            as_rabbitmq([RABBITMQCTL, "-n", self.name, *args]), env=self.env(),
             capture_output=True, timeout=timeout, check=False,
         )  # fmt: skip
         if result.returncode != 0:
@@ -103,26 +92,14 @@ class ClusterNode:
         return result.stdout.decode()
 
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RABBITMQ_")}
-        env.update({
-            "HOME": RABBITMQ_HOME,
-            "RABBITMQ_CONF_ENV_FILE": str(self.base / "rabbitmq-env.conf"),
-            "RABBITMQ_NODENAME": self.name,
-            "RABBITMQ_NODE_PORT": str(self.amqp_port),
-            "RABBITMQ_DIST_PORT": str(self.dist_port),
-            "RABBITMQ_MNESIA_BASE": str(self.base / "mnesia"),
-            "RABBITMQ_LOG_BASE": str(self.base / "log"),
-            "RABBITMQ_CONFIG_FILE": str(self.base / "rabbitmq.conf"),
-            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.base / "enabled_plugins"),
-        })  # fmt: skip
-        return env
+        return node_env(self.name, self.base, self.amqp_port, self.dist_port)
 
     def start(self) -> None:
         """Start the node (with the data it already has) and wait until it answers."""
         if self.running:
             raise ClusterError(f"{self.name} is already running")
         self.process = subprocess.Popen(
-            _as_rabbitmq([RABBITMQ_SERVER]), env=self.env(), start_new_session=True,
+            as_rabbitmq([RABBITMQ_SERVER]), env=self.env(), start_new_session=True,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-import socket
 import urllib.error
 import urllib.parse
 import uuid
@@ -29,6 +28,7 @@ from agent.runtime import run_agent
 from broker.commands.provision import provision_command
 from broker.devfed import DevFederation, create_dev_federation
 from federation.pipeline import leaf_paths
+from tests.support.rabbit_node import free_port
 from tests.support.rabbitmq import RabbitServer
 
 __all__ = [
@@ -45,13 +45,6 @@ __all__ = [
 
 REPO = Path(__file__).resolve().parents[2]
 POLICIES = REPO / "policies"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def build_federation(

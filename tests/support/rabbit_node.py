@@ -30,7 +30,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["RabbitNode", "free_port", "rabbit_node"]
+__all__ = ["RabbitNode", "as_rabbitmq", "free_port", "node_env", "rabbit_node"]
 
 RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 RABBITMQCTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"
@@ -64,7 +64,7 @@ class RabbitNode:
     def ctl(self, *args: str, timeout: float = 60) -> str:
         """Run ``rabbitmqctl -n NODE ARGS`` as the rabbitmq user; returns stdout."""
         result = subprocess.run(
-            _as_rabbitmq([RABBITMQCTL, "-n", self.name, *args]), env=self._env(),
+            as_rabbitmq([RABBITMQCTL, "-n", self.name, *args]), env=self._env(),
             capture_output=True, timeout=timeout, check=False,
         )
         if result.returncode != 0:
@@ -76,22 +76,28 @@ class RabbitNode:
         return "".join(p.read_text(errors="replace")[-limit:] for p in logs)
 
     def _env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RABBITMQ_")}
-        env.update({
-            "HOME": RABBITMQ_HOME,
-            "RABBITMQ_CONF_ENV_FILE": str(self.base / "rabbitmq-env.conf"),
-            "RABBITMQ_NODENAME": self.name,
-            "RABBITMQ_NODE_PORT": str(self.amqp_port),
-            "RABBITMQ_DIST_PORT": str(self.dist_port),
-            "RABBITMQ_MNESIA_BASE": str(self.base / "mnesia"),
-            "RABBITMQ_LOG_BASE": str(self.base / "log"),
-            "RABBITMQ_CONFIG_FILE": str(self.base / "rabbitmq.conf"),
-            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.base / "enabled_plugins"),
-        })
-        return env
+        return node_env(self.name, self.base, self.amqp_port, self.dist_port)
 
 
-def _as_rabbitmq(argv: Sequence[str]) -> list[str]:
+def node_env(name: str, base: Path, amqp_port: int, dist_port: int) -> dict[str, str]:
+    """The environment that makes ``rabbitmq-server`` / ``rabbitmqctl`` this test node."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RABBITMQ_")}
+    env.update({
+        "HOME": RABBITMQ_HOME,
+        "RABBITMQ_CONF_ENV_FILE": str(base / "rabbitmq-env.conf"),
+        "RABBITMQ_NODENAME": name,
+        "RABBITMQ_NODE_PORT": str(amqp_port),
+        "RABBITMQ_DIST_PORT": str(dist_port),
+        "RABBITMQ_MNESIA_BASE": str(base / "mnesia"),
+        "RABBITMQ_LOG_BASE": str(base / "log"),
+        "RABBITMQ_CONFIG_FILE": str(base / "rabbitmq.conf"),
+        "RABBITMQ_ENABLED_PLUGINS_FILE": str(base / "enabled_plugins"),
+    })  # fmt: skip
+    return env
+
+
+def as_rabbitmq(argv: Sequence[str]) -> list[str]:
+    """``argv`` run as the ``rabbitmq`` user (Debian's packaging owns the node as that user)."""
     if os.geteuid() == pwd.getpwnam("rabbitmq").pw_uid:
         return list(argv)
     return ["runuser", "-u", "rabbitmq", "--", *argv]
@@ -129,7 +135,7 @@ def rabbit_node(
                       extra_ports=dict(extra_ports or {}))
     _prepare(base, config, plugins, node)
     node.process = subprocess.Popen(
-        _as_rabbitmq([RABBITMQ_SERVER]), env=node._env(), start_new_session=True,
+        as_rabbitmq([RABBITMQ_SERVER]), env=node._env(), start_new_session=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
