@@ -29,7 +29,8 @@ import functools
 import json
 import os
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -71,6 +72,7 @@ AUDIT_FILENAME = "audit.sqlite"
 SUBJECT_KEY_FILE = "subject.key"
 T = TypeVar("T")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_CONTEXT_CACHE = 4096  # messages whose context stays in memory
 _CONTEXT_FIELDS = ("counterparty", "isa_id", "isa_version", "purpose", "message_type", "risk")
 
 _SCHEMA = """
@@ -143,6 +145,14 @@ class AuditLog:
         self._pool: ThreadPoolExecutor | None = None
         self._pending: list[tuple[dict[str, Any], datetime, asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        # recent message contexts (rule 3), so that a message's later entries read no row
+        self._contexts: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        # the subject keys of the last payload (its decision and submit events share it)
+        self._last_keys: tuple[Mapping[str, Any] | None, str | None, tuple[str, ...]] = (
+            None,
+            None,
+            (),
+        )
 
     @property
     def verify_key(self) -> VerifyKey:
@@ -236,8 +246,14 @@ class AuditLog:
 
     def _fields(self, event: AuditEvent) -> dict[str, Any]:
         keys: tuple[str, ...] = ()
-        if event.subject_source is not None and event.message_type is not None:
-            keys = subject_keys(self._secret, event.message_type, event.subject_source)
+        source, message_type = event.subject_source, event.message_type
+        if source is not None and message_type is not None:
+            last_source, last_type, last_keys = self._last_keys
+            if source is last_source and message_type == last_type:
+                keys = last_keys  # the same payload object (held here, so its id is not reused)
+            else:
+                keys = subject_keys(self._secret, message_type, source)
+                self._last_keys = (source, message_type, keys)
         return {
             "action": event.action,
             "actor": event.actor,
@@ -262,7 +278,7 @@ class AuditLog:
             items = [(fields, at) for fields, at, _ in batch]
             try:
                 await self._run(functools.partial(self._append, items=items))
-            except StoreUnavailable as exc:
+            except Exception as exc:  # a full disk, or a bug: every waiter hears it, none hangs
                 for *_, future in batch:
                     if not future.done():
                         future.set_exception(exc)
@@ -294,6 +310,7 @@ class AuditLog:
                     self._write_checkpoint(conn, seq, prev, at)
             conn.execute("COMMIT")
         except BaseException:
+            self._contexts.clear()  # it may hold contexts that were rolled back
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             raise
@@ -313,22 +330,27 @@ class AuditLog:
             "INSERT INTO entries (seq, at_us, message_id, data, entry_hash) VALUES (?, ?, ?, ?, ?)",
             (seq, _us(at), message_id, data, digest),
         )
-        conn.executemany(
-            "INSERT OR IGNORE INTO subject_index (key, seq) VALUES (?, ?)",
-            [(k, seq) for k in entry.subject_keys],
-        )
+        if entry.subject_keys:
+            conn.executemany(
+                "INSERT OR IGNORE INTO subject_index (key, seq) VALUES (?, ?)",
+                [(k, seq) for k in entry.subject_keys],
+            )
         return digest
 
-    @staticmethod
     def _with_context(
-        conn: sqlite3.Connection, message_id: str, fields: dict[str, Any]
+        self, conn: sqlite3.Connection, message_id: str, fields: dict[str, Any]
     ) -> dict[str, Any]:
         """Rule 3: merge the subject keys, and fill the message's ISA, purpose, type, risk and
-        counterparty where this event does not say them, from the message's earlier entries."""
-        row = conn.execute(
-            "SELECT context FROM message_context WHERE message_id = ?", (message_id,)
-        ).fetchone()
-        known: dict[str, Any] = json.loads(row[0]) if row is not None else {}
+        counterparty where this event does not say them, from the message's earlier entries
+        (kept in memory for recent messages; only this log's writer thread writes them)."""
+        known = self._contexts.get(message_id)
+        if known is None:
+            row = conn.execute(
+                "SELECT context FROM message_context WHERE message_id = ?", (message_id,)
+            ).fetchone()
+            known = json.loads(row[0]) if row is not None else {}
+        else:
+            self._contexts.move_to_end(message_id)
         keys = tuple(sorted(set(known.get("subject_keys", ())) | set(fields["subject_keys"])))
         merged = {**fields, "subject_keys": keys}
         for name in _CONTEXT_FIELDS:
@@ -340,6 +362,9 @@ class AuditLog:
                 "INSERT OR REPLACE INTO message_context (message_id, context) VALUES (?, ?)",
                 (message_id, json.dumps(context, sort_keys=True)),
             )
+        self._contexts[message_id] = context
+        if len(self._contexts) > _CONTEXT_CACHE:
+            self._contexts.popitem(last=False)
         return merged
 
     # -- checkpoints and anchor ----------------------------------------------------------

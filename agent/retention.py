@@ -23,6 +23,7 @@ Rules:
 
 from __future__ import annotations
 
+import asyncio
 import calendar
 import re
 from collections.abc import Sequence
@@ -39,6 +40,7 @@ __all__ = ["Retention", "RetentionReport", "add_period", "retain_for"]
 
 _PERIOD = re.compile(r"^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?$")
 PAGE = 500
+FRAME_BATCH = 256
 
 
 class RetentionStore(Protocol):
@@ -48,7 +50,7 @@ class RetentionStore(Protocol):
 
     async def purge_inbox_payload(self, message_id: str, now: datetime) -> None: ...
 
-    async def purge_delivered_frames(self, now: datetime) -> Sequence[str]: ...
+    async def purge_delivered_frames(self, now: datetime, limit: int = ...) -> Sequence[str]: ...
 
 
 def add_period(start: datetime, period: str) -> datetime:
@@ -183,11 +185,18 @@ class Retention:
         )  # fmt: skip
 
     async def _frames(self, now: datetime) -> list[str]:
-        ids = list(await self.store.purge_delivered_frames(now))
-        for message_id in ids:
-            await self.audit.record(
+        """Rule 4, in batches of ``FRAME_BATCH``: one store transaction and one audit commit
+        each, so that submits and deliveries queued meanwhile wait for one batch at most."""
+        purged: list[str] = []
+        while True:
+            ids = list(await self.store.purge_delivered_frames(now, limit=FRAME_BATCH))
+            events = [
                 AuditEvent("purge", "agent", message_id, outcome="outbox_envelope_deleted",
-                           detail="delivery receipt received; envelope no longer needed"),
-                now,
-            )  # fmt: skip
-        return ids
+                           detail="delivery receipt received; envelope no longer needed")
+                for message_id in ids
+            ]  # fmt: skip
+            # concurrent records share one group commit (AuditLog queues them in this order)
+            await asyncio.gather(*(self.audit.record(event, now) for event in events))
+            purged += ids
+            if len(ids) < FRAME_BATCH:
+                return purged

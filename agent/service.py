@@ -40,10 +40,10 @@ from agent.api_models import (
 )
 from agent.audit_events import AuditEvent
 from agent.context import AgentContext
-from agent.errors import Denied, NotFound, StoreUnavailable
+from agent.errors import Denied, NotFound, PayloadTooLarge, StoreUnavailable
 from agent.store_records import PayloadPurged
 from federation.canonical import canonical_json, format_time
-from federation.envelope import peek_header, seal
+from federation.envelope import seal_envelope
 from federation.isa import Decision, Isa, explain
 from federation.pipeline import prepare
 
@@ -96,15 +96,17 @@ class Service:
         key = manifest.current_encryption_key(req.to, now)
         if key is None:
             raise Denied(f"{req.to} has no current encryption key in the federation manifest")
-        frame = seal(
+        sealed = seal_envelope(
             prepared.payload, prepared.spec, signing_key=ctx.signing_key,
             recipient_public=key.public_bytes(), now=now,
         )  # fmt: skip
-        header = peek_header(frame, max_ciphertext=ctx.settings.limits.max_ciphertext_bytes)
+        if sealed.ciphertext_length > ctx.settings.limits.max_ciphertext_bytes:
+            raise PayloadTooLarge("the sealed referral is over [limits] max_ciphertext_bytes")
         result = await ctx.store.enqueue_outgoing(
-            message_id=header.id, client=client, idempotency_key=req.idempotency_key,
-            body_sha256=_body_sha256(req), recipient=req.to, header=header.to_json(),
-            frame=frame, now=now, expires_at=prepared.spec.expires_at,
+            message_id=sealed.header.id, client=client, idempotency_key=req.idempotency_key,
+            body_sha256=_body_sha256(req) if req.idempotency_key is not None else "",
+            recipient=req.to, header=sealed.header.to_json(), frame=sealed.frame, now=now,
+            expires_at=prepared.spec.expires_at,
         )  # fmt: skip
         if result.created:
             submitted = AuditEvent(

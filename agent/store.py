@@ -412,17 +412,19 @@ class SqliteStore:
 
     # -- retention (outbox) -----------------------------------------------------------------
 
-    async def purge_delivered_frames(self, now: datetime) -> Sequence[str]:
-        """Retention: delete the envelope frames of messages whose delivery receipt arrived
-        (status, history and receipt stay). Returns the ids purged now (idempotent)."""
+    async def purge_delivered_frames(self, now: datetime, limit: int = 256) -> Sequence[str]:
+        """Retention: delete the envelope frames of up to ``limit`` messages whose delivery
+        receipt arrived (status, history and receipt stay). Returns the ids purged now
+        (idempotent). Bounded, so that a pass after a burst never holds the writer for long:
+        the caller repeats while it gets ``limit`` ids back."""
         at = to_us(now)
 
         def job(conn: sqlite3.Connection) -> list[str]:
             ids = [
                 r[0]
                 for r in conn.execute(
-                    "SELECT id FROM outbox WHERE status = ? AND length(frame) > 0",
-                    (Status.DELIVERED.value,),
+                    "SELECT id FROM outbox WHERE status = ? AND length(frame) > 0 LIMIT ?",
+                    (Status.DELIVERED.value, limit),
                 )
             ]
             for message_id in ids:

@@ -136,14 +136,22 @@ def vhost_of(fed: DevFederation) -> str:
     return text.split('vhost = "', 1)[1].split('"', 1)[0]
 
 
-def start_agent(fed: DevFederation, agency: str, prefetch: int | None = None) -> AgentProcess:
+def start_agent(
+    fed: DevFederation, agency: str, prefetch: int | None = None, profile: Path | None = None
+) -> AgentProcess:
+    """``isa-agent run``; under cProfile (``benchmarks.profiled``) when ``profile`` names a
+    directory, which gets ``<agency>.pstats`` when the agent stops."""
     dev = fed.agency(agency)
     url = _rewrite_config(dev.config, prefetch)
     log = dev.config.with_name("agent.log")
+    command = [str(AGENT)]
+    if profile is not None:
+        profile.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, "-m", "benchmarks.profiled", str(profile / f"{agency}.pstats")]
     with log.open("ab") as sink:
         process = subprocess.Popen(
-            [str(AGENT), "run", "--config", str(dev.config), "--log-level", "WARNING"],
-            stdout=sink, stderr=subprocess.STDOUT, env=os.environ.copy(),
+            [*command, "run", "--config", str(dev.config), "--log-level", "WARNING"],
+            stdout=sink, stderr=subprocess.STDOUT, env=os.environ.copy(), cwd=REPO,
         )  # fmt: skip
     return AgentProcess(agency, url, dev.api_token, process, log)
 
@@ -167,13 +175,17 @@ def wait_ready(rabbit: Rabbit, fed: DevFederation, agents: list[AgentProcess]) -
 
 @contextlib.contextmanager
 def running(
-    rabbit: Rabbit, fed: DevFederation, *agencies: str, prefetch: int | None = None
+    rabbit: Rabbit,
+    fed: DevFederation,
+    *agencies: str,
+    prefetch: int | None = None,
+    profile: Path | None = None,
 ) -> Iterator[list[AgentProcess]]:
     """Start the named agents (in parallel), wait until all are ready, stop them afterwards."""
     agents: list[AgentProcess] = []
     try:
         for agency in agencies:
-            agents.append(start_agent(fed, agency, prefetch))
+            agents.append(start_agent(fed, agency, prefetch, profile))
         wait_ready(rabbit, fed, agents)
         yield agents
     finally:

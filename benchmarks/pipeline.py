@@ -76,6 +76,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="scale every count down (a smoke run: not figures to quote)",
     )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="run the pipeline pair under cProfile; <agency>.pstats files go in this directory",
+    )
     parser.add_argument("--json-out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--workdir", type=Path, default=None, help="default: a temp dir")
     parser.add_argument("--amqp-url", default=None, help="admin URL (default $AMQP_URL)")
@@ -118,7 +124,10 @@ def pipeline_parts(rabbit: Rabbit, root: Path, args: argparse.Namespace) -> dict
     pair = [sender_id, recipient_id]
     with (
         federation(rabbit, root / "pair", agencies=pair, policies=policies) as fed,
-        running(rabbit, fed, *pair, prefetch=args.prefetch) as (sender, recipient),
+        running(rabbit, fed, *pair, prefetch=args.prefetch, profile=args.profile) as (
+            sender,
+            recipient,
+        ),
     ):
         flow = Flow(sender, recipient)
         asyncio.run(throughput([flow], 20, 4, args.size))  # warm-up, not reported
@@ -134,6 +143,10 @@ def pipeline_parts(rabbit: Rabbit, root: Path, args: argparse.Namespace) -> dict
             out["latency_by_rate"] = [_latency_row(flow, args, r) for r in rates]
         if "sizes" in args.parts:
             out["sizes"] = [_size_row(flow, args, int(s)) for s in args.sizes.split(",")]
+    if args.profile is not None:  # written when the agents stopped, just now
+        for role, agency in (("sender", sender_id), ("recipient", recipient_id)):
+            path = args.profile / f"{agency}.pstats"
+            print(f"== profile of the {role} ({path}): python -m benchmarks.profiled --top {path}")
     return out
 
 

@@ -57,10 +57,12 @@ __all__ = [
     "Header",
     "IsaRef",
     "Opened",
+    "Sealed",
     "envelope_sha256",
     "open_envelope",
     "peek_header",
     "seal",
+    "seal_envelope",
     "seal_with",
     "uuid7",
 ]
@@ -173,6 +175,19 @@ def _shared(secret: bytes, public: bytes) -> bytes:
     return shared
 
 
+@dataclass(frozen=True)
+class Sealed:
+    """A sealed frame and its header (the sender needs both: no re-parse of its own frame)."""
+
+    frame: bytes
+    header: Header
+
+    @property
+    def ciphertext_length(self) -> int:
+        hlen = int.from_bytes(self.frame[4:8], "big")
+        return len(self.frame) - 12 - hlen - SIG_LEN
+
+
 def seal(
     payload: dict[str, Any],
     spec: EnvelopeSpec,
@@ -182,15 +197,30 @@ def seal(
     now: datetime,
 ) -> bytes:
     """Seal ``payload`` (already minimised) for ``spec.recipient``; returns the frame bytes."""
-    return seal_with(
+    return seal_envelope(
+        payload, spec, signing_key=signing_key, recipient_public=recipient_public, now=now
+    ).frame
+
+
+def seal_envelope(
+    payload: dict[str, Any],
+    spec: EnvelopeSpec,
+    *,
+    signing_key: SigningKey,
+    recipient_public: bytes,
+    now: datetime,
+) -> Sealed:
+    """:func:`seal`, also returning the header it signed."""
+    randomness = os.urandom(66)  # one system call: ephemeral secret, nonce, UUIDv7 random bits
+    return _seal(
         payload,
         spec,
         signing_key=signing_key,
         recipient_public=recipient_public,
         now=now,
-        eph_secret=os.urandom(32),
-        nonce=os.urandom(24),
-        envelope_id=uuid7(now, os.urandom(10)),
+        eph_secret=randomness[:32],
+        nonce=randomness[32:56],
+        envelope_id=uuid7(now, randomness[56:]),
     )
 
 
@@ -206,10 +236,35 @@ def seal_with(
     envelope_id: str,
 ) -> bytes:
     """Seal with explicit randomness (the seam for tests and known-answer vectors)."""
+    return _seal(
+        payload,
+        spec,
+        signing_key=signing_key,
+        recipient_public=recipient_public,
+        now=now,
+        eph_secret=eph_secret,
+        nonce=nonce,
+        envelope_id=envelope_id,
+    ).frame
+
+
+def _seal(
+    payload: dict[str, Any],
+    spec: EnvelopeSpec,
+    *,
+    signing_key: SigningKey,
+    recipient_public: bytes,
+    now: datetime,
+    eph_secret: bytes,
+    nonce: bytes,
+    envelope_id: str,
+) -> Sealed:
     if len(recipient_public) != 32 or len(eph_secret) != 32 or len(nonce) != 24:
         raise errors.CryptoError("wrong key, ephemeral secret or nonce length")
     eph_public: bytes = crypto_scalarmult_base(eph_secret)
-    raw = _make_header(spec, signing_key, recipient_public, now, eph_public, nonce, envelope_id)
+    raw, header = _make_header(
+        spec, signing_key, recipient_public, now, eph_public, nonce, envelope_id
+    )
     header_bytes = canonical_json(raw)
     if len(header_bytes) > MAX_HEADER:
         raise errors.CryptoError("envelope header too large")
@@ -219,7 +274,7 @@ def seal_with(
     )
     body = MAGIC + struct.pack(">I", len(header_bytes)) + header_bytes
     body += struct.pack(">I", len(ct)) + ct
-    return body + signing_key.sign(ENVELOPE_TAG + body).signature
+    return Sealed(body + signing_key.sign(ENVELOPE_TAG + body).signature, header)
 
 
 def _make_header(
@@ -230,8 +285,8 @@ def _make_header(
     eph_public: bytes,
     nonce: bytes,
     envelope_id: str,
-) -> dict[str, Any]:
-    """The header as a JSON-ready dict, validated against ``Header``."""
+) -> tuple[dict[str, Any], Header]:
+    """The header as a JSON-ready dict, and validated as a ``Header``."""
     raw: dict[str, Any] = {
         "v": 1,
         "id": envelope_id,
@@ -251,12 +306,12 @@ def _make_header(
         "nonce": b64url_encode(nonce),
     }
     try:
-        Header.model_validate(raw)  # strict: no coercion, so the valid raw dict IS the dump
+        header = Header.model_validate(raw)  # strict: no coercion, so raw IS the dump
     except ValidationError as exc:
         raise errors.CryptoError(f"invalid envelope header ({exc.error_count()} fields)") from exc
     if spec.expires_at <= now:
         raise errors.CryptoError("expires_at must be later than now")
-    return raw
+    return raw, header
 
 
 @dataclass(frozen=True)

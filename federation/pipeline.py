@@ -158,13 +158,19 @@ def accept(opened: Opened, registry: IsaRegistry) -> Accepted:
 def leaf_paths(payload: Mapping[str, Any], prefix: str = "") -> set[str]:
     """The catalogue-style leaf paths present in a JSON payload (lists of objects as ``[]``)."""
     paths: set[str] = set()
+    _add_leaf_paths(payload, prefix, paths)
+    return paths
+
+
+def _add_leaf_paths(payload: Mapping[str, Any], prefix: str, paths: set[str]) -> None:
     for key, value in payload.items():
+        if value is None:
+            continue
         path = prefix + key
         if isinstance(value, Mapping):
-            paths |= leaf_paths(value, path + ".")
+            _add_leaf_paths(value, path + ".", paths)
         elif isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
             for item in value:
-                paths |= leaf_paths(item, path + "[].")
-        elif value is not None:
+                _add_leaf_paths(item, path + "[].", paths)
+        else:
             paths.add(path)
-    return paths

@@ -96,20 +96,29 @@ def _objects_at(node: Any, parts: list[str]) -> Iterator[Mapping[str, Any]]:
         yield from _objects_at(node.get(head), rest)
 
 
+@cache
+def _person_paths(message_type: str) -> tuple[list[str], ...]:
+    return tuple([p for p in prefix.split(".") if p] for prefix in person_prefixes(message_type))
+
+
 def _people(message_type: str, payload: Mapping[str, Any]) -> Iterator[tuple[str, str | None]]:
-    for prefix in person_prefixes(message_type):
-        parts = [p for p in prefix.split(".") if p]
+    """(normalised name, date of birth or None) of each person in ``payload``."""
+    for parts in _person_paths(message_type):
         for person in _objects_at(payload, parts):
             name, dob = person.get("name"), person.get("date_of_birth")
-            if isinstance(name, str) and normalise_name(name):
-                yield name, dob if isinstance(dob, str) else None
+            if isinstance(name, str) and (normalised := normalise_name(name)):
+                yield normalised, dob if isinstance(dob, str) else None
 
 
 def subject_keys(secret: bytes, message_type: str, payload: Mapping[str, Any]) -> tuple[str, ...]:
     """The sorted, distinct subject keys of every person in ``payload`` (rules 1-3)."""
-    return tuple(
-        sorted({subject_key(secret, identifier(n, d)) for n, d in _people(message_type, payload)})
-    )
+    if len(secret) != SECRET_BYTES:
+        raise ValueError("the subject key secret is 32 bytes")
+    keys = set()
+    for name, dob in _people(message_type, payload):
+        text = f"name:{name}|dob:{dob}" if dob is not None and _DATE.match(dob) else f"name:{name}"
+        keys.add(hmac.new(secret, text.encode("utf-8"), hashlib.sha256).hexdigest())
+    return tuple(sorted(keys))
 
 
 @dataclass(frozen=True, slots=True)

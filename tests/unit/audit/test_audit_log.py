@@ -295,3 +295,27 @@ class TestRecordMany:
             pass
         with pytest.raises(StoreUnavailable):
             await audit.record(_event(1), T0)
+
+    async def test_an_unexpected_error_reaches_every_waiter(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A bug in the append (not a full disk) fails the records waiting on it: none hangs,
+        and the next record still works."""
+        import asyncio
+
+        async with _open(tmp_path) as audit:
+            real = audit._insert
+
+            def broken(*args: object, **kwargs: object) -> bytes:
+                raise RuntimeError("synthetic bug")
+
+            monkeypatch.setattr(audit, "_insert", broken)
+            outcomes = await asyncio.wait_for(
+                asyncio.gather(*(audit.record(_event(n), T0) for n in range(3)),
+                               return_exceptions=True),
+                timeout=10,
+            )  # fmt: skip
+            assert [type(o) for o in outcomes] == [RuntimeError] * 3
+            monkeypatch.setattr(audit, "_insert", real)
+            await asyncio.wait_for(audit.record(_event(9), T0), timeout=10)
+            assert [e.message_id for e in await audit.entries()] == ["msg-9"]

@@ -32,6 +32,8 @@ async def fake_api() -> AsyncIterator[tuple[str, list[str]]]:
             return web.json_response({"error": "x", "reason": "inequivalent arg"}, status=400)
         if tail.startswith("vhosts"):
             return web.json_response([], status=200)
+        if tail == "connections" and request.method == "GET":
+            return web.json_response([{"name": "still-open", "user": "u", "vhost": "v"}])
         return web.json_response({"error": "boom"}, status=500)
 
     app = web.Application()
@@ -108,3 +110,21 @@ class TestPathEncoding:
             await api.vhost_exists("/")
             await api.vhost_exists("a b/c")
         assert fake_api[1] == ["/api/vhosts/%2F", "/api/vhosts/a%20b%2Fc"]
+
+
+class TestClosingConnections:
+    async def test_a_500_for_a_connection_that_is_gone_is_success(
+        self, fake_api: tuple[str, list[str]]
+    ) -> None:
+        """A DELETE racing RabbitMQ's own close (the user was just deleted) can be answered
+        500: the connection is gone, which is what revocation wanted."""
+        async with ManagementClient(fake_api[0], "admin", SECRET) as api:
+            await api.close_connection("already-closed", reason="SYNTHETIC")
+
+    async def test_a_500_for_a_connection_still_open_is_an_error(
+        self, fake_api: tuple[str, list[str]]
+    ) -> None:
+        """The connection is still listed: the failure is real and reported."""
+        async with ManagementClient(fake_api[0], "admin", SECRET) as api:
+            with pytest.raises(BrokerApiError, match="HTTP 500"):
+                await api.close_connection("still-open", reason="SYNTHETIC")

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
+from agent import retention as retention_module
 from agent.audit import AuditLog
 from agent.retention import Retention
 from agent.store import SqliteStore
@@ -47,3 +51,37 @@ class TestOutboxFrames:
             assert [(e.message_id, e.outcome) for e in entries] == [
                 ("m-delivered", "outbox_envelope_deleted")
             ]
+
+    async def test_a_burst_is_purged_in_bounded_batches(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """More delivered envelopes than one batch: every one is purged and audited in the same
+        pass, through several bounded store transactions (none holds the writer for long)."""
+        monkeypatch.setattr(retention_module, "FRAME_BATCH", 3)
+        audit = AuditLog(
+            tmp_path, agency="police-scotland", signing_key=SigningKey(bytes(32)),
+            subject_secret=bytes(32), clock=lambda: T0,
+        )  # fmt: skip
+        async with SqliteStore(tmp_path) as store, audit:
+            ids = [f"m-{n}" for n in range(7)]
+            for message_id in ids:
+                await _queue(store, message_id)
+                await store.mark_sent(message_id, T0)
+                await store.record_receipt(
+                    envelope_id=message_id, frame=b"IRR1", status="delivered", reason="", at=T0
+                )
+            calls: list[int] = []
+            real = store.purge_delivered_frames
+
+            async def counted(now: datetime, limit: int = 256) -> Sequence[str]:
+                calls.append(limit)
+                return await real(now, limit)
+
+            monkeypatch.setattr(store, "purge_delivered_frames", counted)
+            retention = Retention(store, audit, IsaRegistry(), agency="police-scotland")
+            report = await retention.run(T0 + timedelta(minutes=1))
+            assert sorted(report.frames_purged) == ids
+            assert calls == [3, 3, 3]  # 3 + 3 + 1
+            purged = [e.message_id for e in await audit.entries()]
+            assert sorted(purged) == ids
+            assert await audit.verify() is None
