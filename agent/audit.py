@@ -226,13 +226,15 @@ class AuditLog:
 
     # -- recording (group commit) --------------------------------------------------------
 
-    async def record(self, event: AuditEvent, at: datetime) -> None:
-        """Append one entry; returns once it is committed (rule 1)."""
-        await self.record_many((event,), at)
+    def record(self, event: AuditEvent, at: datetime) -> asyncio.Future[None]:
+        """Queue one entry NOW (in call order) and return a future that resolves once it is
+        committed (rule 1): await it."""
+        return self.record_many((event,), at)
 
-    async def record_many(self, events: Sequence[AuditEvent], at: datetime) -> None:
-        """Append several entries in this order in one commit (e.g. a decision and its submit:
-        one fsync instead of two on the submit path); returns once they are committed."""
+    def record_many(self, events: Sequence[AuditEvent], at: datetime) -> asyncio.Future[None]:
+        """Queue several entries, in this order, NOW, for one commit (e.g. a decision and its
+        submit: one fsync instead of two on the submit path); the future resolves once they
+        are committed, or raises the first failure."""
         loop = asyncio.get_running_loop()
         futures: list[asyncio.Future[None]] = []
         for event in events:
@@ -240,9 +242,23 @@ class AuditLog:
             self._pending.append((self._fields(event), at, futures[-1]))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush(), name="audit-flush")
-        for outcome in await asyncio.gather(*futures, return_exceptions=True):
-            if isinstance(outcome, BaseException):
-                raise outcome
+        if len(futures) == 1:
+            return futures[0]
+        done: asyncio.Future[None] = loop.create_future()
+        gathered = asyncio.gather(*futures)
+
+        def settle(outcome: asyncio.Future[list[None]]) -> None:
+            if done.done():
+                return
+            if outcome.cancelled():
+                done.cancel()
+            elif (error := outcome.exception()) is not None:
+                done.set_exception(error)
+            else:
+                done.set_result(None)
+
+        gathered.add_done_callback(settle)
+        return done
 
     def _fields(self, event: AuditEvent) -> dict[str, Any]:
         keys: tuple[str, ...] = ()
@@ -550,7 +566,7 @@ class ManifestAuditor:
     def __init__(self, audit: AuditSink, clock: Callable[[], datetime]) -> None:
         self._audit = audit
         self._clock = clock
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Future[None]] = set()
 
     def __call__(self, old: Manifest | None, new: Manifest) -> None:
         changes = (
@@ -560,7 +576,7 @@ class ManifestAuditor:
             "manifest_change", "agent", outcome=f"serial {new.serial}",
             detail="; ".join(changes)[:2000],
         )  # fmt: skip
-        task = asyncio.get_running_loop().create_task(self._audit.record(event, self._clock()))
+        task: asyncio.Future[None] = asyncio.ensure_future(self._audit.record(event, self._clock()))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -14,7 +14,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -56,7 +56,11 @@ class AuditEvent:
 
 
 class AuditSink(Protocol):
-    async def record(self, event: AuditEvent, at: datetime) -> None: ...
+    """Where audit events go. ``record`` returns something to await that resolves once the
+    entry is durable; :class:`agent.audit.AuditLog` queues the entry when ``record`` is CALLED,
+    so entries are chained in call order even before anyone awaits them."""
+
+    def record(self, event: AuditEvent, at: datetime) -> Awaitable[None]: ...
 
 
 class NullAudit:

@@ -17,7 +17,7 @@ import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -115,8 +115,11 @@ class Service:
                 subject_source=req.payload,
             )  # fmt: skip
             decided = _decision_event(client, decision, req, result.id)
-            await self._audit_queued(now, decided, submitted)
-        ctx.outbox_wakeup.set()
+            records = self._record_all(now, (decided, submitted))  # queued now, in this order
+            ctx.outbox_wakeup.set()  # the relay need not wait for this commit: its own "send"
+            await self._audit_queued(records, result.id)  # entry can only queue after these
+        else:
+            ctx.outbox_wakeup.set()
         ctx.metrics.inc("isa_agent_submitted_total", int(result.created))
         return SubmitResponse(
             id=result.id,
@@ -125,25 +128,27 @@ class Service:
             withheld_fields=_withheld(decision),
         )
 
-    async def _audit_queued(self, at: datetime, *events: AuditEvent) -> None:
+    async def _audit_queued(
+        self, records: Awaitable[list[BaseException | None]], message_id: str
+    ) -> None:
         """Audit a message already committed to the outbox (rule 4): it WILL be sent, so a
         failing audit write (a full disk) must not turn its 202 into a 503 the case system
         would resubmit; the gap is logged loudly instead, as the relay does for ``send``."""
-        outcomes = await self._record_all(at, events)
+        outcomes = await records
         for outcome in outcomes:
             if isinstance(outcome, BaseException) and not isinstance(outcome, StoreUnavailable):
                 raise outcome
         if outcomes.count(None) < len(outcomes):
-            log.error("queued %s but could not write its audit entry", events[0].message_id)
+            log.error("queued %s but could not write its audit entry", message_id)
 
-    async def _record_all(
+    def _record_all(
         self, at: datetime, events: Sequence[AuditEvent]
-    ) -> list[BaseException | None]:
-        """Record ``events`` in this order, in one group commit (one fsync, not one each:
-        ``AuditLog.record`` queues synchronously, so the order is kept); returns each one's
-        outcome: None, or the exception its record raised."""
-        records = (self.ctx.audit.record(event, at) for event in events)
-        return list(await asyncio.gather(*records, return_exceptions=True))
+    ) -> Awaitable[list[BaseException | None]]:
+        """Record ``events`` in this order, in one group commit (one fsync, not one each).
+        ``AuditLog.record`` queues each entry when called, so they are queued on return, in
+        order; await the result for each one's outcome: None, or the exception it raised."""
+        records = [self.ctx.audit.record(event, at) for event in events]
+        return asyncio.gather(*records, return_exceptions=True)
 
     async def preview(self, client: str, req: SubmitRequest) -> PreviewResponse:
         ctx = self.ctx

@@ -73,7 +73,7 @@ class TestOutboxFrames:
             calls: list[int] = []
             real = store.purge_delivered_frames
 
-            async def counted(now: datetime, limit: int = 256) -> Sequence[str]:
+            async def counted(now: datetime, limit: int = 64) -> Sequence[str]:
                 calls.append(limit)
                 return await real(now, limit)
 

@@ -176,7 +176,7 @@ class CountingStore:
     async def purge_inbox_payload(self, message_id: str, now: datetime) -> None:
         await self.store.purge_inbox_payload(message_id, now)
 
-    async def purge_delivered_frames(self, now: datetime, limit: int = 256) -> Sequence[str]:
+    async def purge_delivered_frames(self, now: datetime, limit: int = 64) -> Sequence[str]:
         return await self.store.purge_delivered_frames(now, limit)
 
 
