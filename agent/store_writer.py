@@ -138,8 +138,7 @@ class WriterThread:
         if any(p.checkpoint for p in batch):
             with contextlib.suppress(sqlite3.Error):  # best effort: readers may hold the WAL
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-        for pending in batch:
-            _resolve(pending, pending.outcome)
+        _resolve_all(batch)
         return None
 
     def _run_job(self, pending: _Pending[Any]) -> bool:
@@ -176,6 +175,22 @@ def _unavailable(cause: object) -> StoreUnavailable:
     if isinstance(cause, BaseException):
         error.__cause__ = cause
     return error
+
+
+def _resolve_all(batch: list[_Pending[Any]]) -> None:
+    """Settle a committed batch with one wake-up of each caller's loop, not one per job."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[_Pending[Any]]] = {}
+    for pending in batch:
+        by_loop.setdefault(pending.loop, []).append(pending)
+    for loop, settled in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # the caller's loop is already closed
+            loop.call_soon_threadsafe(_settle_all, settled)
+
+
+def _settle_all(batch: list[_Pending[Any]]) -> None:
+    for pending in batch:
+        ok, value = pending.outcome
+        _settle(pending.future, ok, value)
 
 
 def _resolve(pending: _Pending[Any], outcome: tuple[bool, Any]) -> None:

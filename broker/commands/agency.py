@@ -2,7 +2,10 @@
 
 The real-deployment flow (the agency keeps every private key on its own premises)::
 
-    isa-broker agency add --federation DIR --id ID --name NAME --public-key B64URL
+    isa-broker agency add --federation DIR --id ID --name NAME --public-key=B64URL
+
+(Write ``--public-key=KEY`` with ``=``: a base64url key may begin with ``-``, which argparse
+would otherwise take for an option.)
         # or --certificate-request FILE (PKCS#10, CN = ID: also proves the agency holds the key)
         # prints the agency's broker password ONCE; send it with certs/ID.pem to the agency
     isa-broker agency announce --federation DIR ANNOUNCEMENT.json
@@ -46,7 +49,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add.add_argument("--id", required=True, help="agency id, e.g. 'health-board'")
     add.add_argument("--name", required=True, help="the agency's display name")
     key = add.add_mutually_exclusive_group(required=True)
-    key.add_argument("--public-key", help="the agency's Ed25519 signing public key (base64url)")
+    key.add_argument(
+        "--public-key",
+        help="the agency's Ed25519 signing public key (base64url); write --public-key=KEY, "
+        "since a key may begin with '-'",
+    )
     key.add_argument(
         "--certificate-request",
         type=Path,

@@ -27,7 +27,7 @@ class TestAgencyAddCommand:
         key = b64url_encode(bytes(SigningKey.generate().verify_key))
         code, out, _ = run(
             capsys, "agency", "add", "--federation", str(layout.root), "--id", "syn-clinic",
-            "--name", "SYN Clinic", "--public-key", key,
+            "--name", "SYN Clinic", f"--public-key={key}",
         )  # fmt: skip
         password = out.splitlines()[2].strip()
         entry = next(a for a in load_broker_config(layout.broker_toml).agencies
@@ -35,6 +35,20 @@ class TestAgencyAddCommand:
         assert code == 0
         assert verify_rabbit_password(password, entry.password_hash)
         assert "manifest serial 2 written" in out
+
+    def test_a_key_beginning_with_a_dash_is_accepted_after_an_equals_sign(
+        self, layout: FederationLayout, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """One key in 64 begins with '-' in base64url; ``--public-key=KEY`` still takes it
+        (a test that passed keys as a separate argument failed that often)."""
+        key = ""
+        while not key.startswith("-"):
+            key = b64url_encode(bytes(SigningKey.generate().verify_key))
+        code, out, _ = run(
+            capsys, "agency", "add", "--federation", str(layout.root), "--id", "syn-clinic",
+            "--name", "SYN Clinic", f"--public-key={key}",
+        )  # fmt: skip
+        assert (code, "manifest serial 2 written" in out) == (0, True)
 
     def test_accepts_a_certificate_request_file(
         self, layout: FederationLayout, capsys: pytest.CaptureFixture[str]
@@ -85,7 +99,7 @@ class TestAgencyAddCommand:
         key = b64url_encode(bytes(SigningKey.generate().verify_key))
         code, _, err = run(
             capsys, "agency", "add", "--federation", f"{tmp_path}/none", "--id", "syn-clinic",
-            "--name", "N", "--public-key", key,
+            "--name", "N", f"--public-key={key}",
         )  # fmt: skip
         assert (code, "not a federation directory" in err) == (1, True)
 
@@ -98,7 +112,7 @@ class TestAgencyAnnounceCommand:
         own = SigningKey.generate()
         key = b64url_encode(bytes(own.verify_key))
         run(capsys, "agency", "add", "--federation", str(layout.root), "--id", "syn-clinic",
-            "--name", "C", "--public-key", key)  # fmt: skip
+            "--name", "C", f"--public-key={key}")  # fmt: skip
         note = announcement(own, "syn-clinic", days=3650)
         path = layout.root / "incoming.json"
         path.write_bytes(announcement_json(note))
