@@ -113,6 +113,16 @@ async def publish_all(
                 group.create_task(one(message_id, frame))
 
 
+async def queue_depth(url: str, queue: str) -> int:
+    """Messages ready in ``queue`` now, from a passive declare (the management API's figure
+    is a statistic refreshed every few seconds, and read low just after a fast publish)."""
+    async with await aio_pika.connect(url) as conn:
+        channel = await conn.channel()
+        declared = await channel.declare_queue(queue, passive=True)
+        result = declared.declaration_result
+        return int(result.message_count) if result.message_count is not None else 0
+
+
 def rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -176,7 +186,7 @@ def run_backlog(
         asyncio.run(publish_all(url, sender, recipient, frames))
         published = time.monotonic() - t0 - sealed
         del frames
-        depth = rabbit.queue(vhost_of(fed), inbox_queue(recipient)).get("messages", 0)
+        depth = asyncio.run(queue_depth(rabbit.url_for(vhost_of(fed)), inbox_queue(recipient)))
         agent = start_agent(fed, recipient, prefetch)
         try:
             wait_ready(rabbit, fed, [agent])
