@@ -48,11 +48,10 @@ from federation.audit_chain import (
     Checkpoint,
     StoredEntry,
     chain_hash,
-    entry_bytes,
     first_break,
     sign_checkpoint,
 )
-from federation.canonical import format_time
+from federation.canonical import canonical_json, format_time
 from federation.errors import KeyFileError
 from federation.keys import SigningKey
 from federation.manifest import Manifest, diff_manifests
@@ -111,6 +110,13 @@ def _blob(value: bytes | str) -> bytes:
 
 def _us(moment: datetime) -> int:
     return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+def entry_data(fields: Mapping[str, Any], *, seq: int, at: datetime, agency: str) -> bytes:
+    """The chained bytes of an entry: exactly ``entry_bytes(AuditEntry(...))`` (a property test
+    holds them equal), built straight from the fields this module made, without a pydantic
+    validation and dump per entry (the audit log was a quarter of the pipeline's CPU)."""
+    return canonical_json({**fields, "v": 1, "seq": seq, "at": format_time(at), "agency": agency})
 
 
 class SubjectMatch(AuditEntry):
@@ -337,19 +343,16 @@ class AuditLog:
         message_id = fields["message_id"]
         if message_id is not None:
             fields = self._with_context(conn, message_id, fields)
-        entry = AuditEntry.model_validate(
-            {**fields, "seq": seq, "at": format_time(at), "agency": self.agency}, strict=False
-        )
-        data = entry_bytes(entry)
+        data = entry_data(fields, seq=seq, at=at, agency=self.agency)
         digest = chain_hash(prev, data)
         conn.execute(
             "INSERT INTO entries (seq, at_us, message_id, data, entry_hash) VALUES (?, ?, ?, ?, ?)",
             (seq, _us(at), message_id, data, digest),
         )
-        if entry.subject_keys:
+        if fields["subject_keys"]:
             conn.executemany(
                 "INSERT OR IGNORE INTO subject_index (key, seq) VALUES (?, ?)",
-                [(k, seq) for k in entry.subject_keys],
+                [(k, seq) for k in fields["subject_keys"]],
             )
         return digest
 
