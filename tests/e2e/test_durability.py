@@ -99,6 +99,7 @@ class TestRecipientOffline:
         async with aiohttp.ClientSession() as session:
             sender = ProcessAgent.of(isolated_federation, SENDER, session)
             recipient = ProcessAgent.of(isolated_federation, RECIPIENT, session)
+            recipient.event_loop = "asyncio"  # both event loops end to end (sender: uvloop)
             halt = recipient.shutdown if stop == "SIGTERM" else recipient.kill
             await asyncio.gather(sender.start(), recipient.start())
             try:

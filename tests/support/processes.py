@@ -76,6 +76,7 @@ class ProcessAgent(AgentHandle):
 
     config: Path = Path()
     log_path: Path = Path()
+    event_loop: str = "uvloop"  # isa-agent run --event-loop
     process: asyncio.subprocess.Process | None = field(default=None, repr=False)
 
     @classmethod
@@ -95,6 +96,7 @@ class ProcessAgent(AgentHandle):
         with self.log_path.open("ab") as log:
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "agent.cli", "run", "--config", str(self.config),
+                "--event-loop", self.event_loop,
                 stdout=log, stderr=asyncio.subprocess.STDOUT, env=_child_env(), cwd=REPO,
             )  # fmt: skip
         await self._wait_healthy(within)
