@@ -7,6 +7,11 @@ Rules:
    ``<encryption_dir>/<kid>.key`` holds the private key until it is destroyed.
 3. Destroying a key deletes its file (bounded forward secrecy for stored traffic) and marks the
    kid destroyed, so later envelopes for it are rejected with ``key_retired``.
+4. ``<keys dir>/store.key`` (beside ``subject.key``, outside ``data_dir``) is the store's
+   key-encryption key: 32 random bytes, mode 0600, made when the agent first creates its store.
+   It wraps every inbox payload's data key (``agent/store_crypto.py``), so a copy of
+   ``data_dir`` alone (a backup, a lost disk) opens nothing. A store created before this key
+   existed keeps working without it (its data keys are not wrapped; the agent says so).
 """
 
 from __future__ import annotations
@@ -23,13 +28,18 @@ from federation.keys import EncryptionKey, Keyring, KeyringEntry, RotationPolicy
 
 __all__ = [
     "KEYRING_FILE",
+    "STORE_KEY_FILE",
     "load_keyring",
+    "load_store_key",
     "read_signing_key",
     "save_keyring",
+    "store_key_path",
     "write_key_file",
 ]
 
 KEYRING_FILE = "keyring.json"
+STORE_KEY_FILE = "store.key"
+_SECRET_BYTES = 32
 _ENTRIES = TypeAdapter(list[KeyringEntry])
 
 
@@ -88,3 +98,33 @@ def save_keyring(directory: Path, keyring: Keyring) -> None:
     for entry in entries:
         if entry.destroyed:
             (directory / f"{entry.kid}.key").unlink(missing_ok=True)
+
+
+def store_key_path(encryption_dir: Path) -> Path:
+    """Where the store's key-encryption key lives: the agent's key directory (rule 4)."""
+    return encryption_dir.parent / STORE_KEY_FILE
+
+
+def load_store_key(path: Path, *, store_exists: bool) -> bytes | None:
+    """The store's key-encryption key (rule 4): read it; make it (0600) when the store is new;
+    None for an existing store made without one, which still opens as it was made."""
+    if not path.exists():
+        if store_exists:
+            return None
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # made meanwhile: read that one
+        except OSError as exc:
+            raise KeyFileError(f"{path}: cannot create the store key ({exc.strerror})") from None
+        else:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(os.urandom(_SECRET_BYTES))
+                handle.flush()
+                os.fsync(handle.fileno())
+    data, mode = _read(path)
+    if mode & 0o077:
+        raise KeyFileError(f"{path}: the store key must not be readable by group or others")
+    if len(data) != _SECRET_BYTES:
+        raise KeyFileError(f"{path}: the store key must be exactly {_SECRET_BYTES} bytes")
+    return data

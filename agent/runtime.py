@@ -27,10 +27,11 @@ from agent.auth import ApiClient
 from agent.config import Settings
 from agent.context import AgentContext, Clock, load_registry, utcnow
 from agent.errors import TransportError
-from agent.keystore import load_keyring, read_signing_key
+from agent.keystore import load_keyring, load_store_key, read_signing_key, store_key_path
 from agent.receiver import Receiver
 from agent.relay import Housekeeper, OutboxRelay
 from agent.service import Service
+from agent.store import DEFAULT_FILENAME as STORE_FILENAME
 from agent.store import SqliteStore
 from agent.transport import AmqpTransport
 from agent.trust import TrustHolder
@@ -76,7 +77,14 @@ async def open_context(settings: Settings, *, clock: Clock = utcnow) -> AsyncIte
         clock=clock,
         checkpoint_every=settings.audit.checkpoint_every,
     )
-    async with SqliteStore(settings.data_dir) as store, audit:
+    store_exists = (settings.data_dir / STORE_FILENAME).exists()
+    kek = load_store_key(store_key_path(keys.encryption_dir), store_exists=store_exists)
+    if kek is None:
+        log.warning(
+            "this store was created without a key-encryption key: its inbox data keys are not "
+            "wrapped (a copy of data_dir can open them); see agent/keystore.py rule 4"
+        )
+    async with SqliteStore(settings.data_dir, key_encryption_key=kek) as store, audit:
         manifest_auditor = ManifestAuditor(audit, clock)
         trust.on_change(manifest_auditor)
         await trust.refresh(clock())

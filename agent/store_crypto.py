@@ -62,8 +62,12 @@ class PayloadSealer:
             if recorded != _NO_KEK:
                 raise StoreUnavailable("this store needs its key-encryption key")
             return
+        if recorded == _NO_KEK:
+            raise StoreUnavailable(
+                "this store was created without a key-encryption key, but one was given"
+            )
         try:
-            ok = recorded != _NO_KEK and self._kek.decrypt(recorded) == _CHECK
+            ok = self._kek.decrypt(recorded) == _CHECK
         except (nacl.exceptions.CryptoError, ValueError):
             ok = False
         if not ok:
