@@ -38,7 +38,7 @@ from agent.trust import TrustHolder
 from agent.webhook import Backoff, WebhookPusher
 from federation.keys import RotationPolicy
 
-__all__ = ["broker_urls", "open_context", "run_agent"]
+__all__ = ["agent_store", "broker_urls", "open_context", "run_agent"]
 
 log = logging.getLogger(__name__)
 
@@ -77,14 +77,7 @@ async def open_context(settings: Settings, *, clock: Clock = utcnow) -> AsyncIte
         clock=clock,
         checkpoint_every=settings.audit.checkpoint_every,
     )
-    store_exists = (settings.data_dir / STORE_FILENAME).exists()
-    kek = load_store_key(store_key_path(keys.encryption_dir), store_exists=store_exists)
-    if kek is None:
-        log.warning(
-            "this store was created without a key-encryption key: its inbox data keys are not "
-            "wrapped (a copy of data_dir can open them); see agent/keystore.py rule 4"
-        )
-    async with SqliteStore(settings.data_dir, key_encryption_key=kek) as store, audit:
+    async with agent_store(settings) as store, audit:
         manifest_auditor = ManifestAuditor(audit, clock)
         trust.on_change(manifest_auditor)
         await trust.refresh(clock())
@@ -94,6 +87,19 @@ async def open_context(settings: Settings, *, clock: Clock = utcnow) -> AsyncIte
             )
         finally:
             await manifest_auditor.drain()
+
+
+def agent_store(settings: Settings) -> SqliteStore:
+    """The agent's store as ``isa-agent run`` opens it: under its key-encryption key, made with
+    a new store (``agent/keystore.py`` rule 4). Use ``async with``."""
+    store_exists = (settings.data_dir / STORE_FILENAME).exists()
+    kek = load_store_key(store_key_path(settings.keys.encryption_dir), store_exists=store_exists)
+    if kek is None:
+        log.warning(
+            "this store was created without a key-encryption key: its inbox data keys are not "
+            "wrapped (a copy of data_dir can open them); see agent/keystore.py rule 4"
+        )
+    return SqliteStore(settings.data_dir, key_encryption_key=kek)
 
 
 async def run_agent(

@@ -35,7 +35,7 @@ import pytest
 
 from agent.context import load_registry
 from agent.keystore import read_signing_key
-from agent.store import SqliteStore
+from agent.runtime import agent_store
 from broker.devfed import DevFederation
 from federation import pki
 from federation.envelope import EnvelopeSpec, IsaRef, envelope_sha256, peek_header, seal
@@ -365,7 +365,7 @@ class TestMisbehavingSenderAgent:
         frame = forge(forger, BREACHES["fields the ISA withholds at that risk level"])
         header = peek_header(frame)
         settings = agent_settings(isolated_federation, SENDER)
-        async with SqliteStore(settings.data_dir) as store:
+        async with agent_store(settings) as store:  # as the agent opens it
             await store.enqueue_outgoing(
                 message_id=header.id, client="misbehaving", idempotency_key=None,
                 body_sha256="0" * 64, recipient=RECIPIENT, header=header.to_json(), frame=frame,

@@ -9,7 +9,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from agent.store import SqliteStore
+from agent.runtime import agent_store
 from broker.devfed import DevFederation
 from tests.integration.test_audit_e2e import _cli, _operator_announces, _referral
 from tests.support.federation import AgentHandle, agent_settings
@@ -53,7 +53,7 @@ class TestRotationWhileRunning:
             finally:
                 await sender.shutdown()
                 await recipient.shutdown()
-        async with SqliteStore(police.data_dir) as store:
+        async with agent_store(police) as store:
             sealed_to = (await store.message_status(body["id"])).header["recipient_key"]
         assert sealed_to == announcement.stem  # the new key, not loaded by the housekeeper
         assert final["status"] == "delivered", final["receipt"]

@@ -21,8 +21,7 @@ import pytest
 
 from agent.cli import main as agent_main
 from agent.relay import Housekeeper
-from agent.runtime import open_context
-from agent.store import SqliteStore
+from agent.runtime import agent_store, open_context
 from agent.store_records import PayloadPurged
 from broker.agency import announce_key
 from broker.devfed import DevFederation
@@ -203,7 +202,7 @@ class TestKeyRotationEndToEnd:
             after = body["id"]
             await police.wait_status(after, {"delivered"})
 
-        async with SqliteStore(agent_settings(fed, "police-scotland").data_dir) as store:
+        async with agent_store(agent_settings(fed, "police-scotland")) as store:
             old_key = (await store.message_status(before)).header["recipient_key"]
             new_key = (await store.message_status(after)).header["recipient_key"]
         assert old_key != new_key
