@@ -335,8 +335,15 @@ def _alive(pid: int, root: Path) -> bool:
 
 def _term_with_parent() -> None:
     """In the child, before exec: SIGTERM it when the driver dies, even by SIGKILL (Linux)."""
+    _unblock_signals()
     if sys.platform == "linux":
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _unblock_signals() -> None:
+    """In the child, before exec: the driver holds SIGINT and SIGTERM while it spawns (see
+    ``start_agents``), and a child inherits that mask; the agent must receive them."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
 
 
 def _spawn(config: Path, log: Path, keep: bool) -> int:
@@ -346,7 +353,7 @@ def _spawn(config: Path, log: Path, keep: bool) -> int:
             [str(executable), "run", "--config", str(config)],
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches the driver, which stops them in order
-            preexec_fn=None if keep else _term_with_parent,
+            preexec_fn=_unblock_signals if keep else _term_with_parent,
         )  # fmt: skip
     _CHILDREN[process.pid] = process
     return process.pid
@@ -380,8 +387,14 @@ def start_agents(fed: DevFederation, root: Path, timeout: float, keep: bool) -> 
         url = f"http://127.0.0.1:{port[1]}" if port else agency.api_url
         log = root / "logs" / f"{agency.id}.log"
         agents[agency.id] = Agent(agency.id, url, agency.api_token, log)
-        pids[agency.id] = _spawn(agency.config.resolve(), log, keep)
-        _write_state(root, pids=pids)
+        # Ctrl-C or SIGTERM between the spawn and the record would leave an agent nobody stops
+        # (the clean-up stops the recorded ones): hold both signals until it is recorded.
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        try:
+            pids[agency.id] = _spawn(agency.config.resolve(), log, keep)
+            _write_state(root, pids=pids)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
     deadline, waiting = time.monotonic() + timeout, set(agents)
     while waiting:
         waiting = {a for a in waiting if not _healthy(agents[a], pids[a], root)}
