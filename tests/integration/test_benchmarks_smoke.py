@@ -47,6 +47,30 @@ class TestPipelineHarness:
         assert results["ratio_pipeline_to_raw"] > 0
         assert results["machine"]["cores"] >= 1
 
+    def test_profile_writes_a_cpu_profile_of_each_agent(
+        self, tmp_path: Path, rabbit_server: RabbitServer
+    ) -> None:
+        """--profile DIR: both agents run under cProfile; each leaves a .pstats file that
+        ``benchmarks.profiled --top`` reads, naming the agent's own code."""
+        profiles = tmp_path / "profiles"
+        done = subprocess.run(
+            [sys.executable, "-m", "benchmarks.pipeline", "--quick", "--only", "pipeline",
+             "--messages", "30", "--profile", str(profiles),
+             "--amqp-url", rabbit_server.amqp_url,
+             "--management-url", rabbit_server.management_url,
+             "--json-out", str(tmp_path / "r.json"), "--workdir", str(tmp_path)],
+            cwd=REPO, capture_output=True, text=True, timeout=240, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        found = sorted(profiles.glob("*.pstats"))
+        assert len(found) == 2
+        top = subprocess.run(
+            [sys.executable, "-m", "benchmarks.profiled", "--top", str(found[0]), "15"],
+            cwd=REPO, capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+        assert "function calls" in top.stdout
+        assert "cumulative" in top.stdout
+
     def test_an_unknown_part_is_a_clear_error_not_a_traceback(self) -> None:
         """--only with a part that does not exist exits 2 and names the parts."""
         done = subprocess.run(
