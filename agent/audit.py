@@ -41,6 +41,7 @@ from nacl.signing import VerifyKey
 
 from agent.audit_events import AuditEvent, AuditSink
 from agent.errors import StoreUnavailable
+from agent.keystore import read_secret_file
 from federation.audit_chain import (
     GENESIS,
     AuditEntry,
@@ -52,10 +53,9 @@ from federation.audit_chain import (
     sign_checkpoint,
 )
 from federation.canonical import canonical_json, format_time
-from federation.errors import KeyFileError
 from federation.keys import SigningKey
 from federation.manifest import Manifest, diff_manifests
-from federation.subjects import SECRET_BYTES, SearchKeys, subject_keys
+from federation.subjects import SearchKeys, subject_keys
 
 __all__ = [
     "AUDIT_FILENAME",
@@ -153,12 +153,6 @@ class AuditLog:
         self._flusher: asyncio.Task[None] | None = None
         # recent message contexts (rule 3), so that a message's later entries read no row
         self._contexts: OrderedDict[str, dict[str, Any]] = OrderedDict()
-        # the subject keys of the last payload (its decision and submit events share it)
-        self._last_keys: tuple[Mapping[str, Any] | None, str | None, tuple[str, ...]] = (
-            None,
-            None,
-            (),
-        )
 
     @property
     def verify_key(self) -> VerifyKey:
@@ -232,12 +226,12 @@ class AuditLog:
 
     # -- recording (group commit) --------------------------------------------------------
 
-    def record(self, event: AuditEvent, at: datetime) -> asyncio.Future[None]:
+    def record(self, event: AuditEvent, at: datetime) -> asyncio.Future[Any]:
         """Queue one entry NOW (in call order) and return a future that resolves once it is
         committed (rule 1): await it."""
         return self.record_many((event,), at)
 
-    def record_many(self, events: Sequence[AuditEvent], at: datetime) -> asyncio.Future[None]:
+    def record_many(self, events: Sequence[AuditEvent], at: datetime) -> asyncio.Future[Any]:
         """Queue several entries, in this order, NOW, for one commit (e.g. a decision and its
         submit: one fsync instead of two on the submit path); the future resolves once they
         are committed, or raises the first failure."""
@@ -248,34 +242,12 @@ class AuditLog:
             self._pending.append((self._fields(event), at, futures[-1]))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush(), name="audit-flush")
-        if len(futures) == 1:
-            return futures[0]
-        done: asyncio.Future[None] = loop.create_future()
-        gathered = asyncio.gather(*futures)
-
-        def settle(outcome: asyncio.Future[list[None]]) -> None:
-            if done.done():
-                return
-            if outcome.cancelled():
-                done.cancel()
-            elif (error := outcome.exception()) is not None:
-                done.set_exception(error)
-            else:
-                done.set_result(None)
-
-        gathered.add_done_callback(settle)
-        return done
+        return futures[0] if len(futures) == 1 else asyncio.gather(*futures)
 
     def _fields(self, event: AuditEvent) -> dict[str, Any]:
         keys: tuple[str, ...] = ()
-        source, message_type = event.subject_source, event.message_type
-        if source is not None and message_type is not None:
-            last_source, last_type, last_keys = self._last_keys
-            if source is last_source and message_type == last_type:
-                keys = last_keys  # the same payload object (held here, so its id is not reused)
-            else:
-                keys = subject_keys(self._secret, message_type, source)
-                self._last_keys = (source, message_type, keys)
+        if event.subject_source is not None and event.message_type is not None:
+            keys = subject_keys(self._secret, event.message_type, event.subject_source)
         return {
             "action": event.action,
             "actor": event.actor,
@@ -536,27 +508,9 @@ def subject_key_path(encryption_dir: Path) -> Path:
 
 def load_subject_secret(path: Path) -> bytes:
     """Read the 32-byte subject key, or create it (mode 0600) on first use."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return _read_secret(path)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(os.urandom(SECRET_BYTES))
-        handle.flush()
-        os.fsync(handle.fileno())
-    return _read_secret(path)
-
-
-def _read_secret(path: Path) -> bytes:
-    try:
-        mode, data = path.stat().st_mode, path.read_bytes()
-    except OSError as exc:
-        raise KeyFileError(f"{path}: cannot read the subject key ({exc.strerror})") from None
-    if mode & 0o077:
-        raise KeyFileError(f"{path}: the subject key must not be readable by group or others")
-    if len(data) != SECRET_BYTES:
-        raise KeyFileError(f"{path}: the subject key must be exactly {SECRET_BYTES} bytes")
-    return data
+    secret = read_secret_file(path, "subject key", create=True)
+    assert secret is not None  # created when missing
+    return secret
 
 
 class ManifestAuditor:

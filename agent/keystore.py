@@ -31,6 +31,7 @@ __all__ = [
     "STORE_KEY_FILE",
     "load_keyring",
     "load_store_key",
+    "read_secret_file",
     "read_signing_key",
     "save_keyring",
     "store_key_path",
@@ -108,23 +109,34 @@ def store_key_path(encryption_dir: Path) -> Path:
 def load_store_key(path: Path, *, store_exists: bool) -> bytes | None:
     """The store's key-encryption key (rule 4): read it; make it (0600) when the store is new;
     None for an existing store made without one, which still opens as it was made."""
-    if not path.exists():
-        if store_exists:
-            return None
+    return read_secret_file(path, "store key", create=not store_exists)
+
+
+def read_secret_file(path: Path, what: str, *, create: bool) -> bytes | None:
+    """A 32-byte secret file (mode 0600; group or other access is refused). When it is missing:
+    made with fresh random bytes if ``create``, else None."""
+    if create:
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
-            pass  # made meanwhile: read that one
+            pass  # made earlier (or meanwhile): read that one
         except OSError as exc:
-            raise KeyFileError(f"{path}: cannot create the store key ({exc.strerror})") from None
+            raise KeyFileError(f"{path}: cannot create the {what} ({exc.strerror})") from None
         else:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(os.urandom(_SECRET_BYTES))
                 handle.flush()
                 os.fsync(handle.fileno())
-    data, mode = _read(path)
+    try:
+        mode, data = path.stat().st_mode, path.read_bytes()
+    except FileNotFoundError:
+        if create:
+            raise KeyFileError(f"{path}: cannot read the {what} (it vanished)") from None
+        return None
+    except OSError as exc:
+        raise KeyFileError(f"{path}: cannot read the {what} ({exc.strerror})") from None
     if mode & 0o077:
-        raise KeyFileError(f"{path}: the store key must not be readable by group or others")
+        raise KeyFileError(f"{path}: the {what} must not be readable by group or others")
     if len(data) != _SECRET_BYTES:
-        raise KeyFileError(f"{path}: the store key must be exactly {_SECRET_BYTES} bytes")
+        raise KeyFileError(f"{path}: the {what} must be exactly {_SECRET_BYTES} bytes")
     return data

@@ -108,18 +108,18 @@ class Service:
             recipient=req.to, header=sealed.header.to_json(), frame=sealed.frame, now=now,
             expires_at=prepared.spec.expires_at,
         )  # fmt: skip
+        records = None
         if result.created:
+            # the submit entry inherits the decision's subject keys (audit rule 3)
             submitted = AuditEvent(
                 "submit", client, result.id, req.to, isa.id, isa.version, req.purpose,
                 req.type, decision.risk_level, prepared.spec.lawful_basis, "queued",
-                subject_source=req.payload,
             )  # fmt: skip
             decided = _decision_event(client, decision, req, result.id)
             records = self._record_all(now, (decided, submitted))  # queued now, in this order
-            ctx.outbox_wakeup.set()  # the relay need not wait for this commit: its own "send"
-            await self._audit_queued(records, result.id)  # entry can only queue after these
-        else:
-            ctx.outbox_wakeup.set()
+        ctx.outbox_wakeup.set()  # no need to wait for the audit commit: the relay's own "send"
+        if records is not None:  # entry can only queue after these
+            await self._audit_queued(records, result.id)
         ctx.metrics.inc("isa_agent_submitted_total", int(result.created))
         return SubmitResponse(
             id=result.id,

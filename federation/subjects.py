@@ -55,7 +55,11 @@ def normalise_name(name: str) -> str:
 
 def identifier(name: str, date_of_birth: str | None) -> str:
     """The identifier of rule 2 (the date only if it is a full ``YYYY-MM-DD``)."""
-    text = f"name:{normalise_name(name)}"
+    return _identifier(normalise_name(name), date_of_birth)
+
+
+def _identifier(normalised: str, date_of_birth: str | None) -> str:
+    text = f"name:{normalised}"
     if date_of_birth is not None and _DATE.match(date_of_birth):
         text += f"|dob:{date_of_birth}"
     return text
@@ -112,13 +116,8 @@ def _people(message_type: str, payload: Mapping[str, Any]) -> Iterator[tuple[str
 
 def subject_keys(secret: bytes, message_type: str, payload: Mapping[str, Any]) -> tuple[str, ...]:
     """The sorted, distinct subject keys of every person in ``payload`` (rules 1-3)."""
-    if len(secret) != SECRET_BYTES:
-        raise ValueError("the subject key secret is 32 bytes")
-    keys = set()
-    for name, dob in _people(message_type, payload):
-        text = f"name:{name}|dob:{dob}" if dob is not None and _DATE.match(dob) else f"name:{name}"
-        keys.add(hmac.new(secret, text.encode("utf-8"), hashlib.sha256).hexdigest())
-    return tuple(sorted(keys))
+    people = _people(message_type, payload)
+    return tuple(sorted({subject_key(secret, _identifier(n, d)) for n, d in people}))
 
 
 @dataclass(frozen=True, slots=True)
