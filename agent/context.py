@@ -7,12 +7,12 @@ that :mod:`agent.runtime` opens and closes; time comes from ``clock`` so tests c
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from agent.audit_events import AuditSink, NullAudit
+from agent.clock import Clock, utcnow
 from agent.config import Settings
 from agent.errors import Denied, TrustUnavailable
 from agent.metrics import Metrics
@@ -25,13 +25,6 @@ from federation.keys import Keyring, SigningKey
 from federation.manifest import Manifest
 
 __all__ = ["AgentContext", "Clock", "load_registry", "utcnow"]
-
-Clock = Callable[[], datetime]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
 
 def load_registry(policies_dir: Path) -> IsaRegistry:
     """Every ISA file in ``policies_dir``; a broken file stops the agent (PolicyError)."""

@@ -66,7 +66,7 @@ async def open_context(settings: Settings, *, clock: Clock = utcnow) -> AsyncIte
     keyring = load_keyring(keys.encryption_dir, policy, keys.passphrase)
     registry = load_registry(settings.trust.policies_dir)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    trust = TrustHolder(settings.trust, settings.data_dir)
+    trust = TrustHolder(settings.trust, settings.data_dir, clock=clock)
     trust.load_persisted()
     subject_secret = load_subject_secret(subject_key_path(keys.encryption_dir))
     audit = AuditLog(

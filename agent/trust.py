@@ -18,12 +18,13 @@ import asyncio
 import logging
 import os
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import aiohttp
 from cryptography import x509
 
+from agent.clock import Clock, utcnow
 from agent.config import TrustSettings
 from federation import pki
 from federation.errors import ConfigError, ManifestRejected
@@ -52,8 +53,9 @@ async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
 class TrustHolder:
     """Holds the current verified manifest; ``refresh`` fetches and applies a newer one."""
 
-    def __init__(self, settings: TrustSettings, data_dir: Path) -> None:
+    def __init__(self, settings: TrustSettings, data_dir: Path, *, clock: Clock = utcnow) -> None:
         self._settings = settings
+        self._clock = clock
         self._persisted = data_dir / "manifest.json"
         self.root = self._load_root(settings)
         self.state = TrustState(None)
@@ -108,7 +110,7 @@ class TrustHolder:
 
     async def refresh(self, now: datetime | None = None) -> bool:
         """Fetch the manifest source; apply it if newer. True when a new serial was applied."""
-        now = now or datetime.now(UTC)
+        now = now or self._clock()
         try:
             data = await self._fetch()
         except (OSError, aiohttp.ClientError, TimeoutError) as exc:

@@ -26,12 +26,12 @@ import hmac
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Final
 
 import aiohttp
 
 from agent.api_models import InboxItem, WebhookDelivery
+from agent.clock import Clock, utcnow
 from federation.canonical import canonical_json, format_time
 from federation.errors import ConfigError, IsaRelayError
 
@@ -94,7 +94,7 @@ class WebhookPusher:
         mark_delivered: MarkDelivered,
         *,
         backoff: Backoff = Backoff(),
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock = utcnow,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         timeout_seconds: float = 10.0,
         poll_seconds: float = 5.0,

@@ -12,6 +12,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from broker.clock import Clock, utcnow
 from federation.errors import IsaRelayError
 
 __all__ = ["main"]
@@ -39,9 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, clock: Clock = utcnow) -> int:
+    """Run one command; ``clock`` is the only source of the time of day (``args.clock``)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.clock = clock
     if not hasattr(args, "func"):
         parser.print_help(sys.stderr)
         return 2

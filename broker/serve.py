@@ -23,14 +23,14 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 from cryptography import x509
 
+from broker.clock import Clock, utcnow
 from broker.fedstate import FederationLayout
 from federation import pki
 from federation.errors import ConfigError, ManifestRejected
@@ -41,7 +41,6 @@ __all__ = ["ManifestFile", "Served", "create_app", "etag_matches", "serve_manife
 log = logging.getLogger(__name__)
 
 CACHE_CONTROL = "no-cache"
-Clock = Callable[[], datetime]
 _SOURCE: web.AppKey[ManifestFile] = web.AppKey("source")
 _CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 
@@ -155,11 +154,7 @@ async def _healthz(request: web.Request) -> web.StreamResponse:
     return web.json_response(body, status=code, headers={"Cache-Control": CACHE_CONTROL})
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def create_app(source: ManifestFile, *, clock: Clock = _utcnow) -> web.Application:
+def create_app(source: ManifestFile, *, clock: Clock = utcnow) -> web.Application:
     """The aiohttp application serving ``source`` (rules 1-5); ``clock`` judges expiry."""
     app = web.Application()
     app[_SOURCE] = source

@@ -31,6 +31,7 @@ from agent.audit import (
     load_subject_secret,
     subject_key_path,
 )
+from agent.clock import Clock
 from agent.config import Settings, load_settings
 from agent.keystore import read_signing_key
 from federation.audit_chain import AuditEntry
@@ -82,7 +83,9 @@ def parse_when(text: str) -> datetime:
 
 
 @asynccontextmanager
-async def open_audit_log(settings: Settings, *, subject_secret: bytes) -> AsyncIterator[AuditLog]:
+async def open_audit_log(
+    settings: Settings, *, subject_secret: bytes, clock: Clock
+) -> AsyncIterator[AuditLog]:
     """The agent's audit log opened read-only (no checkpoint is signed on close)."""
     if not (settings.data_dir / AUDIT_FILENAME).is_file():
         raise ConfigError(
@@ -94,7 +97,7 @@ async def open_audit_log(settings: Settings, *, subject_secret: bytes) -> AsyncI
         agency=settings.agency,
         signing_key=key,
         subject_secret=subject_secret,
-        clock=lambda: datetime.now(UTC),
+        clock=clock,
         checkpoint_on_close=False,
     )
     async with log:
@@ -116,7 +119,7 @@ def _verify(args: argparse.Namespace) -> int:
     settings = _settings(args)
 
     async def run() -> int:
-        async with open_audit_log(settings, subject_secret=bytes(32)) as log:
+        async with open_audit_log(settings, subject_secret=bytes(32), clock=args.clock) as log:
             found, count = await log.verify(), await log.count()
         if found is None:
             print(f"audit log of {settings.agency}: {count} entries, chain and checkpoints intact")
@@ -131,7 +134,7 @@ def _export(args: argparse.Namespace) -> int:
     settings = _settings(args)
 
     async def run() -> list[AuditEntry]:
-        async with open_audit_log(settings, subject_secret=bytes(32)) as log:
+        async with open_audit_log(settings, subject_secret=bytes(32), clock=args.clock) as log:
             return await log.entries(args.since, args.until)
 
     entries = asyncio.run(run())
@@ -163,7 +166,7 @@ def _search(args: argparse.Namespace) -> int:
         raise ConfigError(str(exc)) from None
 
     async def run() -> list[SubjectMatch]:
-        async with open_audit_log(settings, subject_secret=bytes(32)) as log:
+        async with open_audit_log(settings, subject_secret=bytes(32), clock=args.clock) as log:
             return await log.search(keys)
 
     matches = asyncio.run(run())

@@ -30,7 +30,7 @@ import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -84,7 +84,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _check(args: argparse.Namespace) -> int:
     for noisy in ("aio_pika", "aiormq"):  # their connection errors are our FAIL lines
         logging.getLogger(noisy).setLevel(logging.CRITICAL)
-    results = asyncio.run(run_checks(args.config, os.environ, datetime.now(UTC)))
+    results = asyncio.run(run_checks(args.config, os.environ, args.clock()))
     for result in results:
         print(result.line())
     failed = sum(r.verdict != "ok" for r in results)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from agent.audit import AuditLog, load_subject_secret, subject_key_path
@@ -62,7 +62,7 @@ def _published_kid(settings: Settings, now: datetime) -> str:
 
 
 def _status(args: argparse.Namespace) -> int:
-    settings, now = load_settings(args.config, os.environ), datetime.now(UTC)
+    settings, now = load_settings(args.config, os.environ), args.clock()
     keyring = _keyring(settings)
     rows = key_status(keyring, settings.data_dir, now)
     print(f"encryption keys of {settings.agency} (rotate every {settings.keys.rotate_every_days}"
@@ -80,7 +80,7 @@ def _status(args: argparse.Namespace) -> int:
 
 def _rotate(args: argparse.Namespace) -> int:
     settings = load_settings(args.config, os.environ)
-    now = datetime.now(UTC)
+    now = args.clock()
     signing_key = read_signing_key(settings.keys.signing_key, settings.keys.passphrase)
     keyring = _keyring(settings)
     secret = load_subject_secret(subject_key_path(settings.keys.encryption_dir))
@@ -88,7 +88,7 @@ def _rotate(args: argparse.Namespace) -> int:
     async def run() -> str:
         audit = AuditLog(
             settings.data_dir, agency=settings.agency, signing_key=signing_key,
-            subject_secret=secret, clock=lambda: datetime.now(UTC), checkpoint_on_close=False,
+            subject_secret=secret, clock=args.clock, checkpoint_on_close=False,
         )  # fmt: skip
         async with audit:
             rotator = KeyRotator(

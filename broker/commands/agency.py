@@ -21,7 +21,6 @@ Each command publishes the next manifest serial. The clock is read here, at the 
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime
 from pathlib import Path
 
 from nacl.signing import VerifyKey
@@ -81,7 +80,7 @@ def _federation(parser: argparse.ArgumentParser) -> None:
 
 
 def _add(args: argparse.Namespace) -> int:
-    layout, now = FederationLayout(args.federation), datetime.now(UTC)
+    layout, now = FederationLayout(args.federation), args.clock()
     if args.generate:
         if args.broker_user:
             raise ConfigError("--broker-user cannot be combined with --generate")
@@ -121,7 +120,7 @@ def _read(path: Path) -> bytes:
 
 def _announce(args: argparse.Namespace) -> int:
     data = _read(args.file)
-    note, serial = announce_key(FederationLayout(args.federation), data, datetime.now(UTC))
+    note, serial = announce_key(FederationLayout(args.federation), data, args.clock())
     print(f"key {note.kid} of {note.agency} ({note.not_before} .. {note.not_after}) accepted")
     print(f"manifest serial {serial} written")
     return 0
@@ -129,7 +128,7 @@ def _announce(args: argparse.Namespace) -> int:
 
 def _revoke(args: argparse.Namespace) -> int:
     layout = FederationLayout(args.federation)
-    serial = revoke_agency(layout, agency_id=args.id, reason=args.reason, now=datetime.now(UTC))
+    serial = revoke_agency(layout, agency_id=args.id, reason=args.reason, now=args.clock())
     print(f"agency {args.id} revoked; manifest serial {serial} written")
     print(f"next: isa-broker provision --config {layout.broker_toml} (deletes its broker user)")
     return 0

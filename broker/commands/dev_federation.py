@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from broker.devfed import create_dev_federation
@@ -40,7 +40,7 @@ def _run(args: argparse.Namespace) -> int:
     federation = create_dev_federation(
         args.out,
         policies=args.policies,
-        now=datetime.now(UTC),
+        now=args.clock(),
         agencies=args.agencies,
         amqp_url=args.amqp_url,
         management_url=args.management_url,

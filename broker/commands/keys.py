@@ -8,7 +8,7 @@ The clock is read here, at the edge.
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from broker.fedstate import FederationLayout
@@ -45,7 +45,7 @@ def _positive(text: str) -> float:
 def _report(args: argparse.Namespace) -> int:
     report = build_report(
         FederationLayout(args.federation),
-        datetime.now(UTC),
+        args.clock(),
         rotation_period=timedelta(days=args.rotation_days),
     )
     print(report.model_dump_json(indent=2) if args.json else render_text(report))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 
 from broker.fedstate import FederationLayout, publish_manifest
@@ -28,7 +27,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _build(args: argparse.Namespace) -> int:
-    serial, isas = publish_manifest(FederationLayout(args.federation), datetime.now(UTC))
+    serial, isas = publish_manifest(FederationLayout(args.federation), args.clock())
     print(f"manifest serial {serial} written ({len(isas)} ISAs)")
     return 0
 

@@ -14,9 +14,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Iterable
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 
+from broker.clock import Clock
 from federation.errors import PolicyError, PolicyProblem
 from federation.isa import Isa, explain, lint, parse_isa
 from federation.isa_lint import duplicate_isa_ids
@@ -63,9 +64,9 @@ def load_policies(paths: Iterable[str]) -> tuple[list[Isa], list[PolicyProblem]]
     return isas, problems
 
 
-def _today(text: str | None) -> date:
+def _today(text: str | None, clock: Clock) -> date:
     if text is None:
-        return datetime.now(UTC).date()
+        return clock().date()
     try:
         return date.fromisoformat(text)
     except ValueError:
@@ -73,7 +74,7 @@ def _today(text: str | None) -> date:
 
 
 def _cmd_lint(args: argparse.Namespace) -> int:
-    today = _today(args.today)
+    today = _today(args.today, args.clock)
     known = set(args.agencies.split(",")) if args.agencies else None
     isas, problems = load_policies(args.paths or [DEFAULT_DIR])
     for isa in isas:

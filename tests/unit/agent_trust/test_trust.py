@@ -361,7 +361,9 @@ class TestPoll:
         self, layout: FederationLayout, tmp_path: Path
     ) -> None:
         """poll() keeps refreshing: a new serial is picked up without a restart."""
-        holder = TrustHolder(settings(layout, layout.manifest, poll=0.05), tmp_path / "data")
+        holder = TrustHolder(
+            settings(layout, layout.manifest, poll=0.05), tmp_path / "data", clock=lambda: SOON
+        )
         await holder.refresh(SOON)
         applied = asyncio.Event()
         holder.on_change(lambda _old, _new: applied.set())

@@ -10,11 +10,12 @@ from broker.config import load_broker_config, verify_rabbit_password
 from broker.fedstate import FederationLayout, announcement_json, load_state
 from federation.canonical import b64url_encode
 from federation.keys import SigningKey
+from tests.unit.broker_agency.conftest import NOW
 from tests.unit.broker_agency.test_agency import announcement, csr_for, manifest_of
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
+    code = main(list(argv), clock=lambda: NOW)
     out, err = capsys.readouterr()
     return code, out, err
 
