@@ -35,8 +35,7 @@ from typing import Any, Protocol
 
 from agent.audit_events import AuditEvent, AuditSink
 from agent.store_records import InboxItem
-from federation.isa import IsaRegistry
-from federation.isa_model import Retain
+from federation.isa import IsaRegistry, Retain
 
 __all__ = ["Retention", "RetentionReport", "add_period", "retain_for"]
 

@@ -21,8 +21,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from federation.isa import ReferralFacts, evaluate, load_isa
-from federation.isa_decide import evaluate_and_minimise
+from federation.isa import ReferralFacts, evaluate, evaluate_and_minimise, load_isa
 from federation.minimise import minimise
 from federation.referrals import parse_payload, payload_dict
 from federation.synth import generate_referral

@@ -34,6 +34,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from broker.key_history import record_manifest
 from federation import pki
 from federation.canonical import b64url_encode, canonical_json, format_time
 from federation.errors import ConfigError, IsaRelayError, PolicyError
@@ -281,9 +282,7 @@ def publish_manifest(layout: FederationLayout, now: datetime) -> tuple[int, list
     tmp.write_bytes(data)
     tmp.replace(layout.manifest)
     save_state(layout, state.model_copy(update={"serial": serial}))
-    from broker.keys_report import record_manifest  # keys_report imports this module
-
-    record_manifest(layout, manifest, by="publish")  # each key's first serial, exactly
+    record_manifest(layout.root, manifest, by="publish")  # each key's first serial, exactly
     return serial, [i.id for i in isas]
 
 

@@ -7,28 +7,25 @@ Rules:
 2. An agency is **overdue** when it is not revoked and its newest announced encryption key valid
    at ``now`` is older than the rotation period (default 30 days), or no announced key is valid
    at ``now`` at all. ``overdue`` is what makes ``isa-broker keys report`` exit non-zero.
-3. The announcement history says which manifest serial first published each kid. It is kept in
-   ``DIR/key-history.json`` (``{kid: {agency, serial, published_at, recorded_by}}``) and updated
-   by :func:`record_manifest`, which every report run calls on the current manifest (and which
-   ``publish_manifest`` should call after each build: ``recorded_by: "publish"``). A kid first
-   recorded by a report run carries ``recorded_by: "report"``: its serial is then an upper bound
-   (it was published in that serial or an earlier one).
+3. The announcement history (:mod:`broker.key_history`) says which manifest serial first
+   published each kid; every report run records the manifest it reads. A kid first recorded by
+   a report run carries ``recorded_by: "report"``: its serial is then an upper bound (it was
+   published in that serial or an earlier one).
 4. The JSON form follows ``docs/keys-report.schema.json`` (JSON Schema 2020-12); no secret of any
    kind appears in it.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from broker.fedstate import FederationLayout, load_state
+from broker.key_history import history_file, record_manifest
 from federation import pki
-from federation.canonical import b64url_decode, canonical_json, format_time
+from federation.canonical import b64url_decode, format_time
 from federation.errors import ConfigError, ManifestRejected
 from federation.keys import KeyAnnouncement, utc
 from federation.manifest import AgencyEntry, Manifest, reload_manifest
@@ -40,12 +37,10 @@ __all__ = [
     "build_report",
     "history_path",
     "load_manifest",
-    "record_manifest",
     "render_text",
 ]
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid", strict=True)
-HISTORY_FILE = "key-history.json"
 KeyState = Literal["current", "superseded", "expired", "not_yet_valid", "revoked"]
 
 
@@ -97,7 +92,7 @@ class KeysReport(BaseModel):
 
 
 def history_path(layout: FederationLayout) -> str:
-    return str(layout.root / HISTORY_FILE)
+    return str(history_file(layout.root))
 
 
 def load_manifest(layout: FederationLayout) -> Manifest:
@@ -111,42 +106,6 @@ def load_manifest(layout: FederationLayout) -> Manifest:
         return reload_manifest(data, root_cert=root, pinned_fingerprint=pki.fingerprint(root))
     except ManifestRejected as exc:
         raise ConfigError(f"{layout.manifest}: does not verify ({exc.reason})") from None
-
-
-def _read_history(layout: FederationLayout) -> dict[str, dict[str, Any]]:
-    try:
-        raw = json.loads((layout.root / HISTORY_FILE).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError):
-        raise ConfigError(f"{layout.root / HISTORY_FILE}: unreadable key history") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{layout.root / HISTORY_FILE}: not a key history object")
-    return raw
-
-
-def record_manifest(
-    layout: FederationLayout, manifest: Manifest, *, by: Literal["publish", "report"] = "publish"
-) -> dict[str, dict[str, Any]]:
-    """Add every kid ``manifest`` carries that the history does not know yet (rule 3)."""
-    history = _read_history(layout)
-    changed = False
-    for agency in manifest.document.agencies:
-        for note in agency.announcements:
-            if note.kid not in history:
-                history[note.kid] = {
-                    "agency": agency.id,
-                    "serial": manifest.serial,
-                    "published_at": manifest.document.issued_at,
-                    "recorded_by": by,
-                }
-                changed = True
-    if changed:
-        path = layout.root / HISTORY_FILE
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(canonical_json(history) + b"\n")
-        os.replace(tmp, path)
-    return history
 
 
 def _state(
@@ -215,7 +174,7 @@ def build_report(
 ) -> KeysReport:
     """The whole review (rules 1-3); records the current manifest in the history first."""
     manifest = load_manifest(layout)
-    history = record_manifest(layout, manifest, by="report")
+    history = record_manifest(layout.root, manifest, by="report")
     agencies = tuple(
         _agency(manifest, entry, history, now, rotation_period)
         for entry in sorted(manifest.document.agencies, key=lambda a: a.id)

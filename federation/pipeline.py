@@ -29,8 +29,8 @@ from federation.isa import (
     IsaRegistry,
     ReferralFacts,
     check_received,
+    evaluate_and_minimise,
 )
-from federation.isa_decide import evaluate_and_minimise
 from federation.referrals import parse_payload
 
 __all__ = [

@@ -19,8 +19,7 @@ from pathlib import Path
 
 from broker.clock import Clock
 from federation.errors import PolicyError, PolicyProblem
-from federation.isa import Isa, explain, lint, parse_isa
-from federation.isa_lint import duplicate_isa_ids
+from federation.isa import Isa, duplicate_isa_ids, explain, lint, parse_isa
 
 __all__ = ["load_policies", "register"]
 

@@ -12,8 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from federation.errors import PayloadInvalid
-from federation.isa import Isa, evaluate, load_isa
-from federation.isa_decide import evaluate_and_minimise
+from federation.isa import Isa, evaluate, evaluate_and_minimise, load_isa
 from federation.minimise import minimise
 from federation.referrals import RISK_LEVELS, parse_payload, payload_dict
 from federation.synth import EDGE_CASES, generate_referral

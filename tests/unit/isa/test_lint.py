@@ -7,8 +7,7 @@ from datetime import date
 import pytest
 
 from federation.errors import PolicyError
-from federation.isa import lint, load_isa, parse_isa
-from federation.isa_lint import duplicate_isa_ids
+from federation.isa import duplicate_isa_ids, lint, load_isa, parse_isa
 from tests.unit.isa.support import FIXTURES, fake_catalogue
 
 TODAY = date(2026, 6, 1)

@@ -8,8 +8,16 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from federation.isa import Decision, ReferralFacts, evaluate
-from federation.minimise import age_band, is_transformed, minimise, postcode_district, year_of
+from federation.isa import (
+    Decision,
+    ReferralFacts,
+    age_band,
+    evaluate,
+    is_transformed,
+    postcode_district,
+    year_of,
+)
+from federation.minimise import minimise
 from tests.unit.isa.support import FAKE_PATHS, NOW, load_fake
 from tests.unit.isa.test_evaluate import PAYLOAD
 

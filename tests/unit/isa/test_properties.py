@@ -11,8 +11,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from federation.errors import PayloadInvalid
-from federation.isa import RISK_LEVELS, Flow, Isa, ReferralFacts, evaluate, load_isa
-from federation.isa_plan import labels_for, never_share_paths
+from federation.isa import (
+    RISK_LEVELS,
+    Flow,
+    Isa,
+    ReferralFacts,
+    evaluate,
+    labels_for,
+    load_isa,
+    never_share_paths,
+)
 from federation.minimise import minimise
 from federation.referrals import parse_payload
 from federation.synth import generate_referral

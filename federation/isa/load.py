@@ -5,11 +5,11 @@ This module performs no I/O: the caller reads the file and passes its bytes.
 Rules:
 1. The YAML is composed into a node tree first, so that every key keeps its line; a duplicate
    key in a mapping is an error (PyYAML would silently keep the last one); aliases are refused.
-2. The document is validated by the strict models in :mod:`federation.isa_model`; each pydantic
+2. The document is validated by the strict models in :mod:`federation.isa.model`; each pydantic
    error becomes one :class:`PolicyProblem` at the line of the offending key (or of its parent
    when the key is missing).
 3. A document that validates is then checked by the lint error checks
-   (:func:`federation.isa_lint.check_errors`); any error fails the load. An :class:`Isa` that
+   (:func:`federation.isa.linting.check_errors`); any error fails the load. An :class:`Isa` that
    loads is therefore safe to evaluate.
 4. YAML and pydantic exceptions never escape: everything is a ``PolicyError``.
 """
@@ -24,9 +24,9 @@ import yaml
 from pydantic import ValidationError
 
 from federation.errors import PolicyError, PolicyProblem
-from federation.isa_catalogue import Catalogue, default_catalogue
-from federation.isa_lint import check_errors
-from federation.isa_model import Isa, IsaDocument
+from federation.isa.catalogue import Catalogue, default_catalogue
+from federation.isa.linting import check_errors
+from federation.isa.model import Isa, IsaDocument
 
 __all__ = ["load_isa", "parse_isa"]
 

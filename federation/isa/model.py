@@ -27,7 +27,7 @@ from pydantic import (
     model_validator,
 )
 
-from federation.isa_catalogue import Catalogue, default_catalogue
+from federation.isa.catalogue import Catalogue, default_catalogue
 from federation.topology import AGENCY_ID_PATTERN
 
 __all__ = [

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from federation.errors import IsaRelayError
-from federation.isa_catalogue import FieldLabels, field_labels, match_paths
-from federation.isa_model import Flow, Isa, LevelRule, RiskLevel, TransformName
+from federation.isa.catalogue import FieldLabels, field_labels, match_paths
+from federation.isa.model import Flow, Isa, LevelRule, RiskLevel, TransformName
 
 __all__ = [
     "LEAF",

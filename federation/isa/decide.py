@@ -20,18 +20,18 @@ from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
-from federation.isa_eval import (
+from federation.isa.evaluation import (
     Decision,
+    EvalContext,
     ReferralFacts,
-    _Ctx,
-    _decision,
-    _fields_found,
-    _gates_memo,
+    build_decision,
     evaluate,
+    fields_found,
+    gates,
 )
-from federation.isa_model import Isa
-from federation.isa_plan import LEAF, LIST, OBJECT, LevelPlan, PathShape, plan_for
-from federation.minimise import transform_value
+from federation.isa.model import Isa
+from federation.isa.plan import LEAF, LIST, OBJECT, LevelPlan, PathShape, plan_for
+from federation.isa.transforms import transform_value
 
 __all__ = ["evaluate_and_minimise"]
 
@@ -114,8 +114,8 @@ def evaluate_and_minimise(
 ) -> tuple[Decision, dict[str, Any]]:
     """``(evaluate(...), minimise(payload, decision))`` in one walk (see the module rules)."""
     facts = ReferralFacts.of(referral)
-    ctx = _Ctx(isa, sender, recipient, purpose, message_type, facts, now)
-    outcome, flow, gate_reasons = _gates_memo(ctx)
+    ctx = EvalContext(isa, sender, recipient, purpose, message_type, facts, now)
+    outcome, flow, gate_reasons = gates(ctx)
     if outcome == "DENY" or flow is None:
         decision = evaluate(isa, sender=sender, recipient=recipient, purpose=purpose,
                             message_type=message_type, referral=facts, now=now)  # fmt: skip
@@ -125,8 +125,8 @@ def evaluate_and_minimise(
     found: list[str] = []
     unknown: list[str] = []
     copied = _walk(facts.payload, _copy_shape(plan), "", found, unknown, today)
-    fields = _fields_found(ctx, plan, found, unknown)
-    decision = _decision(ctx, outcome, flow, gate_reasons, plan, fields)
+    fields = fields_found(ctx, plan, found, unknown)
+    decision = build_decision(ctx, outcome, flow, gate_reasons, plan, fields)
     if decision.outcome == "DENY" or not decision.shared_fields:
         return decision, {}
     return decision, copied

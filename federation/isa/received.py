@@ -16,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from federation.isa_model import Isa, RiskLevel
-from federation.isa_plan import LevelPlan, plan_for
-from federation.minimise import is_transformed
+from federation.isa.model import Isa, RiskLevel
+from federation.isa.plan import LevelPlan, plan_for
+from federation.isa.transforms import is_transformed
 
 __all__ = ["check_received", "payload_paths"]
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from federation.isa_codes import CODE_WORDS
-from federation.isa_model import RISK_LEVELS, Flow, Isa, LawfulBasis
-from federation.isa_plan import labels_for, never_share_paths, plan_for
+from federation.isa.codes import CODE_WORDS
+from federation.isa.model import RISK_LEVELS, Flow, Isa, LawfulBasis
+from federation.isa.plan import labels_for, never_share_paths, plan_for
 
 __all__ = ["CODE_WORDS", "explain", "phrase"]
 

@@ -11,7 +11,7 @@ step decides, deny-overrides):
 5. The practice-consent rule for the risk level holds  -> else DENY or REVIEW, as the ISA says.
 6. The risk level's decision: PERMIT, or REVIEW (a person must approve before sending).
 7. Fields: each path present in the payload is released or withheld with a reason
-   (see :mod:`federation.isa_plan`); a path not in the catalogue is ``PayloadInvalid``.
+   (see :mod:`federation.isa.plan`); a path not in the catalogue is ``PayloadInvalid``.
 A DENY shares nothing. A REVIEW lists what would be shared if a person approves it.
 """
 
@@ -25,8 +25,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from federation.errors import PayloadInvalid
-from federation.isa_model import Flow, Isa, Obligations, RiskLevel
-from federation.isa_plan import (
+from federation.isa.model import Flow, Isa, Obligations, RiskLevel
+from federation.isa.plan import (
     LEAF,
     LIST,
     OBJECT,
@@ -131,7 +131,7 @@ _FieldResult = tuple[tuple[str, ...], tuple[WithheldField, ...], dict[str, str]]
 _MEMO_LIMIT = 1024
 
 
-class _Ctx:
+class EvalContext:
     """The fixed inputs of one evaluation (keeps the step functions short)."""
 
     __slots__ = ("facts", "isa", "message_type", "now", "purpose", "recipient", "sender")
@@ -142,7 +142,7 @@ class _Ctx:
         self.purpose, self.message_type, self.facts, self.now = purpose, message_type, facts, now
 
 
-def _decide_gates(ctx: _Ctx, reasons: list[str]) -> tuple[Outcome, Flow | None]:
+def _decide_gates(ctx: EvalContext, reasons: list[str]) -> tuple[Outcome, Flow | None]:
     isa = ctx.isa
     gate = _gate_isa(isa, ctx.now.astimezone(UTC).date())
     if gate:
@@ -213,7 +213,7 @@ def _present(
             unknown.append(prefix + key)
 
 
-def _gates_memo(ctx: _Ctx) -> tuple[Outcome, Flow | None, tuple[str, ...]]:
+def gates(ctx: EvalContext) -> tuple[Outcome, Flow | None, tuple[str, ...]]:
     """Steps 1-6 depend only on these facts, so their result is memoised on the ISA."""
     facts = ctx.facts
     key = ("gates", ctx.sender, ctx.recipient, ctx.purpose, ctx.message_type, facts.risk_level,
@@ -231,16 +231,16 @@ def _gates_memo(ctx: _Ctx) -> tuple[Outcome, Flow | None, tuple[str, ...]]:
     return result
 
 
-def _fields(ctx: _Ctx, plan: LevelPlan | None) -> _FieldResult:
+def _fields(ctx: EvalContext, plan: LevelPlan | None) -> _FieldResult:
     shape = plan.shape if plan is not None else path_shape(_labels_or_empty(ctx))
     found: list[str] = []
     unknown: list[str] = []
     _present(ctx.facts.payload, shape, "", found, unknown)
-    return _fields_found(ctx, plan, found, unknown)
+    return fields_found(ctx, plan, found, unknown)
 
 
-def _fields_found(
-    ctx: _Ctx, plan: LevelPlan | None, found: list[str], unknown: list[str]
+def fields_found(
+    ctx: EvalContext, plan: LevelPlan | None, found: list[str], unknown: list[str]
 ) -> _FieldResult:
     """Shared, withheld and transforms from the paths a walk found (memoised per plan)."""
     if unknown:
@@ -267,8 +267,8 @@ def _fields_found(
     return shared, withheld, transforms
 
 
-def _labels_or_empty(ctx: _Ctx) -> Mapping[str, Any]:
-    from federation.isa_plan import labels_for
+def _labels_or_empty(ctx: EvalContext) -> Mapping[str, Any]:
+    from federation.isa.plan import labels_for
 
     return labels_for(ctx.isa, ctx.message_type) or {}
 
@@ -339,16 +339,16 @@ def evaluate(
     ``PayloadInvalid`` if the payload has a field the catalogue does not know.
     """
     facts = ReferralFacts.of(referral)
-    ctx = _Ctx(isa, sender, recipient, purpose, message_type, facts, now)
-    outcome, flow, gate_reasons = _gates_memo(ctx)
+    ctx = EvalContext(isa, sender, recipient, purpose, message_type, facts, now)
+    outcome, flow, gate_reasons = gates(ctx)
     plan = None
     if outcome != "DENY" and flow is not None:
         plan = plan_for(isa, flow, message_type, facts.risk_level, sender)
-    return _decision(ctx, outcome, flow, gate_reasons, plan, _fields(ctx, plan))
+    return build_decision(ctx, outcome, flow, gate_reasons, plan, _fields(ctx, plan))
 
 
-def _decision(
-    ctx: _Ctx,
+def build_decision(
+    ctx: EvalContext,
     outcome: Outcome,
     flow: Flow | None,
     gate_reasons: tuple[str, ...],

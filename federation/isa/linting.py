@@ -13,7 +13,7 @@ Errors (an ISA with any of them does not load):
      transform on a field it does not apply to.
   E11 a public authority relying on Art 6(1)(ea) or (f) for its tasks.
 Warnings: W1 expired; W2 overdue for review; W3 not active; W4 a legal code not in
-  :data:`federation.isa_codes.CODE_WORDS` (probably a typo).
+  :data:`federation.isa.codes.CODE_WORDS` (probably a typo).
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from collections.abc import Collection, Iterable, Iterator
 from datetime import date
 
 from federation.errors import PolicyProblem
-from federation.isa_catalogue import is_pattern, match_paths
-from federation.isa_codes import CODE_WORDS, PUBLIC_AUTHORITY_BARRED
-from federation.isa_model import RISK_LEVELS, Flow, Isa
-from federation.isa_plan import allow_patterns, expand, labels_for, never_share_paths
+from federation.isa.catalogue import is_pattern, match_paths
+from federation.isa.codes import CODE_WORDS, PUBLIC_AUTHORITY_BARRED
+from federation.isa.model import RISK_LEVELS, Flow, Isa
+from federation.isa.plan import allow_patterns, expand, labels_for, never_share_paths
 
 __all__ = ["check_errors", "duplicate_isa_ids", "lint"]
 

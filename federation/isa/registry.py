@@ -1,0 +1,54 @@
+"""The ISAs an agent or the operator holds, each id at most once.
+
+This module performs no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from federation.errors import PolicyError
+from federation.isa.linting import duplicate_isa_ids
+from federation.isa.model import Flow, Isa
+
+__all__ = ["IsaRegistry"]
+
+
+class IsaRegistry:
+    """Several loaded ISAs, each id at most once (the federation's central log of agreements)."""
+
+    def __init__(self, isas: Iterable[Isa] = ()) -> None:
+        items = list(isas)
+        problems = duplicate_isa_ids(items)
+        if problems:
+            raise PolicyError(problems)
+        self._by_id = {isa.id: isa for isa in items}
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def __contains__(self, isa_id: object) -> bool:
+        return isa_id in self._by_id
+
+    def ids(self) -> list[str]:
+        return sorted(self._by_id)
+
+    def get(self, isa_id: str) -> Isa | None:
+        return self._by_id.get(isa_id)
+
+    def add(self, isa: Isa) -> None:
+        """Add one more ISA; a second ISA with the same id is a ``PolicyError``."""
+        problems = duplicate_isa_ids([*self._by_id.values(), isa])
+        if problems:
+            raise PolicyError(problems)
+        self._by_id[isa.id] = isa
+
+    def resolve_flow(
+        self, sender: str, recipient: str, isa_id: str, purpose: str, message_type: str
+    ) -> Flow | None:
+        """The flow of ISA ``isa_id`` that covers this message, or None (deny)."""
+        isa = self._by_id.get(isa_id)
+        if isa is None:
+            return None
+        flows = isa.flows_for(sender, recipient, purpose, message_type)
+        return flows[0] if flows else None
