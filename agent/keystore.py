@@ -9,7 +9,7 @@ Rules:
    kid destroyed, so later envelopes for it are rejected with ``key_retired``.
 4. ``<keys dir>/store.key`` (beside ``subject.key``, outside ``data_dir``) is the store's
    key-encryption key: 32 random bytes, mode 0600, made when the agent first creates its store.
-   It wraps every inbox payload's data key (``agent/store_crypto.py``), so a copy of
+   It wraps every inbox payload's data key (``agent/store/crypto.py``), so a copy of
    ``data_dir`` alone (a backup, a lost disk) opens nothing. A store created before this key
    existed keeps working without it (its data keys are not wrapped; the agent says so).
 """

@@ -21,7 +21,7 @@ from agent.context import AgentContext
 from agent.errors import StoreUnavailable, TransportError
 from agent.keyrotation import KeyRotator
 from agent.retention import Retention
-from agent.store_records import OutgoingMessage
+from agent.store import OutgoingMessage
 from federation.errors import IsaRelayError
 
 __all__ = ["Housekeeper", "OutboxRelay", "backoff"]

@@ -34,7 +34,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from agent.audit_events import AuditEvent, AuditSink
-from agent.store_records import InboxItem
+from agent.store import InboxItem
 from federation.isa import IsaRegistry, Retain
 
 __all__ = ["Retention", "RetentionReport", "add_period", "retain_for"]

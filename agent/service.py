@@ -41,7 +41,7 @@ from agent.api_models import (
 from agent.audit_events import AuditEvent
 from agent.context import AgentContext
 from agent.errors import Denied, NotFound, PayloadTooLarge, StoreUnavailable
-from agent.store_records import PayloadPurged
+from agent.store import PayloadPurged
 from federation.canonical import canonical_json, format_time
 from federation.envelope import seal_envelope
 from federation.isa import Decision, Isa, explain

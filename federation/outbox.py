@@ -1,7 +1,7 @@
 """The sender's view of one outgoing message: a small state machine in one literal table.
 
-This module performs no I/O and reads no clock. The store (``agent/store.py``) keeps the status
-of each outgoing message and asks :func:`transition` for every move; nothing else changes it.
+This module performs no I/O and reads no clock. The store (``agent/store/sqlite.py``) keeps the
+status of each outgoing message and asks :func:`transition` for every move; nothing else changes it.
 
 Statuses::
 

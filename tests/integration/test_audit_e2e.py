@@ -22,7 +22,7 @@ import pytest
 from agent.cli import main as agent_main
 from agent.relay import Housekeeper
 from agent.runtime import agent_store, open_context
-from agent.store_records import PayloadPurged
+from agent.store import PayloadPurged
 from broker.agency import announce_key
 from broker.devfed import DevFederation
 from federation.synth import generate_referral

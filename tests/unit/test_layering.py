@@ -7,7 +7,7 @@
    package's ``__init__`` closes a cycle nobody wrote).
 4. No private name (``_x``) is imported from another module.
 5. A package's modules are private to it: code outside ``federation/isa/`` imports
-   ``federation.isa``, not ``federation.isa.plan``.
+   ``federation.isa``, not ``federation.isa.plan`` (likewise ``agent.store``).
 
 The rules read the source as text (``ast``); nothing is imported or run. Imports inside a
 function or under ``if TYPE_CHECKING:`` are not module-level and do not count for rule 3.
@@ -29,7 +29,7 @@ IO_MODULES = frozenset({
     "selectors", "subprocess", "threading", "multiprocessing", "concurrent", "http", "urllib",
     "requests", "pathlib", "shutil", "tempfile", "io", "logging", "signal", "tomllib",
 })  # fmt: skip
-PRIVATE_PACKAGES = ("federation.isa",)
+PRIVATE_PACKAGES = ("federation.isa", "agent.store")
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,8 @@ from typing import Any
 
 import pytest
 
-from agent.store import SqliteStore
-from agent.store_memory import MemoryStore
-from agent.store_records import EnqueueResult, Store
+from agent.store import EnqueueResult, SqliteStore, Store
+from tests.support.memory_store import MemoryStore
 
 NOW = datetime(2026, 11, 24, 12, 0, 0, tzinfo=UTC)
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from agent.errors import IdempotencyConflict, NotFound
-from agent.store_records import PayloadPurged, Store
+from agent.store import PayloadPurged, Store
 from federation.outbox import IllegalTransition, Status
 from tests.unit.agent.conftest import NOW, enqueue, header
 

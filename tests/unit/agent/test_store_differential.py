@@ -11,10 +11,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent.store import SqliteStore
-from agent.store_memory import MemoryStore
-from agent.store_records import Store
+from agent.store import SqliteStore, Store
 from federation.errors import IsaRelayError
+from tests.support.memory_store import MemoryStore
 from tests.unit.agent.conftest import NOW, enqueue
 
 IDS = st.sampled_from(["a", "b", "c"])

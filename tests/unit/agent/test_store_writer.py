@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from agent.errors import StoreUnavailable
-from agent.store_writer import WriterThread
+from agent.store import WriterThread
 
 
 def _open(path: Path) -> sqlite3.Connection:

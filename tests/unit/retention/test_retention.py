@@ -12,8 +12,7 @@ import pytest
 from agent.audit import AuditLog
 from agent.context import load_registry
 from agent.retention import Retention, add_period
-from agent.store import SqliteStore
-from agent.store_records import InboxItem, PayloadPurged
+from agent.store import InboxItem, PayloadPurged, SqliteStore
 from federation.isa import IsaRegistry
 from federation.keys import SigningKey
 

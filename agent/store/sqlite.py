@@ -5,7 +5,7 @@ Rules:
 1. Every durable write returns only after its COMMIT (``synchronous=FULL``): the API answers 202
    only once ``enqueue_outgoing`` returned, the consumer acks the broker only once
    ``accept_incoming`` returned. Writes run in one writer thread that commits concurrent writes
-   together (group commit, ``agent/store_writer.py``); reads use a second connection.
+   together (group commit, ``agent/store/writer.py``); reads use a second connection.
 2. Each write is atomic: the idempotency check, the outbox row and its history entry; the seen-id
    check, the inbox row and its data key. No half-written message, ever.
 3. ``sqlite3`` errors never escape: failing to store (disk full, I/O error, unwritable file) is
@@ -17,7 +17,7 @@ Rules:
 6. Inbox payloads are encrypted at rest with a per-message XSalsa20-Poly1305 key (``SecretBox``)
    kept in ``data_keys``; purging deletes the key (crypto-shredding; ``secure_delete=ON`` and a
    WAL checkpoint so the key bytes do not linger in the file). With a key-encryption key the
-   data keys are wrapped too, so the file alone reveals nothing (``agent/store_crypto.py``).
+   data keys are wrapped too, so the file alone reveals nothing (``agent/store/crypto.py``).
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from types import TracebackType
 from typing import Any, Literal, Self, TypeVar
 
 from agent.errors import NotFound, StoreUnavailable
-from agent.store_crypto import PayloadSealer
-from agent.store_records import (
+from agent.store.crypto import PayloadSealer
+from agent.store.records import (
     EnqueueResult,
     InboxItem,
     MessageStatus,
@@ -42,7 +42,7 @@ from agent.store_records import (
     PayloadPurged,
     ReceiptOutcome,
 )
-from agent.store_sql import (
+from agent.store.sql import (
     SCHEMA,
     ReadJob,
     add_history,
@@ -58,7 +58,7 @@ from agent.store_sql import (
     shred,
     to_us,
 )
-from agent.store_writer import Job, WriterThread
+from agent.store.writer import Job, WriterThread
 from federation.canonical import canonical_json
 from federation.outbox import Event, Status
 
@@ -69,7 +69,7 @@ T = TypeVar("T")
 
 
 class SqliteStore:
-    """The SQLite implementation of :class:`agent.store_records.Store`.
+    """The SQLite implementation of :class:`agent.store.records.Store`.
 
     Use as ``async with SqliteStore(data_dir) as store: ...``. ``max_page_count`` caps the file
     size (tests use it to simulate a full disk); ``max_batch`` caps one group commit;

@@ -1,4 +1,4 @@
-"""An in-memory :class:`agent.store_records.Store` for tests of the layers above the store.
+"""An in-memory :class:`agent.store.records.Store` for tests of the layers above the store.
 
 Rules:
 
@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from agent.errors import IdempotencyConflict, NotFound
-from agent.store_records import (
+from agent.store import (
     EnqueueResult,
     HistoryEntry,
     InboxItem,

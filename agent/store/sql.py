@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from agent.errors import IdempotencyConflict, NotFound
-from agent.store_records import (
+from agent.store.records import (
     EnqueueResult,
     HistoryEntry,
     InboxItem,
@@ -281,4 +281,4 @@ def connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-SCHEMA = resources.files("agent").joinpath("store_schema.sql").read_text(encoding="utf-8")
+SCHEMA = resources.files("agent.store").joinpath("schema.sql").read_text(encoding="utf-8")

@@ -1,0 +1,46 @@
+"""The agent's durable store: SQLite in WAL mode under ``data_dir`` (see ``sqlite`` for rules).
+
+This ``__init__`` is the package's public surface; code outside imports ``agent.store`` only.
+The modules inside:
+
+- ``sqlite``   :class:`SqliteStore`, the store the agent runs on (outbox, inbox, seen ids)
+- ``records``  the values it returns and the :class:`Store` protocol a fake also implements
+- ``sql``      the schema and the SQL of each operation (plain functions of a connection)
+- ``writer``   :class:`WriterThread`: one writer thread per SQLite file, with group commit
+- ``crypto``   :class:`PayloadSealer`: per-message data keys, wrapped by the key-encryption key
+- ``schema.sql`` the tables
+"""
+
+from __future__ import annotations
+
+from agent.store.crypto import PayloadSealer
+from agent.store.records import (
+    EnqueueResult,
+    HistoryEntry,
+    InboxItem,
+    MessageStatus,
+    OutgoingMessage,
+    PayloadPurged,
+    ReceiptOutcome,
+    ReceiptRecord,
+    Store,
+)
+from agent.store.sqlite import DEFAULT_FILENAME, SqliteStore
+from agent.store.writer import Job, WriterThread
+
+__all__ = [
+    "DEFAULT_FILENAME",
+    "EnqueueResult",
+    "HistoryEntry",
+    "InboxItem",
+    "Job",
+    "MessageStatus",
+    "OutgoingMessage",
+    "PayloadPurged",
+    "PayloadSealer",
+    "ReceiptOutcome",
+    "ReceiptRecord",
+    "SqliteStore",
+    "Store",
+    "WriterThread",
+]
