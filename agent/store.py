@@ -41,6 +41,7 @@ from agent.store_records import (
     OutgoingMessage,
     PayloadPurged,
     ReceiptOutcome,
+    SentEnvelope,
 )
 from agent.store_sql import (
     SCHEMA,
@@ -54,6 +55,7 @@ from agent.store_sql import (
     insert_seen,
     read_due,
     read_inbox_page,
+    read_sent,
     read_status,
     shred,
     to_us,
@@ -257,11 +259,16 @@ class SqliteStore:
         reason: str,
         at: datetime,
     ) -> ReceiptOutcome:
-        """Keep a verified receipt and move the message's status; idempotent (rule 4)."""
+        """Move the message's status for an accepted receipt (``federation.receipts`` rule 4)
+        and keep the receipt that settled it; idempotent (rule 4)."""
         at_us = to_us(at)
         return await self._write(
             lambda conn: apply_receipt(conn, envelope_id, frame, status, reason, at_us)
         )
+
+    async def sent_envelope(self, message_id: str) -> SentEnvelope:
+        """Where an outgoing message went and its frame's hash, to check a receipt against."""
+        return await self._read(lambda conn: read_sent(conn, message_id))
 
     async def expire_overdue(self, now: datetime) -> Sequence[str]:
         """Queued or sent messages past ``expires_at`` become expired; returns their ids (each
