@@ -10,8 +10,9 @@ Rules:
    check, the inbox row and its data key. No half-written message, ever.
 3. ``sqlite3`` errors never escape: failing to store (disk full, I/O error, unwritable file) is
    ``StoreUnavailable`` (HTTP 503); unknown ids are ``NotFound``.
-4. Statuses move only through ``federation.outbox.transition``; events in a terminal status are
-   kept in the history as ignored and change nothing.
+4. Statuses move only through ``federation.outbox.transition``; events that leave the status
+   unchanged (a duplicate receipt, a copy rejected for how it arrived) are kept in the history
+   as ignored. ``receipts`` holds the receipt that settled the message, nothing else.
 5. Duplicates never reach the case system twice: ``accept_incoming`` returns False for an
    envelope id already seen, and the inbox has one row per envelope id.
 6. Inbox payloads are encrypted at rest with a per-message XSalsa20-Poly1305 key (``SecretBox``)
