@@ -14,7 +14,12 @@ Envelopes, in order (the numbering continues ``federation.envelope.open_envelope
 
 A rejected envelope is dead-lettered (kept for the operator) and, when its sender is
 authenticated, answered with a signed ``rejected`` receipt carrying only the reason code.
-Receipts for our own messages are verified against the manifest and settle the outbox.
+Receipts for our own messages, in order: the signature against the manifest; the AMQP
+``user_id`` is the issuer's broker user; the receipt is for an envelope we sent; then
+``federation.receipts.accept_receipt`` (addressed to us, issued by the envelope's recipient,
+citing the hash of the frame we sent). Only then does it move the outbox (its event may change
+nothing, ``federation.outbox`` rules 5-9). A refused receipt is audited once (ids and reason
+codes only), counted in ``isa_agent_receipts_refused_total`` and dead-lettered.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from federation.envelope import Header, Opened, envelope_sha256, open_envelope, 
 from federation.errors import EnvelopeRejected, KeyFileError, ReceiptRejected
 from federation.manifest import Manifest
 from federation.pipeline import accept, leaf_paths
-from federation.receipts import make_receipt, verify_receipt
+from federation.receipts import Receipt, accept_receipt, make_receipt, verify_receipt
 
 __all__ = ["Receiver"]
 
@@ -205,30 +210,40 @@ class Receiver:
         if manifest is None:
             await asyncio.sleep(_RETRY_PAUSE)
             return Outcome.REQUEUE
+        receipt: Receipt | None = None
         try:
             receipt = verify_receipt(delivery.body, manifest=manifest)
+            entry = manifest.agency(receipt.issuer)
+            if entry is None or delivery.user_id != entry.broker_user:
+                raise ReceiptRejected("transport_identity")
+            envelope_id = receipt.envelope_id
+            sent = await self._until_stored(lambda: ctx.store.sent_envelope(envelope_id))
+            if sent is None:
+                return Outcome.REQUEUE
+            accept_receipt(receipt, sender=ctx.agency, sent_to=sent.recipient,
+                           sent_sha256=sent.frame_sha256)  # fmt: skip
         except ReceiptRejected as exc:
-            log.warning("receipt rejected: %s", exc.reason)
-            return Outcome.REJECT
-        if receipt.to != ctx.agency:
-            return Outcome.REJECT
-        entry = manifest.agency(receipt.issuer)
-        if entry is None or delivery.user_id != entry.broker_user:
-            log.warning("receipt not published by its issuer's broker user")
-            return Outcome.REJECT
-        try:
+            return await self._refuse_receipt(receipt, exc.reason)
+        except NotFound:
+            assert receipt is not None  # only sent_envelope raises it
+            return await self._settle(receipt, delivery.body, unknown=True)
+        return await self._settle(receipt, delivery.body, unknown=False)
+
+    async def _settle(self, receipt: Receipt, frame: bytes, *, unknown: bool) -> Outcome:
+        """Move our message's status for an accepted receipt, then audit it."""
+        ctx = self.ctx
+        outcome: str | None = "unknown"
+        if unknown:
+            log.warning("receipt for an envelope we did not send")
+        else:
             outcome = await self._until_stored(
                 lambda: ctx.store.record_receipt(
-                    envelope_id=receipt.envelope_id, frame=delivery.body, status=receipt.status,
+                    envelope_id=receipt.envelope_id, frame=frame, status=receipt.status,
                     reason=receipt.reason or "", at=ctx.clock(),
                 )
             )  # fmt: skip
-        except NotFound:
-            outcome = "unknown"
         if outcome is None:
             return Outcome.REQUEUE
-        if outcome == "unknown":
-            log.warning("receipt for an envelope we did not send")
         await ctx.audit.record(
             AuditEvent("receipt", "agent", receipt.envelope_id, receipt.issuer,
                        outcome=receipt.reason or receipt.status, detail=outcome),
@@ -236,6 +251,21 @@ class Receiver:
         )  # fmt: skip
         ctx.metrics.inc("isa_agent_receipts_total")
         return Outcome.ACK
+
+    async def _refuse_receipt(self, receipt: Receipt | None, reason: str) -> Outcome:
+        """A receipt we must not believe: one audit entry (ids and codes only), counted, and
+        dead-lettered for the operator (it may be evidence of an attack). Nothing else moves."""
+        ctx = self.ctx
+        ctx.metrics.inc("isa_agent_receipts_refused_total")
+        log.warning("receipt refused: %s", reason)
+        said = "" if receipt is None else f"; it said {receipt.status} ({receipt.reason or '-'})"
+        await ctx.audit.record(
+            AuditEvent("receipt", "agent", None if receipt is None else receipt.envelope_id,
+                       None if receipt is None else receipt.issuer, outcome="refused",
+                       detail=f"receipt refused: {reason}{said}"),
+            ctx.clock(),
+        )  # fmt: skip
+        return Outcome.REJECT
 
 
 def _check_transport_identity(delivery: Delivery, sender: str, manifest: Manifest) -> None:

@@ -1,14 +1,17 @@
 """The sender's view of one outgoing message: a small state machine in one literal table.
 
-This module performs no I/O and reads no clock. The store (``agent/store/sqlite.py``) keeps the
-status of each outgoing message and asks :func:`transition` for every move; nothing else changes it.
+This module performs no I/O and reads no clock. The store (``agent/store/sqlite.py``) keeps
+the status of each outgoing message and asks :func:`transition` for every move; nothing else
+changes it. Only receipts that passed ``federation.receipts.accept_receipt`` (signed by the envelope's true
+recipient, citing the hash of the frame we sent) become events here.
 
 Statuses::
 
-    queued ──published──▶ sent ──receipt_delivered──▶ delivered
-      │                    ├───receipt_rejected───▶ rejected
-      │                    └───expired────────────▶ expired
-      ├──receipt_delivered / receipt_rejected / expired  (as from sent)
+    queued ──published──▶ sent ──receipt_delivered──▶ delivered   (final)
+      │                    ├───receipt_rejected───▶ rejected ──receipt_delivered──▶ delivered
+      │                    ├───expired────────────▶ expired     (final)
+      │                    └───copy_rejected──────▶ sent        (status unchanged)
+      ├──receipt_delivered / receipt_rejected / expired / copy_rejected  (as from sent)
       └──failed_locally──▶ rejected
 
 Rules:
@@ -24,12 +27,22 @@ Rules:
    ``rejected``. From ``sent`` it is an :class:`IllegalTransition` (a bug in the caller).
 4. ``published`` from ``sent`` is an :class:`IllegalTransition`: the relay only publishes
    ``queued`` messages, so a second confirm for a ``sent`` message means the caller lost track.
-5. **Terminal statuses (delivered, rejected, expired) are final.** Any event in a terminal
-   status leaves it unchanged and is *not* an error: a duplicate receipt, a late receipt after
-   expiry, a late confirm after a fast receipt are all normal in an at-least-once network. The
-   caller records such an event in the message history as ignored (``is_terminal`` tells it).
-6. ``expired`` is decided by the caller comparing ``expires_at`` with its ``now``; the machine
-   only records the move.
+5. **delivered is final.** The true recipient signed that it holds the frame; nothing moves the
+   message again (a later rejection can only be about another copy of the same frame).
+6. **A delivered receipt overrides rejected.** A rejection settles the message, but if the true
+   recipient later delivers the same frame (a republished or redelivered copy got through), its
+   case system holds the referral, so the status becomes ``delivered`` and that receipt replaces
+   the rejection. ``rejected`` is the only status a receipt moves out of.
+7. **A copy rejected for how it arrived changes nothing** (``copy_rejected``: the reasons in
+   ``federation.receipts.ARRIVAL_REASONS``, e.g. ``transport_identity``, ``replay``). Anyone who
+   can read a queue can republish a frame; the recipient refusing *that copy* says nothing about
+   the genuine one, which is (or will be) delivered. The caller notes it in the history only.
+8. **expired is final**: decided by the caller comparing ``expires_at`` with its ``now``; late
+   receipts after it are ignored.
+9. Every other event in a settled status (a duplicate receipt, a late confirm after a fast
+   receipt, a second rejection) leaves it unchanged and is *not* an error: these are normal in
+   an at-least-once network. Every legal pair is in the table, unchanged ones included; a pair
+   missing from it is illegal.
 """
 
 from __future__ import annotations
@@ -40,12 +53,12 @@ from typing import Final
 from federation.errors import LocalError
 
 __all__ = [
-    "TERMINAL",
+    "SETTLED",
     "TRANSITIONS",
     "Event",
     "IllegalTransition",
     "Status",
-    "is_terminal",
+    "is_settled",
     "transition",
 ]
 
@@ -60,8 +73,9 @@ class Status(StrEnum):
 
 class Event(StrEnum):
     PUBLISHED = "published"  # a broker confirmed the publish
-    RECEIPT_DELIVERED = "receipt_delivered"  # a verified "delivered" receipt arrived
-    RECEIPT_REJECTED = "receipt_rejected"  # a verified "rejected" receipt arrived
+    RECEIPT_DELIVERED = "receipt_delivered"  # the true recipient's "delivered" receipt
+    RECEIPT_REJECTED = "receipt_rejected"  # its "rejected" receipt, a reason about the frame
+    COPY_REJECTED = "copy_rejected"  # its "rejected" receipt, a reason about one copy (rule 7)
     EXPIRED = "expired"  # expires_at passed without a receipt
     FAILED_LOCALLY = "failed_locally"  # the broker refused it (unroutable), or it cannot be sent
 
@@ -78,31 +92,34 @@ class IllegalTransition(LocalError):
         self.event = event
 
 
-TERMINAL: Final = frozenset({Status.DELIVERED, Status.REJECTED, Status.EXPIRED})
+#: Nothing more to publish and no expiry to watch: the relay and the housekeeper skip these.
+SETTLED: Final = frozenset({Status.DELIVERED, Status.REJECTED, Status.EXPIRED})
 
-#: (status, event) -> next status. A pair missing here is illegal, except in TERMINAL statuses,
-#: where every event is ignored (rule 5).
+_Q, _S, _D, _R, _X = Status.QUEUED, Status.SENT, Status.DELIVERED, Status.REJECTED, Status.EXPIRED
+_PUB, _OK, _NO = Event.PUBLISHED, Event.RECEIPT_DELIVERED, Event.RECEIPT_REJECTED
+_COPY, _EXP, _FAIL = Event.COPY_REJECTED, Event.EXPIRED, Event.FAILED_LOCALLY
+
+#: (status, event) -> next status; the rule that allows each pair is on its right.
 TRANSITIONS: Final[dict[tuple[Status, Event], Status]] = {
-    (Status.QUEUED, Event.PUBLISHED): Status.SENT,
-    (Status.QUEUED, Event.RECEIPT_DELIVERED): Status.DELIVERED,
-    (Status.QUEUED, Event.RECEIPT_REJECTED): Status.REJECTED,
-    (Status.QUEUED, Event.EXPIRED): Status.EXPIRED,
-    (Status.QUEUED, Event.FAILED_LOCALLY): Status.REJECTED,
-    (Status.SENT, Event.RECEIPT_DELIVERED): Status.DELIVERED,
-    (Status.SENT, Event.RECEIPT_REJECTED): Status.REJECTED,
-    (Status.SENT, Event.EXPIRED): Status.EXPIRED,
-}
+    (_Q, _PUB): _S,   (_Q, _OK): _D,   (_Q, _NO): _R,   (_Q, _COPY): _Q,  # rules 1, 2, 7
+    (_Q, _EXP): _X,   (_Q, _FAIL): _R,                                    # rules 8, 3
+    (_S, _OK): _D,    (_S, _NO): _R,   (_S, _COPY): _S, (_S, _EXP): _X,   # rules 2, 7, 8
+    (_D, _PUB): _D,   (_D, _OK): _D,   (_D, _NO): _D,   (_D, _COPY): _D,  # rule 5
+    (_D, _EXP): _D,   (_D, _FAIL): _D,                                    # rule 5
+    (_R, _PUB): _R,   (_R, _OK): _D,   (_R, _NO): _R,   (_R, _COPY): _R,  # rules 9, 6
+    (_R, _EXP): _R,   (_R, _FAIL): _R,                                    # rule 9
+    (_X, _PUB): _X,   (_X, _OK): _X,   (_X, _NO): _X,   (_X, _COPY): _X,  # rule 8
+    (_X, _EXP): _X,   (_X, _FAIL): _X,                                    # rule 8
+}  # fmt: skip
 
 
-def is_terminal(status: Status) -> bool:
-    """True for delivered, rejected and expired: no event moves the message again."""
-    return status in TERMINAL
+def is_settled(status: Status) -> bool:
+    """True for delivered, rejected and expired: not published again, never expired."""
+    return status in SETTLED
 
 
 def transition(current: Status, event: Event) -> Status:
-    """The status after ``event``; unchanged in a terminal status; raises if illegal."""
-    if current in TERMINAL:
-        return current
+    """The status after ``event`` (possibly unchanged); raises if the table lacks the pair."""
     try:
         return TRANSITIONS[(current, event)]
     except KeyError:

@@ -13,14 +13,27 @@ Rules:
    ``reason`` null) or ``rejected`` (with a reason code). No personal data; not encrypted.
 2. ``sig`` is Ed25519 by ``from``'s certified signing key over ``b"isa-relay/v1 receipt\\x00"``
    followed by every byte before it. The frame ends exactly after ``sig``.
-3. ``verify_receipt`` raises only ``ReceiptRejected(reason)``.
+3. ``verify_receipt`` and ``accept_receipt`` raise only ``ReceiptRejected(reason)``.
+4. The sender MUST refuse a verified receipt unless (``accept_receipt``, in this order): its
+   ``to`` is the sender (``not_for_us``), its ``from`` is the agency the envelope was sent to
+   (``unexpected_issuer``: another agency can sign a receipt for a copy it was handed, e.g.
+   ``wrong_recipient``), and its ``envelope_sha256`` is the hash of the frame the sender sent
+   (``envelope_mismatch``). A refused receipt changes nothing.
+5. A rejection's reason is either about the frame (final for the sender: any copy of it meets
+   the same fate) or about how one copy arrived (``ARRIVAL_REASONS``: ``transport_identity``, a
+   copy published by someone other than its sender; ``replay``, a copy of an id already
+   accepted). Anyone able to read a queue can republish a frame, so an arrival rejection never
+   settles the message; it is the ``copy_rejected`` event (``federation.outbox`` rule 7).
+6. The frame's hash is checked while the sender holds the frame. Retention deletes it only once
+   the message is delivered, which is final, so a receipt for it then changes nothing and the
+   caller passes ``sent_sha256=None``.
 """
 
 from __future__ import annotations
 
 import struct
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from nacl.exceptions import BadSignatureError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -29,13 +42,17 @@ from federation.canonical import canonical_json, format_time, parse_canonical
 from federation.errors import CryptoError, ReceiptRejected
 from federation.keys import SigningKey, UtcTime
 from federation.manifest import Manifest
+from federation.outbox import Event
 
 __all__ = [
+    "ARRIVAL_REASONS",
     "MAX_RECEIPT",
     "RECEIPT_MAGIC",
     "RECEIPT_TAG",
     "Receipt",
+    "accept_receipt",
     "make_receipt",
+    "receipt_event",
     "verify_receipt",
 ]
 
@@ -44,6 +61,8 @@ RECEIPT_TAG = b"isa-relay/v1 receipt\x00"
 MAX_RECEIPT = 16 * 1024
 SIG_LEN = 64
 AgencyId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{1,62}$")]
+#: Rejection reasons about how one copy of a frame arrived, not about the frame (rule 5).
+ARRIVAL_REASONS: Final = frozenset({"transport_identity", "replay"})
 UUID7 = r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
 
 
@@ -127,3 +146,23 @@ def verify_receipt(
     if identity.revoked:
         raise ReceiptRejected("issuer_revoked")
     return receipt
+
+
+def receipt_event(status: Literal["delivered", "rejected"], reason: str | None) -> Event:
+    """The outbox event an accepted receipt is: delivered, rejected, or a copy rejected (rule 5)."""
+    if status == "delivered":
+        return Event.RECEIPT_DELIVERED
+    return Event.COPY_REJECTED if reason in ARRIVAL_REASONS else Event.RECEIPT_REJECTED
+
+
+def accept_receipt(
+    receipt: Receipt, *, sender: str, sent_to: str, sent_sha256: str | None
+) -> Event:
+    """Apply rule 4 to a verified receipt for an envelope ``sender`` sent to ``sent_to``."""
+    if receipt.to != sender:
+        raise ReceiptRejected("not_for_us")
+    if receipt.issuer != sent_to:
+        raise ReceiptRejected("unexpected_issuer")
+    if sent_sha256 is not None and receipt.envelope_sha256 != sent_sha256:
+        raise ReceiptRejected("envelope_mismatch")
+    return receipt_event(receipt.status, receipt.reason)

@@ -28,13 +28,14 @@ __all__ = [
     "PayloadPurged",
     "ReceiptOutcome",
     "ReceiptRecord",
+    "SentEnvelope",
     "Store",
 ]
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid", strict=True)
 
-#: What ``record_receipt`` did: moved the status, ignored it (terminal already, or a duplicate),
-#: or found no outgoing message with that envelope id.
+#: What ``record_receipt`` did: moved the status, changed nothing (settled already, a duplicate,
+#: a copy rejected for how it arrived), or found no outgoing message with that envelope id.
 ReceiptOutcome = Literal["applied", "ignored", "unknown"]
 
 
@@ -57,6 +58,16 @@ class OutgoingMessage(BaseModel):
     attempts: int
     expires_at: datetime
     header: dict[str, Any]  # the envelope header as stored at submit (no personal data)
+
+
+class SentEnvelope(BaseModel):
+    """What a receipt for an outgoing message is checked against: where it went, and the hex
+    SHA-256 of the frame sent (None once retention deleted the frame of a delivered message)."""
+
+    model_config = _FROZEN
+    id: str
+    recipient: str
+    frame_sha256: str | None
 
 
 class HistoryEntry(BaseModel):
@@ -144,6 +155,8 @@ class Store(Protocol):
         reason: str,
         at: datetime,
     ) -> ReceiptOutcome: ...
+
+    async def sent_envelope(self, message_id: str) -> SentEnvelope: ...
 
     async def expire_overdue(self, now: datetime) -> Sequence[str]: ...
 

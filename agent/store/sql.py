@@ -8,6 +8,7 @@ Times in the database are INTEGER microseconds since the Unix epoch, UTC.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -25,8 +26,10 @@ from agent.store.records import (
     OutgoingMessage,
     ReceiptOutcome,
     ReceiptRecord,
+    SentEnvelope,
 )
-from federation.outbox import Event, Status, is_terminal, transition
+from federation.outbox import Event, Status, transition
+from federation.receipts import receipt_event
 
 __all__ = [
     "SCHEMA",
@@ -41,6 +44,7 @@ __all__ = [
     "insert_seen",
     "read_due",
     "read_inbox_page",
+    "read_sent",
     "read_status",
     "shred",
     "to_us",
@@ -91,7 +95,7 @@ def apply_event(
         raise NotFound(f"no outgoing message {message_id!r}")
     current = Status(row[0])
     new = transition(current, event)
-    if is_terminal(current):
+    if new is current:
         add_history(conn, message_id, at, current, f"ignored ({event.value}): {detail}")
         return current
     conn.execute("UPDATE outbox SET status = ? WHERE id = ?", (new.value, message_id))
@@ -149,23 +153,32 @@ def insert_outgoing(
 def apply_receipt(
     conn: sqlite3.Connection, envelope_id: str, frame: bytes, status: str, reason: str, at: int
 ) -> ReceiptOutcome:
-    """Keep the first receipt for an envelope and move its status (duplicates are ignored)."""
+    """Move the status for an accepted receipt; keep the receipt that settled the message (a
+    delivery overriding a rejection replaces it; receipts that change nothing are not kept)."""
     row = conn.execute("SELECT status FROM outbox WHERE id = ?", (envelope_id,)).fetchone()
     if row is None:
         return "unknown"
     detail = f"receipt: {status}" + (f" ({reason})" if reason else "")
-    inserted = conn.execute(
-        "INSERT OR IGNORE INTO receipts (envelope_id, frame, status, reason, at)"
+    event = receipt_event("delivered" if status == "delivered" else "rejected", reason or None)
+    before = Status(row[0])
+    if apply_event(conn, envelope_id, event, at, detail) is before:
+        return "ignored"
+    conn.execute(
+        "INSERT OR REPLACE INTO receipts (envelope_id, frame, status, reason, at)"
         " VALUES (?, ?, ?, ?, ?)",
         (envelope_id, frame, status, reason, at),
-    ).rowcount
-    before = Status(row[0])
-    if not inserted:
-        add_history(conn, envelope_id, at, before, f"ignored duplicate {detail}")
-        return "ignored"
-    event = Event.RECEIPT_DELIVERED if status == "delivered" else Event.RECEIPT_REJECTED
-    after = apply_event(conn, envelope_id, event, at, detail)
-    return "applied" if after != before else "ignored"
+    )
+    return "applied"
+
+
+def read_sent(conn: sqlite3.Connection, message_id: str) -> SentEnvelope:
+    cursor = conn.execute("SELECT recipient, frame FROM outbox WHERE id = ?", (message_id,))
+    row = cursor.fetchone()
+    if row is None:
+        raise NotFound(f"no outgoing message {message_id!r}")
+    frame = bytes(row[1])
+    digest = hashlib.sha256(frame).hexdigest() if frame else None
+    return SentEnvelope(id=message_id, recipient=row[0], frame_sha256=digest)
 
 
 def read_due(conn: sqlite3.Connection, at: int, limit: int) -> list[OutgoingMessage]:

@@ -10,8 +10,9 @@ Rules:
    check, the inbox row and its data key. No half-written message, ever.
 3. ``sqlite3`` errors never escape: failing to store (disk full, I/O error, unwritable file) is
    ``StoreUnavailable`` (HTTP 503); unknown ids are ``NotFound``.
-4. Statuses move only through ``federation.outbox.transition``; events in a terminal status are
-   kept in the history as ignored and change nothing.
+4. Statuses move only through ``federation.outbox.transition``; events that leave the status
+   unchanged (a duplicate receipt, a copy rejected for how it arrived) are kept in the history
+   as ignored. ``receipts`` holds the receipt that settled the message, nothing else.
 5. Duplicates never reach the case system twice: ``accept_incoming`` returns False for an
    envelope id already seen, and the inbox has one row per envelope id.
 6. Inbox payloads are encrypted at rest with a per-message XSalsa20-Poly1305 key (``SecretBox``)
@@ -41,6 +42,7 @@ from agent.store.records import (
     OutgoingMessage,
     PayloadPurged,
     ReceiptOutcome,
+    SentEnvelope,
 )
 from agent.store.sql import (
     SCHEMA,
@@ -54,6 +56,7 @@ from agent.store.sql import (
     insert_seen,
     read_due,
     read_inbox_page,
+    read_sent,
     read_status,
     shred,
     to_us,
@@ -257,11 +260,16 @@ class SqliteStore:
         reason: str,
         at: datetime,
     ) -> ReceiptOutcome:
-        """Keep a verified receipt and move the message's status; idempotent (rule 4)."""
+        """Move the message's status for an accepted receipt (``federation.receipts`` rule 4)
+        and keep the receipt that settled it; idempotent (rule 4)."""
         at_us = to_us(at)
         return await self._write(
             lambda conn: apply_receipt(conn, envelope_id, frame, status, reason, at_us)
         )
+
+    async def sent_envelope(self, message_id: str) -> SentEnvelope:
+        """Where an outgoing message went and its frame's hash, to check a receipt against."""
+        return await self._read(lambda conn: read_sent(conn, message_id))
 
     async def expire_overdue(self, now: datetime) -> Sequence[str]:
         """Queued or sent messages past ``expires_at`` become expired; returns their ids (each

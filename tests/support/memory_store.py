@@ -11,6 +11,7 @@ Rules:
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -26,8 +27,10 @@ from agent.store import (
     PayloadPurged,
     ReceiptOutcome,
     ReceiptRecord,
+    SentEnvelope,
 )
-from federation.outbox import Event, Status, is_terminal, transition
+from federation.outbox import Event, Status, is_settled, transition
+from federation.receipts import receipt_event
 
 __all__ = ["MemoryStore"]
 
@@ -140,7 +143,7 @@ class MemoryStore:
 
     def _apply(self, row: _Outgoing, event: Event, at: datetime, detail: str) -> Status:
         new = transition(row.status, event)
-        if is_terminal(row.status):
+        if new is row.status:
             detail = f"ignored ({event.value}): {detail}"
         row.status = new
         row.history.append(HistoryEntry(at=at, status=new, detail=detail))
@@ -179,21 +182,22 @@ class MemoryStore:
         if row is None:
             return "unknown"
         detail = f"receipt: {status}" + (f" ({reason})" if reason else "")
-        if envelope_id in self._receipts:
-            row.history.append(
-                HistoryEntry(at=at, status=row.status, detail=f"ignored duplicate {detail}")
-            )
+        before = row.status
+        if self._apply(row, receipt_event(status, reason or None), at, detail) is before:
             return "ignored"
         self._receipts[envelope_id] = ReceiptRecord(
             envelope_id=envelope_id, frame=frame, status=status, reason=reason, at=at
         )
-        event = Event.RECEIPT_DELIVERED if status == "delivered" else Event.RECEIPT_REJECTED
-        before = row.status
-        return "applied" if self._apply(row, event, at, detail) != before else "ignored"
+        return "applied"
+
+    async def sent_envelope(self, message_id: str) -> SentEnvelope:
+        row = self._row(message_id)
+        digest = hashlib.sha256(row.frame).hexdigest() if row.frame else None
+        return SentEnvelope(id=row.id, recipient=row.recipient, frame_sha256=digest)
 
     async def expire_overdue(self, now: datetime) -> Sequence[str]:
         overdue = sorted(
-            (r for r in self._outbox.values() if not is_terminal(r.status) and r.expires_at <= now),
+            (r for r in self._outbox.values() if not is_settled(r.status) and r.expires_at <= now),
             key=lambda r: r.expires_at,
         )
         for row in overdue:

@@ -1,44 +1,53 @@
-"""The outbox state machine: one literal table, terminal statuses are final."""
+"""The outbox state machine: one literal table; delivered and expired are final, a delivery
+overrides a rejection, and a copy rejected for how it arrived changes nothing."""
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from federation.outbox import (
-    TERMINAL,
+    SETTLED,
     TRANSITIONS,
     Event,
     IllegalTransition,
     Status,
-    is_terminal,
+    is_settled,
     transition,
 )
 
+Q, S, D, R, X = Status.QUEUED, Status.SENT, Status.DELIVERED, Status.REJECTED, Status.EXPIRED
+PUB, OK, NO = Event.PUBLISHED, Event.RECEIPT_DELIVERED, Event.RECEIPT_REJECTED
+COPY, EXP, FAIL = Event.COPY_REJECTED, Event.EXPIRED, Event.FAILED_LOCALLY
 
-class TestHappyPaths:
-    def test_a_confirmed_publish_moves_queued_to_sent(self) -> None:
-        """The broker's confirm is what makes a queued message sent."""
-        assert transition(Status.QUEUED, Event.PUBLISHED) is Status.SENT
+#: Every legal move, restated here independently of the table (status, event, next status).
+EXPECTED = [
+    (Q, PUB, S), (Q, OK, D), (Q, NO, R), (Q, COPY, Q), (Q, EXP, X), (Q, FAIL, R),
+    (S, OK, D), (S, NO, R), (S, COPY, S), (S, EXP, X),
+    (D, PUB, D), (D, OK, D), (D, NO, D), (D, COPY, D), (D, EXP, D), (D, FAIL, D),
+    (R, PUB, R), (R, OK, D), (R, NO, R), (R, COPY, R), (R, EXP, R), (R, FAIL, R),
+    (X, PUB, X), (X, OK, X), (X, NO, X), (X, COPY, X), (X, EXP, X), (X, FAIL, X),
+]  # fmt: skip
+ILLEGAL = [(S, PUB), (S, FAIL)]
 
-    def test_a_delivered_receipt_moves_sent_to_delivered(self) -> None:
-        """A verified delivered receipt settles a sent message."""
-        assert transition(Status.SENT, Event.RECEIPT_DELIVERED) is Status.DELIVERED
 
-    def test_a_rejected_receipt_moves_sent_to_rejected(self) -> None:
-        """A verified rejection receipt settles a sent message as rejected."""
-        assert transition(Status.SENT, Event.RECEIPT_REJECTED) is Status.REJECTED
+class TestTheTable:
+    @pytest.mark.parametrize(
+        ("status", "event", "after"), EXPECTED, ids=[f"{s}-{e}" for s, e, _ in EXPECTED]
+    )
+    def test_every_legal_move_goes_where_the_rules_say(
+        self, status: Status, event: Event, after: Status
+    ) -> None:
+        """Each (status, event) pair the rules allow leads to the status they name."""
+        assert transition(status, event) is after
 
-    def test_expiry_moves_sent_to_expired(self) -> None:
-        """A message nobody collected in time ends expired."""
-        assert transition(Status.SENT, Event.EXPIRED) is Status.EXPIRED
+    def test_the_table_holds_exactly_the_legal_moves(self) -> None:
+        """Nothing is in the table that the rules do not allow, and nothing allowed is missing."""
+        assert {(s, e): a for s, e, a in EXPECTED} == TRANSITIONS
 
-    def test_a_receipt_counts_even_before_the_sent_status_was_committed(self) -> None:
-        """A receipt can overtake the commit of 'sent' (rule 2)."""
-        assert transition(Status.QUEUED, Event.RECEIPT_DELIVERED) is Status.DELIVERED
-
-    def test_a_local_failure_rejects_a_queued_message(self) -> None:
-        """An unroutable message that never left ends rejected."""
-        assert transition(Status.QUEUED, Event.FAILED_LOCALLY) is Status.REJECTED
+    def test_every_pair_is_either_legal_or_one_of_the_two_illegal_ones(self) -> None:
+        """The table plus the two illegal pairs cover every status and event."""
+        pairs = {(s, e) for s in Status for e in Event}
+        assert pairs - set(TRANSITIONS) == set(ILLEGAL)
 
 
 class TestIllegalMoves:
@@ -54,35 +63,42 @@ class TestIllegalMoves:
             transition(Status.SENT, Event.FAILED_LOCALLY)
 
 
-class TestTerminalStatuses:
-    @given(st.sampled_from(sorted(TERMINAL)), st.sampled_from(list(Event)))
-    def test_every_event_in_a_terminal_status_is_ignored(
-        self, status: Status, event: Event
-    ) -> None:
-        """A late or duplicate event never moves a settled message (rule 5)."""
-        assert transition(status, event) is status
+class TestReceipts:
+    def test_rejection_overridden_by_a_later_delivery_from_the_true_recipient(self) -> None:
+        """A rejected message the true recipient then delivers ends delivered (rule 6)."""
+        assert transition(Status.REJECTED, Event.RECEIPT_DELIVERED) is Status.DELIVERED
 
-    def test_exactly_delivered_rejected_and_expired_are_terminal(self) -> None:
-        """The terminal set is the three settled statuses."""
-        assert {s for s in Status if is_terminal(s)} == {
-            Status.DELIVERED,
-            Status.REJECTED,
-            Status.EXPIRED,
-        }
+    def test_copy_rejected_for_its_arrival_leaves_a_sent_message_sent(self) -> None:
+        """A transport_identity or replay rejection of one copy does not settle (rule 7)."""
+        assert transition(Status.SENT, Event.COPY_REJECTED) is Status.SENT
 
-    def test_the_table_never_leaves_a_terminal_status(self) -> None:
-        """No table entry starts from a terminal status (they are handled by rule 5)."""
-        assert not any(start in TERMINAL for start, _ in TRANSITIONS)
+    def test_delivered_is_final_against_a_later_rejection(self) -> None:
+        """No rejection, of the frame or of a copy, moves a delivered message (rule 5)."""
+        assert transition(Status.DELIVERED, Event.RECEIPT_REJECTED) is Status.DELIVERED
+
+    def test_expired_ignores_a_late_delivery(self) -> None:
+        """A delivery receipt after the non-delivery report changes nothing (rule 8)."""
+        assert transition(Status.EXPIRED, Event.RECEIPT_DELIVERED) is Status.EXPIRED
 
     @given(st.lists(st.sampled_from(list(Event)), max_size=12))
-    def test_any_event_sequence_ends_in_a_known_status_or_raises_illegal(
+    def test_a_delivery_receipt_ends_delivered_unless_already_expired(
         self, events: list[Event]
     ) -> None:
-        """Replaying any event sequence either follows the table or raises IllegalTransition."""
-        status = Status.QUEUED
-        for event in events:
-            try:
-                status = transition(status, event)
-            except IllegalTransition:
-                assert (status, event) not in TRANSITIONS
-        assert status in set(Status)
+        """Whatever came before or after it, a delivered receipt wins unless expiry came first."""
+        status = _replay(Status.QUEUED, events)
+        at_delivery = status
+        status = _replay(status, [Event.RECEIPT_DELIVERED, *reversed(events)])
+        assert status is (Status.EXPIRED if at_delivery is Status.EXPIRED else Status.DELIVERED)
+
+
+def _replay(status: Status, events: list[Event]) -> Status:
+    for event in events:
+        if (status, event) not in ILLEGAL:
+            status = transition(status, event)
+    return status
+
+
+class TestSettled:
+    def test_exactly_delivered_rejected_and_expired_are_settled(self) -> None:
+        """Settled messages are neither published again nor expired."""
+        assert {s for s in Status if is_settled(s)} == SETTLED == {D, R, X}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from datetime import timedelta
 
 import pytest
@@ -211,6 +212,54 @@ class TestReceipts:
         )
         assert await store.mark_sent("m-1", NOW) is Status.DELIVERED
         assert (await store.message_status("m-1")).status is Status.DELIVERED
+
+    async def test_rejection_overridden_when_the_true_recipient_later_delivers(
+        self, store: Store
+    ) -> None:
+        """Rejected then delivered ends delivered, and the delivered receipt is the one kept."""
+        await enqueue(store, "m-1")
+        await store.mark_sent("m-1", NOW)
+        await store.record_receipt(
+            envelope_id="m-1", frame=b"IRR1-rejected", status="rejected", reason="key_unknown",
+            at=NOW,
+        )  # fmt: skip
+        outcome = await store.record_receipt(
+            envelope_id="m-1", frame=RECEIPT, status="delivered", reason="", at=NOW
+        )
+        status = await store.message_status("m-1")
+        assert (outcome, status.status) == ("applied", Status.DELIVERED)
+        assert status.receipt is not None
+        assert (status.receipt.frame, status.receipt.status) == (RECEIPT, "delivered")
+
+    async def test_transport_identity_rejection_of_a_copy_leaves_the_message_sent(
+        self, store: Store
+    ) -> None:
+        """A copy refused for how it arrived is noted in the history; the status stays sent."""
+        await enqueue(store, "m-1")
+        await store.mark_sent("m-1", NOW)
+        outcome = await store.record_receipt(
+            envelope_id="m-1", frame=b"IRR1-copy", status="rejected",
+            reason="transport_identity", at=NOW,
+        )  # fmt: skip
+        status = await store.message_status("m-1")
+        assert (outcome, status.status, status.receipt) == ("ignored", Status.SENT, None)
+        assert status.history[-1].detail == (
+            "ignored (copy_rejected): receipt: rejected (transport_identity)"
+        )
+
+    async def test_a_sent_envelope_names_its_recipient_and_frame_hash(self, store: Store) -> None:
+        """What a receipt is checked against: the recipient and SHA-256 of the frame sent."""
+        await enqueue(store, "m-1", recipient="syn-health")
+        sent = await store.sent_envelope("m-1")
+        frame = b"IRL1m-1" + b'{"synthetic":true,"ref":"SYN-0001"}'
+        assert (sent.recipient, sent.frame_sha256) == (
+            "syn-health", hashlib.sha256(frame).hexdigest()
+        )
+
+    async def test_the_sent_envelope_of_an_unknown_id_is_not_found(self, store: Store) -> None:
+        """Looking up an envelope we never sent is NotFound."""
+        with pytest.raises(NotFound):
+            await store.sent_envelope("nope")
 
     async def test_a_receipt_for_an_unknown_envelope_is_reported_unknown(
         self, store: Store

@@ -52,6 +52,18 @@ class TestOutboxFrames:
                 ("m-delivered", "outbox_envelope_deleted")
             ]
 
+    async def test_a_purged_envelope_no_longer_has_a_frame_hash(self, tmp_path: Path) -> None:
+        """Once retention deleted a delivered frame, receipts are not checked against its hash."""
+        async with SqliteStore(tmp_path) as store:
+            await _queue(store, "m-1")
+            await store.record_receipt(
+                envelope_id="m-1", frame=b"IRR1", status="delivered", reason="", at=T0
+            )
+            assert (await store.sent_envelope("m-1")).frame_sha256 is not None
+            await store.purge_delivered_frames(T0)
+            sent = await store.sent_envelope("m-1")
+            assert (sent.recipient, sent.frame_sha256) == ("assist", None)
+
     async def test_a_burst_is_purged_in_bounded_batches(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
