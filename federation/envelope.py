@@ -301,17 +301,12 @@ def _seal(
         raise errors.CryptoError("wrong key, ephemeral secret or nonce length")
     eph_public: bytes = crypto_scalarmult_base(eph_secret)
     routing = {
-        "v": version,
-        "id": envelope_id,
-        "from": spec.sender,
-        "to": spec.recipient,
-        "created_at": format_time(now),
-        "expires_at": format_time(spec.expires_at),
+        "v": version, "id": envelope_id, "from": spec.sender, "to": spec.recipient,
+        "created_at": format_time(now), "expires_at": format_time(spec.expires_at),
         "sender_key": hashlib.sha256(bytes(signing_key.verify_key)).hexdigest(),
         "recipient_key": kid(recipient_public),
-        "eph": b64url_encode(eph_public),
-        "nonce": b64url_encode(nonce),
-    }
+        "eph": b64url_encode(eph_public), "nonce": b64url_encode(nonce),
+    }  # fmt: skip
     meta = _meta(spec)
     header = _validated(routing | meta, now, spec.expires_at)
     if version == 1:

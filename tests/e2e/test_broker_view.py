@@ -94,7 +94,7 @@ async def take_and_requeue(channel: aio_pika.abc.AbstractChannel, queue_name: st
     queue = await channel.get_queue(queue_name, ensure=False)
     message = await queue.get(no_ack=False, fail=False, timeout=10)
     assert message is not None, f"nothing waiting in {queue_name}"
-    held = Held(message.body, message.info())
+    held = Held(message.body, dict(message.info()))
     await message.nack(requeue=True)
     return held
 

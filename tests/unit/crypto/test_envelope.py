@@ -327,35 +327,37 @@ class TestReceiverChecks:
 
 
 class TestCheckOrder:
+    """Steps 1-8 of docs/protocol.md section 6, numbered as in ``open_envelope``'s comments."""
+
     def test_signature_is_checked_before_the_recipient(self) -> None:
-        """A forged frame for someone else is bad_signature, not wrong_recipient."""
+        """Step 2 before 3: a forged frame for someone else is bad_signature."""
         frame = FRAME[:-1] + bytes([FRAME[-1] ^ 1])
         assert reason(frame, recipient="syn-refuge") == "bad_signature"
 
     def test_recipient_is_checked_before_expiry(self) -> None:
-        """An expired frame for someone else is wrong_recipient."""
+        """Step 3 before 4: an expired frame for someone else is wrong_recipient."""
         assert (
             reason(FRAME, recipient="syn-refuge", now=NOW + timedelta(days=3)) == "wrong_recipient"
         )
 
     def test_expiry_is_checked_before_replay(self) -> None:
-        """An expired, already seen frame is expired."""
+        """Step 4 before 6: an expired, already seen frame is expired."""
         assert reason(FRAME, now=NOW + timedelta(days=3), seen=lambda _i: True) == "expired"
 
     def test_replay_is_checked_before_the_isa(self) -> None:
-        """A replayed frame under a changed ISA is a replay."""
+        """Step 6 before 8: a replayed frame under a changed ISA is a replay."""
         manifest = FED.manifest(FED.document(isas=[FED.isa_entry(sha256="0" * 64)]))
         assert reason(FRAME, manifest=manifest, seen=lambda _i: True) == "replay"
 
     def test_replay_is_checked_before_decryption(self) -> None:
-        """A replayed frame whose key is gone is a replay."""
+        """Step 6 before 7: a replayed frame whose key is gone is a replay."""
         empty = type(COUNCIL.keyring)()
         assert reason(FRAME, keyring=empty, seen=lambda _i: True) == "replay"
 
     @VERSIONS
     def test_decryption_is_checked_before_the_isa(self, version: WireVersion) -> None:
-        """Step 7 before step 8 in both versions: a frame under a changed ISA whose key is
-        gone is key_unknown (v2's ISA is only known once decrypted; v1 keeps the same order)."""
+        """Step 7 before 8, in both versions: a frame under a changed ISA whose key is gone is
+        key_unknown (v2's ISA is known only once decrypted; v1 keeps the same order)."""
         manifest = FED.manifest(FED.document(isas=[FED.isa_entry(sha256="0" * 64)]))
         empty = type(COUNCIL.keyring)()
         assert reason(FRAMES[version], manifest=manifest, keyring=empty) == "key_unknown"
