@@ -99,13 +99,13 @@ class Receiver:
         assert manifest is not None
         try:
             try:
-                opened = self._open(delivery.body, manifest, now)
+                opened = self._open(delivery.body, manifest, now)  # 1-8.
             except EnvelopeRejected as exc:
                 if exc.reason != "key_unknown" or not await self._reload_keyring():
                     raise
                 opened = self._open(delivery.body, manifest, now)  # a key rotated meanwhile
-            accepted = accept(opened, ctx.registry)
-            _check_transport_identity(delivery, accepted.header.sender, manifest)
+            accepted = accept(opened, ctx.registry)  # 9-12.
+            _check_transport_identity(delivery, accepted.header.sender, manifest)  # 13.
         except EnvelopeRejected as exc:
             return await self._reject(delivery, exc)
         header = accepted.header
