@@ -57,6 +57,7 @@ __all__ = [
     "ApiSettings",
     "AuditSettings",
     "BrokerSettings",
+    "EnvelopeSettings",
     "KeySettings",
     "LimitSettings",
     "Settings",
@@ -147,6 +148,12 @@ class LimitSettings(_Strict):
     housekeeping_seconds: float = Field(default=30.0, gt=0)
 
 
+class EnvelopeSettings(_Strict):
+    #: the envelope version this agency sends: 2 (the meta sealed); 1 only while a recipient
+    #: still runs an agent that cannot read v2 (docs/protocol.md section 5, "Transition")
+    send_version: Literal[1, 2] = 2
+
+
 class AuditSettings(_Strict):
     #: audit entries older than this are removed (a signed checkpoint stays as the anchor);
     #: unset keeps them for ever (DPA 2018 s62 logs: set it to the period your APD states)
@@ -163,6 +170,7 @@ class Settings(_Strict):
     api: ApiSettings = ApiSettings()
     webhook: WebhookSettings | None = None
     limits: LimitSettings = LimitSettings()
+    envelope: EnvelopeSettings = EnvelopeSettings()
     audit: AuditSettings = AuditSettings()
 
     @field_validator("agency")

@@ -1,7 +1,8 @@
 """What the agent does with each message taken from its inbox queue.
 
-Envelopes, in order (the numbering continues ``federation.envelope.open_envelope``'s 1-8 and
-``federation.pipeline.accept``'s 9-12; see docs/protocol.md section 6):
+Envelopes (v1 or v2), in order. The numbering is docs/protocol.md section 6's:
+``federation.envelope.open_envelope`` runs steps 1-8 (frame, signature, recipient, expiry, clock
+skew, replay, decrypt, ISA) and ``federation.pipeline.accept`` steps 9-12; this module adds:
 
 0.  wait while trust is fail-closed (the message stays unacknowledged in the broker: a durable
     quarantine; nothing is accepted under a stale manifest);
@@ -36,7 +37,7 @@ from agent.errors import NotFound, StoreUnavailable, TransportError
 from agent.keystore import load_keyring
 from agent.transport import Delivery, Outcome
 from federation.canonical import canonical_json
-from federation.envelope import Header, Opened, envelope_sha256, open_envelope, peek_header
+from federation.envelope import Opened, Routing, envelope_sha256, open_envelope, peek_header
 from federation.errors import EnvelopeRejected, KeyFileError, ReceiptRejected
 from federation.manifest import Manifest
 from federation.pipeline import accept, leaf_paths
@@ -103,13 +104,13 @@ class Receiver:
         assert manifest is not None
         try:
             try:
-                opened = self._open(delivery.body, manifest, now)
+                opened = self._open(delivery.body, manifest, now)  # 1-8.
             except EnvelopeRejected as exc:
                 if exc.reason != "key_unknown" or not await self._reload_keyring():
                     raise
                 opened = self._open(delivery.body, manifest, now)  # a key rotated meanwhile
-            accepted = accept(opened, ctx.registry)
-            _check_transport_identity(delivery, accepted.header.sender, manifest)
+            accepted = accept(opened, ctx.registry)  # 9-12.
+            _check_transport_identity(delivery, accepted.header.sender, manifest)  # 13.
         except EnvelopeRejected as exc:
             return await self._reject(delivery, exc)
         header = accepted.header
@@ -182,7 +183,7 @@ class Receiver:
 
     async def _receipt(
         self,
-        header: Header,
+        header: Routing,
         sha256: str,
         status: Literal["delivered", "rejected"],
         reason: str | None,

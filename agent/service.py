@@ -99,6 +99,7 @@ class Service:
         sealed = seal_envelope(
             prepared.payload, prepared.spec, signing_key=ctx.signing_key,
             recipient_public=key.public_bytes(), now=now,
+            version=ctx.settings.envelope.send_version,
         )  # fmt: skip
         if sealed.ciphertext_length > ctx.settings.limits.max_ciphertext_bytes:
             raise PayloadTooLarge("the sealed referral is over [limits] max_ciphertext_bytes")

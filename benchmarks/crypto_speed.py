@@ -1,11 +1,13 @@
-"""Seal + open throughput of envelope v1 on one core (target: >= 3,000 pairs per second).
+"""Seal + open throughput of an envelope on one core (target: >= 3,000 pairs per second).
 
-    .venv/bin/python benchmarks/crypto_speed.py [--seconds 3] [--payload-bytes 2048] [--json]
+    .venv/bin/python benchmarks/crypto_speed.py [--seconds 3] [--payload-bytes 2048]
+        [--version 2] [--json]
 
 Each pair is one ``seal`` (X25519 + BLAKE2b + XChaCha20-Poly1305 + Ed25519 sign, fresh
 ephemeral key, nonce and UUIDv7) and one full ``open_envelope`` (strict frame parse, canonical
 header re-encode, Ed25519 verify against the manifest, recipient/expiry/skew/replay/ISA checks,
-decrypt, canonical payload parse). Single-threaded: this is the per-core figure. Synthetic data.
+decrypt, canonical plaintext parse; v2 also validates the sealed meta). Single-threaded: this
+is the per-core figure. Synthetic data.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 
 from federation import pki
 from federation.canonical import b64url_encode, format_time
-from federation.envelope import EnvelopeSpec, IsaRef, open_envelope, seal
+from federation.envelope import EnvelopeSpec, IsaRef, WireVersion, open_envelope, seal
 from federation.keys import EncryptionKey, Keyring, SigningKey, announce
 from federation.manifest import (
     AgencyEntry,
@@ -135,7 +137,7 @@ def libsodium_floor(frame_bytes: int, rounds: int = 500) -> float:
     return (time.process_time() - start) / rounds
 
 
-def run(seconds: float, payload_bytes: int) -> dict[str, Any]:
+def run(seconds: float, payload_bytes: int, version: WireVersion = 2) -> dict[str, Any]:
     sender, recipient_key, ring, manifest = _federation()
     spec = EnvelopeSpec(
         type="marac_referral",
@@ -156,8 +158,9 @@ def run(seconds: float, payload_bytes: int) -> dict[str, Any]:
     while time.perf_counter() < deadline:
         for _ in range(100):
             frame = seal(
-                payload, spec, signing_key=sender, recipient_public=recipient_key.public, now=NOW
-            )
+                payload, spec, signing_key=sender, recipient_public=recipient_key.public, now=NOW,
+                version=version,
+            )  # fmt: skip
             opened = open_envelope(
                 frame,
                 recipient="syn-council",
@@ -173,7 +176,7 @@ def run(seconds: float, payload_bytes: int) -> dict[str, Any]:
     cpu = time.process_time() - cpu_start
     floor = libsodium_floor(frame_len)
     return {
-        "benchmark": "envelope v1 seal+open, one core",
+        "benchmark": f"envelope v{version} seal+open, one core",
         "payload_bytes": payload_bytes,
         "frame_bytes": frame_len,
         "pairs": pairs,
@@ -193,9 +196,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--payload-bytes", type=int, default=2048)
+    parser.add_argument("--version", type=int, choices=(1, 2), default=2)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
-    result = run(args.seconds, args.payload_bytes)
+    result = run(args.seconds, args.payload_bytes, 1 if args.version == 1 else 2)
     if args.json:
         print(json.dumps(result))
     else:

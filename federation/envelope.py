@@ -1,20 +1,25 @@
-"""Envelope v1: seal and open the end-to-end encrypted, signed frame (docs/protocol.md).
+"""Envelopes v1 and v2: seal and open the end-to-end encrypted, signed frame (docs/protocol.md).
 
 This module performs no I/O and reads no clock. ``seal`` draws the randomness (ephemeral key,
 nonce, UUIDv7 id) and calls ``seal_with``, which tests and known-answer vectors call directly.
 
-Frame::
+Frame (the magic decides the version, and the header's ``v`` must agree with it)::
 
-    magic "IRL1" | hlen u32 BE (<= 16 KiB) | header (canonical JSON) | clen u32 BE | ct | sig (64)
+    magic "IRL1"|"IRL2" | hlen u32 BE (<= 16 KiB) | header (canonical JSON) | clen u32 BE | ct | sig
 
 Rules:
-1. ``shared = X25519(eph_secret, recipient_public)`` (all-zero refused); ``key = BLAKE2b(shared
+1. The cleartext header of v2 is only the :class:`Routing` fields (what routing, verification
+   and replay protection need before decryption). The :class:`Meta` fields (type, ISA, purpose,
+   lawful basis, risk, handling) are sealed inside the ciphertext: plaintext = canonical JSON of
+   ``{"meta": {...}, "payload": {...}}``. v1 carries both in clear and seals the bare payload.
+2. ``shared = X25519(eph_secret, recipient_public)`` (all-zero refused); ``key = BLAKE2b(shared
    || eph_public || recipient_public, digest_size=32, person=b"isa-relay/v1 kdf")``; ``ct =
-   XChaCha20-Poly1305-IETF(key, nonce, canonical JSON of the payload, AD = header bytes)``.
-2. ``sig`` = Ed25519 by the sender over ``b"isa-relay/v1 envelope\\x00"`` + every byte before it.
-3. ``open_envelope`` checks in the numbered order of its body and raises only
-   ``EnvelopeRejected(reason)``: one opaque type, no oracle. The caller then checks the payload
-   schema (``payload_invalid``) and the ISA's field rules (``isa_violation``).
+   XChaCha20-Poly1305-IETF(key, nonce, plaintext, AD = header bytes)``, for both versions.
+3. ``sig`` = Ed25519 by the sender over ``b"isa-relay/v1 envelope\\x00"`` + every byte before it.
+4. ``open_envelope`` reads both versions, checks in the numbered order of its body (steps 1-8,
+   the same order for both versions) and raises only ``EnvelopeRejected(reason)``: one opaque
+   type, no oracle. The caller then runs steps 9-12 (``federation.pipeline.accept``).
+5. ``seal`` writes v2 unless told ``version=1`` (a sender's transition setting).
 """
 
 from __future__ import annotations
@@ -50,14 +55,18 @@ from federation.manifest import Manifest
 
 __all__ = [
     "ENVELOPE_TAG",
-    "MAGIC",
+    "MAGIC_V1",
+    "MAGIC_V2",
     "MAX_CIPHERTEXT",
     "MAX_HEADER",
     "EnvelopeSpec",
     "Header",
     "IsaRef",
+    "Meta",
     "Opened",
+    "Routing",
     "Sealed",
+    "WireVersion",
     "envelope_sha256",
     "open_envelope",
     "peek_header",
@@ -67,7 +76,11 @@ __all__ = [
     "uuid7",
 ]
 
-MAGIC = b"IRL1"
+WireVersion = Literal[1, 2]
+MAGIC_V1 = b"IRL1"
+MAGIC_V2 = b"IRL2"
+_MAGICS: dict[WireVersion, bytes] = {1: MAGIC_V1, 2: MAGIC_V2}
+_VERSIONS: dict[bytes, WireVersion] = {MAGIC_V1: 1, MAGIC_V2: 2}
 ENVELOPE_TAG = b"isa-relay/v1 envelope\x00"
 KDF_PERSON = b"isa-relay/v1 kdf"
 MAX_HEADER = 16 * 1024
@@ -90,21 +103,16 @@ class IsaRef(BaseModel):
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
-class Header(BaseModel):
-    """The envelope header: routing and lawful-basis metadata, no personal data."""
+class Routing(BaseModel):
+    """What a receiver needs before decrypting (routing, signature, expiry, replay): v2's whole
+    cleartext header, and the part of v1's. No personal data, nothing about the referral."""
 
     model_config = _STRICT
 
-    v: Literal[1]
+    v: WireVersion
     id: Annotated[str, Field(pattern=UUID7)]
-    type: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
     sender: AgencyId = Field(alias="from")
     to: AgencyId
-    isa: IsaRef
-    purpose: str = Field(min_length=1, max_length=200)
-    lawful_basis: dict[str, str | list[str]]
-    risk: Risk
-    handling: list[Annotated[str, Field(min_length=1, max_length=200)]]
     created_at: Time
     expires_at: Time
     sender_key: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
@@ -114,6 +122,24 @@ class Header(BaseModel):
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(by_alias=True, mode="json")
+
+
+class Meta(BaseModel):
+    """What the message is and the terms it is shared under: in clear in v1, sealed in v2."""
+
+    model_config = _STRICT
+
+    type: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+    isa: IsaRef
+    purpose: str = Field(min_length=1, max_length=200)
+    lawful_basis: dict[str, str | list[str]]
+    risk: Risk
+    handling: list[Annotated[str, Field(min_length=1, max_length=200)]]
+
+
+class Header(Routing, Meta):
+    """The whole header once verified: routing and meta (v1's cleartext header; for v2 the
+    cleartext routing joined with the meta decrypted from the ciphertext)."""
 
 
 @dataclass(frozen=True)
@@ -133,7 +159,7 @@ class EnvelopeSpec:
 
 @dataclass(frozen=True)
 class Opened:
-    """A verified, decrypted envelope: the header view, its exact bytes, and the payload."""
+    """A verified, decrypted envelope: the whole header, its cleartext bytes, and the payload."""
 
     header: Header
     header_bytes: bytes
@@ -177,7 +203,8 @@ def _shared(secret: bytes, public: bytes) -> bytes:
 
 @dataclass(frozen=True)
 class Sealed:
-    """A sealed frame and its header (the sender needs both: no re-parse of its own frame)."""
+    """A sealed frame and its whole header, meta included (the sender keeps both: its status,
+    audit and history read the meta from here, never by re-parsing or decrypting the frame)."""
 
     frame: bytes
     header: Header
@@ -195,10 +222,16 @@ def seal(
     signing_key: SigningKey,
     recipient_public: bytes,
     now: datetime,
+    version: WireVersion = 2,
 ) -> bytes:
     """Seal ``payload`` (already minimised) for ``spec.recipient``; returns the frame bytes."""
     return seal_envelope(
-        payload, spec, signing_key=signing_key, recipient_public=recipient_public, now=now
+        payload,
+        spec,
+        signing_key=signing_key,
+        recipient_public=recipient_public,
+        now=now,
+        version=version,
     ).frame
 
 
@@ -209,8 +242,9 @@ def seal_envelope(
     signing_key: SigningKey,
     recipient_public: bytes,
     now: datetime,
+    version: WireVersion = 2,
 ) -> Sealed:
-    """:func:`seal`, also returning the header it signed."""
+    """:func:`seal`, also returning the header it signed (with the meta it sealed)."""
     randomness = os.urandom(66)  # one system call: ephemeral secret, nonce, UUIDv7 random bits
     return _seal(
         payload,
@@ -221,6 +255,7 @@ def seal_envelope(
         eph_secret=randomness[:32],
         nonce=randomness[32:56],
         envelope_id=uuid7(now, randomness[56:]),
+        version=version,
     )
 
 
@@ -234,6 +269,7 @@ def seal_with(
     eph_secret: bytes,
     nonce: bytes,
     envelope_id: str,
+    version: WireVersion = 2,
 ) -> bytes:
     """Seal with explicit randomness (the seam for tests and known-answer vectors)."""
     return _seal(
@@ -245,6 +281,7 @@ def seal_with(
         eph_secret=eph_secret,
         nonce=nonce,
         envelope_id=envelope_id,
+        version=version,
     ).frame
 
 
@@ -258,65 +295,62 @@ def _seal(
     eph_secret: bytes,
     nonce: bytes,
     envelope_id: str,
+    version: WireVersion,
 ) -> Sealed:
     if len(recipient_public) != 32 or len(eph_secret) != 32 or len(nonce) != 24:
         raise errors.CryptoError("wrong key, ephemeral secret or nonce length")
     eph_public: bytes = crypto_scalarmult_base(eph_secret)
-    raw, header = _make_header(
-        spec, signing_key, recipient_public, now, eph_public, nonce, envelope_id
-    )
-    header_bytes = canonical_json(raw)
+    routing = {
+        "v": version, "id": envelope_id, "from": spec.sender, "to": spec.recipient,
+        "created_at": format_time(now), "expires_at": format_time(spec.expires_at),
+        "sender_key": hashlib.sha256(bytes(signing_key.verify_key)).hexdigest(),
+        "recipient_key": kid(recipient_public),
+        "eph": b64url_encode(eph_public), "nonce": b64url_encode(nonce),
+    }  # fmt: skip
+    meta = _meta(spec)
+    header = _validated(routing | meta, now, spec.expires_at)
+    if version == 1:
+        clear, sealed = routing | meta, payload
+    else:  # rule 1: v2's cleartext is only the routing; the meta is sealed with the payload
+        clear, sealed = routing, {"meta": meta, "payload": payload}
+    header_bytes = canonical_json(clear)
     if len(header_bytes) > MAX_HEADER:
         raise errors.CryptoError("envelope header too large")
     key = _kdf(_shared(eph_secret, recipient_public), eph_public, recipient_public)
     ct: bytes = crypto_aead_xchacha20poly1305_ietf_encrypt(
-        canonical_json(payload), header_bytes, nonce, key
+        canonical_json(sealed), header_bytes, nonce, key
     )
-    body = MAGIC + struct.pack(">I", len(header_bytes)) + header_bytes
+    body = _MAGICS[version] + struct.pack(">I", len(header_bytes)) + header_bytes
     body += struct.pack(">I", len(ct)) + ct
     return Sealed(body + signing_key.sign(ENVELOPE_TAG + body).signature, header)
 
 
-def _make_header(
-    spec: EnvelopeSpec,
-    signing_key: SigningKey,
-    recipient_public: bytes,
-    now: datetime,
-    eph_public: bytes,
-    nonce: bytes,
-    envelope_id: str,
-) -> tuple[dict[str, Any], Header]:
-    """The header as a JSON-ready dict, and validated as a ``Header``."""
-    raw: dict[str, Any] = {
-        "v": 1,
-        "id": envelope_id,
+def _meta(spec: EnvelopeSpec) -> dict[str, Any]:
+    return {
         "type": spec.type,
-        "from": spec.sender,
-        "to": spec.recipient,
         "isa": spec.isa.model_dump(),
         "purpose": spec.purpose,
         "lawful_basis": spec.lawful_basis,
         "risk": spec.risk,
         "handling": list(spec.handling),
-        "created_at": format_time(now),
-        "expires_at": format_time(spec.expires_at),
-        "sender_key": hashlib.sha256(bytes(signing_key.verify_key)).hexdigest(),
-        "recipient_key": kid(recipient_public),
-        "eph": b64url_encode(eph_public),
-        "nonce": b64url_encode(nonce),
     }
+
+
+def _validated(raw: dict[str, Any], now: datetime, expires_at: datetime) -> Header:
+    """``raw`` (routing and meta) as a ``Header``; strict, so ``raw`` IS its JSON dump."""
     try:
-        header = Header.model_validate(raw)  # strict: no coercion, so raw IS the dump
+        header = Header.model_validate(raw)
     except ValidationError as exc:
         raise errors.CryptoError(f"invalid envelope header ({exc.error_count()} fields)") from exc
-    if spec.expires_at <= now:
+    if expires_at <= now:
         raise errors.CryptoError("expires_at must be later than now")
-    return raw, header
+    return header
 
 
 @dataclass(frozen=True)
 class _Frame:
-    header: Header
+    version: WireVersion
+    routing: Routing  # a Header (routing and meta) for v1
     header_bytes: bytes
     ct: bytes
     signed: bytes
@@ -327,7 +361,8 @@ class _Frame:
 
 def _split(frame: bytes, max_ciphertext: int) -> _Frame:
     """Step 1: the frame's structure, lengths, canonical header and header fields."""
-    if len(frame) < 12 + SIG_LEN or frame[:4] != MAGIC:
+    version = _VERSIONS.get(frame[:4]) if len(frame) >= 12 + SIG_LEN else None
+    if version is None:
         raise errors.EnvelopeRejected("bad_frame")
     (hlen,) = struct.unpack(">I", frame[4:8])
     if hlen > MAX_HEADER or len(frame) < 12 + hlen + SIG_LEN:
@@ -336,23 +371,25 @@ def _split(frame: bytes, max_ciphertext: int) -> _Frame:
     if clen > max_ciphertext or clen < 16 or len(frame) != 12 + hlen + clen + SIG_LEN:
         raise errors.EnvelopeRejected("bad_frame")
     header_bytes = frame[8 : 8 + hlen]
+    model = Header if version == 1 else Routing  # v2's cleartext holds no meta (rule 1)
     try:
-        header = Header.model_validate(parse_canonical(header_bytes))
-        created, expires = _t(header.created_at), _t(header.expires_at)
-        eph, nonce = b64url_decode(header.eph), b64url_decode(header.nonce)
+        routing = model.model_validate(parse_canonical(header_bytes))
+        created, expires = _t(routing.created_at), _t(routing.expires_at)
+        eph, nonce = b64url_decode(routing.eph), b64url_decode(routing.nonce)
     except (ValueError, ValidationError) as exc:
         raise errors.EnvelopeRejected("bad_frame") from exc
-    if expires <= created or len(eph) != 32 or len(nonce) != 24:
+    if routing.v != version or expires <= created or len(eph) != 32 or len(nonce) != 24:
         raise errors.EnvelopeRejected("bad_frame")
     end = 12 + hlen + clen
     return _Frame(
-        header, header_bytes, frame[12 + hlen : end], frame[:end], frame[end:], eph, nonce
-    )
+        version, routing, header_bytes, frame[12 + hlen : end], frame[:end], frame[end:], eph,
+        nonce,
+    )  # fmt: skip
 
 
-def peek_header(frame: bytes, *, max_ciphertext: int = MAX_CIPHERTEXT) -> Header:
-    """The header of a well-formed frame, NOT authenticated: for routing and dedupe only."""
-    return _split(frame, max_ciphertext).header
+def peek_header(frame: bytes, *, max_ciphertext: int = MAX_CIPHERTEXT) -> Routing:
+    """The routing fields of a well-formed frame, NOT authenticated: for routing and dedupe."""
+    return _split(frame, max_ciphertext).routing
 
 
 def envelope_sha256(frame: bytes) -> str:
@@ -371,40 +408,41 @@ def open_envelope(
     max_skew: timedelta = timedelta(minutes=5),
     max_ciphertext: int = MAX_CIPHERTEXT,
 ) -> Opened:
-    """Verify and decrypt ``frame`` for ``recipient`` or raise ``EnvelopeRejected(reason)``.
+    """Verify and decrypt a v1 or v2 ``frame`` for ``recipient`` or raise
+    ``EnvelopeRejected(reason)``: steps 1-8 of docs/protocol.md section 6.
 
     ``seen(id)`` says whether this envelope id was already accepted; the caller records the id
     atomically with storing the delivery.
     """
     parts = _split(frame, max_ciphertext)  # 1. frame
-    header = parts.header
+    routing = parts.routing
     _check_sender(parts, manifest)  # 2. signature by a non-revoked key valid at created_at
-    if header.to != recipient:  # 3. addressed to us
+    if routing.to != recipient:  # 3. addressed to us
         raise errors.EnvelopeRejected("wrong_recipient")
-    if now >= _t(header.expires_at):  # 4. not expired
+    if now >= _t(routing.expires_at):  # 4. not expired
         raise errors.EnvelopeRejected("expired")
-    if _t(header.created_at) > now + max_skew:  # 5. clock skew
+    if _t(routing.created_at) > now + max_skew:  # 5. clock skew
         raise errors.EnvelopeRejected("clock_skew")
-    if seen(header.id):  # 6. not seen before
+    if seen(routing.id):  # 6. not seen before
         raise errors.EnvelopeRejected("replay")
-    _check_isa(header, manifest, now)  # 7. ISA known, matching, parties listed, active
-    payload = _decrypt(parts, keyring, now)  # 8. decrypt
+    header, payload = _decrypt(parts, keyring, now)  # 7. decrypt (v2: and unseal the meta)
+    _check_isa(header, manifest, now)  # 8. ISA known, matching, parties listed, active
     return Opened(header, parts.header_bytes, payload, envelope_sha256(frame))
 
 
 def _check_sender(parts: _Frame, manifest: Manifest) -> None:
-    identity = manifest.signing_key_for(parts.header.sender_key)
+    identity = manifest.signing_key_for(parts.routing.sender_key)
     if identity is None:
         raise errors.EnvelopeRejected("unknown_sender")
     try:
         identity.verify_key.verify(ENVELOPE_TAG + parts.signed, parts.sig)
     except (BadSignatureError, ValueError) as exc:
         raise errors.EnvelopeRejected("bad_signature") from exc
-    if identity.agency != parts.header.sender:
+    if identity.agency != parts.routing.sender:
         raise errors.EnvelopeRejected("sender_mismatch")
     if identity.revoked:
         raise errors.EnvelopeRejected("sender_revoked")
-    if not identity.valid_at(_t(parts.header.created_at)):
+    if not identity.valid_at(_t(parts.routing.created_at)):
         raise errors.EnvelopeRejected("sender_key_expired")
 
 
@@ -420,9 +458,8 @@ def _check_isa(header: Header, manifest: Manifest, now: datetime) -> None:
         raise errors.EnvelopeRejected("isa_inactive")
 
 
-def _decrypt(parts: _Frame, keyring: Keyring, now: datetime) -> dict[str, Any]:
-    header = parts.header
-    key = keyring.for_decrypt(header.recipient_key, now)  # key_unknown / key_retired
+def _decrypt(parts: _Frame, keyring: Keyring, now: datetime) -> tuple[Header, dict[str, Any]]:
+    key = keyring.for_decrypt(parts.routing.recipient_key, now)  # key_unknown / key_retired
     try:
         shared = _shared(key.secret_bytes(), parts.eph)
         sym = _kdf(shared, parts.eph, key.public)
@@ -432,9 +469,21 @@ def _decrypt(parts: _Frame, keyring: Keyring, now: datetime) -> dict[str, Any]:
     except (errors.CryptoError, CryptoError, ValueError) as exc:
         raise errors.EnvelopeRejected("decrypt_failed") from exc
     try:
-        payload = parse_canonical(plaintext)
-    except ValueError as exc:
+        return _unseal(parts.routing, parse_canonical(plaintext))
+    except (ValueError, ValidationError) as exc:
         raise errors.EnvelopeRejected("payload_invalid") from exc
+
+
+def _unseal(routing: Routing, document: Any) -> tuple[Header, dict[str, Any]]:
+    """The whole header and the payload from the plaintext: v1 seals the bare payload object;
+    v2 exactly ``{"meta": Meta, "payload": object}``. ValueError when it is neither."""
+    if isinstance(routing, Header):  # v1: the meta came in clear (and was signed)
+        header, payload = routing, document
+    elif not isinstance(document, dict) or document.keys() != {"meta", "payload"}:
+        raise ValueError("a v2 plaintext is exactly {meta, payload}")
+    else:
+        meta, payload = Meta.model_validate(document["meta"]), document["payload"]
+        header = Header.model_construct(**dict(routing), **dict(meta))  # both parts validated
     if not isinstance(payload, dict):
-        raise errors.EnvelopeRejected("payload_invalid")
-    return payload
+        raise ValueError("the payload is not a JSON object")
+    return header, payload

@@ -2,16 +2,17 @@
 
 This module performs no I/O. The sending agent calls :func:`prepare` (schema -> ISA decision ->
 minimisation -> envelope spec) and then ``envelope.seal``; the receiving agent calls
-``envelope.open_envelope`` (checks 1-8) and then :func:`accept` (checks 9-11):
+``envelope.open_envelope`` (steps 1-8) and then :func:`accept` (steps 9-12), numbered as in
+docs/protocol.md section 6:
 
 9.  our own copy of the ISA is the one the envelope cites (same SHA-256);
 10. the payload matches its message type, in its minimised form;
-11. the signed lawful-basis tags are the ones our ISA states for this purpose and these parties,
-    and every field present is one the ISA allows at the stated risk level, in the form it
-    requires (receiver-side enforcement: a misbehaving sender is caught here).
+11. the signed lawful-basis tags are the ones our ISA states for this purpose and these parties;
+12. every field present is one the ISA allows at the stated risk level, in the form it requires
+    (receiver-side enforcement: a misbehaving sender is caught here).
 
 Lawful-basis tags are the ISA's per-party basis flattened to ``{"<agency>.<field>": code or
-[codes]}`` (empty fields omitted), so the header stays a flat, signed map of codes.
+[codes]}`` (empty fields omitted), so the meta stays a flat, signed map of codes.
 """
 
 from __future__ import annotations
@@ -129,7 +130,7 @@ class Accepted:
 
 
 def accept(opened: Opened, registry: IsaRegistry) -> Accepted:
-    """Checks 9-11 on an opened envelope; raises ``EnvelopeRejected(reason)``."""
+    """Steps 9-12 on an opened envelope; raises ``EnvelopeRejected(reason)``."""
     header = opened.header
     isa = registry.get(header.isa.id)  # 9. our copy is the cited one
     if isa is None or isa.sha256 != header.isa.sha256:
@@ -139,9 +140,9 @@ def accept(opened: Opened, registry: IsaRegistry) -> Accepted:
     except PayloadInvalid as exc:
         raise EnvelopeRejected("payload_invalid", ", ".join(sorted(exc.errors))) from None
     expected = expected_lawful_basis(isa, header.purpose, header.sender, header.to)
-    if header.lawful_basis != expected:  # 11a. signed lawful-basis tags
+    if header.lawful_basis != expected:  # 11. signed lawful-basis tags
         raise EnvelopeRejected("lawful_basis_mismatch")
-    violations = check_received(  # 11b. fields within the ISA at this risk level
+    violations = check_received(  # 12. fields within the ISA at this risk level
         isa,
         sender=header.sender,
         recipient=header.to,

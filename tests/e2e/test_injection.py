@@ -38,7 +38,14 @@ from agent.keystore import read_signing_key
 from agent.runtime import agent_store
 from broker.devfed import DevFederation
 from federation import pki
-from federation.envelope import EnvelopeSpec, IsaRef, envelope_sha256, peek_header, seal
+from federation.envelope import (
+    EnvelopeSpec,
+    IsaRef,
+    Sealed,
+    envelope_sha256,
+    peek_header,
+    seal_envelope,
+)
 from federation.errors import EnvelopeRejected
 from federation.keys import SigningKey
 from federation.manifest import Manifest, reload_manifest
@@ -93,9 +100,15 @@ class Forger:
     def seal(
         self, spec: EnvelopeSpec, payload: dict[str, Any], now: datetime | None = None
     ) -> bytes:
+        return self.sealed(spec, payload, now).frame
+
+    def sealed(
+        self, spec: EnvelopeSpec, payload: dict[str, Any], now: datetime | None = None
+    ) -> Sealed:
+        """The frame and the whole header (meta included) the sender's agent would keep."""
         recipient = self.manifest.current_encryption_key(spec.recipient, datetime.now(UTC))
         assert recipient is not None
-        return seal(
+        return seal_envelope(
             payload, spec, signing_key=self.signing_key,
             recipient_public=recipient.public_bytes(), now=now or datetime.now(UTC),
         )  # fmt: skip
@@ -294,6 +307,10 @@ BREACHES = {
 
 
 def forge(forger: Forger, breach: Breach) -> bytes:
+    return forge_sealed(forger, breach).frame
+
+
+def forge_sealed(forger: Forger, breach: Breach) -> Sealed:
     spec, minimised, full = forger.spec_and_payloads(
         breach.recipient, breach.isa, breach.purpose, breach.risk
     )
@@ -301,7 +318,7 @@ def forge(forger: Forger, breach: Breach) -> bytes:
     assert full != minimised or not breach.unminimised, "nothing withheld: not a breach"
     if breach.lawful_basis:
         spec = dataclasses.replace(spec, lawful_basis=spec.lawful_basis | breach.lawful_basis)
-    return forger.seal(spec, full if breach.unminimised else minimised)
+    return forger.sealed(spec, full if breach.unminimised else minimised)
 
 
 class TestValidlySignedButRefusedEnvelope:
@@ -362,8 +379,8 @@ class TestMisbehavingSenderAgent:
     ) -> None:
         """An over-sharing envelope in the sender's own outbox ends `rejected: isa_violation`."""
         forger = Forger.of(isolated_federation, SENDER)
-        frame = forge(forger, BREACHES["fields the ISA withholds at that risk level"])
-        header = peek_header(frame)
+        sealed = forge_sealed(forger, BREACHES["fields the ISA withholds at that risk level"])
+        frame, header = sealed.frame, sealed.header  # the sender keeps the sealed meta
         settings = agent_settings(isolated_federation, SENDER)
         async with agent_store(settings) as store:  # as the agent opens it
             await store.enqueue_outgoing(

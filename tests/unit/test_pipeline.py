@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from federation.envelope import Opened, peek_header, seal
+from federation.envelope import Opened, seal_envelope
 from federation.errors import EnvelopeRejected, PayloadInvalid
 from federation.isa import Isa, IsaRegistry, load_isa
 from federation.keys import EncryptionKey, SigningKey
@@ -40,11 +40,11 @@ def prepared(isa: Isa, level: str, **changes: Any) -> Prepared:
 
 def opened(prep: Prepared, payload: dict[str, Any] | None = None, **header: Any) -> Opened:
     assert prep.spec is not None
-    frame = seal(
+    sealed = seal_envelope(
         prep.payload, prep.spec, signing_key=SigningKey.generate(),
         recipient_public=EncryptionKey.generate().public, now=NOW,
     )  # fmt: skip
-    view = peek_header(frame).model_copy(update=header)
+    view = sealed.header.model_copy(update=header)
     return Opened(view, b"", prep.payload if payload is None else payload, "0" * 64)
 
 

@@ -58,6 +58,21 @@ class TestSettings:
         assert settings.keys.rotate_every_days == 30
         assert settings.keys.grace_days == 14
 
+    def test_envelope_v2_is_sent_by_default(self) -> None:
+        """Without an [envelope] section the agent sends envelope v2 (the meta sealed)."""
+        assert settings_from_dict(minimal()).envelope.send_version == 2
+
+    def test_envelope_v1_can_be_kept_for_the_transition(self) -> None:
+        """[envelope] send_version = 1 keeps the agent sending v1."""
+        settings = settings_from_dict(minimal(envelope={"send_version": 1}))
+        assert settings.envelope.send_version == 1
+
+    @pytest.mark.parametrize("version", [0, 3, "2"])
+    def test_unknown_envelope_version_is_a_config_error_naming_it(self, version: Any) -> None:
+        """An envelope version other than 1 or 2 is refused at start-up with its key named."""
+        with pytest.raises(ConfigError, match="send_version"):
+            settings_from_dict(minimal(envelope={"send_version": version}))
+
     def test_relative_paths_resolve_against_the_config_directory(self, tmp_path: Path) -> None:
         """Paths in the file are relative to the file, not to the working directory."""
         config = tmp_path / "agent.toml"

@@ -44,9 +44,32 @@ def spec_of(raw: dict[str, Any]) -> EnvelopeSpec:
     )
 
 
+ROUTING_FIELDS = {
+    "v", "id", "from", "to", "created_at", "expires_at", "sender_key", "recipient_key", "eph",
+    "nonce",
+}  # fmt: skip
+MAGICS = {1: b"IRL1", 2: b"IRL2"}
+
+
 def test_there_are_envelope_vectors() -> None:
-    """The vector folder holds at least two envelope vectors (a missing folder must fail)."""
-    assert len(ENVELOPES) >= 2
+    """The vector folder holds two v1 and two v2 envelope vectors (a missing one must fail)."""
+    versions = sorted(load(path)["inputs"]["version"] for path in ENVELOPES)
+    assert versions == [1, 1, 2, 2]
+
+
+def sealed_plaintext(inputs: dict[str, Any]) -> bytes:
+    """What docs/protocol.md section 5 says is encrypted: v1 the payload; v2 {meta, payload}."""
+    if inputs["version"] == 1:
+        return canonical_json(inputs["payload"])
+    spec = inputs["spec"]
+    meta = {k: spec[k] for k in ("type", "isa", "purpose", "lawful_basis", "risk", "handling")}
+    return canonical_json({"meta": meta, "payload": inputs["payload"]})
+
+
+def cleartext_fields(inputs: dict[str, Any]) -> set[str]:
+    """v1 shows the routing and every meta field in clear; v2 only the routing."""
+    meta = {"type", "isa", "purpose", "lawful_basis", "risk", "handling"}
+    return ROUTING_FIELDS | meta if inputs["version"] == 1 else ROUTING_FIELDS
 
 
 @pytest.mark.parametrize("path", ENVELOPES, ids=lambda p: p.stem)
@@ -64,6 +87,7 @@ class TestEnvelopeVectors:
             eph_secret=bytes.fromhex(i["eph_secret"]),
             nonce=bytes.fromhex(i["nonce"]),
             envelope_id=i["envelope_id"],
+            version=i["version"],
         )
         assert frame.hex() == v["expected"]["frame"]
         assert hashlib.sha256(frame).hexdigest() == v["expected"]["envelope_sha256"]
@@ -73,7 +97,7 @@ class TestEnvelopeVectors:
         v = load(path)
         i, mid = v["inputs"], v["intermediate"]
         frame = bytes.fromhex(v["expected"]["frame"])
-        assert frame[:4] == b"IRL1"
+        assert frame[:4] == MAGICS[i["version"]]
         (hlen,) = struct.unpack(">I", frame[4:8])
         header = frame[8 : 8 + hlen]
         (clen,) = struct.unpack(">I", frame[8 + hlen : 12 + hlen])
@@ -81,6 +105,8 @@ class TestEnvelopeVectors:
         assert len(sig) == 64
         assert header.decode("utf-8") == mid["header"]
         assert canonical_json(json.loads(header)) == header
+        assert set(json.loads(header)) == cleartext_fields(i)
+        assert json.loads(header)["v"] == i["version"]
         VerifyKey(bytes.fromhex(i["sender_public"])).verify(
             b"isa-relay/v1 envelope\x00" + frame[:-64], sig
         )
@@ -101,7 +127,7 @@ class TestEnvelopeVectors:
         plaintext = crypto_aead_xchacha20poly1305_ietf_decrypt(
             ct, header, bytes.fromhex(i["nonce"]), key
         )
-        assert plaintext == canonical_json(i["payload"])
+        assert plaintext == sealed_plaintext(i) == mid["plaintext"].encode("utf-8")
 
 
 class TestOtherVectors:

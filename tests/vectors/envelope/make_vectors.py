@@ -5,8 +5,10 @@
 Every input is fixed (keys from labelled SHA-256 seeds, the ephemeral secret, the nonce, the
 envelope id and the clock), so the output is byte-for-byte stable; ``tests/unit/crypto/
 test_vectors.py`` reproduces each frame and also re-derives it independently from the spec.
-Intermediate values (shared secret, derived key) are included to help other implementations.
-All data is synthetic.
+Intermediate values (shared secret, derived key, header and plaintext text) are included to help
+other implementations. Envelope v1 vectors keep their names (``envelope-basic``, ...) and bytes;
+each has a v2 twin (``envelope-v2-basic``, ...) sealed from the same inputs. All data is
+synthetic.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from typing import Any
 
 from nacl.bindings import crypto_scalarmult, crypto_scalarmult_base
 
-from federation.canonical import format_time
-from federation.envelope import EnvelopeSpec, IsaRef, seal_with, uuid7
+from federation.canonical import canonical_json, format_time
+from federation.envelope import EnvelopeSpec, IsaRef, WireVersion, seal_with, uuid7
 from federation.keys import EncryptionKey, SigningKey, announce
 from federation.receipts import make_receipt
 
@@ -64,8 +66,8 @@ ENVELOPES: list[dict[str, Any]] = [
 ]
 
 
-def envelope_vector(case: dict[str, Any]) -> dict[str, Any]:
-    name = case["name"]
+def envelope_vector(case: dict[str, Any], version: WireVersion) -> dict[str, Any]:
+    name = case["name"]  # the v2 twin draws the same seeds as v1: only the version differs
     sender = SigningKey(seed(f"{name} sender signing"))
     recipient = EncryptionKey.from_secret(seed(f"{name} recipient encryption"))
     eph_secret, nonce = seed(f"{name} eph")[:32], seed(f"{name} nonce")[:24]
@@ -90,14 +92,26 @@ def envelope_vector(case: dict[str, Any]) -> dict[str, Any]:
         eph_secret=eph_secret,
         nonce=nonce,
         envelope_id=envelope_id,
+        version=version,
     )
     eph_public = crypto_scalarmult_base(eph_secret)
     shared = crypto_scalarmult(eph_secret, recipient.public)
     hlen = int.from_bytes(frame[4:8], "big")
+    meta = {
+        "type": spec.type,
+        "isa": spec.isa.model_dump(),
+        "purpose": spec.purpose,
+        "lawful_basis": spec.lawful_basis,
+        "risk": spec.risk,
+        "handling": spec.handling,
+    }
+    sealed = case["payload"] if version == 1 else {"meta": meta, "payload": case["payload"]}
+    label = name if version == 1 else name.replace("envelope-", "envelope-v2-")
     return {
-        "description": f"{name}: synthetic envelope v1 known-answer vector",
+        "description": f"{label}: synthetic envelope v{version} known-answer vector",
         "synthetic": True,
         "inputs": {
+            "version": version,
             "now": format_time(NOW),
             "sender_signing_seed": bytes(sender).hex(),
             "sender_public": bytes(sender.verify_key).hex(),
@@ -124,6 +138,7 @@ def envelope_vector(case: dict[str, Any]) -> dict[str, Any]:
             "shared": shared.hex(),
             "key": kdf_key(shared, eph_public, recipient.public).hex(),
             "header": frame[8 : 8 + hlen].decode("utf-8"),
+            "plaintext": canonical_json(sealed).decode("utf-8"),
         },
         "expected": {
             "frame": frame.hex(),
@@ -188,7 +203,11 @@ def announcement_vector() -> dict[str, Any]:
 
 
 def all_vectors() -> dict[str, dict[str, Any]]:
-    vectors = {case["name"]: envelope_vector(case) for case in ENVELOPES}
+    vectors: dict[str, dict[str, Any]] = {}
+    for case in ENVELOPES:
+        for version in (1, 2):
+            vector = envelope_vector(case, version)
+            vectors[vector["description"].split(":")[0]] = vector
     vectors["receipt-rejected"] = receipt_vector()
     vectors["announcement"] = announcement_vector()
     return vectors
