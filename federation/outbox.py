@@ -2,8 +2,8 @@
 
 This module performs no I/O and reads no clock. The store (``agent/store/sqlite.py``) keeps
 the status of each outgoing message and asks :func:`transition` for every move; nothing else
-changes it. Only receipts that passed ``federation.receipts.accept_receipt`` (signed by the envelope's true
-recipient, citing the hash of the frame we sent) become events here.
+changes it. Only receipts that passed ``federation.receipts.accept_receipt`` (signed by the
+envelope's true recipient, citing the hash of the frame we sent) become events here.
 
 Statuses::
 

@@ -23,6 +23,7 @@ from agent.store.records import (
     PayloadPurged,
     ReceiptOutcome,
     ReceiptRecord,
+    SentEnvelope,
     Store,
 )
 from agent.store.sqlite import DEFAULT_FILENAME, SqliteStore
@@ -40,6 +41,7 @@ __all__ = [
     "PayloadSealer",
     "ReceiptOutcome",
     "ReceiptRecord",
+    "SentEnvelope",
     "SqliteStore",
     "Store",
     "WriterThread",

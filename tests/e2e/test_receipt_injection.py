@@ -23,6 +23,7 @@ import aio_pika.abc
 import pytest
 
 from agent.audit import load_subject_secret, subject_key_path
+from agent.clock import utcnow
 from agent.commands.audit import open_audit_log
 from agent.config import load_settings
 from broker.devfed import DevFederation
@@ -156,7 +157,7 @@ async def refusals_audited(fed: DevFederation) -> list[tuple[str | None, str | N
     """The sender's audit entries for refused receipts: (envelope id, issuer, detail)."""
     settings = load_settings(fed.agency(SENDER).config, environ={})
     secret = load_subject_secret(subject_key_path(settings.keys.encryption_dir))
-    async with open_audit_log(settings, subject_secret=secret) as log:
+    async with open_audit_log(settings, subject_secret=secret, clock=utcnow) as log:
         entries = await log.entries()
     refused = [e for e in entries if e.action == "receipt" and e.outcome == "refused"]
     return [(e.message_id, e.counterparty, e.detail) for e in refused]
