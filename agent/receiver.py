@@ -15,6 +15,9 @@ Envelopes, in order (the numbering continues ``federation.envelope.open_envelope
 A rejected envelope is dead-lettered (kept for the operator) and, when its sender is
 authenticated, answered with a signed ``rejected`` receipt carrying only the reason code.
 Receipts for our own messages are verified against the manifest and settle the outbox.
+A replay (an envelope already stored) and a refused frame (unknown kind, bad receipt) are
+audited too: the first per sender and reason in a window, the rest counted into one ``repeat``
+entry (``agent.audit_repeats``), so a flood cannot fill the disk.
 """
 
 from __future__ import annotations
@@ -58,8 +61,29 @@ class Receiver:
             return await self._on_receipt(delivery)
         if delivery.kind != "envelope":
             log.warning("dead-lettering a message of unknown kind")
+            await self._audit_refused(delivery, "unknown_kind", "not an envelope or a receipt")
             return Outcome.REJECT
         return await self._on_envelope(delivery)
+
+    async def _audit_refused(self, delivery: Delivery, reason: str, detail: str) -> None:
+        """Audit a frame refused before it was authenticated: the first per broker user and
+        reason in a window gets an entry, later ones are counted (``agent.audit_repeats``)."""
+        sender = delivery.user_id or "-"
+        event = AuditEvent("reject", "agent", delivery.message_id, outcome=reason,
+                           detail=f"{detail} (AMQP user_id {sender})"[:2000])  # fmt: skip
+        now = self.ctx.clock()
+        if await self.ctx.repeat_audit.admit(("reject", sender, reason), event, now):
+            await self.ctx.audit.record(event, now)
+
+    async def _audit_replay(self, header: Header, now: datetime) -> None:
+        """Audit an envelope that was already stored (a replay or a redelivery): the first per
+        sender in a window gets an entry, later ones are counted (``agent.audit_repeats``)."""
+        event = AuditEvent(
+            "reject", "agent", header.id, header.sender, outcome="replay",
+            detail="already stored: not delivered again; the delivered receipt was sent again",
+        )  # fmt: skip
+        if await self.ctx.repeat_audit.admit(("replay", header.sender), event, now):
+            await self._audit_stored(event, now)
 
     async def _wait_for_trust(self) -> None:
         # 0. quarantine; validity is time-driven (expiry), so poll rather than wait on an event
@@ -129,6 +153,8 @@ class Receiver:
                 now,
             )  # fmt: skip
             ctx.inbox_wakeup.set()
+        else:
+            await self._audit_replay(header, now)
         return await self._receipt(header, accepted.envelope_sha256, "delivered", None)  # 15.
 
     async def _until_stored(self, write: Callable[[], Awaitable[T]]) -> T | None:
@@ -209,12 +235,15 @@ class Receiver:
             receipt = verify_receipt(delivery.body, manifest=manifest)
         except ReceiptRejected as exc:
             log.warning("receipt rejected: %s", exc.reason)
+            await self._audit_refused(delivery, f"receipt_{exc.reason}", "receipt refused")
             return Outcome.REJECT
         if receipt.to != ctx.agency:
+            await self._audit_refused(delivery, "receipt_not_for_us", "receipt refused")
             return Outcome.REJECT
         entry = manifest.agency(receipt.issuer)
         if entry is None or delivery.user_id != entry.broker_user:
             log.warning("receipt not published by its issuer's broker user")
+            await self._audit_refused(delivery, "receipt_transport_identity", "receipt refused")
             return Outcome.REJECT
         try:
             outcome = await self._until_stored(

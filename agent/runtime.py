@@ -26,7 +26,7 @@ from agent.audit import AuditLog, ManifestAuditor, load_subject_secret, subject_
 from agent.auth import ApiClient
 from agent.config import Settings
 from agent.context import AgentContext, Clock, load_registry, utcnow
-from agent.errors import TransportError
+from agent.errors import StoreUnavailable, TransportError
 from agent.keystore import load_keyring, load_store_key, read_signing_key, store_key_path
 from agent.receiver import Receiver
 from agent.relay import Housekeeper, OutboxRelay
@@ -81,12 +81,15 @@ async def open_context(settings: Settings, *, clock: Clock = utcnow) -> AsyncIte
         manifest_auditor = ManifestAuditor(audit, clock)
         trust.on_change(manifest_auditor)
         await trust.refresh(clock())
+        ctx = AgentContext(
+            settings, store, trust, registry, signing_key, keyring, clock, audit=audit
+        )
         try:
-            yield AgentContext(
-                settings, store, trust, registry, signing_key, keyring, clock, audit=audit
-            )
+            yield ctx
         finally:
             await manifest_auditor.drain()
+            with contextlib.suppress(StoreUnavailable):
+                await ctx.repeat_audit.close(clock())  # nothing counted is lost on shutdown
 
 
 def agent_store(settings: Settings) -> SqliteStore:
