@@ -15,9 +15,11 @@ Envelopes, in order (the numbering continues ``federation.envelope.open_envelope
 A rejected envelope is dead-lettered (kept for the operator) and, when its sender is
 authenticated, answered with a signed ``rejected`` receipt carrying only the reason code.
 Receipts for our own messages are verified against the manifest and settle the outbox.
-A replay (an envelope already stored) and a refused frame (unknown kind, bad receipt) are
-audited too: the first per sender and reason in a window, the rest counted into one ``repeat``
-entry (``agent.audit_repeats``), so a flood cannot fill the disk.
+A replay (an envelope already stored) and a refused frame (unknown kind, bad receipt, an
+envelope refused before its sender was authenticated) are audited too: the first per sender
+(or AMQP user) and reason in a window, the rest counted into one ``repeat`` entry
+(``agent.audit_repeats``), so a flood cannot fill the disk. An authenticated sender's rejected
+envelope still gets an entry each.
 """
 
 from __future__ import annotations
@@ -186,13 +188,14 @@ class Receiver:
     async def _reject(self, delivery: Delivery, exc: EnvelopeRejected) -> Outcome:
         self.ctx.metrics.inc("isa_agent_rejected_total")
         log.warning("envelope rejected: %s %s", exc.reason, exc.detail)
+        if exc.reason in _UNAUTHENTICATED:  # anyone can send these: rate-limited, like replays
+            await self._audit_refused(delivery, exc.reason, exc.detail or "envelope refused")
+            return Outcome.REJECT
         await self.ctx.audit.record(
             AuditEvent("reject", "agent", delivery.message_id, outcome=exc.reason,
                        detail=exc.detail[:2000]),
             self.ctx.clock(),
         )  # fmt: skip
-        if exc.reason in _UNAUTHENTICATED:
-            return Outcome.REJECT
         try:
             header = peek_header(delivery.body)
         except EnvelopeRejected:

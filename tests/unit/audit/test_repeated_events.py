@@ -142,6 +142,21 @@ class TestReplayedFramesAreAudited:
         assert len(rejects) == 1
         assert [(e.outcome, _counted(e)) for e in summaries] == [("unknown_kind", N - 1)]
 
+    async def test_forged_envelope_flood_leaves_one_entry_and_a_counted_summary(
+        self, agents: tuple[AgentContext, AgentContext, Clock]
+    ) -> None:
+        """N unauthenticated envelopes (bad frames): one reject entry, N-1 counted."""
+        _, assist, clock = agents
+        for n in range(N):
+            outcome = await Receiver(assist)(_delivery(f"m{n}", b"IRL1 forged"))
+            assert outcome is Outcome.REJECT
+        await assist.repeat_audit.close(clock())
+        entries = await _entries(assist)
+        rejects = [e for e in entries if (e.action, e.outcome) == ("reject", "bad_frame")]
+        summaries = [e for e in entries if e.action == "repeat"]
+        assert len(rejects) == 1
+        assert [(e.outcome, _counted(e)) for e in summaries] == [("bad_frame", N - 1)]
+
 
 class TestRepeatedAcknowledgements:
     async def test_acking_fifty_times_writes_one_ack_entry_and_counts_the_rest(
