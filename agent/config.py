@@ -24,6 +24,9 @@ Example (``isa-broker dev-federation`` writes one per agency)::
     manifest_poll_seconds = 60
     policies_dir = "../policies"
 
+    [audit]
+    witness_seconds = 60                       # post the log's signed head (manifest_url only)
+
     [broker]
     urls = ["amqp://127.0.0.1:5672/isa-relay"]
     user = "assist"
