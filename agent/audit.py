@@ -16,7 +16,10 @@ Rules:
    anchor, so ``verify`` still passes after old entries are gone.
 5. Limits, stated: entries appended after the last checkpoint are protected by the chain
    against change, but removing them from the END is only detectable once a later checkpoint
-   exists (an agent killed with SIGKILL signs none on the way out). Checkpoints verify against
+   exists (an agent killed with SIGKILL signs none on the way out), and removing checkpoints
+   together with entries is only detectable off the host: ``agent.audit_witness`` posts signed
+   heads to the witness, and ``verify`` (``agent/commands/audit.py``) reports a log whose end
+   no checkpoint covers as NOT ATTESTED. Checkpoints verify against
    the agency's current signing key; after re-certification with a new key, verify the older
    part with the old public key.
 """
@@ -32,6 +35,7 @@ import sqlite3
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -61,6 +65,7 @@ __all__ = [
     "AUDIT_FILENAME",
     "SUBJECT_KEY_FILE",
     "AuditLog",
+    "LogState",
     "ManifestAuditor",
     "SubjectMatch",
     "load_subject_secret",
@@ -117,6 +122,17 @@ def entry_data(fields: Mapping[str, Any], *, seq: int, at: datetime, agency: str
     holds them equal), built straight from the fields this module made, without a pydantic
     validation and dump per entry (the audit log was a quarter of the pipeline's CPU)."""
     return canonical_json({**fields, "v": 1, "seq": seq, "at": format_time(at), "agency": agency})
+
+
+@dataclass(frozen=True, slots=True)
+class LogState:
+    """The log's last entry (``end``, ``head`` hash), the last seq a signed checkpoint or the
+    retention anchor covers (``covered``), and the anchor's seq (0 without one)."""
+
+    end: int
+    head: bytes
+    covered: int
+    anchor: int
 
 
 class SubjectMatch(AuditEntry):
@@ -494,6 +510,28 @@ class AuditLog:
             (anchor.model_dump_json().encode("utf-8"),),
         )
         return int(removed)
+
+    async def state(self) -> LogState:
+        """Where the log ends, what its checkpoints cover and its anchor (for ``verify``)."""
+
+        def job(conn: sqlite3.Connection) -> LogState:
+            end, head = self._read_tail(conn)
+            anchor = self._anchor(conn)
+            row = conn.execute("SELECT max(seq) FROM checkpoints").fetchone()
+            anchor_seq = 0 if anchor is None else anchor.seq
+            covered = max(anchor_seq, int(row[0] or 0) if row is not None else 0)
+            return LogState(end, head, covered, anchor_seq)
+
+        return await self._run(job)
+
+    async def hash_at(self, seq: int) -> bytes | None:
+        """The stored hash of entry ``seq``, or None if there is no such entry."""
+
+        def job(conn: sqlite3.Connection) -> bytes | None:
+            row = conn.execute("SELECT entry_hash FROM entries WHERE seq = ?", (seq,)).fetchone()
+            return None if row is None else _blob(row[0])
+
+        return await self._run(job)
 
     async def count(self) -> int:
         return await self._run(

@@ -24,6 +24,9 @@ Example (``isa-broker dev-federation`` writes one per agency)::
     manifest_poll_seconds = 60
     policies_dir = "../policies"
 
+    [audit]
+    witness_seconds = 60                       # post the log's signed head (manifest_url only)
+
     [broker]
     urls = ["amqp://127.0.0.1:5672/isa-relay"]
     user = "assist"
@@ -159,6 +162,9 @@ class AuditSettings(_Strict):
     #: unset keeps them for ever (DPA 2018 s62 logs: set it to the period your APD states)
     keep_days: float | None = Field(default=None, gt=0)
     checkpoint_every: int = Field(default=256, ge=1, le=1_000_000)
+    #: how often the log's signed head is posted to the witness (``[trust] manifest_url``'s
+    #: server); entries written since the last posted head can be cut without detection
+    witness_seconds: float = Field(default=60.0, gt=0)
 
 
 class Settings(_Strict):

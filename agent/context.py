@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from agent.audit_events import AuditSink, NullAudit
+from agent.audit_repeats import RepeatAudit
 from agent.clock import Clock, utcnow
 from agent.config import Settings
 from agent.errors import Denied, TrustUnavailable
@@ -53,6 +54,17 @@ class AgentContext:
     audit: AuditSink = field(default_factory=NullAudit)
     outbox_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     inbox_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    #: repeated events (replays, second acks, re-reads), counted into the audit log
+    repeats: RepeatAudit | None = None
+
+    def __post_init__(self) -> None:
+        if self.repeats is None:
+            self.repeats = RepeatAudit(self.audit)
+
+    @property
+    def repeat_audit(self) -> RepeatAudit:
+        assert self.repeats is not None  # set in __post_init__
+        return self.repeats
 
     @property
     def agency(self) -> str:

@@ -13,7 +13,8 @@
     ├── PayloadTooLarge         413
     ├── StoreUnavailable        503  cannot store durably (disk full, I/O error): nothing accepted
     ├── TrustUnavailable        503  no valid manifest (fail-closed): sending is stopped
-    └── TransportError          503  the broker could not take a message (never silently dropped)
+    ├── TransportError          503  the broker could not take a message (never silently dropped)
+    └── WitnessUnavailable      503  the audit-head witness could not be reached or refused a head
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ __all__ = [
     "TransportError",
     "TrustUnavailable",
     "Unauthorized",
+    "WitnessUnavailable",
 ]
 
 
@@ -98,3 +100,10 @@ class TrustUnavailable(LocalError):
 class TransportError(LocalError):
     http_status = 503
     title = "Broker unavailable"
+
+
+class WitnessUnavailable(LocalError):
+    """The witness (``isa-broker serve``) could not be reached, or refused our audit head."""
+
+    http_status = 503
+    title = "Audit witness unavailable"

@@ -15,6 +15,7 @@ _HELP = {
     "isa_agent_received_total": "Envelopes verified and stored in the inbox.",
     "isa_agent_duplicates_total": "Envelopes already seen (not delivered again).",
     "isa_agent_rejected_total": "Envelopes rejected (a rejection receipt went to the sender).",
+    "isa_agent_repeated_acks_total": "Acknowledgements of an already acknowledged delivery.",
     "isa_agent_receipts_total": "Receipts received for our messages.",
     "isa_agent_receipts_refused_total": "Receipts refused: bad signature, not published by "
     "their issuer, not from the envelope's recipient, or citing another frame's hash.",

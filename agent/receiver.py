@@ -19,8 +19,14 @@ Receipts for our own messages, in order: the signature against the manifest; the
 ``user_id`` is the issuer's broker user; the receipt is for an envelope we sent; then
 ``federation.receipts.accept_receipt`` (addressed to us, issued by the envelope's recipient,
 citing the hash of the frame we sent). Only then does it move the outbox (its event may change
-nothing, ``federation.outbox`` rules 5-9). A refused receipt is audited once (ids and reason
-codes only), counted in ``isa_agent_receipts_refused_total`` and dead-lettered.
+nothing, ``federation.outbox`` rules 5-9). A refused receipt is audited (ids and reason codes
+only), counted in ``isa_agent_receipts_refused_total`` and dead-lettered.
+
+A replay (an envelope already stored) and a refused frame (unknown kind, refused receipt, an
+envelope refused before its sender was authenticated) are audited too: the first per sender
+(or AMQP user) and reason in a window, the rest counted into one ``repeat`` entry
+(``agent.audit_repeats``), so a flood cannot fill the disk. An authenticated sender's rejected
+envelope still gets an entry each.
 """
 
 from __future__ import annotations
@@ -64,8 +70,29 @@ class Receiver:
             return await self._on_receipt(delivery)
         if delivery.kind != "envelope":
             log.warning("dead-lettering a message of unknown kind")
+            await self._audit_refused(delivery, "unknown_kind", "not an envelope or a receipt")
             return Outcome.REJECT
         return await self._on_envelope(delivery)
+
+    async def _audit_refused(self, delivery: Delivery, reason: str, detail: str) -> None:
+        """Audit a frame refused before it was authenticated: the first per broker user and
+        reason in a window gets an entry, later ones are counted (``agent.audit_repeats``)."""
+        sender = delivery.user_id or "-"
+        event = AuditEvent("reject", "agent", delivery.message_id, outcome=reason,
+                           detail=f"{detail} (AMQP user_id {sender})"[:2000])  # fmt: skip
+        now = self.ctx.clock()
+        if await self.ctx.repeat_audit.admit(("reject", sender, reason), event, now):
+            await self.ctx.audit.record(event, now)
+
+    async def _audit_replay(self, header: Routing, now: datetime) -> None:
+        """Audit an envelope that was already stored (a replay or a redelivery): the first per
+        sender in a window gets an entry, later ones are counted (``agent.audit_repeats``)."""
+        event = AuditEvent(
+            "reject", "agent", header.id, header.sender, outcome="replay",
+            detail="already stored: not delivered again; the delivered receipt was sent again",
+        )  # fmt: skip
+        if await self.ctx.repeat_audit.admit(("replay", header.sender), event, now):
+            await self._audit_stored(event, now)
 
     async def _wait_for_trust(self) -> None:
         # 0. quarantine; validity is time-driven (expiry), so poll rather than wait on an event
@@ -135,6 +162,8 @@ class Receiver:
                 now,
             )  # fmt: skip
             ctx.inbox_wakeup.set()
+        else:
+            await self._audit_replay(header, now)
         return await self._receipt(header, accepted.envelope_sha256, "delivered", None)  # 15.
 
     async def _until_stored(self, write: Callable[[], Awaitable[T]]) -> T | None:
@@ -166,13 +195,14 @@ class Receiver:
     async def _reject(self, delivery: Delivery, exc: EnvelopeRejected) -> Outcome:
         self.ctx.metrics.inc("isa_agent_rejected_total")
         log.warning("envelope rejected: %s %s", exc.reason, exc.detail)
+        if exc.reason in _UNAUTHENTICATED:  # anyone can send these: rate-limited, like replays
+            await self._audit_refused(delivery, exc.reason, exc.detail or "envelope refused")
+            return Outcome.REJECT
         await self.ctx.audit.record(
             AuditEvent("reject", "agent", delivery.message_id, outcome=exc.reason,
                        detail=exc.detail[:2000]),
             self.ctx.clock(),
         )  # fmt: skip
-        if exc.reason in _UNAUTHENTICATED:
-            return Outcome.REJECT
         try:
             header = peek_header(delivery.body)
         except EnvelopeRejected:
@@ -224,7 +254,7 @@ class Receiver:
             accept_receipt(receipt, sender=ctx.agency, sent_to=sent.recipient,
                            sent_sha256=sent.frame_sha256)  # fmt: skip
         except ReceiptRejected as exc:
-            return await self._refuse_receipt(receipt, exc.reason)
+            return await self._refuse_receipt(delivery, receipt, exc.reason)
         except NotFound:
             assert receipt is not None  # only sent_envelope raises it
             return await self._settle(receipt, delivery.body, unknown=True)
@@ -253,19 +283,24 @@ class Receiver:
         ctx.metrics.inc("isa_agent_receipts_total")
         return Outcome.ACK
 
-    async def _refuse_receipt(self, receipt: Receipt | None, reason: str) -> Outcome:
-        """A receipt we must not believe: one audit entry (ids and codes only), counted, and
-        dead-lettered for the operator (it may be evidence of an attack). Nothing else moves."""
+    async def _refuse_receipt(
+        self, delivery: Delivery, receipt: Receipt | None, reason: str
+    ) -> Outcome:
+        """A receipt we must not believe: audited (ids and codes only; the first per broker user
+        and reason in a window, the rest counted, so a flood cannot fill the log), counted in a
+        metric, and dead-lettered for the operator (it may be evidence of an attack)."""
         ctx = self.ctx
         ctx.metrics.inc("isa_agent_receipts_refused_total")
         log.warning("receipt refused: %s", reason)
         said = "" if receipt is None else f"; it said {receipt.status} ({receipt.reason or '-'})"
-        await ctx.audit.record(
-            AuditEvent("receipt", "agent", None if receipt is None else receipt.envelope_id,
-                       None if receipt is None else receipt.issuer, outcome="refused",
-                       detail=f"receipt refused: {reason}{said}"),
-            ctx.clock(),
+        event = AuditEvent(
+            "receipt", "agent", None if receipt is None else receipt.envelope_id,
+            None if receipt is None else receipt.issuer, outcome="refused",
+            detail=f"receipt refused: {reason}{said} (AMQP user_id {delivery.user_id or '-'})",
         )  # fmt: skip
+        now = ctx.clock()
+        if await ctx.repeat_audit.admit(("receipt", delivery.user_id or "-", reason), event, now):
+            await ctx.audit.record(event, now)
         return Outcome.REJECT
 
 

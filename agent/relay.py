@@ -128,9 +128,17 @@ class Housekeeper:
             await asyncio.sleep(self.interval)
 
     async def tick(self) -> None:
+        await self._flush_repeats()
         await self._expire()
         await self._retain()
         await self._rotate()
+
+    async def _flush_repeats(self) -> None:
+        """Write the summary entry of every closed window of repeated events."""
+        try:
+            await self.ctx.repeat_audit.flush(self.ctx.clock())
+        except StoreUnavailable:
+            log.error("cannot write the audit log's repeat summaries; retrying next tick")
 
     async def _expire(self) -> None:
         ctx = self.ctx

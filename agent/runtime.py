@@ -6,6 +6,8 @@ Rules (HOUSE-STYLE §8):
    ``isa-agent run``) cancels it: the consumer stops taking deliveries and lets in-flight ones
    finish, the API stops accepting, then the store closes. Cancellation is never swallowed.
 3. The outbox and inbox are on disk, so a restart resumes exactly where the agent stopped.
+4. On the way out, after the last in-flight work: the counted repeats are written to the audit
+   log, then its final head is posted to the witness (``agent.audit_witness``), if any.
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ from yarl import URL
 from agent.api import create_app
 from agent.api_models import InboxItem
 from agent.audit import AuditLog, ManifestAuditor, load_subject_secret, subject_key_path
+from agent.audit_witness import HeadPoster, witness_url
 from agent.auth import ApiClient
 from agent.config import Settings
 from agent.context import AgentContext, Clock, load_registry, utcnow
-from agent.errors import TransportError
+from agent.errors import StoreUnavailable, TransportError
 from agent.keystore import load_keyring, load_store_key, read_signing_key, store_key_path
 from agent.receiver import Receiver
 from agent.relay import Housekeeper, OutboxRelay
@@ -81,12 +84,15 @@ async def open_context(settings: Settings, *, clock: Clock = utcnow) -> AsyncIte
         manifest_auditor = ManifestAuditor(audit, clock)
         trust.on_change(manifest_auditor)
         await trust.refresh(clock())
+        ctx = AgentContext(
+            settings, store, trust, registry, signing_key, keyring, clock, audit=audit
+        )
         try:
-            yield AgentContext(
-                settings, store, trust, registry, signing_key, keyring, clock, audit=audit
-            )
+            yield ctx
         finally:
             await manifest_auditor.drain()
+            with contextlib.suppress(StoreUnavailable):
+                await ctx.repeat_audit.close(clock())  # nothing counted is lost on shutdown
 
 
 def agent_store(settings: Settings) -> SqliteStore:
@@ -110,7 +116,8 @@ async def run_agent(
     The API starts even when no broker is reachable: submissions are stored durably in the
     outbox, and the broker session keeps reconnecting in the background.
     """
-    async with open_context(settings) as ctx:
+    async with open_context(settings) as ctx, aiohttp.ClientSession() as session:
+        poster = _head_poster(ctx, session)
         clients = [ApiClient.from_settings(c) for c in settings.api.clients]
         service = Service(ctx)
         app = create_app(service, clients, max_body_bytes=settings.api.max_body_bytes)
@@ -119,9 +126,26 @@ async def run_agent(
         try:
             await web.TCPSite(runner, settings.api.host, settings.api.port).start()
             log.info("agent %s listening on %s", settings.agency, settings.api.listen)
-            await _supervise(ctx, service, stop, ready)
+            await _supervise(ctx, service, stop, ready, poster)
         finally:
             await runner.cleanup()
+            await _final_audit(ctx, poster)
+
+
+def _head_poster(ctx: AgentContext, session: aiohttp.ClientSession) -> HeadPoster | None:
+    """The audit-head poster, or None when the manifest comes from a file (no witness)."""
+    url = witness_url(ctx.settings.trust, ctx.agency)
+    if url is None or not isinstance(ctx.audit, AuditLog):
+        return None
+    return HeadPoster(ctx.audit, ctx.signing_key, url, session, ctx.clock)
+
+
+async def _final_audit(ctx: AgentContext, poster: HeadPoster | None) -> None:
+    """On the way out: write the counted repeats, then anchor the final head at the witness."""
+    with contextlib.suppress(StoreUnavailable):
+        await ctx.repeat_audit.close(ctx.clock())
+    if poster is not None:
+        await poster.post_now()
 
 
 async def _broker_session(ctx: AgentContext, connected: asyncio.Event) -> None:
@@ -152,6 +176,7 @@ async def _supervise(
     service: Service,
     stop: asyncio.Event,
     ready: asyncio.Event | None,
+    poster: HeadPoster | None = None,
 ) -> None:
     connected = asyncio.Event()
     async with contextlib.AsyncExitStack() as stack, asyncio.TaskGroup() as group:
@@ -168,6 +193,9 @@ async def _supervise(
             ),
             group.create_task(ctx.trust.poll(), name="manifest-poll"),
         ]
+        if poster is not None:
+            interval = ctx.settings.audit.witness_seconds
+            tasks.append(group.create_task(poster.run(interval), name="audit-witness"))
         webhook = ctx.settings.webhook
         if webhook is not None:
             session = await stack.enter_async_context(aiohttp.ClientSession())

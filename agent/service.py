@@ -9,6 +9,11 @@ Rules:
 4. Once the outbox commit returned, the answer is 202: the message will be sent. A failure to
    write its audit entries after that (disk full) is logged, never reported as a 503, because
    the case system would then submit it again and the recipient would get it twice.
+5. A repeated idempotent call does not multiply the audit log: the first acknowledgement of a
+   delivery gets an ``ack`` entry and repeats are counted (``isa_agent_repeated_acks_total`` and
+   one ``repeat`` entry per window, :mod:`agent.audit_repeats`); so are submits repeating an
+   idempotency key. Reading the same unacknowledged delivery again is a disclosure, so the
+   first read per client in each window gets a ``deliver`` entry and the rest are counted.
 """
 
 from __future__ import annotations
@@ -122,6 +127,9 @@ class Service:
         if records is not None:  # entry can only queue after these
             await self._audit_queued(records, result.id)
         ctx.metrics.inc("isa_agent_submitted_total", int(result.created))
+        if not result.created:  # the same idempotency key again (rule 5)
+            repeat = AuditEvent("submit", client, result.id, req.to, outcome="idempotent_repeat")
+            await ctx.repeat_audit.count(("submit", client, result.id), repeat, now)
         return SubmitResponse(
             id=result.id,
             status=result.status.value,
@@ -220,16 +228,28 @@ class Service:
                     }
                 )
             )  # fmt: skip
-        for outcome in await self._record_all(self.ctx.clock(), delivered):
+        now = self.ctx.clock()
+        delivered = [e for e in delivered if await self._first_read(e, now)]
+        for outcome in await self._record_all(now, delivered):
             if isinstance(outcome, BaseException):
                 raise outcome  # as before: no page is handed over unaudited
         next_cursor = items[-1].cursor if items else after
         return InboxPage(items=items, next_cursor=next_cursor)
 
+    async def _first_read(self, event: AuditEvent, now: datetime) -> bool:
+        """Rule 5: True if this read of a delivery by this client is the first in its window."""
+        key = ("deliver", event.actor, event.message_id or "")
+        return await self.ctx.repeat_audit.admit(key, event, now)
+
     async def ack(self, client: str, id: str) -> None:
+        """Rule 5: the first acknowledgement gets an entry; repeats are counted."""
         now = self.ctx.clock()
-        await self.ctx.store.ack(id, now)
-        await self.ctx.audit.record(AuditEvent("ack", client, id), now)
+        event = AuditEvent("ack", client, id)
+        if await self.ctx.store.ack(id, now):
+            await self.ctx.audit.record(event, now)
+            return
+        self.ctx.metrics.inc("isa_agent_repeated_acks_total")
+        await self.ctx.repeat_audit.count(("ack", client, id), event, now)
 
     async def isas(self) -> list[IsaSummary]:
         """The ISAs this agency is a party to (the others are none of its business)."""

@@ -12,7 +12,15 @@ Rules:
    this server is not trusted, it only saves the operator from publishing a broken file.
 4. ``GET /healthz``: ``200 {"status": "ok"|"degraded", "serial", "expires_at", "etag", "error"}``;
    ``503`` with ``"status": "unavailable"`` or ``"expired"`` when nothing valid can be served.
-5. No handler answers 500: the only I/O is reading one file, and its failures are reported.
+5. No handler answers 500: the only I/O is reading one file (and the audit heads, rule 6), and
+   their failures are reported.
+6. The server is also the federation's audit WITNESS (``federation.audit_head``, docs/protocol.md
+   section 12): ``POST /v1/audit-heads/{agency}`` takes an agency's signed audit head, verified
+   against the agency's certificate in the manifest being served; a rollback or a fork is
+   refused (409), a bad signature or an unknown or revoked agency 403, a malformed body 400.
+   The latest head per agency is kept durably in ``DIR/audit-heads/{agency}.json`` (written to
+   a temporary file, fsynced, renamed) and served by ``GET /v1/audit-heads/{agency}`` (404 when
+   none). Reads, judgement and write of one offer happen under one lock.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ import os
 import threading
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -33,16 +42,26 @@ from cryptography import x509
 from broker.clock import Clock, utcnow
 from broker.fedstate import FederationLayout
 from federation import pki
-from federation.errors import ConfigError, ManifestRejected
-from federation.manifest import reload_manifest
+from federation.audit_head import MAX_HEAD_BYTES, AuditHead, accept_head
+from federation.errors import AuditHeadRefused, ConfigError, ManifestRejected
+from federation.manifest import Manifest, reload_manifest
+from federation.topology import is_agency_id
 
-__all__ = ["ManifestFile", "Served", "create_app", "etag_matches", "serve_manifest"]
+__all__ = [
+    "AuditHeads",
+    "ManifestFile",
+    "Served",
+    "create_app",
+    "etag_matches",
+    "serve_manifest",
+]
 
 log = logging.getLogger(__name__)
 
 CACHE_CONTROL = "no-cache"
 _SOURCE: web.AppKey[ManifestFile] = web.AppKey("source")
 _CLOCK: web.AppKey[Clock] = web.AppKey("clock")
+_HEADS: web.AppKey[AuditHeads] = web.AppKey("heads")
 
 
 @dataclass(frozen=True)
@@ -53,6 +72,7 @@ class Served:
     etag: str
     serial: int
     expires_at: datetime
+    manifest: Manifest | None = None
 
 
 class ManifestFile:
@@ -102,9 +122,53 @@ class ManifestFile:
             log.warning("%s", self.last_error)
             return
         etag = '"' + hashlib.sha256(data).hexdigest() + '"'
-        self._served = Served(data, etag, manifest.serial, manifest.expires_at)
+        self._served = Served(data, etag, manifest.serial, manifest.expires_at, manifest)
         self.last_error = None
         log.info("serving manifest serial %d (%s)", manifest.serial, etag)
+
+
+class AuditHeads:
+    """The latest accepted audit head of each agency, one file each (rule 6)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._lock = threading.Lock()
+
+    def _path(self, agency: str) -> Path:
+        if not is_agency_id(agency):  # the id becomes a file name: only [a-z0-9-]
+            raise AuditHeadRefused("malformed", "not an agency id")
+        return self.directory / f"{agency}.json"
+
+    def get(self, agency: str) -> bytes | None:
+        """The held head's JSON (blocking: call it from a thread)."""
+        try:
+            return self._path(agency).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def offer(self, head: AuditHead, manifest: Manifest) -> bool:
+        """Judge ``head`` against the held one and keep it; True if it replaced it (blocking)."""
+        with self._lock:
+            raw = self.get(head.agency)
+            held = None if raw is None else AuditHead.model_validate_json(raw)
+            if not accept_head(held, head, manifest):
+                return False
+            self._write(self._path(head.agency), head.model_dump_json().encode("utf-8"))
+            return True
+
+    def _write(self, path: Path, data: bytes) -> None:
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+        fd = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def etag_matches(header: str | None, etag: str) -> bool:
@@ -154,13 +218,63 @@ async def _healthz(request: web.Request) -> web.StreamResponse:
     return web.json_response(body, status=code, headers={"Cache-Control": CACHE_CONTROL})
 
 
-def create_app(source: ManifestFile, *, clock: Clock = utcnow) -> web.Application:
-    """The aiohttp application serving ``source`` (rules 1-5); ``clock`` judges expiry."""
-    app = web.Application()
+async def _get_head(request: web.Request) -> web.StreamResponse:
+    agency = request.match_info["agency"]
+    try:
+        data = await asyncio.to_thread(request.app[_HEADS].get, agency)
+    except AuditHeadRefused:
+        data = None
+    except OSError as exc:
+        return _problem(503, "Audit heads unavailable", f"cannot read ({exc.__class__.__name__})")
+    if data is None:
+        return _problem(404, "No audit head", f"no audit head is held for {agency!r}")
+    headers = {"Cache-Control": CACHE_CONTROL}
+    return web.Response(body=data, headers=headers, content_type="application/json")
+
+
+async def _post_head(request: web.Request) -> web.StreamResponse:
+    if (request.content_length or 0) > MAX_HEAD_BYTES:
+        return _problem(413, "Too large", f"an audit head is at most {MAX_HEAD_BYTES} bytes")
+    body = await request.content.read(MAX_HEAD_BYTES + 1)
+    try:
+        if len(body) > MAX_HEAD_BYTES:
+            raise AuditHeadRefused("malformed", f"more than {MAX_HEAD_BYTES} bytes")
+        head = _parse_head(body, request.match_info["agency"])
+        served = await asyncio.to_thread(request.app[_SOURCE].current)
+        if served is None or served.manifest is None:
+            return _problem(503, "No manifest", "no verified manifest to check the head against")
+        replaced = await asyncio.to_thread(request.app[_HEADS].offer, head, served.manifest)
+    except AuditHeadRefused as exc:
+        return _problem(exc.status, exc.title, exc.message)
+    except OSError as exc:
+        return _problem(503, "Audit heads unavailable", f"cannot store ({exc.__class__.__name__})")
+    status = "accepted" if replaced else "unchanged"
+    return web.json_response({"status": status, "agency": head.agency, "seq": head.seq})
+
+
+def _parse_head(body: bytes, agency: str) -> AuditHead:
+    try:
+        head = AuditHead.model_validate_json(body)
+    except ValueError:
+        raise AuditHeadRefused("malformed", "the body is not a signed audit head") from None
+    if head.agency != agency:
+        raise AuditHeadRefused("malformed", f"a head of {head.agency} posted for {agency}")
+    return head
+
+
+def create_app(
+    source: ManifestFile, *, clock: Clock = utcnow, heads: AuditHeads | None = None
+) -> web.Application:
+    """The aiohttp application serving ``source`` (rules 1-6); ``clock`` judges expiry; audit
+    heads are kept in ``heads`` (default: ``audit-heads/`` beside the manifest file)."""
+    app = web.Application(client_max_size=MAX_HEAD_BYTES)
     app[_SOURCE] = source
     app[_CLOCK] = clock
+    app[_HEADS] = heads or AuditHeads(source.path.parent / "audit-heads")
     app.router.add_get("/manifest", _manifest)
     app.router.add_get("/healthz", _healthz, allow_head=False)
+    app.router.add_get("/v1/audit-heads/{agency}", _get_head, allow_head=False)
+    app.router.add_post("/v1/audit-heads/{agency}", _post_head)
     return app
 
 

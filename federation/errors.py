@@ -16,7 +16,8 @@ distinct from remote ones (a peer's envelope, receipt or manifest)::
         ├── EnvelopeRejected          ONE opaque error for every envelope failure; carries only a
         │                             reason code for the audit log and the rejection receipt
         ├── ReceiptRejected           a receipt failed verification
-        └── ManifestRejected          a manifest was refused (the current one stays in force)
+        ├── ManifestRejected          a manifest was refused (the current one stays in force)
+        └── AuditHeadRefused          a witness refused an agency's signed audit head    (4xx)
 
 Never put key material, payload values or personal data in an error message.
 """
@@ -27,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 __all__ = [
+    "AuditHeadRefused",
     "ConfigError",
     "CryptoError",
     "EnvelopeRejected",
@@ -182,3 +184,23 @@ class ManifestRejected(RemoteError):
     def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__(f"manifest rejected: {reason}" + (f" ({detail})" if detail else ""))
         self.reason = reason
+
+
+class AuditHeadRefused(RemoteError):
+    """A witness refused a signed audit head (``federation.audit_head`` rule 2); the head it
+    holds stays. ``reason``: ``malformed``, ``unknown_agency``, ``revoked``, ``bad_signature``
+    (403), ``rollback``, ``fork`` (409)."""
+
+    title = "Audit head refused"
+    _STATUS: ClassVar[Mapping[str, int]] = {
+        "malformed": 400, "unknown_agency": 403, "revoked": 403, "bad_signature": 403,
+        "rollback": 409, "fork": 409,
+    }  # fmt: skip
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"audit head refused ({reason}): {detail}")
+        self.reason = reason
+        self.status = self._STATUS.get(reason, 400)
+
+    def diagnostics(self) -> str:
+        return f"error: {self.message}"

@@ -3,8 +3,13 @@
 Rules:
 1. Read-only: these commands never append to the log or sign a checkpoint, so they may run
    beside a running agent (SQLite WAL readers do not block the writer).
-2. ``verify`` exits 0 when the chain and every signed checkpoint hold, 1 naming the first broken
-   entry (its sequence number and what is wrong).
+2. ``verify`` exits 0 when the chain and every signed checkpoint hold, a signed checkpoint
+   covers the last entry and the witness (if any) agrees; 1 naming the first broken entry (its
+   sequence number and what is wrong), or the head the witness holds (its seq and hash) when
+   the local log is behind it or disagrees with it; 3 (NOT ATTESTED) when the chain holds but
+   its end is not covered by a signed checkpoint (deleted, or an agent still running or killed),
+   or the witness holds no head or cannot be reached. With a manifest FILE there is no witness:
+   ``verify`` says so and judges by the local checkpoints alone.
 3. ``export`` writes entries with ``since <= at < until`` to stdout as JSON lines or CSV.
 4. ``search`` computes the keyed hash of the person's normalised name and date of birth with the
    agency's subject key, and lists what was shared about that person, with whom, under which ISA
@@ -24,21 +29,36 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+import aiohttp
+
 from agent.audit import (
     AUDIT_FILENAME,
     AuditLog,
+    LogState,
     SubjectMatch,
     load_subject_secret,
     subject_key_path,
 )
+from agent.audit_witness import fetch_head, witness_url
 from agent.clock import Clock
 from agent.config import Settings, load_settings
+from agent.errors import WitnessUnavailable
 from agent.keystore import read_signing_key
 from federation.audit_chain import AuditEntry
+from federation.audit_head import head_disagreement, verify_head
 from federation.errors import ConfigError, KeyFileError
 from federation.subjects import search_keys
 
-__all__ = ["open_audit_log", "parse_when", "register"]
+__all__ = [
+    "EXIT_BROKEN",
+    "EXIT_INTACT",
+    "EXIT_UNATTESTED",
+    "open_audit_log",
+    "parse_when",
+    "register",
+]
+
+EXIT_INTACT, EXIT_BROKEN, EXIT_UNATTESTED = 0, 1, 3
 
 CSV_COLUMNS = (
     "seq", "at", "agency", "action", "actor", "message_id", "counterparty", "isa_id",
@@ -120,14 +140,54 @@ def _verify(args: argparse.Namespace) -> int:
 
     async def run() -> int:
         async with open_audit_log(settings, subject_secret=bytes(32), clock=args.clock) as log:
-            found, count = await log.verify(), await log.count()
-        if found is None:
-            print(f"audit log of {settings.agency}: {count} entries, chain and checkpoints intact")
-            return 0
-        print(f"audit log of {settings.agency}: BROKEN at entry {found.seq}: {found.problem}")
-        return 1
+            found, count, state = await log.verify(), await log.count(), await log.state()
+            if found is not None:
+                print(
+                    f"audit log of {settings.agency}: BROKEN at entry {found.seq}: {found.problem}"
+                )
+                return EXIT_BROKEN
+            code, notes = await _witness(settings, log, state)
+        if code != EXIT_BROKEN and state.end > state.covered:
+            code, notes = EXIT_UNATTESTED, [_uncovered(state), *notes]
+        verdict = {EXIT_INTACT: "chain and checkpoints intact", EXIT_BROKEN: "BROKEN",
+                   EXIT_UNATTESTED: "chain intact but NOT ATTESTED"}[code]  # fmt: skip
+        print(f"audit log of {settings.agency}: {count} entries, {verdict}")
+        for note in notes:
+            print(f"  {note}")
+        return code
 
     return asyncio.run(run())
+
+
+def _uncovered(state: LogState) -> str:
+    return (
+        f"entries {state.covered + 1}..{state.end} are covered by no signed checkpoint: they "
+        "could have been cut or rewritten (checkpoints deleted, or the agent is running or was "
+        "killed; a clean stop signs one)"
+    )
+
+
+async def _witness(settings: Settings, log: AuditLog, state: LogState) -> tuple[int, list[str]]:
+    """Check the log against the head the witness holds (rule 2)."""
+    url = witness_url(settings.trust, settings.agency)
+    if url is None:
+        return EXIT_INTACT, ["no witness is configured (the manifest comes from a file): only "
+                             "the local checkpoints vouch for the log's end"]  # fmt: skip
+    try:
+        async with aiohttp.ClientSession() as session:
+            head = await fetch_head(session, url)
+    except WitnessUnavailable as exc:
+        return EXIT_UNATTESTED, [f"the witness could not be checked: {exc.message}"]
+    if head is None:
+        return EXIT_UNATTESTED, [f"the witness at {url} holds no audit head of this agency"]
+    if not verify_head(head, log.verify_key):
+        return EXIT_BROKEN, [f"the witness's head at entry {head.seq} is not signed by our key"]
+    problem = head_disagreement(
+        head, local_end=state.end, hash_at_seq=await log.hash_at(head.seq), anchor_seq=state.anchor
+    )
+    if problem is not None:
+        return EXIT_BROKEN, [problem]
+    return EXIT_INTACT, [f"the witness holds entry {head.seq} ({head.entry_hash}): it agrees"]
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -375,18 +375,22 @@ class SqliteStore:
             raise PayloadPurged(f"the payload of {message_id!r} has been purged")
         return self._sealer.open(ciphertext, key, message_id)
 
-    async def ack(self, message_id: str, now: datetime) -> None:
-        """The case system has the delivery (idempotent: the first ack time stays)."""
+    async def ack(self, message_id: str, now: datetime) -> bool:
+        """The case system has the delivery (idempotent: the first ack time stays). True only
+        for the call that acknowledged it (so that only the first is audited)."""
         at = to_us(now)
 
-        def job(conn: sqlite3.Connection) -> None:
+        def job(conn: sqlite3.Connection) -> bool:
             changed = conn.execute(
-                "UPDATE inbox SET acked_at = COALESCE(acked_at, ?) WHERE id = ?", (at, message_id)
+                "UPDATE inbox SET acked_at = ? WHERE id = ? AND acked_at IS NULL", (at, message_id)
             ).rowcount
-            if not changed:
+            if changed:
+                return True
+            if not conn.execute("SELECT 1 FROM inbox WHERE id = ?", (message_id,)).fetchone():
                 raise NotFound(f"no inbox message {message_id!r}")
+            return False
 
-        await self._write(job)
+        return await self._write(job)
 
     async def purge_inbox_payload(self, message_id: str, now: datetime) -> None:
         """Crypto-shred a delivery's payload: its data key is deleted (idempotent)."""

@@ -42,13 +42,16 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @dataclass
 class Recorder:
-    """Every request a manifest server answered: (If-None-Match, status, served serial)."""
+    """Every manifest request a server answered: (If-None-Match, status, served serial); the
+    agents' audit-head posts to the same server (docs/protocol.md section 12) are not counted."""
 
     seen: list[tuple[str | None, int, str | None]] = field(default_factory=list)
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         response = await handler(request)
+        if request.path != "/manifest":
+            return response
         serial = response.headers.get("X-Manifest-Serial")
         self.seen.append((request.headers.get("If-None-Match"), response.status, serial))
         return response

@@ -279,10 +279,12 @@ class MemoryStore:
             raise PayloadPurged(f"the payload of {message_id!r} has been purged")
         return payload
 
-    async def ack(self, message_id: str, now: datetime) -> None:
+    async def ack(self, message_id: str, now: datetime) -> bool:
         entry = self._incoming(message_id)
-        if entry.item.acked_at is None:
-            entry.item = entry.item.model_copy(update={"acked_at": now})
+        if entry.item.acked_at is not None:
+            return False
+        entry.item = entry.item.model_copy(update={"acked_at": now})
+        return True
 
     async def purge_inbox_payload(self, message_id: str, now: datetime) -> None:
         entry = self._incoming(message_id)

@@ -347,6 +347,12 @@ class TestInbox:
         [item] = await store.inbox_page(0, 10)
         assert item.acked_at == NOW + timedelta(minutes=1)
 
+    async def test_only_the_first_ack_reports_that_it_acknowledged(self, store: Store) -> None:
+        """ack is True for the call that acknowledged, False for every repeat (audited once)."""
+        await accept(store, "e-1")
+        firsts = [await store.ack("e-1", NOW + timedelta(minutes=n)) for n in range(3)]
+        assert firsts == [True, False, False]
+
     async def test_acked_deliveries_can_be_left_out(self, store: Store) -> None:
         """unacked_only pages only what the case system has not taken yet."""
         await accept(store, "e-1")
