@@ -296,7 +296,7 @@ class Receiver:
         event = AuditEvent(
             "receipt", "agent", None if receipt is None else receipt.envelope_id,
             None if receipt is None else receipt.issuer, outcome="refused",
-            detail=f"receipt refused: {reason}{said} (AMQP user_id {delivery.user_id or '-'})",
+            detail=f"receipt refused: {reason}{said}",
         )  # fmt: skip
         now = ctx.clock()
         if await ctx.repeat_audit.admit(("receipt", delivery.user_id or "-", reason), event, now):
