@@ -12,6 +12,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from agent.private_files import restrict_umask
 from federation.errors import IsaRelayError
 
 __all__ = ["main"]
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    restrict_umask()  # first: every file any command makes is private (agent/private_files.py)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "func"):

@@ -23,7 +23,6 @@ Rules:
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +32,7 @@ from types import TracebackType
 from typing import Any, Literal, Self, TypeVar
 
 from agent.errors import NotFound, StoreUnavailable
+from agent.private_files import prepare_database
 from agent.store_crypto import PayloadSealer
 from agent.store_records import (
     EnqueueResult,
@@ -60,6 +60,7 @@ from agent.store_sql import (
 )
 from agent.store_writer import Job, WriterThread
 from federation.canonical import canonical_json
+from federation.errors import ConfigError
 from federation.outbox import Event, Status
 
 __all__ = ["DEFAULT_FILENAME", "SqliteStore"]
@@ -98,7 +99,7 @@ class SqliteStore:
     async def open(self) -> Self:
         try:
             writer_conn, reader_conn = await asyncio.to_thread(self._connect_both)
-        except (sqlite3.Error, OSError) as exc:
+        except (sqlite3.Error, OSError, ConfigError) as exc:  # ConfigError: agent/private_files
             raise StoreUnavailable(f"cannot open the store at {self.path}: {exc}") from exc
         self._writer = WriterThread(writer_conn, max_batch=self._max_batch)
         self._reader = reader_conn
@@ -132,7 +133,7 @@ class SqliteStore:
         return 0 if self._writer is None else self._writer.batches
 
     def _connect_both(self) -> tuple[sqlite3.Connection, sqlite3.Connection]:
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        prepare_database(self.path)  # 0600 before SQLite opens it: -wal/-shm inherit that
         writer = connect(self.path)
         try:
             if self._max_page_count is not None:
@@ -142,7 +143,6 @@ class SqliteStore:
                 raise StoreUnavailable(f"cannot switch {self.path} to WAL mode")
             writer.executescript(SCHEMA)
             self._check_kek(writer)
-            os.chmod(self.path, 0o600)
             return writer, connect(self.path)
         except BaseException:
             writer.close()
