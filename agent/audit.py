@@ -30,7 +30,6 @@ import asyncio
 import contextlib
 import functools
 import json
-import os
 import sqlite3
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -46,6 +45,7 @@ from nacl.signing import VerifyKey
 from agent.audit_events import AuditEvent, AuditSink
 from agent.errors import StoreUnavailable
 from agent.keystore import read_secret_file
+from agent.private_files import prepare_database
 from federation.audit_chain import (
     GENESIS,
     AuditEntry,
@@ -57,6 +57,7 @@ from federation.audit_chain import (
     sign_checkpoint,
 )
 from federation.canonical import canonical_json, format_time
+from federation.errors import ConfigError
 from federation.keys import SigningKey
 from federation.manifest import Manifest, diff_manifests
 from federation.subjects import SearchKeys, subject_keys
@@ -180,14 +181,14 @@ class AuditLog:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="isa-audit")
         try:
             self._conn = await self._run_raw(self._connect)
-        except (sqlite3.Error, OSError) as exc:
+        except (sqlite3.Error, OSError, ConfigError) as exc:  # ConfigError: agent/private_files
             self._pool.shutdown(wait=False)
             self._pool = None
             raise StoreUnavailable(f"cannot open the audit log at {self.path}: {exc}") from exc
         return self
 
     def _connect(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        prepare_database(self.path)  # 0600 before SQLite opens it: -wal/-shm inherit that
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
             conn.execute("PRAGMA busy_timeout = 5000")
@@ -195,7 +196,6 @@ class AuditLog:
             conn.execute("PRAGMA synchronous = FULL")
             conn.execute("PRAGMA secure_delete = ON")
             conn.executescript(_SCHEMA)
-            os.chmod(self.path, 0o600)
         except BaseException:
             conn.close()
             raise

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from agent.clock import Clock, utcnow
+from agent.private_files import restrict_umask
 from federation.errors import IsaRelayError
 
 __all__ = ["main"]
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None, *, clock: Clock = utcnow) -> int:
     """Run one command; ``clock`` is the only source of the time of day (``args.clock``)."""
+    restrict_umask()  # first: every file any command makes is private (agent/private_files.py)
     parser = build_parser()
     args = parser.parse_args(argv)
     args.clock = clock

@@ -23,13 +23,13 @@ Rules:
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from agent.audit_events import AuditEvent, AuditSink
 from agent.keystore import KEYRING_FILE, load_keyring, save_keyring, write_key_file
+from agent.private_files import write_private_atomically
 from federation.canonical import canonical_json, format_time
 from federation.keys import EncryptionKey, KeyAnnouncement, Keyring, SigningKey, announce
 
@@ -139,10 +139,7 @@ class KeyRotator:
             not_after=not_after,
         )
         path = announcement_path(self.data_dir, note.kid)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(canonical_json(note.model_dump()) + b"\n")
-        os.replace(tmp, path)
+        write_private_atomically(path, canonical_json(note.model_dump()) + b"\n")
         was = previous.kid if previous is not None else "none"
         await self._audit.record(
             AuditEvent("key_rotation", actor, outcome="rotated",

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from pydantic import TypeAdapter, ValidationError
 
+from agent.private_files import private_dir, write_private_atomically
 from federation.canonical import canonical_json
 from federation.errors import KeyFileError
 from federation.keyfile import dump_private_key, load_encryption_key, load_signing_key
@@ -62,7 +63,7 @@ def read_signing_key(path: Path, passphrase: str | None = None) -> SigningKey:
 
 
 def write_key_file(path: Path, key: SigningKey | EncryptionKey, passphrase: str | None) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(dump_private_key(key, passphrase))
@@ -93,9 +94,8 @@ def load_keyring(directory: Path, policy: RotationPolicy, passphrase: str | None
 def save_keyring(directory: Path, keyring: Keyring) -> None:
     """Persist the lifecycle atomically, then delete the files of destroyed keys."""
     entries = keyring.entries()
-    tmp = directory / (KEYRING_FILE + ".tmp")
-    tmp.write_bytes(canonical_json([e.model_dump(mode="json") for e in entries]))
-    os.replace(tmp, directory / KEYRING_FILE)
+    data = canonical_json([e.model_dump(mode="json") for e in entries])
+    write_private_atomically(directory / KEYRING_FILE, data)
     for entry in entries:
         if entry.destroyed:
             (directory / f"{entry.kid}.key").unlink(missing_ok=True)

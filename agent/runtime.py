@@ -31,6 +31,7 @@ from agent.config import Settings
 from agent.context import AgentContext, Clock, load_registry, utcnow
 from agent.errors import StoreUnavailable, TransportError
 from agent.keystore import load_keyring, load_store_key, read_signing_key, store_key_path
+from agent.private_files import private_dir
 from agent.receiver import Receiver
 from agent.relay import Housekeeper, OutboxRelay
 from agent.service import Service
@@ -41,7 +42,7 @@ from agent.trust import TrustHolder
 from agent.webhook import Backoff, WebhookPusher
 from federation.keys import RotationPolicy
 
-__all__ = ["agent_store", "broker_urls", "open_context", "run_agent"]
+__all__ = ["agent_store", "broker_urls", "open_context", "private_dirs", "run_agent"]
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ def broker_urls(settings: Settings) -> list[str]:
 @contextlib.asynccontextmanager
 async def open_context(settings: Settings, *, clock: Clock = utcnow) -> AsyncIterator[AgentContext]:
     """Load keys, ISAs and trust, open the store; yields a context without a transport."""
+    private_dirs(settings)
     keys = settings.keys
     policy = RotationPolicy(
         rotate_every=timedelta(days=keys.rotate_every_days), grace=timedelta(days=keys.grace_days)
@@ -68,7 +70,6 @@ async def open_context(settings: Settings, *, clock: Clock = utcnow) -> AsyncIte
     signing_key = read_signing_key(keys.signing_key, keys.passphrase)
     keyring = load_keyring(keys.encryption_dir, policy, keys.passphrase)
     registry = load_registry(settings.trust.policies_dir)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
     trust = TrustHolder(settings.trust, settings.data_dir, clock=clock)
     trust.load_persisted()
     subject_secret = load_subject_secret(subject_key_path(keys.encryption_dir))
@@ -93,6 +94,14 @@ async def open_context(settings: Settings, *, clock: Clock = utcnow) -> AsyncIte
             await manifest_auditor.drain()
             with contextlib.suppress(StoreUnavailable):
                 await ctx.repeat_audit.close(clock())  # nothing counted is lost on shutdown
+
+
+def private_dirs(settings: Settings) -> None:
+    """``data_dir`` and the key directories exist and are 0700 (``agent/private_files.py``)."""
+    keys = settings.keys
+    for directory in (settings.data_dir, keys.signing_key.parent, keys.encryption_dir.parent,
+                      keys.encryption_dir):  # fmt: skip
+        private_dir(directory)
 
 
 def agent_store(settings: Settings) -> SqliteStore:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +25,7 @@ from cryptography import x509
 
 from agent.clock import Clock, utcnow
 from agent.config import TrustSettings
+from agent.private_files import write_private_atomically
 from federation import pki
 from federation.errors import ConfigError, ManifestRejected
 from federation.manifest import Manifest, TrustState, diff_manifests, reload_manifest
@@ -153,10 +153,7 @@ class TrustHolder:
         return True
 
     def _persist(self, data: bytes) -> None:
-        self._persisted.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._persisted.with_suffix(".tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, self._persisted)
+        write_private_atomically(self._persisted, data)
 
     async def _fetch(self) -> bytes | None:
         if self._settings.manifest_url:

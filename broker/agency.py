@@ -329,7 +329,7 @@ def generate_agency(
     token = secrets.token_urlsafe(32)
     config, api_url = _write_agent_config(layout, home, added, index, token)
     write_private(home / "api-token", token.encode() + b"\n")
-    (home / "data").mkdir(exist_ok=True)
+    (home / "data").mkdir(mode=0o700, exist_ok=True)
     return GeneratedAgency(added, config, api_url, token)
 
 
@@ -340,8 +340,9 @@ def _make_encryption_key(
     keyring = Keyring(RotationPolicy())
     entry = keyring.add(encryption, now)
     write_private(directory / f"{entry.kid}.key", dump_private_key(encryption))
-    (directory / "keyring.json").write_bytes(
-        canonical_json([e.model_dump(mode="json") for e in keyring.entries()])
+    write_private(  # the agent's key directory: 0600 files (agent/private_files.py)
+        directory / "keyring.json",
+        canonical_json([e.model_dump(mode="json") for e in keyring.entries()]),
     )
     return announce(
         signing,

@@ -181,8 +181,9 @@ def _make_agency(
     entry = keyring.add(encryption, now)
     enc_dir = home / "keys" / "encryption"
     write_private(enc_dir / f"{entry.kid}.key", dump_private_key(encryption))
-    (enc_dir / "keyring.json").write_bytes(
-        canonical_json([e.model_dump(mode="json") for e in keyring.entries()])
+    write_private(  # the agent's key directory: 0600 files (agent/private_files.py)
+        enc_dir / "keyring.json",
+        canonical_json([e.model_dump(mode="json") for e in keyring.entries()]),
     )
     note = announce(
         signing,
@@ -205,7 +206,7 @@ def _make_agency(
     )  # fmt: skip
     config.chmod(0o600)
     write_private(home / "api-token", token.encode() + b"\n")
-    (home / "data").mkdir(exist_ok=True)
+    (home / "data").mkdir(mode=0o700, exist_ok=True)
     return DevAgency(agency, name, config, f"http://127.0.0.1:{port}", token, password, user)
 
 

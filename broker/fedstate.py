@@ -131,8 +131,8 @@ class FederationLayout:
 
 
 def write_private(path: Path, data: bytes) -> None:
-    """Write a secret file with mode 0600; refuses to overwrite."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write a secret file with mode 0600 (its directory, if new, 0700); refuses to overwrite."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)

@@ -24,12 +24,41 @@ Rules:
    ``if-empty=true``. RabbitMQ 3.10 refuses ``if-empty`` for quorum queues, so for them a
    message arriving within the statistics interval (5 s by default) before the delete is the
    remaining window; an orphan queue's bindings are deleted before the queue, which closes it.
+7. An agency's broker user holds exactly what its agent uses and nothing RabbitMQ lets us take
+   away (issue 13 point 5). What RabbitMQ 3.10 checks (``rabbit_channel.erl`` of v3.10.8; topic
+   permissions apply to topic exchanges only, and ``isa.messages`` is direct):
+
+   =============================  ==========================  ==============  ===============
+   AMQP method                    RabbitMQ checks             agent uses it   agency A may
+   =============================  ==========================  ==============  ===============
+   basic.publish                  write on the exchange       yes             isa.messages
+   basic.consume, ack, nack       read on the queue           yes             isa.inbox.A
+   queue.declare passive          nothing (up to 4.2.5)       yes (its inbox) any queue (!)
+   basic.get                      read on the queue           no              isa.inbox.A (!)
+   queue.purge                    read on the queue           no              isa.inbox.A (!)
+   queue.declare, queue.delete    configure on the queue      no              nothing
+   exchange.declare, .delete      configure on the exchange   no              nothing
+   queue.bind, queue.unbind       write queue, read exchange  no              nothing
+   exchange.bind, .unbind         write dest., read source    no              nothing
+   =============================  ==========================  ==============  ===============
+
+   The rows marked (!) cannot be taken away: RabbitMQ governs ``basic.get`` and ``queue.purge``
+   by the same ``read`` permission as ``basic.consume``, and before 4.2.6 checks nothing on a
+   passive declare, which answers the queue's message and consumer counts. So an agency can
+   purge its own inbox, which only harms itself (its senders get no receipt; their messages
+   expire with a non-delivery report), and can learn the depth and consumer count of any queue
+   whose name it knows (all are derived from the public agency ids): metadata, never content.
+   RabbitMQ 4.2.7+ / 4.3.1+ check "any permission on that queue" for a passive declare, which
+   these grants refuse for every queue but A's own inbox; 4.2.6 and 4.3.0 required
+   ``configure``, which an agent must not have, so on them no agent can start consuming.
+   :func:`passive_declare_check` tells the three apart and ``isa-broker provision`` says so.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
+from enum import StrEnum
 from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -52,10 +81,12 @@ __all__ = [
     "HASHING_ALGORITHM",
     "BrokerState",
     "Change",
+    "PassiveDeclareCheck",
     "agency_permissions",
     "apply",
     "dead_queue_arguments",
     "inbox_arguments",
+    "passive_declare_check",
     "plan",
     "read_state",
 ]
@@ -98,6 +129,26 @@ class BrokerState(BaseModel):
     users: tuple[UserInfo, ...] = ()
     permissions: tuple[PermissionInfo, ...] = ()
     connections: tuple[ConnectionInfo, ...] = ()
+    rabbitmq_version: str = ""
+
+
+class PassiveDeclareCheck(StrEnum):
+    """What a RabbitMQ version checks before answering a passive ``queue.declare`` (rule 7)."""
+
+    NOTHING = "nothing"  # up to 4.2.5, 3.10 included: any user learns any queue's counts
+    CONFIGURE = "configure"  # 4.2.6 and 4.3.0: agents (configure ^$) cannot reach their inbox
+    ANY_PERMISSION = "any permission"  # 4.2.7+ and 4.3.1+: only A's own inbox answers A
+
+
+def passive_declare_check(version: str) -> PassiveDeclareCheck:
+    """Rule 7 for the version string RabbitMQ reports (``NOTHING`` if it cannot be read)."""
+    match = re.match(r"^(\d+)\.(\d+)\.(\d+)", version)
+    numbers = tuple(int(n) for n in match.groups()) if match else (0, 0, 0)
+    if numbers in ((4, 2, 6), (4, 3, 0)):
+        return PassiveDeclareCheck.CONFIGURE
+    if numbers >= (4, 2, 7):
+        return PassiveDeclareCheck.ANY_PERMISSION
+    return PassiveDeclareCheck.NOTHING
 
 
 def inbox_arguments(agency: str, delivery_limit: int) -> dict[str, Any]:
@@ -118,7 +169,8 @@ def dead_queue_arguments() -> dict[str, Any]:
 
 
 def agency_permissions(agency: str) -> tuple[str, str, str]:
-    """(configure, write, read): configure nothing, write the exchange, read its own inbox."""
+    """(configure, write, read): configure nothing, write the exchange, read its own inbox
+    (the least an agent can work with: rule 7)."""
     return "^$", f"^{re.escape(EXCHANGE)}$", f"^{re.escape(inbox_queue(agency))}$"
 
 
@@ -323,10 +375,13 @@ async def read_state(client: ManagementClient, config: BrokerConfig) -> BrokerSt
     names = {config.rabbitmq.admin_user} | {a.broker_user for a in config.agencies}
     users = tuple(u for u in await client.list_users() if u.name in names)
     connections = tuple(await client.list_connections())
+    version = str((await client.overview()).get("rabbitmq_version", ""))
     if not await client.vhost_exists(vhost):
-        return BrokerState(vhost_exists=False, users=users, connections=connections)
+        return BrokerState(vhost_exists=False, users=users, connections=connections,
+                           rabbitmq_version=version)
     return BrokerState(
         vhost_exists=True,
+        rabbitmq_version=version,
         exchanges=tuple(await client.list_exchanges(vhost)),
         queues=tuple(await client.list_queues(vhost)),
         bindings=tuple(await client.list_bindings(vhost)),

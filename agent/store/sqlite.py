@@ -24,7 +24,6 @@ Rules:
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +33,7 @@ from types import TracebackType
 from typing import Any, Literal, Self, TypeVar
 
 from agent.errors import NotFound, StoreUnavailable
+from agent.private_files import prepare_database
 from agent.store.crypto import PayloadSealer
 from agent.store.records import (
     EnqueueResult,
@@ -63,6 +63,7 @@ from agent.store.sql import (
 )
 from agent.store.writer import Job, WriterThread
 from federation.canonical import canonical_json
+from federation.errors import ConfigError
 from federation.outbox import Event, Status
 
 __all__ = ["DEFAULT_FILENAME", "SqliteStore"]
@@ -101,7 +102,7 @@ class SqliteStore:
     async def open(self) -> Self:
         try:
             writer_conn, reader_conn = await asyncio.to_thread(self._connect_both)
-        except (sqlite3.Error, OSError) as exc:
+        except (sqlite3.Error, OSError, ConfigError) as exc:  # ConfigError: agent/private_files
             raise StoreUnavailable(f"cannot open the store at {self.path}: {exc}") from exc
         self._writer = WriterThread(writer_conn, max_batch=self._max_batch)
         self._reader = reader_conn
@@ -135,7 +136,7 @@ class SqliteStore:
         return 0 if self._writer is None else self._writer.batches
 
     def _connect_both(self) -> tuple[sqlite3.Connection, sqlite3.Connection]:
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        prepare_database(self.path)  # 0600 before SQLite opens it: -wal/-shm inherit that
         writer = connect(self.path)
         try:
             if self._max_page_count is not None:
@@ -145,7 +146,6 @@ class SqliteStore:
                 raise StoreUnavailable(f"cannot switch {self.path} to WAL mode")
             writer.executescript(SCHEMA)
             self._check_kek(writer)
-            os.chmod(self.path, 0o600)
             return writer, connect(self.path)
         except BaseException:
             writer.close()

@@ -7,10 +7,18 @@ other exchange (the default one included), no other agency's ``user_id``.
 Also pinned here for the agent's author (what RabbitMQ 3.10 does with these permissions):
 - a passive ``queue.declare`` needs no permission, so ``channel.get_queue(inbox)`` works;
 - RabbitMQ validates ``user_id`` only when it is set: a receiver must require it.
+
+And what no permission can take away (``broker/provision.py`` rule 7, issue 13 point 5): A may
+purge its own inbox (``read`` governs purge as it governs consume), and on a RabbitMQ that
+checks nothing on a passive declare (up to 4.2.5) A learns the message count of B's inbox; from
+4.2.7 / 4.3.1 the same grants make that declare fail. Which of the two holds is asked of the
+broker under test, so each version runs the test that states its behaviour.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -19,6 +27,8 @@ import aiormq
 import pytest
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
+from agent.transport import AmqpTransport, Delivery, Outcome
+from broker.provision import PassiveDeclareCheck, passive_declare_check
 from tests.integration.test_provision import Federation, make_federation, remove_federation
 from tests.support.rabbitmq import RabbitServer
 
@@ -151,3 +161,95 @@ class TestAgencyIsAllowed:
             await message.ack()
         assert message.user_id is None
 
+
+
+def passive_declares(fed: Federation) -> PassiveDeclareCheck:
+    """What the broker under test checks on a passive queue.declare."""
+    return passive_declare_check(fed.api("GET", "overview")["rabbitmq_version"])
+
+
+def transport(fed: Federation, agency: str) -> AmqpTransport:
+    """The agent's own transport, logged in with the credentials provisioning handed out."""
+    return AmqpTransport([fed.amqp_url(agency)], broker_user=agency, agency=agency)
+
+
+class TestWhatTheAgentDoesWorks:
+    async def test_agent_transport_publishes_and_consumes_with_the_provisioned_grants(
+        self, fed: Federation
+    ) -> None:
+        """A's transport publishes (confirmed, mandatory); B's consumes its inbox and acks it."""
+        received: asyncio.Queue[Delivery] = asyncio.Queue()
+
+        async def handler(delivery: Delivery) -> Outcome:
+            await received.put(delivery)
+            return Outcome.ACK
+
+        async with transport(fed, fed.a) as sender, transport(fed, fed.b) as recipient:
+            await sender.publish(fed.b, b"synthetic", message_id="m-1", kind="envelope")
+            consumer = asyncio.create_task(recipient.consume(handler))
+            try:
+                delivery = await asyncio.wait_for(received.get(), timeout=10)
+            finally:
+                consumer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await consumer
+        depth = await as_agency_b_passive_depth(fed)
+        assert (delivery.body, delivery.user_id, delivery.kind, depth) == (
+            b"synthetic", fed.a, "envelope", 0)
+
+
+async def as_agency_b_passive_depth(fed: Federation) -> int:
+    """The message count B's own passive declare of its inbox answers."""
+    connection = await aio_pika.connect(fed.amqp_url(fed.b))
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(f"isa.inbox.{fed.b}", passive=True)
+        return queue.declaration_result.message_count or 0
+
+
+class TestWhatNoPermissionCanTakeAway:
+    async def test_agency_can_purge_its_own_inbox_because_read_also_governs_purge(
+        self, fed: Federation
+    ) -> None:
+        """A purge of A's own inbox is allowed: it only loses A's own mail (rule 7)."""
+        await as_agency_a(fed, lambda ch, f: publish(ch, "isa.messages", f.a, f.a))
+
+        async def purge_own_inbox(channel: AbstractChannel, fed: Federation) -> Any:
+            queue = await channel.get_queue(f"isa.inbox.{fed.a}", ensure=False)
+            return await queue.purge()
+
+        purged = await as_agency_a(fed, purge_own_inbox)
+        assert purged.message_count == 1
+
+    async def test_passive_declare_of_another_agencys_inbox_is_refused(
+        self, fed: Federation
+    ) -> None:
+        """From RabbitMQ 4.2.7 / 4.3.1 the grants keep B's inbox depth from A."""
+        if passive_declares(fed) is not PassiveDeclareCheck.ANY_PERMISSION:
+            pytest.skip("this RabbitMQ checks nothing on a passive declare (rule 7)")
+        with pytest.raises(aiormq.exceptions.ChannelAccessRefused, match="ACCESS_REFUSED"):
+            await as_agency_a(fed, lambda ch, f: ch.declare_queue(f"isa.inbox.{f.b}",
+                                                                  passive=True))
+
+    async def test_passive_declare_of_another_agencys_inbox_answers_its_depth_before_4_2_6(
+        self, fed: Federation
+    ) -> None:
+        """RabbitMQ up to 4.2.5 (3.10 included) tells A how many messages wait for B."""
+        if passive_declares(fed) is not PassiveDeclareCheck.NOTHING:
+            pytest.skip("this RabbitMQ checks a passive declare (rule 7)")
+        await as_agency_a(fed, lambda ch, f: publish(ch, "isa.messages", f.b, f.a))
+        try:
+            queue = await as_agency_a(fed, lambda ch, f: ch.declare_queue(f"isa.inbox.{f.b}",
+                                                                          passive=True))
+            assert queue.declaration_result.message_count == 1
+        finally:
+            await purge_as_b(fed)
+
+
+async def purge_as_b(fed: Federation) -> None:
+    """Leave B's inbox empty for the module's other tests."""
+    connection = await aio_pika.connect(fed.amqp_url(fed.b))
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.get_queue(f"isa.inbox.{fed.b}", ensure=False)
+        await queue.purge()

@@ -26,7 +26,12 @@ from broker.cli import main
 from broker.commands.provision import provision_command
 from broker.config import BrokerConfig, broker_config_from_dict, rabbit_password_hash
 from broker.config import render_broker_toml as render
-from broker.provision import agency_permissions, inbox_arguments
+from broker.provision import (
+    PassiveDeclareCheck,
+    agency_permissions,
+    inbox_arguments,
+    passive_declare_check,
+)
 from tests.support.rabbitmq import RabbitServer
 
 pytestmark = pytest.mark.rabbitmq
@@ -178,8 +183,22 @@ class TestProvisionCreatesTheTopology:
         """Provisioning is idempotent: the second run plans nothing."""
         federation.provision()
         code, out = federation.provision()
-        assert (code, out.strip()) == (0, f"{federation.server.management_url} vhost "
-                                          f"{federation.vhost}: no changes")
+        assert (code, out.splitlines()[0]) == (0, f"{federation.server.management_url} vhost "
+                                                  f"{federation.vhost}: no changes")
+
+
+class TestProvisionNamesWhatPermissionsCannotStop:
+    def test_provision_says_when_this_rabbitmq_leaves_passive_declares_unchecked(
+        self, federation: Federation
+    ) -> None:
+        """Up to RabbitMQ 4.2.5 the last line warns that queue depths are readable (rule 7)."""
+        version = federation.api("GET", "overview")["rabbitmq_version"]
+        code, out = federation.provision()
+        note = (f"note: RabbitMQ {version} checks no permission on a passive queue.declare: any "
+                "agency can read the message and consumer counts of any queue (never its "
+                "messages); 4.2.7+ / 4.3.1+ refuse it")  # fmt: skip
+        unchecked = passive_declare_check(version) is PassiveDeclareCheck.NOTHING
+        assert (code, out.splitlines()[-1] == note) == (0, unchecked)
 
 
 class TestProvisionRepairsDrift:
@@ -204,7 +223,7 @@ class TestProvisionRepairsDrift:
         assert f"- binding isa.messages -> isa.inbox.{b} (key {a}: not in the config)" in out
         assert f"~ permissions {a}" in out
         assert f"- permissions {stranger} (not an active agency)" in out
-        assert federation.provision()[1].endswith("no changes\n")
+        assert federation.provision()[1].splitlines()[0].endswith("no changes")
 
     def test_deleted_exchange_and_queue_come_back(self, federation: Federation) -> None:
         """Whatever an operator deleted by hand is recreated, bindings included."""
@@ -215,7 +234,7 @@ class TestProvisionRepairsDrift:
         assert code == 0
         assert "+ exchange isa.messages (direct, durable)" in out
         assert f"+ queue isa.dead.{federation.a} (quorum)" in out
-        assert federation.provision()[1].endswith("no changes\n")
+        assert federation.provision()[1].splitlines()[0].endswith("no changes")
 
 
 class TestProvisionCommandErrors:

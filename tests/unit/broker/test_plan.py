@@ -13,8 +13,10 @@ from broker.provision import (
     HASHING_ALGORITHM,
     BrokerState,
     Change,
+    PassiveDeclareCheck,
     agency_permissions,
     inbox_arguments,
+    passive_declare_check,
     plan,
 )
 from broker.rabbitmq import BindingInfo, ConnectionInfo, PermissionInfo, QueueInfo, UserInfo
@@ -233,3 +235,21 @@ def test_missing_exchange_is_recreated(missing: str) -> None:
     state = state.model_copy(update={"exchanges": tuple(
         e for e in state.exchanges if e.name != missing)})
     assert lines(plan(TWO, state)) == [f"+ exchange {missing} (direct, durable)"]
+
+
+class TestPassiveDeclareCheck:
+    @pytest.mark.parametrize(
+        ("version", "check"),
+        [("3.10.8", PassiveDeclareCheck.NOTHING), ("3.13.7", PassiveDeclareCheck.NOTHING),
+         ("4.2.5", PassiveDeclareCheck.NOTHING), ("4.2.6", PassiveDeclareCheck.CONFIGURE),
+         ("4.3.0-rc.1", PassiveDeclareCheck.CONFIGURE), ("4.3.0", PassiveDeclareCheck.CONFIGURE),
+         ("4.2.7", PassiveDeclareCheck.ANY_PERMISSION),
+         ("4.3.1", PassiveDeclareCheck.ANY_PERMISSION),
+         ("4.4.0", PassiveDeclareCheck.ANY_PERMISSION), ("", PassiveDeclareCheck.NOTHING),
+         ("not a version", PassiveDeclareCheck.NOTHING)],
+    )  # fmt: skip
+    def test_rabbitmq_version_decides_what_a_passive_declare_checks(
+        self, version: str, check: PassiveDeclareCheck
+    ) -> None:
+        """Nothing up to 4.2.5, configure in 4.2.6 and 4.3.0, any permission from 4.2.7 / 4.3.1."""
+        assert passive_declare_check(version) is check
