@@ -36,9 +36,10 @@ from typing import Any
 
 import yaml
 
-from benchmarks.rabbit import Rabbit, cpu_seconds
+from benchmarks.rabbit import cpu_seconds
 from broker.commands.provision import provision_command
 from broker.devfed import DevFederation, create_dev_federation
+from devtools.management import Broker
 from federation.topology import inbox_queue
 
 __all__ = [
@@ -113,7 +114,7 @@ def _rewrite_config(config: Path, prefetch: int | None) -> str:
 
 @contextlib.contextmanager
 def federation(
-    rabbit: Rabbit, root: Path, *, agencies: list[str] | None = None, policies: Path = POLICIES
+    rabbit: Broker, root: Path, *, agencies: list[str] | None = None, policies: Path = POLICIES
 ) -> Iterator[DevFederation]:
     """A provisioned dev federation on a fresh vhost; the vhost is deleted afterwards."""
     vhost = f"bench-fed-{uuid.uuid4().hex[:10]}"
@@ -126,9 +127,9 @@ def federation(
         provision_command(fed.layout.broker_toml, dry_run=False, environ={}, out=io.StringIO())
         yield fed
     finally:
-        rabbit.delete_vhost(vhost)
+        rabbit.discard_vhost(vhost)
         for agency in fed.agencies:
-            rabbit.delete_user(agency.id)
+            rabbit.discard_user(agency.id)
 
 
 def vhost_of(fed: DevFederation) -> str:
@@ -156,7 +157,7 @@ def start_agent(
     return AgentProcess(agency, url, dev.api_token, process, log)
 
 
-def wait_ready(rabbit: Rabbit, fed: DevFederation, agents: list[AgentProcess]) -> None:
+def wait_ready(rabbit: Broker, fed: DevFederation, agents: list[AgentProcess]) -> None:
     """Each agent answers /healthz 200 and has a consumer on its inbox queue."""
     vhost, deadline = vhost_of(fed), time.monotonic() + START_TIMEOUT + 5 * len(agents)
     pending = list(agents)
@@ -175,7 +176,7 @@ def wait_ready(rabbit: Rabbit, fed: DevFederation, agents: list[AgentProcess]) -
 
 @contextlib.contextmanager
 def running(
-    rabbit: Rabbit,
+    rabbit: Broker,
     fed: DevFederation,
     *agencies: str,
     prefetch: int | None = None,
@@ -231,5 +232,5 @@ def scaling_policies(out: Path, senders: list[str], recipients: list[str]) -> Pa
     return out
 
 
-def _consumers(rabbit: Rabbit, vhost: str, agency: str) -> int:
+def _consumers(rabbit: Broker, vhost: str, agency: str) -> int:
     return int(rabbit.queue(vhost, inbox_queue(agency)).get("consumers", 0))

@@ -36,9 +36,9 @@ from benchmarks.agents import (
     vhost_of,
     wait_ready,
 )
-from benchmarks.rabbit import Rabbit
 from benchmarks.workload import KIND, PURPOSE, referral
 from broker.devfed import DevFederation
+from devtools.management import Broker
 from federation.envelope import peek_header, seal
 from federation.pipeline import prepare
 from federation.topology import EXCHANGE, inbox_queue
@@ -170,7 +170,7 @@ def summarise(samples: list[tuple[float, float, int]], n: int) -> dict[str, Any]
 
 
 def run_backlog(
-    rabbit: Rabbit, root: Path, n: int, size: int, prefetch: int | None = None
+    rabbit: Broker, root: Path, n: int, size: int, prefetch: int | None = None
 ) -> dict[str, Any]:
     """Build the backlog, start the recipient, measure; the vhost is removed afterwards."""
     (sender,), (recipient,) = bench_ids(1, 1)
@@ -180,13 +180,11 @@ def run_backlog(
         frames = asyncio.run(seal_all(fed, sender, recipient, n, size))
         sealed = time.monotonic() - t0
         dev = fed.agency(sender)
-        url = (
-            f"amqp://{sender}:{dev.broker_password}@" + rabbit.url_for(vhost_of(fed)).split("@")[1]
-        )
+        url = rabbit.amqp_url_for(vhost_of(fed), sender, dev.broker_password)
         asyncio.run(publish_all(url, sender, recipient, frames))
         published = time.monotonic() - t0 - sealed
         del frames
-        depth = asyncio.run(queue_depth(rabbit.url_for(vhost_of(fed)), inbox_queue(recipient)))
+        depth = asyncio.run(queue_depth(rabbit.amqp_url_for(vhost_of(fed)), inbox_queue(recipient)))
         agent = start_agent(fed, recipient, prefetch)
         try:
             wait_ready(rabbit, fed, [agent])

@@ -19,7 +19,6 @@ Rules:
 from __future__ import annotations
 
 import argparse
-import base64
 import ctypes
 import io
 import json
@@ -43,18 +42,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from broker.commands.provision import provision_command
-from broker.config import RabbitSettings, load_broker_config, render_broker_toml
-from broker.devfed import DevFederation, create_dev_federation
-from broker.fedstate import load_policies, load_state, publish_manifest, save_state
-from federation.errors import IsaRelayError
-from federation.isa import Flow
-from federation.referrals import RiskLevel
-from federation.synth import generate_referral
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # devtools/ is the checkout's tooling, not an installed package
+
+from broker.commands.provision import provision_command  # noqa: E402
+from broker.config import RabbitSettings, load_broker_config, render_broker_toml  # noqa: E402
+from broker.devfed import DevFederation, create_dev_federation  # noqa: E402
+from broker.fedstate import load_policies, load_state, publish_manifest, save_state  # noqa: E402
+from devtools.management import Broker, BrokerApiError  # noqa: E402
+from federation.errors import IsaRelayError  # noqa: E402
+from federation.isa import Flow  # noqa: E402
+from federation.referrals import RiskLevel  # noqa: E402
+from federation.synth import generate_referral  # noqa: E402
 
 __all__ = ["SCENARIOS", "Scenario", "all_scenarios", "main"]
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
@@ -244,7 +245,7 @@ def build_federation(
     _listen_on_free_ports(fed)
     step(f"dev federation in {root}: {len(fed.agencies)} agencies, {len(fed.isas)} ISAs, "
          f"signed manifest serial {serial}")  # fmt: skip
-    _manage(broker_settings(root), "DELETE", f"vhosts/{urllib.parse.quote(vhost, safe='')}")
+    _broker(broker_settings(root)).discard_vhost(vhost)
     out = io.StringIO()
     if provision_command(fed.layout.broker_toml, dry_run=False, environ={}, out=out) != 0:
         raise DemoError(f"provisioning failed:\n{out.getvalue()}")
@@ -257,19 +258,10 @@ def broker_settings(root: Path) -> RabbitSettings:
     return load_broker_config(root / "broker.toml").rabbitmq
 
 
-def _manage(rabbit: RabbitSettings, method: str, path: str) -> int:
-    """One management API call as the admin; returns the HTTP status (404 is not an error)."""
-    url = rabbit.management_url.rstrip("/") + "/api/" + path
-    request = urllib.request.Request(url, method=method)  # noqa: S310 - http(s) from config
-    token = base64.b64encode(f"{rabbit.admin_user}:{rabbit.admin_password}".encode()).decode()
-    request.add_header("Authorization", f"Basic {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except (urllib.error.URLError, OSError) as exc:
-        raise DemoError(f"RabbitMQ management API at {rabbit.management_url}: {exc}") from None
+def _broker(rabbit: RabbitSettings) -> Broker:
+    """The broker of ``broker.toml``, administered as its admin user."""
+    return Broker(rabbit.amqp_url, rabbit.management_url, rabbit.admin_user,
+                  rabbit.admin_password)  # fmt: skip
 
 
 def remove_from_broker(root: Path) -> None:
@@ -277,11 +269,11 @@ def remove_from_broker(root: Path) -> None:
     if not _read_state(root) or not (root / "broker.toml").exists():
         return  # not a directory the demo made
     config = load_broker_config(root / "broker.toml")
-    rabbit = config.rabbitmq
-    _manage(rabbit, "DELETE", f"vhosts/{urllib.parse.quote(rabbit.vhost, safe='')}")
+    rabbit, broker = config.rabbitmq, _broker(config.rabbitmq)
+    broker.discard_vhost(rabbit.vhost)
     for agency in config.agencies:
         if agency.broker_user.startswith(rabbit.vhost + "."):
-            _manage(rabbit, "DELETE", f"users/{urllib.parse.quote(agency.broker_user, safe='')}")
+            broker.discard_user(agency.broker_user)
 
 
 # --- the agents: start, wait for /healthz, call, stop --------------------------------------
@@ -784,7 +776,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with _terminate_as_interrupt():
             return stop(opts) if opts.stop else run(opts)
-    except DemoError as exc:
+    except (DemoError, BrokerApiError) as exc:
         print(f"demo failed: {exc}", file=sys.stderr)
     except IsaRelayError as exc:
         print(f"demo failed: {exc.diagnostics()}", file=sys.stderr)

@@ -7,7 +7,6 @@ names are unique per test) and removes both afterwards.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import secrets
 import urllib.error
@@ -27,7 +26,7 @@ from broker.commands.provision import provision_command
 from broker.config import BrokerConfig, broker_config_from_dict, rabbit_password_hash
 from broker.config import render_broker_toml as render
 from broker.provision import agency_permissions, inbox_arguments
-from tests.support.rabbitmq import RabbitServer
+from tests.support.rabbitmq import BrokerApiError, RabbitServer
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -98,10 +97,9 @@ def make_federation(server: RabbitServer, directory: Path) -> Federation:
 
 
 def remove_federation(fed: Federation) -> None:
-    for segments in (("vhosts", fed.vhost), *(("users", a.broker_user)
-                                              for a in fed.config.agencies)):
-        with contextlib.suppress(urllib.error.HTTPError):
-            fed.api("DELETE", *segments)
+    fed.server.discard_vhost(fed.vhost)
+    for agency in fed.config.agencies:
+        fed.server.discard_user(agency.broker_user)
 
 
 @pytest.fixture
@@ -117,8 +115,8 @@ def federation(rabbit_server: RabbitServer, tmp_path: Path) -> Iterator[Federati
 def vhost_exists(fed: Federation) -> bool:
     try:
         fed.api("GET", "vhosts", fed.vhost)
-    except urllib.error.HTTPError as exc:
-        if exc.code == 404:
+    except BrokerApiError as exc:
+        if exc.status == 404:
             return False
         raise
     return True

@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-import urllib.error
-import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -76,11 +74,9 @@ def vhost_of(fed: DevFederation) -> str:
 
 def remove_federation(fed: DevFederation, server: RabbitServer) -> None:
     """Delete the federation's vhost and its (test-prefixed) broker users."""
-    with contextlib.suppress(urllib.error.HTTPError):
-        server.api("DELETE", f"vhosts/{urllib.parse.quote(vhost_of(fed), safe='')}")
+    server.discard_vhost(vhost_of(fed))
     for agency in fed.agencies:
-        with contextlib.suppress(urllib.error.HTTPError):
-            server.api("DELETE", f"users/{urllib.parse.quote(agency.broker_user, safe='')}")
+        server.discard_user(agency.broker_user)
 
 
 @pytest.fixture

@@ -26,8 +26,6 @@ import os
 import re
 import signal
 import sys
-import urllib.error
-import urllib.parse
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -237,9 +235,9 @@ def isolated_federation_at(root: Path, server: RabbitServer) -> Iterator[DevFede
         provision_command(fed.layout.broker_toml, dry_run=False, environ={}, out=io.StringIO())
         yield fed
     finally:
-        for path in [f"vhosts/{vhost}", *(f"users/{u}" for u in users.values())]:
-            with contextlib.suppress(urllib.error.HTTPError):
-                server.api("DELETE", urllib.parse.quote(path, safe="/"))
+        server.discard_vhost(vhost)
+        for user in users.values():
+            server.discard_user(user)
 
 
 @pytest.fixture(name="isolated_federation")
