@@ -33,11 +33,11 @@ from benchmarks.agents import (
     federation,
     scaling_policies,
     start_agent,
-    vhost_of,
     wait_ready,
 )
 from benchmarks.workload import KIND, PURPOSE, referral
 from broker.devfed import DevFederation
+from devtools.federation import vhost_of
 from devtools.management import Broker
 from federation.envelope import peek_header, seal
 from federation.pipeline import prepare
@@ -148,7 +148,7 @@ def drain(agent: AgentProcess, n: int, timeout: float) -> list[tuple[float, floa
         samples.append((time.monotonic() - start, rss_mib(agent.pid), count))
         if count >= n:
             return samples
-        if time.monotonic() - start > timeout or agent.process.poll() is not None:
+        if time.monotonic() - start > timeout or not agent.running:
             raise RuntimeError(f"drain stalled at {count}/{n}: see {agent.log}")
         time.sleep(SAMPLE)
 
