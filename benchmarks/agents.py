@@ -17,28 +17,22 @@ Rules:
 from __future__ import annotations
 
 import contextlib
-import io
-import os
 import re
-import signal
-import socket
-import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from benchmarks.rabbit import Rabbit, cpu_seconds
-from broker.commands.provision import provision_command
-from broker.devfed import DevFederation, create_dev_federation
+from benchmarks.rabbit import cpu_seconds
+from broker.devfed import DevFederation
+from devtools import federation as tools_federation
+from devtools import launcher
+from devtools.federation import POLICIES, vhost_of
+from devtools.management import Broker
 from federation.topology import inbox_queue
 
 __all__ = [
@@ -50,59 +44,26 @@ __all__ = [
 ]
 
 REPO = Path(__file__).resolve().parents[1]
-POLICIES = REPO / "policies"
-AGENT = Path(sys.executable).with_name("isa-agent")
 MAX_BODY = 1024 * 1024
 BENCH_ISA = "isa-bench"
 START_TIMEOUT = 120.0
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @dataclass
-class AgentProcess:
-    """One ``isa-agent run`` subprocess and what a case system needs to talk to it."""
+class AgentProcess(launcher.AgentProcess):
+    """One ``isa-agent run`` process (the tools' launcher), its case-system token and its CPU."""
 
-    agency: str
-    url: str
-    token: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
+    token: str = field(default="", repr=False)
 
     def cpu_seconds(self) -> float:
         """User + system CPU time of the agent process so far (all its threads)."""
         return cpu_seconds(self.pid)
 
-    def healthy(self) -> bool:
-        try:
-            with urllib.request.urlopen(self.url + "/healthz", timeout=2) as resp:
-                return bool(resp.status == 200)
-        except (urllib.error.URLError, OSError):
-            return False
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
 
 def _rewrite_config(config: Path, prefetch: int | None) -> str:
     """Give the agent a free port and a 1 MiB body limit (for the 256 KB payload rows), and
     ``[broker] prefetch`` when one is given (else the agent's default)."""
-    listen = f"127.0.0.1:{free_port()}"
+    listen = f"127.0.0.1:{launcher.free_port()}"
     text = re.sub(r'listen = "[^"]*"', f'listen = "{listen}"\nmax_body_bytes = {MAX_BODY}',
                   config.read_text())  # fmt: skip
     if prefetch is not None:
@@ -113,27 +74,13 @@ def _rewrite_config(config: Path, prefetch: int | None) -> str:
 
 @contextlib.contextmanager
 def federation(
-    rabbit: Rabbit, root: Path, *, agencies: list[str] | None = None, policies: Path = POLICIES
+    rabbit: Broker, root: Path, *, agencies: list[str] | None = None, policies: Path = POLICIES
 ) -> Iterator[DevFederation]:
     """A provisioned dev federation on a fresh vhost; the vhost is deleted afterwards."""
     vhost = f"bench-fed-{uuid.uuid4().hex[:10]}"
-    fed = create_dev_federation(
-        root, policies=policies, now=datetime.now(UTC), agencies=agencies,
-        amqp_url=rabbit.base_amqp, management_url=rabbit.management_url, vhost=vhost,
-        admin_user=rabbit.admin_user, admin_password=rabbit.admin_password,
-    )  # fmt: skip
-    try:
-        provision_command(fed.layout.broker_toml, dry_run=False, environ={}, out=io.StringIO())
+    with tools_federation.provisioned(root, rabbit, vhost=vhost, policies=policies,
+                                      agencies=agencies) as fed:  # fmt: skip
         yield fed
-    finally:
-        rabbit.delete_vhost(vhost)
-        for agency in fed.agencies:
-            rabbit.delete_user(agency.id)
-
-
-def vhost_of(fed: DevFederation) -> str:
-    text = fed.layout.broker_toml.read_text()
-    return text.split('vhost = "', 1)[1].split('"', 1)[0]
 
 
 def start_agent(
@@ -142,46 +89,38 @@ def start_agent(
     """``isa-agent run``; under cProfile (``benchmarks.profiled``) when ``profile`` names a
     directory, which gets ``<agency>.pstats`` when the agent stops."""
     dev = fed.agency(agency)
-    url = _rewrite_config(dev.config, prefetch)
-    log = dev.config.with_name("agent.log")
-    command = [str(AGENT)]
+    program: tuple[str, ...] = launcher.ISA_AGENT
     if profile is not None:
         profile.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "benchmarks.profiled", str(profile / f"{agency}.pstats")]
-    with log.open("ab") as sink:
-        process = subprocess.Popen(
-            [*command, "run", "--config", str(dev.config), "--log-level", "WARNING"],
-            stdout=sink, stderr=subprocess.STDOUT, env=os.environ.copy(), cwd=REPO,
-        )  # fmt: skip
-    return AgentProcess(agency, url, dev.api_token, process, log)
+        program = (sys.executable, "-m", "benchmarks.profiled", str(profile / f"{agency}.pstats"))
+    url, log = _rewrite_config(dev.config, prefetch), dev.config.with_name("agent.log")
+    agent = AgentProcess(
+        agency, dev.config, url, log, program=program, options=("--log-level", "WARNING"),
+        cwd=REPO, token=dev.api_token,
+    )  # fmt: skip
+    agent.start()
+    return agent
 
 
-def wait_ready(rabbit: Rabbit, fed: DevFederation, agents: list[AgentProcess]) -> None:
+def wait_ready(rabbit: Broker, fed: DevFederation, agents: list[AgentProcess]) -> None:
     """Each agent answers /healthz 200 and has a consumer on its inbox queue."""
-    vhost, deadline = vhost_of(fed), time.monotonic() + START_TIMEOUT + 5 * len(agents)
-    pending = list(agents)
-    while pending:
-        agent = pending[0]
-        if agent.process.poll() is not None:
-            tail = agent.log.read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"agent {agent.agency} exited during start-up:\n{tail}")
-        if agent.healthy() and _consumers(rabbit, vhost, agent.agency) >= 1:
-            pending.pop(0)
-            continue
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"agent {agent.agency} not ready in time: see {agent.log}")
-        time.sleep(0.1)
+    vhost = vhost_of(fed)
+    launcher.wait_all_healthy(
+        agents, START_TIMEOUT + 5 * len(agents),
+        ready=lambda agent: _consumers(rabbit, vhost, agent.agency) >= 1,
+    )  # fmt: skip
 
 
 @contextlib.contextmanager
 def running(
-    rabbit: Rabbit,
+    rabbit: Broker,
     fed: DevFederation,
     *agencies: str,
     prefetch: int | None = None,
     profile: Path | None = None,
 ) -> Iterator[list[AgentProcess]]:
-    """Start the named agents (in parallel), wait until all are ready, stop them afterwards."""
+    """Start the named agents (in parallel), wait until all are ready, stop them afterwards
+    (SIGTERM; SIGKILL after 30 s)."""
     agents: list[AgentProcess] = []
     try:
         for agency in agencies:
@@ -190,7 +129,8 @@ def running(
         yield agents
     finally:
         for agent in agents:
-            agent.stop()
+            with contextlib.suppress(launcher.LaunchError):
+                agent.stop()
 
 
 class _NoAliases(yaml.SafeDumper):
@@ -231,5 +171,5 @@ def scaling_policies(out: Path, senders: list[str], recipients: list[str]) -> Pa
     return out
 
 
-def _consumers(rabbit: Rabbit, vhost: str, agency: str) -> int:
+def _consumers(rabbit: Broker, vhost: str, agency: str) -> int:
     return int(rabbit.queue(vhost, inbox_queue(agency)).get("consumers", 0))

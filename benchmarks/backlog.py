@@ -33,12 +33,12 @@ from benchmarks.agents import (
     federation,
     scaling_policies,
     start_agent,
-    vhost_of,
     wait_ready,
 )
-from benchmarks.rabbit import Rabbit
 from benchmarks.workload import KIND, PURPOSE, referral
 from broker.devfed import DevFederation
+from devtools.federation import vhost_of
+from devtools.management import Broker
 from federation.envelope import peek_header, seal
 from federation.pipeline import prepare
 from federation.topology import EXCHANGE, inbox_queue
@@ -148,7 +148,7 @@ def drain(agent: AgentProcess, n: int, timeout: float) -> list[tuple[float, floa
         samples.append((time.monotonic() - start, rss_mib(agent.pid), count))
         if count >= n:
             return samples
-        if time.monotonic() - start > timeout or agent.process.poll() is not None:
+        if time.monotonic() - start > timeout or not agent.running:
             raise RuntimeError(f"drain stalled at {count}/{n}: see {agent.log}")
         time.sleep(SAMPLE)
 
@@ -170,7 +170,7 @@ def summarise(samples: list[tuple[float, float, int]], n: int) -> dict[str, Any]
 
 
 def run_backlog(
-    rabbit: Rabbit, root: Path, n: int, size: int, prefetch: int | None = None
+    rabbit: Broker, root: Path, n: int, size: int, prefetch: int | None = None
 ) -> dict[str, Any]:
     """Build the backlog, start the recipient, measure; the vhost is removed afterwards."""
     (sender,), (recipient,) = bench_ids(1, 1)
@@ -180,13 +180,11 @@ def run_backlog(
         frames = asyncio.run(seal_all(fed, sender, recipient, n, size))
         sealed = time.monotonic() - t0
         dev = fed.agency(sender)
-        url = (
-            f"amqp://{sender}:{dev.broker_password}@" + rabbit.url_for(vhost_of(fed)).split("@")[1]
-        )
+        url = rabbit.amqp_url_for(vhost_of(fed), sender, dev.broker_password)
         asyncio.run(publish_all(url, sender, recipient, frames))
         published = time.monotonic() - t0 - sealed
         del frames
-        depth = asyncio.run(queue_depth(rabbit.url_for(vhost_of(fed)), inbox_queue(recipient)))
+        depth = asyncio.run(queue_depth(rabbit.amqp_url_for(vhost_of(fed)), inbox_queue(recipient)))
         agent = start_agent(fed, recipient, prefetch)
         try:
             wait_ready(rabbit, fed, [agent])

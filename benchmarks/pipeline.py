@@ -36,9 +36,9 @@ from typing import Any
 
 from benchmarks.agents import bench_ids, federation, running, scaling_policies
 from benchmarks.backlog import run_backlog
-from benchmarks.rabbit import Rabbit, rabbit_from_env
 from benchmarks.raw_amqp import run_raw
 from benchmarks.workload import Flow, latency, throughput
+from devtools.management import Broker
 from federation.errors import IsaRelayError
 
 __all__ = ["main"]
@@ -101,7 +101,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def machine(rabbit: Rabbit) -> dict[str, Any]:
+def machine(rabbit: Broker) -> dict[str, Any]:
     mem_kib = int(Path("/proc/meminfo").read_text().split()[1])
     return {"cores": os.cpu_count(), "ram_gib": round(mem_kib / 1024 / 1024, 1),
             "cpu": _cpu_model(), "python": platform.python_version(),
@@ -116,7 +116,7 @@ def _cpu_model() -> str:
     return platform.processor()
 
 
-def pipeline_parts(rabbit: Rabbit, root: Path, args: argparse.Namespace) -> dict[str, Any]:
+def pipeline_parts(rabbit: Broker, root: Path, args: argparse.Namespace) -> dict[str, Any]:
     """pipeline, latency and sizes share one federation of two agents."""
     out: dict[str, Any] = {}
     (sender_id,), (recipient_id,) = bench_ids(1, 1)
@@ -164,7 +164,7 @@ def _size_row(flow: Flow, args: argparse.Namespace, size: int) -> dict[str, Any]
     return row
 
 
-def agencies_row(rabbit: Rabbit, root: Path, args: argparse.Namespace, n: int) -> dict[str, Any]:
+def agencies_row(rabbit: Broker, root: Path, args: argparse.Namespace, n: int) -> dict[str, Any]:
     senders, recipients = bench_ids(n // 2, n // 2)
     policies = scaling_policies(root / f"policies-{n}", senders, recipients)
     with federation(rabbit, root / f"fed-{n}", agencies=senders + recipients,
@@ -189,7 +189,7 @@ def _say(label: str, row: dict[str, Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    rabbit = rabbit_from_env(args.amqp_url, args.management_url)
+    rabbit = Broker.from_env(args.amqp_url, args.management_url)
     results: dict[str, Any] = {"date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
                                "command": " ".join(["python -m benchmarks.pipeline",
                                                     *sys.argv[1:]]),

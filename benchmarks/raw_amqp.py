@@ -28,7 +28,8 @@ from typing import Any
 import aio_pika
 import aio_pika.abc
 
-from benchmarks.rabbit import Rabbit, broker_cpu_seconds, throwaway_vhost
+from benchmarks.rabbit import broker_cpu_seconds
+from devtools.management import Broker
 
 __all__ = ["RawResult", "run_raw"]
 
@@ -117,10 +118,10 @@ def _spawn(*args: str) -> subprocess.Popen[str]:
     )  # fmt: skip
 
 
-def run_raw(rabbit: Rabbit, n: int, size: int) -> RawResult:
+def run_raw(rabbit: Broker, n: int, size: int) -> RawResult:
     """One measurement on a fresh vhost: start the consumer, then the publisher."""
-    with throwaway_vhost(rabbit, "bench-raw") as vhost:
-        url = rabbit.url_for(vhost)
+    with rabbit.throwaway_vhost("bench-raw") as vhost:
+        url = rabbit.amqp_url_for(vhost)
         broker_before = broker_cpu_seconds()
         consumer = _spawn("consume", url, str(n))
         try:

@@ -217,6 +217,11 @@ class ManagementClient:
 
     # -- the API -------------------------------------------------------------------------
 
+    async def request(self, method: str, *segments: str, body: Any = None) -> Any:
+        """Any other call, by its path segments (the tools' and tests' escape hatch): parsed
+        JSON or None, under rules 1-3; a 404 is an error here, like any other refusal."""
+        return await self._call(method, *segments, body=body)
+
     async def overview(self) -> dict[str, Any]:
         data = await self._call("GET", "overview")
         return data if isinstance(data, dict) else {}

@@ -7,6 +7,10 @@ a preview, then submit (PERMIT -> 202; DENY and REVIEW -> 403, nothing sent); 5.
 signed receipt, read each delivery from the recipient's inbox, print the table; 6. stop the
 agents (SIGTERM, wait) and remove the vhost and its users, unless ``--keep``.
 
+This file holds the scenarios and the table; building the federation, starting and stopping
+the agents and the broker plumbing are :mod:`devtools.localfed` (over :mod:`devtools.launcher`
+and :mod:`devtools.management`, which the benchmarks and the tests use too).
+
 Rules:
 1. It drives the agents only through their local HTTP API, as an agency's case system would.
 2. It stops only the processes it started, by the pids it recorded in ``DIR/demo.json``
@@ -19,42 +23,42 @@ Rules:
 from __future__ import annotations
 
 import argparse
-import base64
-import ctypes
-import io
-import json
 import os
 import random
 import re
-import shutil
 import signal
-import socket
-import subprocess
 import sys
 import textwrap
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from broker.commands.provision import provision_command
-from broker.config import RabbitSettings, load_broker_config, render_broker_toml
-from broker.devfed import DevFederation, create_dev_federation
-from broker.fedstate import load_policies, load_state, publish_manifest, save_state
-from federation.errors import IsaRelayError
-from federation.isa import Flow
-from federation.referrals import RiskLevel
-from federation.synth import generate_referral
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # devtools/ is the checkout's tooling, not an installed package
+
+from broker.fedstate import load_policies  # noqa: E402
+from devtools.launcher import LaunchError  # noqa: E402
+from devtools.localfed import (  # noqa: E402
+    Agent,
+    RunError,
+    broker_settings,
+    build_federation,
+    clear_dir,
+    read_state,
+    remove_from_broker,
+    start_agents,
+    stop_agents,
+)
+from devtools.management import BrokerApiError  # noqa: E402
+from federation.errors import IsaRelayError  # noqa: E402
+from federation.isa import Flow  # noqa: E402
+from federation.referrals import RiskLevel  # noqa: E402
+from federation.synth import generate_referral  # noqa: E402
 
 __all__ = ["SCENARIOS", "Scenario", "all_scenarios", "main"]
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
@@ -145,287 +149,6 @@ class DemoError(Exception):
 
 # --- the federation: build, own broker users, free ports, provision -----------------------
 
-STATE_FILE = "demo.json"  # {"vhost": ..., "pids": {agency: pid}}: marks a directory as a demo's
-
-
-def _read_state(root: Path) -> dict[str, Any]:
-    try:
-        state: dict[str, Any] = json.loads((root / STATE_FILE).read_text())
-    except (OSError, ValueError):
-        return {}
-    return state
-
-
-def _write_state(root: Path, **update: Any) -> None:
-    (root / STATE_FILE).write_text(json.dumps(_read_state(root) | update, indent=1) + "\n")
-
-
-def _broker_from_env() -> tuple[str, str, str, str]:
-    """(amqp base URL, management URL, admin user, admin password), as the tests read them."""
-    amqp = urllib.parse.urlsplit(os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"))
-    base = f"{amqp.scheme}://{amqp.hostname or '127.0.0.1'}:{amqp.port or 5672}/"
-    management = os.environ.get("RABBITMQ_MANAGEMENT_URL", "http://127.0.0.1:15672")
-    user = urllib.parse.unquote(amqp.username or "guest")
-    return base, management, user, urllib.parse.unquote(amqp.password or "guest")
-
-
-def _clear_dir(root: Path, force: bool) -> None:
-    """Replace a finished demo; a running one or a foreign directory only with ``--force``."""
-    if not root.exists() or not any(root.iterdir()):
-        return
-    state = _read_state(root)
-    running = [pid for pid in state.get("pids", {}).values() if _alive(pid, root)]
-    if running and not force:
-        raise DemoError(f"{root} holds a federation still running (--keep): stop it with "
-                        f"scripts/demo --stop --dir {root}, or pass --force")  # fmt: skip
-    if not state and not force:
-        raise DemoError(f"{root} exists and was not made by the demo; pass --force to replace it")
-    if state:
-        stop_agents(root)
-        remove_from_broker(root)
-    shutil.rmtree(root)
-
-
-def _own_broker_users(fed: DevFederation, vhost: str) -> int:
-    """Rename every agency's broker user to ``<vhost>.<agency>``; publish the next manifest."""
-    layout, users = fed.layout, {a.id: f"{vhost}.{a.id}" for a in fed.agencies}
-    state = load_state(layout)
-    renamed = tuple(a.model_copy(update={"broker_user": users[a.id]}) for a in state.agencies)
-    save_state(layout, state.model_copy(update={"agencies": renamed}))
-    config = load_broker_config(layout.broker_toml)
-    entries = tuple(a.model_copy(update={"broker_user": users[a.id]}) for a in config.agencies)
-    layout.broker_toml.write_text(
-        render_broker_toml(config.model_copy(update={"agencies": entries}))
-    )
-    for agency in fed.agencies:
-        text = agency.config.read_text()
-        agency.config.write_text(text.replace(f'\nuser = "{agency.id}"\n',
-                                              f'\nuser = "{users[agency.id]}"\n'))  # fmt: skip
-    serial, _ = publish_manifest(layout, datetime.now(UTC))
-    return serial
-
-
-_LISTEN = re.compile(r'^listen = "127\.0\.0\.1:(\d+)"$', re.MULTILINE)
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-def _listen_on_free_ports(fed: DevFederation) -> None:
-    """Keep each agent's dev port (8441...) when free; otherwise move it to a free one."""
-    for agency in fed.agencies:
-        text = agency.config.read_text()
-        match = _LISTEN.search(text)
-        if match is None or _port_free(int(match[1])):
-            continue
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        agency.config.write_text(_LISTEN.sub(f'listen = "127.0.0.1:{port}"', text))
-
-
-def build_federation(
-    root: Path, policies: Path, vhost: str, step: Callable[[str], None]
-) -> DevFederation:
-    """Steps 1-2: a fresh dev federation in ``root`` (cleared), provisioned on a fresh vhost."""
-    amqp, management, admin, password = _broker_from_env()
-    fed = create_dev_federation(
-        root, policies=policies, now=datetime.now(UTC), amqp_url=amqp, vhost=vhost,
-        management_url=management, admin_user=admin, admin_password=password,
-    )  # fmt: skip
-    _write_state(root, vhost=vhost, pids={})
-    serial = _own_broker_users(fed, vhost)
-    _listen_on_free_ports(fed)
-    step(f"dev federation in {root}: {len(fed.agencies)} agencies, {len(fed.isas)} ISAs, "
-         f"signed manifest serial {serial}")  # fmt: skip
-    _manage(broker_settings(root), "DELETE", f"vhosts/{urllib.parse.quote(vhost, safe='')}")
-    out = io.StringIO()
-    if provision_command(fed.layout.broker_toml, dry_run=False, environ={}, out=out) != 0:
-        raise DemoError(f"provisioning failed:\n{out.getvalue()}")
-    summary = out.getvalue().splitlines()[0].split(": ", 1)[-1]
-    step(f"provisioned RabbitMQ vhost {vhost} ({summary}: queues, users, permissions)")
-    return fed
-
-
-def broker_settings(root: Path) -> RabbitSettings:
-    return load_broker_config(root / "broker.toml").rabbitmq
-
-
-def _manage(rabbit: RabbitSettings, method: str, path: str) -> int:
-    """One management API call as the admin; returns the HTTP status (404 is not an error)."""
-    url = rabbit.management_url.rstrip("/") + "/api/" + path
-    request = urllib.request.Request(url, method=method)  # noqa: S310 - http(s) from config
-    token = base64.b64encode(f"{rabbit.admin_user}:{rabbit.admin_password}".encode()).decode()
-    request.add_header("Authorization", f"Basic {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except (urllib.error.URLError, OSError) as exc:
-        raise DemoError(f"RabbitMQ management API at {rabbit.management_url}: {exc}") from None
-
-
-def remove_from_broker(root: Path) -> None:
-    """Delete the demo's vhost and its ``<vhost>.<agency>`` users (never anyone else's)."""
-    if not _read_state(root) or not (root / "broker.toml").exists():
-        return  # not a directory the demo made
-    config = load_broker_config(root / "broker.toml")
-    rabbit = config.rabbitmq
-    _manage(rabbit, "DELETE", f"vhosts/{urllib.parse.quote(rabbit.vhost, safe='')}")
-    for agency in config.agencies:
-        if agency.broker_user.startswith(rabbit.vhost + "."):
-            _manage(rabbit, "DELETE", f"users/{urllib.parse.quote(agency.broker_user, safe='')}")
-
-
-# --- the agents: start, wait for /healthz, call, stop --------------------------------------
-
-_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
-
-
-@dataclass
-class Agent:
-    """One ``isa-agent run`` process and the case system's view of its API."""
-
-    id: str
-    url: str
-    token: str
-    log: Path
-
-    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.url + path, data=data, method=method)  # noqa: S310
-        request.add_header("Authorization", f"Bearer {self.token}")
-        request.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-                return int(response.status), _json(response.read())
-        except urllib.error.HTTPError as exc:
-            return exc.code, _json(exc.read())
-        except (urllib.error.URLError, OSError) as exc:
-            raise DemoError(f"agent {self.id} at {self.url}: {exc} (log: {self.log})") from None
-
-
-def _json(raw: bytes) -> Any:
-    try:
-        return json.loads(raw) if raw else None
-    except ValueError:
-        return raw.decode(errors="replace")
-
-
-def _alive(pid: int, root: Path) -> bool:
-    """Is ``pid`` still one of this demo's agents (not a zombie, not a recycled pid)?"""
-    child = _CHILDREN.get(pid)
-    if child is not None:
-        return child.poll() is None
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False  # gone (or no /proc: then only the agents of this very run are known)
-    zombie = stat.rsplit(")", 1)[-1].split()[0] == "Z"
-    return not zombie and b"isa-agent" in cmdline and str(root).encode() in cmdline
-
-
-def _term_with_parent() -> None:
-    """In the child, before exec: SIGTERM it when the driver dies, even by SIGKILL (Linux)."""
-    _unblock_signals()
-    if sys.platform == "linux":
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-def _unblock_signals() -> None:
-    """In the child, before exec: the driver holds SIGINT and SIGTERM while it spawns (see
-    ``start_agents``), and a child inherits that mask; the agent must receive them."""
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
-
-
-def _spawn(config: Path, log: Path, keep: bool) -> int:
-    executable = Path(sys.executable).parent / "isa-agent"
-    with log.open("ab") as out:
-        process = subprocess.Popen(  # noqa: S603 - our own console script, no shell
-            [str(executable), "run", "--config", str(config)],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True,  # Ctrl-C reaches the driver, which stops them in order
-            preexec_fn=_unblock_signals if keep else _term_with_parent,
-        )  # fmt: skip
-    _CHILDREN[process.pid] = process
-    return process.pid
-
-
-def _tail(log: Path, lines: int = 6) -> str:
-    try:
-        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-def _healthy(agent: Agent, pid: int, root: Path) -> bool:
-    if not _alive(pid, root):
-        raise DemoError(
-            f"agent {agent.id} exited during start-up; {agent.log}:\n{_tail(agent.log)}"
-        )
-    try:
-        status, _ = agent.call("GET", "/healthz")
-    except DemoError:
-        return False
-    return status == 200
-
-
-def start_agents(fed: DevFederation, root: Path, timeout: float, keep: bool) -> dict[str, Agent]:
-    """Step 3: one process per agency, pids recorded at once; wait until every /healthz is ok."""
-    (root / "logs").mkdir(exist_ok=True)
-    agents, pids = {}, {}
-    for agency in fed.agencies:
-        port = _LISTEN.search(agency.config.read_text())
-        url = f"http://127.0.0.1:{port[1]}" if port else agency.api_url
-        log = root / "logs" / f"{agency.id}.log"
-        agents[agency.id] = Agent(agency.id, url, agency.api_token, log)
-        # Ctrl-C or SIGTERM between the spawn and the record would leave an agent nobody stops
-        # (the clean-up stops the recorded ones): hold both signals until it is recorded.
-        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-        try:
-            pids[agency.id] = _spawn(agency.config.resolve(), log, keep)
-            _write_state(root, pids=pids)
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, held)
-    deadline, waiting = time.monotonic() + timeout, set(agents)
-    while waiting:
-        waiting = {a for a in waiting if not _healthy(agents[a], pids[a], root)}
-        if waiting and time.monotonic() > deadline:
-            raise DemoError(f"no healthy /healthz within {timeout:.0f}s from: "
-                            f"{', '.join(sorted(waiting))} (logs in {root / 'logs'})")  # fmt: skip
-        time.sleep(0.1 if waiting else 0)
-    return agents
-
-
-def stop_agents(root: Path, grace: float = 15.0) -> int:
-    """SIGTERM every recorded agent that is still ours, wait for it to drain; returns how many."""
-    pids = [pid for pid in _read_state(root).get("pids", {}).values() if _alive(pid, root)]
-    for pid in pids:
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while any(_alive(pid, root) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    stubborn = [pid for pid in pids if _alive(pid, root)]
-    for pid in stubborn:
-        os.kill(pid, signal.SIGKILL)
-    for pid in pids:
-        child = _CHILDREN.pop(pid, None)
-        if child is not None:
-            child.wait()
-    _write_state(root, pids={})
-    if stubborn:
-        raise DemoError(f"agents {stubborn} ignored SIGTERM for {grace:.0f}s and were killed")
-    return len(pids)
-
-
 # --- talking to the agents --------------------------------------------------------------
 
 
@@ -506,7 +229,7 @@ def _check_delivery(agent: Agent, sent: Sent, payload: dict[str, Any]) -> None:
     if generalised:
         sent.row.why += f"; generalised: {', '.join(generalised)}"
     if set(got) != sent.shared:
-        sent.row.problem = f"{agent.id} received {len(got)} fields, preview promised"
+        sent.row.problem = f"{agent.agency} received {len(got)} fields, preview promised"
         sent.row.problem += f" {len(sent.shared)}"
 
 
@@ -516,7 +239,7 @@ def collect_inbox(agent: Agent, wanted: dict[str, Sent], deadline: float) -> Non
     while missing and time.monotonic() < deadline:
         status, page = agent.call("GET", f"/v1/inbox?after={cursor}&limit=500")
         if status != 200:
-            raise DemoError(f"inbox of {agent.id} answered {status}: {page}")
+            raise DemoError(f"inbox of {agent.agency} answered {status}: {page}")
         for item in page["items"]:
             agent.call("POST", f"/v1/inbox/{item['id']}/ack")
             sent = wanted.get(item["id"])
@@ -528,7 +251,7 @@ def collect_inbox(agent: Agent, wanted: dict[str, Sent], deadline: float) -> Non
         if not page["items"]:
             time.sleep(0.05)
     for message_id in missing:
-        wanted[message_id].row.problem = f"never reached the inbox of {agent.id}"
+        wanted[message_id].row.problem = f"never reached the inbox of {agent.agency}"
 
 
 def exchange(
@@ -715,9 +438,10 @@ def _terminate_as_interrupt() -> Iterator[None]:
 def _print_keep(agents: dict[str, Agent], root: Path) -> None:
     print("\nThe federation is still running (--keep). Each agent's API, with its token file:")
     for agent in agents.values():
-        print(f"  {agent.id:<20} {agent.url:<24} {root / 'agencies' / agent.id / 'api-token'}")
+        token = root / "agencies" / agent.agency / "api-token"
+        print(f"  {agent.agency:<20} {agent.url:<24} {token}")
     first = next(iter(agents.values()))
-    token = root / "agencies" / first.id / "api-token"
+    token = root / "agencies" / first.agency / "api-token"
     print(f'\nTry:  curl -H "Authorization: Bearer $(cat {token})" {first.url}/v1/isas')
     print(f"      {first.url}/v1/openapi.json  (the API's OpenAPI document)")
     print(f"Stop: scripts/demo --stop --dir {root}")
@@ -744,14 +468,14 @@ def _clean_up_after_failure(root: Path) -> None:
     try:
         stop_agents(root)
         remove_from_broker(root)
-    except (DemoError, IsaRelayError, OSError) as exc:
+    except (DemoError, RunError, LaunchError, IsaRelayError, OSError) as exc:
         print(f"cleaning up also failed: {exc}", file=sys.stderr)
 
 
 def run(opts: argparse.Namespace) -> int:
     """The whole demo; on any failure the agents are stopped and the vhost removed."""
     progress, root = Progress(steps=6), opts.dir.resolve()
-    _clear_dir(root, opts.force)  # refuses before anything of ours exists to clean up
+    clear_dir(root, opts.force)  # refuses before anything of ours exists to clean up
     try:
         agents = _exchange_all(opts, root, progress)
     except BaseException:
@@ -771,7 +495,7 @@ def run(opts: argparse.Namespace) -> int:
 def stop(opts: argparse.Namespace) -> int:
     """``--stop``: stop what ``--keep`` left running and remove the demo's vhost and users."""
     root = opts.dir.resolve()
-    if not _read_state(root):
+    if not read_state(root):
         raise DemoError(f"{root} holds no demo federation: nothing to stop")
     stopped = stop_agents(root)
     remove_from_broker(root)
@@ -784,7 +508,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with _terminate_as_interrupt():
             return stop(opts) if opts.stop else run(opts)
-    except DemoError as exc:
+    except (DemoError, RunError, LaunchError, BrokerApiError) as exc:
         print(f"demo failed: {exc}", file=sys.stderr)
     except IsaRelayError as exc:
         print(f"demo failed: {exc.diagnostics()}", file=sys.stderr)

@@ -7,7 +7,6 @@ output, its directory, the process table and the broker afterwards. A second run
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import importlib.util
 import os
@@ -27,7 +26,7 @@ from types import ModuleType
 import pytest
 import yaml
 
-from tests.support.rabbitmq import RabbitServer
+from tests.support.rabbitmq import BrokerApiError, RabbitServer
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 
@@ -98,8 +97,8 @@ def agent_processes(directory: Path) -> list[int]:
 def vhost_exists(server: RabbitServer, vhost: str) -> bool:
     try:
         server.api("GET", f"vhosts/{urllib.parse.quote(vhost, safe='')}")
-    except urllib.error.HTTPError as exc:
-        if exc.code == 404:
+    except BrokerApiError as exc:
+        if exc.status == 404:
             return False
         raise
     return True
@@ -117,8 +116,7 @@ def remove_vhost_and_users(server: RabbitServer, vhost: str) -> None:
     for user in server.api("GET", "users"):
         if user["name"].startswith(vhost + "."):
             server.api("DELETE", f"users/{urllib.parse.quote(user['name'], safe='')}")
-    with contextlib.suppress(urllib.error.HTTPError):
-        server.api("DELETE", f"vhosts/{urllib.parse.quote(vhost, safe='')}")
+    server.discard_vhost(vhost)
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,8 @@ names are unique per test) and removes both afterwards.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import secrets
-import urllib.error
 import urllib.parse
 import uuid
 from collections.abc import Iterator
@@ -32,7 +30,7 @@ from broker.provision import (
     inbox_arguments,
     passive_declare_check,
 )
-from tests.support.rabbitmq import RabbitServer
+from tests.support.rabbitmq import BrokerApiError, RabbitServer
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -103,10 +101,9 @@ def make_federation(server: RabbitServer, directory: Path) -> Federation:
 
 
 def remove_federation(fed: Federation) -> None:
-    for segments in (("vhosts", fed.vhost), *(("users", a.broker_user)
-                                              for a in fed.config.agencies)):
-        with contextlib.suppress(urllib.error.HTTPError):
-            fed.api("DELETE", *segments)
+    fed.server.discard_vhost(fed.vhost)
+    for agency in fed.config.agencies:
+        fed.server.discard_user(agency.broker_user)
 
 
 @pytest.fixture
@@ -122,8 +119,8 @@ def federation(rabbit_server: RabbitServer, tmp_path: Path) -> Iterator[Federati
 def vhost_exists(fed: Federation) -> bool:
     try:
         fed.api("GET", "vhosts", fed.vhost)
-    except urllib.error.HTTPError as exc:
-        if exc.code == 404:
+    except BrokerApiError as exc:
+        if exc.status == 404:
             return False
         raise
     return True

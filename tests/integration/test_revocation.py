@@ -15,8 +15,6 @@ import contextlib
 import dataclasses
 import io
 import random
-import urllib.error
-import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -116,9 +114,9 @@ def build_live_federation(root: Path, server: RabbitServer) -> LiveFederation:
 
 
 def remove_live_federation(fed: LiveFederation) -> None:
-    for path in [f"vhosts/{fed.vhost}", *(f"users/{u}" for u in fed.users.values())]:
-        with contextlib.suppress(urllib.error.HTTPError):
-            fed.server.api("DELETE", urllib.parse.quote(path, safe="/"))
+    fed.server.discard_vhost(fed.vhost)
+    for user in fed.users.values():
+        fed.server.discard_user(user)
 
 
 @pytest.fixture
@@ -365,5 +363,4 @@ class TestAgencyLifecycle:
             with pytest.raises(aio_pika.exceptions.ProbableAuthenticationError):
                 await aio_pika.connect(url)
         finally:
-            with contextlib.suppress(urllib.error.HTTPError):
-                fed.server.api("DELETE", f"users/{urllib.parse.quote(user, safe='')}")
+            fed.server.discard_user(user)

@@ -40,7 +40,7 @@ from tests.support.rabbit_node import (
     free_port,
     node_env,
 )
-from tests.support.rabbitmq import RabbitServer
+from tests.support.rabbitmq import BrokerApiError, RabbitServer
 
 __all__ = ["ClusterError", "ClusterNode", "RabbitCluster", "rabbit_cluster"]
 
@@ -242,7 +242,7 @@ def _await_members(cluster: RabbitCluster, names: set[str], within: float = 60) 
     deadline = time.monotonic() + within
     seen: set[str] = set()
     while time.monotonic() < deadline:
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(BrokerApiError):
             seen = cluster.members()
             if seen == names:
                 return

@@ -10,13 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
-import urllib.error
-import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +21,15 @@ import pytest
 
 from agent.config import Settings, load_settings
 from agent.runtime import run_agent
-from broker.commands.provision import provision_command
-from broker.devfed import DevFederation, create_dev_federation
+from broker.devfed import DevFederation
+from devtools import federation as tools_federation
+from devtools.federation import POLICIES, vhost_of
+from devtools.launcher import free_port
 from federation.pipeline import leaf_paths
-from tests.support.rabbit_node import free_port
 from tests.support.rabbitmq import RabbitServer
 
 __all__ = [
+    "POLICIES",
     "AgentHandle",
     "agent_settings",
     "build_federation",
@@ -44,43 +42,20 @@ __all__ = [
 ]
 
 REPO = Path(__file__).resolve().parents[2]
-POLICIES = REPO / "policies"
 
 
 def build_federation(
     root: Path, server: RabbitServer, agencies: list[str] | None = None
 ) -> DevFederation:
+    """The shipped federation (or ``agencies`` of it), provisioned on a fresh vhost."""
     tag = uuid.uuid4().hex[:10]
-    vhost = f"test-fed-{tag}"
-    base = f"amqp://{server.host}:{server.port}/"
-    fed = create_dev_federation(
-        root,
-        policies=POLICIES,
-        now=datetime.now(UTC),
-        agencies=agencies,
-        amqp_url=base,
-        management_url=server.management_url,
-        vhost=vhost,
-        admin_user=server.admin_user,
-        admin_password=server.admin_password,
-        user_prefix=f"t{tag}-",
-    )
-    provision_command(fed.layout.broker_toml, dry_run=False, environ={}, out=io.StringIO())
-    return fed
-
-
-def vhost_of(fed: DevFederation) -> str:
-    text = fed.layout.broker_toml.read_text()
-    return text.split('vhost = "', 1)[1].split('"', 1)[0]
+    return tools_federation.build(root, server, vhost=f"test-fed-{tag}", agencies=agencies,
+                                  user_prefix=f"t{tag}-")  # fmt: skip
 
 
 def remove_federation(fed: DevFederation, server: RabbitServer) -> None:
     """Delete the federation's vhost and its (test-prefixed) broker users."""
-    with contextlib.suppress(urllib.error.HTTPError):
-        server.api("DELETE", f"vhosts/{urllib.parse.quote(vhost_of(fed), safe='')}")
-    for agency in fed.agencies:
-        with contextlib.suppress(urllib.error.HTTPError):
-            server.api("DELETE", f"users/{urllib.parse.quote(agency.broker_user, safe='')}")
+    tools_federation.remove(fed, server)
 
 
 @pytest.fixture

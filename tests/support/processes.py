@@ -1,11 +1,12 @@
 """Agents as real operating-system processes, for crash tests, and counting helpers.
 
 ``ProcessAgent`` runs ``python -m agent.cli run --config FILE`` (exactly what ``isa-agent run``
-does) with a copy of the agency's ``agent.toml`` whose API listens on a free loopback port,
-waits until ``/healthz`` says ``ok``, and can stop it with SIGTERM (graceful drain) or SIGKILL (a
-crash: nothing gets to run). It is an :class:`~tests.support.federation.AgentHandle`, so the
-same ``post`` / ``get`` / ``wait_status`` / ``drain_inbox`` work on it. The process's output goes
-to a log file whose tail is shown when it fails to start.
+does) through the tools' one launcher (:mod:`devtools.launcher`), with a copy of the agency's
+``agent.toml`` whose API listens on a free loopback port, waits until ``/healthz`` says ``ok``,
+and can stop it with SIGTERM (graceful drain) or SIGKILL (a crash: nothing gets to run). It is
+an :class:`~tests.support.federation.AgentHandle`, so the same ``post`` / ``get`` /
+``wait_status`` / ``drain_inbox`` work on it. The process's output goes to a log file whose
+tail is shown when it fails to start.
 
 ``isolated_federation`` is ``live_federation`` whose RabbitMQ users are this vhost's own
 (``<vhost>.<agency>``, as ``scripts/demo`` does): RabbitMQ users are broker-wide, so with the
@@ -21,27 +22,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import os
 import re
 import signal
 import sys
-import urllib.error
-import urllib.parse
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
-from broker.commands.provision import provision_command
-from broker.devfed import DevFederation, create_dev_federation
-from tests.support.federation import POLICIES, AgentHandle, agent_settings, free_port
+from broker.devfed import DevFederation
+from devtools import federation as tools_federation
+from devtools.launcher import AgentProcess, free_port
+from tests.support.federation import AgentHandle, agent_settings
 from tests.support.rabbitmq import RabbitServer
 
 __all__ = [
@@ -74,78 +72,42 @@ def patched_config(original: Path, port: int) -> Path:
 class ProcessAgent(AgentHandle):
     """One agent in its own process (``isa-agent run``), driven over its HTTP API."""
 
-    config: Path = Path()
-    log_path: Path = Path()
-    event_loop: str = "uvloop"  # isa-agent run --event-loop
-    process: asyncio.subprocess.Process | None = field(default=None, repr=False)
+    launcher: AgentProcess | None = field(default=None, repr=False)
 
     @classmethod
     def of(cls, fed: DevFederation, agency: str, session: aiohttp.ClientSession) -> ProcessAgent:
         port = free_port()
         settings = agent_settings(fed, agency, listen=f"127.0.0.1:{port}")
         original = fed.agency(agency).config
-        config = patched_config(original, port)
-        log_path = original.with_name(f"agent.{port}.log")
-        token = fed.agency(agency).api_token
-        return cls(settings, token, session, config=config, log_path=log_path)
+        launcher = AgentProcess(
+            agency, patched_config(original, port), f"http://127.0.0.1:{port}",
+            original.with_name(f"agent.{port}.log"), program=(sys.executable, "-m", "agent.cli"),
+            options=("--event-loop", "uvloop"), env=_child_env(), cwd=REPO,
+        )  # fmt: skip
+        return cls(settings, fed.agency(agency).api_token, session, launcher=launcher)
+
+    @property
+    def process(self) -> AgentProcess:
+        assert self.launcher is not None
+        return self.launcher
 
     async def start(self, within: float = 30) -> None:
         """Start the process and wait until ``/healthz`` reports ``ok``."""
-        if self.process is not None:
-            raise AssertionError("already running")
-        with self.log_path.open("ab") as log:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "agent.cli", "run", "--config", str(self.config),
-                "--event-loop", self.event_loop,
-                stdout=log, stderr=asyncio.subprocess.STDOUT, env=_child_env(), cwd=REPO,
-            )  # fmt: skip
-        await self._wait_healthy(within)
-
-    async def _wait_healthy(self, within: float) -> None:
-        deadline = asyncio.get_running_loop().time() + within
-        while asyncio.get_running_loop().time() < deadline:
-            assert self.process is not None
-            if self.process.returncode is not None:
-                raise AssertionError(f"agent exited with {self.process.returncode}: {self.tail()}")
-            try:
-                status, body = await self.get("/healthz")
-            except aiohttp.ClientError:
-                status, body = 0, None
-            if status == 200 and isinstance(body, dict) and body.get("status") == "ok":
-                return
-            await asyncio.sleep(0.1)
-        raise AssertionError(f"agent not healthy within {within}s: {self.tail()}")
+        self.process.start()
+        await self.process.await_healthy(within)
 
     async def shutdown(self) -> None:
         """SIGTERM: the agent drains in-flight work and exits 0."""
-        code = await self._stop(signal.SIGTERM)
+        code = await self.process.astop(signal.SIGTERM)
         if code not in (0, None):
             raise AssertionError(f"agent exited with {code} after SIGTERM: {self.tail()}")
 
     async def kill(self) -> None:
         """SIGKILL: the process ends at once, mid-whatever it was doing."""
-        await self._stop(signal.SIGKILL)
-
-    async def _stop(self, signum: signal.Signals, within: float = 30) -> int | None:
-        process, self.process = self.process, None
-        if process is None:
-            return None
-        if process.returncode is None:
-            process.send_signal(signum)
-        try:
-            async with asyncio.timeout(within):
-                return await process.wait()
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-            raise AssertionError(f"agent ignored {signum.name} for {within}s") from None
+        await self.process.astop(signal.SIGKILL)
 
     def tail(self, lines: int = 30) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return "(no log)"
-        return "\n".join(text.splitlines()[-lines:])
+        return self.process.tail(lines)
 
 
 def _child_env() -> dict[str, str]:
@@ -226,20 +188,8 @@ def duplicates(ids: Iterable[str]) -> list[str]:
 def isolated_federation_at(root: Path, server: RabbitServer) -> Iterator[DevFederation]:
     """Every agency of the shipped ISAs on a fresh vhost, with broker users of its own."""
     vhost = f"test-fed-{uuid.uuid4().hex[:10]}"
-    fed = create_dev_federation(
-        root, policies=POLICIES, now=datetime.now(UTC),
-        amqp_url=f"amqp://{server.host}:{server.port}/", management_url=server.management_url,
-        vhost=vhost, admin_user=server.admin_user, admin_password=server.admin_password,
-        user_prefix=f"{vhost}.",
-    )  # fmt: skip
-    users = {a.id: a.broker_user for a in fed.agencies}
-    try:
-        provision_command(fed.layout.broker_toml, dry_run=False, environ={}, out=io.StringIO())
+    with tools_federation.provisioned(root, server, vhost=vhost, user_prefix=f"{vhost}.") as fed:
         yield fed
-    finally:
-        for path in [f"vhosts/{vhost}", *(f"users/{u}" for u in users.values())]:
-            with contextlib.suppress(urllib.error.HTTPError):
-                server.api("DELETE", urllib.parse.quote(path, safe="/"))
 
 
 @pytest.fixture(name="isolated_federation")

@@ -22,13 +22,14 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from devtools.launcher import free_port
 
 __all__ = ["RabbitNode", "as_rabbitmq", "free_port", "node_env", "rabbit_node"]
 
@@ -40,14 +41,6 @@ STARTUP_SECONDS = 90
 
 class NodeError(RuntimeError):
     """The test node could not be started or administered (with its log tail)."""
-
-
-def free_port() -> int:
-    """A TCP port that was free a moment ago on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
