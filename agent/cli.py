@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import sys
 from collections.abc import Sequence
 
@@ -16,7 +17,15 @@ from agent.clock import Clock, utcnow
 from agent.private_files import restrict_umask
 from federation.errors import IsaRelayError
 
-__all__ = ["main"]
+__all__ = ["installed_version", "main"]
+
+
+def installed_version() -> str:
+    """The installed distribution's version (``isa-relay``), or "unknown" from a bare checkout."""
+    try:
+        return importlib.metadata.version("isa-relay")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 COMMAND_MODULES = (
     "agent.commands.run",
@@ -28,6 +37,7 @@ COMMAND_MODULES = (
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="isa-agent", description="ISA Relay agency agent")
+    parser.add_argument("--version", action="version", version=f"isa-agent {installed_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)

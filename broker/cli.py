@@ -9,13 +9,22 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import sys
 from collections.abc import Sequence
 
 from broker.clock import Clock, utcnow
 from federation.errors import IsaRelayError
 
-__all__ = ["main"]
+__all__ = ["installed_version", "main"]
+
+
+def installed_version() -> str:
+    """The installed distribution's version (``isa-relay``), or "unknown" from a bare checkout."""
+    try:
+        return importlib.metadata.version("isa-relay")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 COMMAND_MODULES = (
     "broker.commands.policy",
@@ -34,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="isa-broker", description="ISA Relay network operator tools"
     )
+    parser.add_argument("--version", action="version", version=f"isa-broker {installed_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
