@@ -26,7 +26,6 @@ from federation.envelope import (
     Opened,
     WireVersion,
     envelope_sha256,
-    open_envelope,
     peek_header,
     seal,
     uuid7,
@@ -34,6 +33,7 @@ from federation.envelope import (
 from federation.errors import CryptoError, EnvelopeRejected
 from federation.keys import EncryptionKey
 from federation.manifest import Manifest, Revocation
+from federation.receive import open_envelope
 from tests.unit.crypto.helpers import NOW, Federation
 
 FED = Federation()
