@@ -1,15 +1,19 @@
 """What the agent does with each message taken from its inbox queue.
 
-Envelopes (v1 or v2), in order. The numbering is docs/protocol.md section 6's:
-``federation.envelope.open_envelope`` runs steps 1-8 (frame, signature, recipient, expiry, clock
-skew, replay, decrypt, ISA) and ``federation.pipeline.accept`` steps 9-12; this module adds:
+Envelopes (v1 or v2), in order. ``federation.receive.receive`` runs every check, steps 1-13 of
+docs/protocol.md section 6 (frame, signature, recipient, expiry, clock skew, replay, decrypt,
+ISA, our ISA copy, schema, lawful basis, ISA fields, AMQP ``user_id``), in one call that returns
+the accepted message or one reason; this module only does the I/O around it:
 
 0.  wait while trust is fail-closed (the message stays unacknowledged in the broker: a durable
     quarantine; nothing is accepted under a stale manifest);
-13. the AMQP ``user_id`` is the signer's broker user (``transport_identity``);
-14. store durably (atomic dedupe: a replay or redelivery is never stored or delivered twice);
-    while the store is unavailable (a full disk) retry in place, never requeue: requeues count
-    towards the quorum queue's delivery limit, which dead-letters the message;
+1-13. ``receive`` (on ``key_unknown``, re-read the keyring once and call it again: a key may
+    have been rotated meanwhile);
+14. store durably, completing step 6: the id is recorded atomically with the delivery, so a
+    replay or redelivery is never stored or delivered twice (``receive`` is told
+    ``deduplicated_when_stored``); while the store is unavailable (a full disk) retry in place,
+    never requeue: requeues count towards the quorum queue's delivery limit, which dead-letters
+    the message;
 15. send the signed ``delivered`` receipt (again for a duplicate, so a sender whose first receipt
     was lost still settles), then ack the broker.
 
@@ -43,20 +47,23 @@ from agent.errors import NotFound, StoreUnavailable, TransportError
 from agent.keystore import load_keyring
 from agent.transport import Delivery, Outcome
 from federation.canonical import canonical_json
-from federation.envelope import Opened, Routing, envelope_sha256, open_envelope, peek_header
-from federation.errors import EnvelopeRejected, KeyFileError, ReceiptRejected
+from federation.envelope import Routing
+from federation.errors import KeyFileError, ReceiptRejected
 from federation.manifest import Manifest
-from federation.pipeline import accept, leaf_paths
+from federation.pipeline import leaf_paths
 from federation.receipts import Receipt, accept_receipt, make_receipt, verify_receipt
+from federation.receive import (
+    Accepted,
+    ReceiverFacts,
+    Refused,
+    deduplicated_when_stored,
+    receive,
+)
 
 __all__ = ["Receiver"]
 
 log = logging.getLogger(__name__)
 
-#: Reasons for which the envelope's ``from`` is not authenticated: no receipt goes anywhere.
-_UNAUTHENTICATED = frozenset(
-    {"bad_frame", "bad_signature", "unknown_sender", "sender_mismatch", "replay"}
-)
 _RETRY_PAUSE = 1.0
 T = TypeVar("T")
 
@@ -99,13 +106,16 @@ class Receiver:
         while not self.ctx.trust.state.can_send(self.ctx.clock()):  # noqa: ASYNC110
             await asyncio.sleep(_RETRY_PAUSE)
 
-    def _open(self, frame: bytes, manifest: Manifest, now: datetime) -> Opened:
+    def _receive(self, delivery: Delivery, manifest: Manifest, now: datetime) -> Accepted | Refused:
         ctx, limits = self.ctx, self.ctx.settings.limits
-        return open_envelope(
-            frame, recipient=ctx.agency, keyring=ctx.keyring, manifest=manifest, now=now,
-            seen=lambda _id: False,  # dedupe is atomic with the store (step 14)
+        facts = ReceiverFacts(
+            recipient=ctx.agency, manifest=manifest, registry=ctx.registry, keyring=ctx.keyring,
             max_skew=timedelta(seconds=limits.max_clock_skew_seconds),
             max_ciphertext=limits.max_ciphertext_bytes,
+        )  # fmt: skip
+        return receive(
+            delivery.body, user_id=delivery.user_id, facts=facts, now=now,
+            seen=deduplicated_when_stored,  # step 6 is completed by the store (step 14)
         )  # fmt: skip
 
     async def _reload_keyring(self) -> bool:
@@ -129,17 +139,15 @@ class Receiver:
         await self._wait_for_trust()
         manifest, now = ctx.trust.manifest, ctx.clock()
         assert manifest is not None
-        try:
-            try:
-                opened = self._open(delivery.body, manifest, now)  # 1-8.
-            except EnvelopeRejected as exc:
-                if exc.reason != "key_unknown" or not await self._reload_keyring():
-                    raise
-                opened = self._open(delivery.body, manifest, now)  # a key rotated meanwhile
-            accepted = accept(opened, ctx.registry)  # 9-12.
-            _check_transport_identity(delivery, accepted.header.sender, manifest)  # 13.
-        except EnvelopeRejected as exc:
-            return await self._reject(delivery, exc)
+        accepted = self._receive(delivery, manifest, now)  # 1-13.
+        if (
+            isinstance(accepted, Refused)
+            and accepted.reason == "key_unknown"  # 7. a key may have rotated meanwhile:
+            and await self._reload_keyring()  # re-read the keyring and try once more
+        ):
+            accepted = self._receive(delivery, manifest, now)
+        if isinstance(accepted, Refused):
+            return await self._reject(delivery, accepted)
         header = accepted.header
         fresh = await self._until_stored(
             lambda: ctx.store.accept_incoming(  # 14.
@@ -192,23 +200,21 @@ class Receiver:
         except StoreUnavailable:
             log.error("stored %s but could not write its audit entry", event.message_id)
 
-    async def _reject(self, delivery: Delivery, exc: EnvelopeRejected) -> Outcome:
+    async def _reject(self, delivery: Delivery, refused: Refused) -> Outcome:
         self.ctx.metrics.inc("isa_agent_rejected_total")
-        log.warning("envelope rejected: %s %s", exc.reason, exc.detail)
-        if exc.reason in _UNAUTHENTICATED:  # anyone can send these: rate-limited, like replays
-            await self._audit_refused(delivery, exc.reason, exc.detail or "envelope refused")
+        log.warning("envelope rejected: %s %s", refused.reason, refused.detail)
+        if refused.reply_to is None:  # anyone can send these: rate-limited, like replays
+            detail = refused.detail or "envelope refused"
+            await self._audit_refused(delivery, refused.reason, detail)
             return Outcome.REJECT
         await self.ctx.audit.record(
-            AuditEvent("reject", "agent", delivery.message_id, outcome=exc.reason,
-                       detail=exc.detail[:2000]),
+            AuditEvent("reject", "agent", delivery.message_id, outcome=refused.reason,
+                       detail=refused.detail[:2000]),
             self.ctx.clock(),
         )  # fmt: skip
-        try:
-            header = peek_header(delivery.body)
-        except EnvelopeRejected:
-            return Outcome.REJECT
-        sha256 = envelope_sha256(delivery.body)
-        outcome = await self._receipt(header, sha256, "rejected", exc.reason)
+        outcome = await self._receipt(
+            refused.reply_to, refused.envelope_sha256, "rejected", refused.reason
+        )
         return Outcome.REJECT if outcome is Outcome.ACK else outcome
 
     async def _receipt(
@@ -302,15 +308,3 @@ class Receiver:
         if await ctx.repeat_audit.admit(("receipt", delivery.user_id or "-", reason), event, now):
             await ctx.audit.record(event, now)
         return Outcome.REJECT
-
-
-def _check_transport_identity(delivery: Delivery, sender: str, manifest: Manifest) -> None:
-    """The AMQP ``user_id`` (validated by RabbitMQ when set) must be the signer's broker user.
-
-    RabbitMQ checks ``user_id`` only when a publisher sets it, so an absent one is refused too:
-    a signed envelope published through anyone else's connection (another agency's, the
-    operator's) is not accepted, even though its signature is good (step 13).
-    """
-    entry = manifest.agency(sender)
-    if entry is None or delivery.user_id != entry.broker_user:
-        raise EnvelopeRejected("transport_identity", "AMQP user_id is not the sender's broker user")

@@ -23,7 +23,7 @@ from typing import Any
 
 from federation import pki
 from federation.canonical import b64url_encode, format_time
-from federation.envelope import EnvelopeSpec, IsaRef, WireVersion, open_envelope, seal
+from federation.envelope import EnvelopeSpec, IsaRef, WireVersion, seal
 from federation.keys import EncryptionKey, Keyring, SigningKey, announce
 from federation.manifest import (
     AgencyEntry,
@@ -33,6 +33,7 @@ from federation.manifest import (
     build_manifest,
     verify_manifest,
 )
+from federation.receive import open_envelope
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 ISA_SHA = hashlib.sha256(b"synthetic benchmark ISA").hexdigest()

@@ -16,9 +16,10 @@ Rules:
    || eph_public || recipient_public, digest_size=32, person=b"isa-relay/v1 kdf")``; ``ct =
    XChaCha20-Poly1305-IETF(key, nonce, plaintext, AD = header bytes)``, for both versions.
 3. ``sig`` = Ed25519 by the sender over ``b"isa-relay/v1 envelope\\x00"`` + every byte before it.
-4. ``open_envelope`` reads both versions, checks in the numbered order of its body (steps 1-8,
-   the same order for both versions) and raises only ``EnvelopeRejected(reason)``: one opaque
-   type, no oracle. The caller then runs steps 9-12 (``federation.pipeline.accept``).
+4. This module reads both versions: :func:`parse_frame` is the receiver's step 1 and
+   :func:`decrypt_frame` its step 7, each raising only ``EnvelopeRejected(reason)``: one opaque
+   type, no oracle. The receiver's checks, in their one numbered order, are
+   ``federation.receive`` (docs/protocol.md section 6).
 5. ``seal`` writes v2 unless told ``version=1`` (a sender's transition setting).
 """
 
@@ -27,9 +28,8 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from nacl.bindings import (
@@ -38,7 +38,7 @@ from nacl.bindings import (
     crypto_scalarmult,
     crypto_scalarmult_base,
 )
-from nacl.exceptions import BadSignatureError, CryptoError
+from nacl.exceptions import CryptoError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from federation import errors
@@ -51,7 +51,6 @@ from federation.canonical import (
 )
 from federation.keys import Keyring, SigningKey, UtcTime, kid
 from federation.keys import utc as _t
-from federation.manifest import Manifest
 
 __all__ = [
     "ENVELOPE_TAG",
@@ -60,6 +59,7 @@ __all__ = [
     "MAX_CIPHERTEXT",
     "MAX_HEADER",
     "EnvelopeSpec",
+    "Frame",
     "Header",
     "IsaRef",
     "Meta",
@@ -67,8 +67,9 @@ __all__ = [
     "Routing",
     "Sealed",
     "WireVersion",
+    "decrypt_frame",
     "envelope_sha256",
-    "open_envelope",
+    "parse_frame",
     "peek_header",
     "seal",
     "seal_envelope",
@@ -348,7 +349,9 @@ def _validated(raw: dict[str, Any], now: datetime, expires_at: datetime) -> Head
 
 
 @dataclass(frozen=True)
-class _Frame:
+class Frame:
+    """A frame that passed step 1 (structure), its parts not yet authenticated."""
+
     version: WireVersion
     routing: Routing  # a Header (routing and meta) for v1
     header_bytes: bytes
@@ -359,7 +362,7 @@ class _Frame:
     nonce: bytes
 
 
-def _split(frame: bytes, max_ciphertext: int) -> _Frame:
+def parse_frame(frame: bytes, max_ciphertext: int) -> Frame:
     """Step 1: the frame's structure, lengths, canonical header and header fields."""
     version = _VERSIONS.get(frame[:4]) if len(frame) >= 12 + SIG_LEN else None
     if version is None:
@@ -381,7 +384,7 @@ def _split(frame: bytes, max_ciphertext: int) -> _Frame:
     if routing.v != version or expires <= created or len(eph) != 32 or len(nonce) != 24:
         raise errors.EnvelopeRejected("bad_frame")
     end = 12 + hlen + clen
-    return _Frame(
+    return Frame(
         version, routing, header_bytes, frame[12 + hlen : end], frame[:end], frame[end:], eph,
         nonce,
     )  # fmt: skip
@@ -389,7 +392,7 @@ def _split(frame: bytes, max_ciphertext: int) -> _Frame:
 
 def peek_header(frame: bytes, *, max_ciphertext: int = MAX_CIPHERTEXT) -> Routing:
     """The routing fields of a well-formed frame, NOT authenticated: for routing and dedupe."""
-    return _split(frame, max_ciphertext).routing
+    return parse_frame(frame, max_ciphertext).routing
 
 
 def envelope_sha256(frame: bytes) -> str:
@@ -397,68 +400,9 @@ def envelope_sha256(frame: bytes) -> str:
     return hashlib.sha256(frame).hexdigest()
 
 
-def open_envelope(
-    frame: bytes,
-    *,
-    recipient: str,
-    keyring: Keyring,
-    manifest: Manifest,
-    now: datetime,
-    seen: Callable[[str], bool],
-    max_skew: timedelta = timedelta(minutes=5),
-    max_ciphertext: int = MAX_CIPHERTEXT,
-) -> Opened:
-    """Verify and decrypt a v1 or v2 ``frame`` for ``recipient`` or raise
-    ``EnvelopeRejected(reason)``: steps 1-8 of docs/protocol.md section 6.
-
-    ``seen(id)`` says whether this envelope id was already accepted; the caller records the id
-    atomically with storing the delivery.
-    """
-    parts = _split(frame, max_ciphertext)  # 1. frame
-    routing = parts.routing
-    _check_sender(parts, manifest)  # 2. signature by a non-revoked key valid at created_at
-    if routing.to != recipient:  # 3. addressed to us
-        raise errors.EnvelopeRejected("wrong_recipient")
-    if now >= _t(routing.expires_at):  # 4. not expired
-        raise errors.EnvelopeRejected("expired")
-    if _t(routing.created_at) > now + max_skew:  # 5. clock skew
-        raise errors.EnvelopeRejected("clock_skew")
-    if seen(routing.id):  # 6. not seen before
-        raise errors.EnvelopeRejected("replay")
-    header, payload = _decrypt(parts, keyring, now)  # 7. decrypt (v2: and unseal the meta)
-    _check_isa(header, manifest, now)  # 8. ISA known, matching, parties listed, active
-    return Opened(header, parts.header_bytes, payload, envelope_sha256(frame))
-
-
-def _check_sender(parts: _Frame, manifest: Manifest) -> None:
-    identity = manifest.signing_key_for(parts.routing.sender_key)
-    if identity is None:
-        raise errors.EnvelopeRejected("unknown_sender")
-    try:
-        identity.verify_key.verify(ENVELOPE_TAG + parts.signed, parts.sig)
-    except (BadSignatureError, ValueError) as exc:
-        raise errors.EnvelopeRejected("bad_signature") from exc
-    if identity.agency != parts.routing.sender:
-        raise errors.EnvelopeRejected("sender_mismatch")
-    if identity.revoked:
-        raise errors.EnvelopeRejected("sender_revoked")
-    if not identity.valid_at(_t(parts.routing.created_at)):
-        raise errors.EnvelopeRejected("sender_key_expired")
-
-
-def _check_isa(header: Header, manifest: Manifest, now: datetime) -> None:
-    isa = manifest.isa(header.isa.id)
-    if isa is None:
-        raise errors.EnvelopeRejected("isa_unknown")
-    if isa.version != header.isa.version or isa.sha256 != header.isa.sha256:
-        raise errors.EnvelopeRejected("isa_mismatch")
-    if header.sender not in isa.parties or header.to not in isa.parties:
-        raise errors.EnvelopeRejected("isa_parties")
-    if not isa.active_at(now):
-        raise errors.EnvelopeRejected("isa_inactive")
-
-
-def _decrypt(parts: _Frame, keyring: Keyring, now: datetime) -> tuple[Header, dict[str, Any]]:
+def decrypt_frame(parts: Frame, keyring: Keyring, now: datetime) -> tuple[Header, dict[str, Any]]:
+    """Step 7: our private key for ``recipient_key``, then X25519, KDF and AEAD, then the
+    plaintext's form (v2: the sealed meta joined to the routing); ``EnvelopeRejected``."""
     key = keyring.for_decrypt(parts.routing.recipient_key, now)  # key_unknown / key_retired
     try:
         shared = _shared(key.secret_bytes(), parts.eph)

@@ -145,7 +145,8 @@ class EnvelopeRejected(RemoteError):
     ``sender_mismatch``, ``sender_revoked``, ``sender_key_expired``, ``wrong_recipient``,
     ``expired``, ``clock_skew``, ``replay``, ``isa_unknown``, ``isa_mismatch``, ``isa_parties``,
     ``isa_inactive``, ``key_unknown``, ``key_retired``, ``decrypt_failed``, ``payload_invalid``,
-    ``lawful_basis_mismatch``, ``isa_violation``; see docs/protocol.md) for the audit log and the
+    ``lawful_basis_mismatch``, ``isa_violation``, ``transport_identity``; see docs/protocol.md
+    section 6, whose step numbers ``federation.receive`` uses) for the audit log and the
     signed rejection receipt.
     The message shown to anyone is always the same.
     """

@@ -1,15 +1,9 @@
 """The message pipeline's pure steps, between the case system and the envelope.
 
 This module performs no I/O. The sending agent calls :func:`prepare` (schema -> ISA decision ->
-minimisation -> envelope spec) and then ``envelope.seal``; the receiving agent calls
-``envelope.open_envelope`` (steps 1-8) and then :func:`accept` (steps 9-12), numbered as in
-docs/protocol.md section 6:
-
-9.  our own copy of the ISA is the one the envelope cites (same SHA-256);
-10. the payload matches its message type, in its minimised form;
-11. the signed lawful-basis tags are the ones our ISA states for this purpose and these parties;
-12. every field present is one the ISA allows at the stated risk level, in the form it requires
-    (receiver-side enforcement: a misbehaving sender is caught here).
+minimisation -> envelope spec) and then ``envelope.seal``. The receiving agent calls
+``federation.receive.receive``, whose step 11 (docs/protocol.md section 6) uses
+:func:`expected_lawful_basis` from here.
 
 Lawful-basis tags are the ISA's per-party basis flattened to ``{"<agency>.<field>": code or
 [codes]}`` (empty fields omitted), so the meta stays a flat, signed map of codes.
@@ -22,22 +16,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from federation.envelope import EnvelopeSpec, Header, IsaRef, Opened
-from federation.errors import EnvelopeRejected, PayloadInvalid
+from federation.envelope import EnvelopeSpec, IsaRef
 from federation.isa import (
     Decision,
     Isa,
-    IsaRegistry,
     ReferralFacts,
-    check_received,
     evaluate_and_minimise,
 )
 from federation.referrals import parse_payload
 
 __all__ = [
-    "Accepted",
     "Prepared",
-    "accept",
     "expected_lawful_basis",
     "lawful_basis_tags",
     "leaf_paths",
@@ -118,42 +107,6 @@ def prepare(
         expires_at=now + ttl,
     )
     return Prepared(decision, minimised, spec)
-
-
-@dataclass(frozen=True)
-class Accepted:
-    """An envelope that passed every check: its header and the (minimised) payload."""
-
-    header: Header
-    payload: dict[str, Any]
-    envelope_sha256: str
-
-
-def accept(opened: Opened, registry: IsaRegistry) -> Accepted:
-    """Steps 9-12 on an opened envelope; raises ``EnvelopeRejected(reason)``."""
-    header = opened.header
-    isa = registry.get(header.isa.id)  # 9. our copy is the cited one
-    if isa is None or isa.sha256 != header.isa.sha256:
-        raise EnvelopeRejected("isa_mismatch", "our copy of the ISA differs from the cited one")
-    try:  # 10. payload schema
-        parse_payload(header.type, opened.payload, minimised=True)
-    except PayloadInvalid as exc:
-        raise EnvelopeRejected("payload_invalid", ", ".join(sorted(exc.errors))) from None
-    expected = expected_lawful_basis(isa, header.purpose, header.sender, header.to)
-    if header.lawful_basis != expected:  # 11. signed lawful-basis tags
-        raise EnvelopeRejected("lawful_basis_mismatch")
-    violations = check_received(  # 12. fields within the ISA at this risk level
-        isa,
-        sender=header.sender,
-        recipient=header.to,
-        purpose=header.purpose,
-        message_type=header.type,
-        risk_level=header.risk,
-        payload=opened.payload,
-    )
-    if violations:
-        raise EnvelopeRejected("isa_violation", "; ".join(violations))
-    return Accepted(header, opened.payload, opened.envelope_sha256)
 
 
 def leaf_paths(payload: Mapping[str, Any], prefix: str = "") -> set[str]:

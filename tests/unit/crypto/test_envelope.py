@@ -1,5 +1,6 @@
-"""Envelopes v1 and v2: sealing and the receiver's ordered checks (docs/protocol.md section 6,
-steps 1-8), each refusal with its reason code."""
+"""Envelopes v1 and v2: sealing and the receiver's ordered checks on the envelope alone
+(``federation.receive.open_envelope``: docs/protocol.md section 6, steps 1-8), each refusal with
+its reason code. Steps 9-13 and the whole order are tests/unit/test_receive.py."""
 
 from __future__ import annotations
 
@@ -26,7 +27,6 @@ from federation.envelope import (
     Opened,
     WireVersion,
     envelope_sha256,
-    open_envelope,
     peek_header,
     seal,
     uuid7,
@@ -34,6 +34,7 @@ from federation.envelope import (
 from federation.errors import CryptoError, EnvelopeRejected
 from federation.keys import EncryptionKey
 from federation.manifest import Manifest, Revocation
+from federation.receive import open_envelope
 from tests.unit.crypto.helpers import NOW, Federation
 
 FED = Federation()
@@ -327,7 +328,7 @@ class TestReceiverChecks:
 
 
 class TestCheckOrder:
-    """Steps 1-8 of docs/protocol.md section 6, numbered as in ``open_envelope``'s comments."""
+    """Steps 1-8 of docs/protocol.md section 6, numbered as in ``federation.receive``."""
 
     def test_signature_is_checked_before_the_recipient(self) -> None:
         """Step 2 before 3: a forged frame for someone else is bad_signature."""

@@ -15,10 +15,11 @@ import pytest
 from agent.audit import AuditLog
 from agent.keyrotation import KeyRotator, key_status
 from agent.keystore import load_keyring, save_keyring, write_key_file
-from federation.envelope import open_envelope, seal
+from federation.envelope import seal
 from federation.errors import EnvelopeRejected
 from federation.keys import Keyring, RotationPolicy, parse_announcement, verify_announcement
 from federation.manifest import Manifest
+from federation.receive import open_envelope
 from tests.unit.crypto.helpers import NOW, Federation
 
 FED = Federation()
