@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from agent.audit_events import AuditEvent, AuditSink
+from agent.audit import AuditEvent, AuditSink
 from agent.keystore import KEYRING_FILE, load_keyring, save_keyring, write_key_file
 from federation.canonical import canonical_json, format_time
 from federation.keys import EncryptionKey, KeyAnnouncement, Keyring, SigningKey, announce

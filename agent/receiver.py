@@ -25,7 +25,7 @@ only), counted in ``isa_agent_receipts_refused_total`` and dead-lettered.
 A replay (an envelope already stored) and a refused frame (unknown kind, refused receipt, an
 envelope refused before its sender was authenticated) are audited too: the first per sender
 (or AMQP user) and reason in a window, the rest counted into one ``repeat`` entry
-(``agent.audit_repeats``), so a flood cannot fill the disk. An authenticated sender's rejected
+(``agent.audit.repeats``), so a flood cannot fill the disk. An authenticated sender's rejected
 envelope still gets an entry each.
 """
 
@@ -37,7 +37,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Literal, TypeVar
 
-from agent.audit_events import AuditEvent
+from agent.audit import AuditEvent
 from agent.context import AgentContext
 from agent.errors import NotFound, StoreUnavailable, TransportError
 from agent.keystore import load_keyring
@@ -76,7 +76,7 @@ class Receiver:
 
     async def _audit_refused(self, delivery: Delivery, reason: str, detail: str) -> None:
         """Audit a frame refused before it was authenticated: the first per broker user and
-        reason in a window gets an entry, later ones are counted (``agent.audit_repeats``)."""
+        reason in a window gets an entry, later ones are counted (``agent.audit.repeats``)."""
         sender = delivery.user_id or "-"
         event = AuditEvent("reject", "agent", delivery.message_id, outcome=reason,
                            detail=f"{detail} (AMQP user_id {sender})"[:2000])  # fmt: skip
@@ -86,7 +86,7 @@ class Receiver:
 
     async def _audit_replay(self, header: Routing, now: datetime) -> None:
         """Audit an envelope that was already stored (a replay or a redelivery): the first per
-        sender in a window gets an entry, later ones are counted (``agent.audit_repeats``)."""
+        sender in a window gets an entry, later ones are counted (``agent.audit.repeats``)."""
         event = AuditEvent(
             "reject", "agent", header.id, header.sender, outcome="replay",
             detail="already stored: not delivered again; the delivered receipt was sent again",

@@ -16,7 +16,7 @@ import contextlib
 import logging
 from datetime import timedelta
 
-from agent.audit_events import AuditEvent
+from agent.audit import AuditEvent
 from agent.context import AgentContext
 from agent.errors import StoreUnavailable, TransportError
 from agent.keyrotation import KeyRotator

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from agent.audit_events import AuditEvent, AuditSink
+from agent.audit import AuditEvent, AuditSink
 from agent.store import InboxItem
 from federation.isa import IsaRegistry, Retain
 

@@ -11,7 +11,7 @@ Rules:
    the case system would then submit it again and the recipient would get it twice.
 5. A repeated idempotent call does not multiply the audit log: the first acknowledgement of a
    delivery gets an ``ack`` entry and repeats are counted (``isa_agent_repeated_acks_total`` and
-   one ``repeat`` entry per window, :mod:`agent.audit_repeats`); so are submits repeating an
+   one ``repeat`` entry per window, :mod:`agent.audit.repeats`); so are submits repeating an
    idempotency key. Reading the same unacknowledged delivery again is a disclosure, so the
    first read per client in each window gets a ``deliver`` entry and the rest are counted.
 """
@@ -43,7 +43,7 @@ from agent.api_models import (
     SubmitResponse,
     WithheldField,
 )
-from agent.audit_events import AuditEvent
+from agent.audit import AuditEvent
 from agent.context import AgentContext
 from agent.errors import Denied, NotFound, PayloadTooLarge, StoreUnavailable
 from agent.store import PayloadPurged
