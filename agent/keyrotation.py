@@ -144,12 +144,13 @@ class KeyRotator:
         tmp.write_bytes(canonical_json(note.model_dump()) + b"\n")
         os.replace(tmp, path)
         was = previous.kid if previous is not None else "none"
+        detail = (
+            f"new encryption key {note.kid} current from {note.not_before};"
+            f" previous {was} in grace; announcement {path.name} for the operator"
+        )
         await self._audit.record(
-            AuditEvent("key_rotation", actor, outcome="rotated",
-                       detail=f"new encryption key {note.kid} current from {note.not_before};"
-                       f" previous {was} in grace; announcement {path.name} for the operator"),
-            now,
-        )  # fmt: skip
+            AuditEvent("key_rotation", actor, outcome="rotated", detail=detail), now
+        )
         return note
 
     def _start(self, now: datetime) -> datetime:
@@ -164,11 +165,9 @@ class KeyRotator:
         if gone:
             self._save()
             for kid in gone:
-                await self._audit.record(
-                    AuditEvent("key_rotation", actor, outcome="destroyed",
-                               detail=f"encryption key {kid} destroyed after its grace period"),
-                    now,
-                )  # fmt: skip
+                detail = f"encryption key {kid} destroyed after its grace period"
+                event = AuditEvent("key_rotation", actor, outcome="destroyed", detail=detail)
+                await self._audit.record(event, now)
         return gone
 
     async def tick(self, now: datetime) -> KeyAnnouncement | None:

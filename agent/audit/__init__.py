@@ -12,12 +12,15 @@ Rules:
    only retention deletes, whole prefixes of the chain behind a signed anchor (``retention``).
 3. When the log cannot be written, the operation that wanted the entry:
    - fails, if its own effect is not yet durable (a refused submit answers 503, an inbox page
-     is not handed over, a rejected envelope is not acknowledged): no unlogged disclosure;
+     is not handed over, a rejected envelope is requeued, not settled): no unlogged disclosure;
    - goes on, if it already committed (a queued submit, a publish, a stored delivery): undoing
      it would lose or double the message. :func:`record_after_commit` then writes an ERROR
      line with the message id to the agent's log, which, with the store's own record of the
      message, is the only trace of the missing entry: the chain holds no gap marker, and
-     ``audit verify`` still passes (``events`` rule 3).
+     ``audit verify`` still passes (``events`` rule 3);
+   - is retried, for a receipt: its status move is committed, but the handler's error requeues
+     the receipt; the broker redelivers it (up to the queue's delivery limit, then it is
+     dead-lettered), the move is not repeated, and the redelivery that can be audited is.
 4. Limits, stated: entries appended after the last checkpoint are protected by the chain
    against change, but removing them from the END is only detectable once a later checkpoint
    exists (an agent killed with SIGKILL signs none on the way out), and removing checkpoints

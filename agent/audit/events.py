@@ -131,27 +131,27 @@ def message_event(
     """Rule 4: an event about message ``message_id``, exchanged with ``counterparty``; without
     a ``flow`` the log fills it in from the message's earlier entries."""
     if flow is None:
-        return AuditEvent(
-            action, actor, message_id, counterparty, outcome=outcome, detail=detail,
-            fields_shared=fields_shared, fields_withheld=fields_withheld,
-            subject_source=subject_source,
-        )  # fmt: skip
+        flow_fields: dict[str, Any] = {}
+    else:
+        flow_fields = {
+            "isa_id": flow.isa_id,
+            "isa_version": flow.isa_version,
+            "purpose": flow.purpose,
+            "message_type": flow.message_type,
+            "risk": flow.risk,
+            "lawful_basis": flow.lawful_basis,
+        }
     return AuditEvent(
         action,
         actor,
         message_id,
         counterparty,
-        flow.isa_id,
-        flow.isa_version,
-        flow.purpose,
-        flow.message_type,
-        flow.risk,
-        flow.lawful_basis,
-        outcome,
-        fields_shared,
-        fields_withheld,
-        detail,
-        subject_source,
+        outcome=outcome,
+        detail=detail,
+        fields_shared=fields_shared,
+        fields_withheld=fields_withheld,
+        subject_source=subject_source,
+        **flow_fields,
     )
 
 
