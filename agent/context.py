@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from agent.audit_events import AuditSink, NullAudit
-from agent.audit_repeats import RepeatAudit
+from agent.audit import AuditSink, NullAudit, RepeatAudit
 from agent.clock import Clock, utcnow
 from agent.config import Settings
 from agent.errors import Denied, TrustUnavailable

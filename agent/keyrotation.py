@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from agent.audit_events import AuditEvent, AuditSink
+from agent.audit import AuditEvent, AuditSink
 from agent.keystore import KEYRING_FILE, load_keyring, save_keyring, write_key_file
 from agent.private_files import write_private_atomically
 from federation.canonical import canonical_json, format_time
@@ -141,12 +141,13 @@ class KeyRotator:
         path = announcement_path(self.data_dir, note.kid)
         write_private_atomically(path, canonical_json(note.model_dump()) + b"\n")
         was = previous.kid if previous is not None else "none"
+        detail = (
+            f"new encryption key {note.kid} current from {note.not_before};"
+            f" previous {was} in grace; announcement {path.name} for the operator"
+        )
         await self._audit.record(
-            AuditEvent("key_rotation", actor, outcome="rotated",
-                       detail=f"new encryption key {note.kid} current from {note.not_before};"
-                       f" previous {was} in grace; announcement {path.name} for the operator"),
-            now,
-        )  # fmt: skip
+            AuditEvent("key_rotation", actor, outcome="rotated", detail=detail), now
+        )
         return note
 
     def _start(self, now: datetime) -> datetime:
@@ -161,11 +162,9 @@ class KeyRotator:
         if gone:
             self._save()
             for kid in gone:
-                await self._audit.record(
-                    AuditEvent("key_rotation", actor, outcome="destroyed",
-                               detail=f"encryption key {kid} destroyed after its grace period"),
-                    now,
-                )  # fmt: skip
+                detail = f"encryption key {kid} destroyed after its grace period"
+                event = AuditEvent("key_rotation", actor, outcome="destroyed", detail=detail)
+                await self._audit.record(event, now)
         return gone
 
     async def tick(self, now: datetime) -> KeyAnnouncement | None:

@@ -29,7 +29,7 @@ only), counted in ``isa_agent_receipts_refused_total`` and dead-lettered.
 A replay (an envelope already stored) and a refused frame (unknown kind, refused receipt, an
 envelope refused before its sender was authenticated) are audited too: the first per sender
 (or AMQP user) and reason in a window, the rest counted into one ``repeat`` entry
-(``agent.audit_repeats``), so a flood cannot fill the disk. An authenticated sender's rejected
+(``agent.audit.repeats``), so a flood cannot fill the disk. An authenticated sender's rejected
 envelope still gets an entry each.
 """
 
@@ -41,7 +41,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Literal, TypeVar
 
-from agent.audit_events import AuditEvent
+from agent.audit import AuditEvent, Flow, message_event, record_after_commit
 from agent.context import AgentContext
 from agent.errors import NotFound, StoreUnavailable, TransportError
 from agent.keystore import load_keyring
@@ -83,21 +83,21 @@ class Receiver:
 
     async def _audit_refused(self, delivery: Delivery, reason: str, detail: str) -> None:
         """Audit a frame refused before it was authenticated: the first per broker user and
-        reason in a window gets an entry, later ones are counted (``agent.audit_repeats``)."""
+        reason in a window gets an entry, later ones are counted (``agent.audit.repeats``)."""
         sender = delivery.user_id or "-"
-        event = AuditEvent("reject", "agent", delivery.message_id, outcome=reason,
-                           detail=f"{detail} (AMQP user_id {sender})"[:2000])  # fmt: skip
+        detail = f"{detail} (AMQP user_id {sender})"[:2000]
+        event = message_event("reject", "agent", delivery.message_id, outcome=reason, detail=detail)
         now = self.ctx.clock()
         if await self.ctx.repeat_audit.admit(("reject", sender, reason), event, now):
             await self.ctx.audit.record(event, now)
 
     async def _audit_replay(self, header: Routing, now: datetime) -> None:
         """Audit an envelope that was already stored (a replay or a redelivery): the first per
-        sender in a window gets an entry, later ones are counted (``agent.audit_repeats``)."""
-        event = AuditEvent(
-            "reject", "agent", header.id, header.sender, outcome="replay",
-            detail="already stored: not delivered again; the delivered receipt was sent again",
-        )  # fmt: skip
+        sender in a window gets an entry, later ones are counted (``agent.audit.repeats``)."""
+        detail = "already stored: not delivered again; the delivered receipt was sent again"
+        event = message_event(
+            "reject", "agent", header.id, header.sender, outcome="replay", detail=detail
+        )
         if await self.ctx.repeat_audit.admit(("replay", header.sender), event, now):
             await self._audit_stored(event, now)
 
@@ -160,15 +160,18 @@ class Receiver:
         ctx.metrics.inc("isa_agent_received_total" if fresh else "isa_agent_duplicates_total")
         if fresh:
             await self._audit_stored(
-                AuditEvent(
-                    "receive", "agent", header.id, header.sender, header.isa.id,
-                    header.isa.version, header.purpose, header.type, header.risk,
-                    header.lawful_basis, "stored",
+                message_event(
+                    "receive",
+                    "agent",
+                    header.id,
+                    header.sender,
+                    Flow.of_header(header),
+                    outcome="stored",
                     fields_shared=tuple(sorted(leaf_paths(accepted.payload))),
                     subject_source=accepted.payload,
                 ),
                 now,
-            )  # fmt: skip
+            )
             ctx.inbox_wakeup.set()
         else:
             await self._audit_replay(header, now)
@@ -195,10 +198,7 @@ class Receiver:
         """Audit a delivery already committed to the inbox: if the audit log cannot be written
         (a full disk), say so loudly but keep the delivery (a requeue would only count towards
         the delivery limit, and the duplicate would not be audited either)."""
-        try:
-            await self.ctx.audit.record(event, at)
-        except StoreUnavailable:
-            log.error("stored %s but could not write its audit entry", event.message_id)
+        await record_after_commit(self.ctx.audit, at, event, log=log, done="stored")
 
     async def _reject(self, delivery: Delivery, refused: Refused) -> Outcome:
         self.ctx.metrics.inc("isa_agent_rejected_total")
@@ -207,11 +207,11 @@ class Receiver:
             detail = refused.detail or "envelope refused"
             await self._audit_refused(delivery, refused.reason, detail)
             return Outcome.REJECT
-        await self.ctx.audit.record(
-            AuditEvent("reject", "agent", delivery.message_id, outcome=refused.reason,
-                       detail=refused.detail[:2000]),
-            self.ctx.clock(),
-        )  # fmt: skip
+        event = message_event(
+            "reject", "agent", delivery.message_id, outcome=refused.reason,
+            detail=refused.detail[:2000],
+        )
+        await self.ctx.audit.record(event, self.ctx.clock())
         outcome = await self._receipt(
             refused.reply_to, refused.envelope_sha256, "rejected", refused.reason
         )
@@ -281,11 +281,15 @@ class Receiver:
             )  # fmt: skip
         if outcome is None:
             return Outcome.REQUEUE
-        await ctx.audit.record(
-            AuditEvent("receipt", "agent", receipt.envelope_id, receipt.issuer,
-                       outcome=receipt.reason or receipt.status, detail=outcome),
-            ctx.clock(),
-        )  # fmt: skip
+        event = message_event(
+            "receipt",
+            "agent",
+            receipt.envelope_id,
+            receipt.issuer,
+            outcome=receipt.reason or receipt.status,
+            detail=outcome,
+        )
+        await ctx.audit.record(event, ctx.clock())
         ctx.metrics.inc("isa_agent_receipts_total")
         return Outcome.ACK
 
@@ -299,11 +303,14 @@ class Receiver:
         ctx.metrics.inc("isa_agent_receipts_refused_total")
         log.warning("receipt refused: %s", reason)
         said = "" if receipt is None else f"; it said {receipt.status} ({receipt.reason or '-'})"
-        event = AuditEvent(
-            "receipt", "agent", None if receipt is None else receipt.envelope_id,
-            None if receipt is None else receipt.issuer, outcome="refused",
+        event = message_event(
+            "receipt",
+            "agent",
+            None if receipt is None else receipt.envelope_id,
+            None if receipt is None else receipt.issuer,
+            outcome="refused",
             detail=f"receipt refused: {reason}{said}",
-        )  # fmt: skip
+        )
         now = ctx.clock()
         if await ctx.repeat_audit.admit(("receipt", delivery.user_id or "-", reason), event, now):
             await ctx.audit.record(event, now)

@@ -16,7 +16,7 @@ import contextlib
 import logging
 from datetime import timedelta
 
-from agent.audit_events import AuditEvent
+from agent.audit import Flow, message_event, record_after_commit
 from agent.context import AgentContext
 from agent.errors import StoreUnavailable, TransportError
 from agent.keyrotation import KeyRotator
@@ -82,17 +82,10 @@ class OutboxRelay:
             log.error("published %s but could not record it; it may be sent again", message_id)
             return 0
         ctx.metrics.inc("isa_agent_published_total")
-        isa = header["isa"]
-        try:
-            await ctx.audit.record(
-            AuditEvent(
-                "send", "agent", message_id, recipient, isa["id"], isa["version"],
-                header["purpose"], header["type"], header["risk"], header["lawful_basis"], "sent",
-            ),
-            ctx.clock(),
-            )  # fmt: skip
-        except StoreUnavailable:
-            log.error("sent %s but could not write its audit entry", message_id)
+        event = message_event(
+            "send", "agent", message_id, recipient, Flow.of_header(header), outcome="sent"
+        )
+        await record_after_commit(ctx.audit, ctx.clock(), event, log=log, done="sent")
         return 1
 
 

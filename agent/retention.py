@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from agent.audit_events import AuditEvent, AuditSink
+from agent.audit import AuditEvent, AuditSink, message_event
 from agent.store import InboxItem
 from federation.isa import IsaRegistry, Retain
 
@@ -176,15 +176,20 @@ class Retention:
     ) -> None:
         isa = header.get("isa") if isinstance(header.get("isa"), dict) else {}
         assert isinstance(isa, dict)
-        await self.audit.record(
-            AuditEvent(
-                "purge", "agent", message_id, sender, isa.get("id"), isa.get("version"),
-                header.get("purpose"), header.get("type"), header.get("risk"),
-                outcome="payload_shredded",
-                detail=f"retention ended {due.isoformat()} (counted from receipt)",
-            ),
-            now,
-        )  # fmt: skip
+        event = AuditEvent(  # the header as stored, however old: no field of it is required
+            "purge",
+            "agent",
+            message_id,
+            sender,
+            isa_id=isa.get("id"),
+            isa_version=isa.get("version"),
+            purpose=header.get("purpose"),
+            message_type=header.get("type"),
+            risk=header.get("risk"),
+            outcome="payload_shredded",
+            detail=f"retention ended {due.isoformat()} (counted from receipt)",
+        )
+        await self.audit.record(event, now)
 
     async def _frames(self, now: datetime) -> list[str]:
         """Rule 4, in batches of ``FRAME_BATCH``: one store transaction and one audit commit
@@ -192,11 +197,11 @@ class Retention:
         purged: list[str] = []
         while True:
             ids = list(await self.store.purge_delivered_frames(now, limit=FRAME_BATCH))
+            detail = "delivery receipt received; envelope no longer needed"
             events = [
-                AuditEvent("purge", "agent", message_id, outcome="outbox_envelope_deleted",
-                           detail="delivery receipt received; envelope no longer needed")
-                for message_id in ids
-            ]  # fmt: skip
+                message_event("purge", "agent", i, outcome="outbox_envelope_deleted", detail=detail)
+                for i in ids
+            ]
             # concurrent records share one group commit (AuditLog queues them in this order)
             await asyncio.gather(*(self.audit.record(event, now) for event in events))
             purged += ids

@@ -7,7 +7,7 @@ Rules (HOUSE-STYLE §8):
    finish, the API stops accepting, then the store closes. Cancellation is never swallowed.
 3. The outbox and inbox are on disk, so a restart resumes exactly where the agent stopped.
 4. On the way out, after the last in-flight work: the counted repeats are written to the audit
-   log, then its final head is posted to the witness (``agent.audit_witness``), if any.
+   log, then its final head is posted to the witness (``agent.audit.witness``), if any.
 """
 
 from __future__ import annotations
@@ -24,8 +24,14 @@ from yarl import URL
 
 from agent.api import create_app
 from agent.api_models import InboxItem
-from agent.audit import AuditLog, ManifestAuditor, load_subject_secret, subject_key_path
-from agent.audit_witness import HeadPoster, witness_url
+from agent.audit import (
+    AuditLog,
+    HeadPoster,
+    ManifestAuditor,
+    load_subject_secret,
+    subject_key_path,
+    witness_url,
+)
 from agent.auth import ApiClient
 from agent.config import Settings
 from agent.context import AgentContext, Clock, load_registry, utcnow

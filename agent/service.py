@@ -8,10 +8,12 @@ Rules:
    verified payloads to the agency's own case system).
 4. Once the outbox commit returned, the answer is 202: the message will be sent. A failure to
    write its audit entries after that (disk full) is logged, never reported as a 503, because
-   the case system would then submit it again and the recipient would get it twice.
+   the case system would then submit it again and the recipient would get it twice
+   (``agent.audit.record_after_commit``). A refusal, or an inbox page, that cannot be audited
+   fails with 503 instead: nothing is disclosed unlogged (``agent.audit`` rule 3).
 5. A repeated idempotent call does not multiply the audit log: the first acknowledgement of a
    delivery gets an ``ack`` entry and repeats are counted (``isa_agent_repeated_acks_total`` and
-   one ``repeat`` entry per window, :mod:`agent.audit_repeats`); so are submits repeating an
+   one ``repeat`` entry per window, :mod:`agent.audit.repeats`); so are submits repeating an
    idempotency key. Reading the same unacknowledged delivery again is a disclosure, so the
    first read per client in each window gets a ``deliver`` entry and the rest are counted.
 """
@@ -22,7 +24,7 @@ import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -43,9 +45,9 @@ from agent.api_models import (
     SubmitResponse,
     WithheldField,
 )
-from agent.audit_events import AuditEvent
+from agent.audit import AuditEvent, Flow, message_event, record_after_commit
 from agent.context import AgentContext
-from agent.errors import Denied, NotFound, PayloadTooLarge, StoreUnavailable
+from agent.errors import Denied, NotFound, PayloadTooLarge
 from agent.store import PayloadPurged
 from federation.canonical import canonical_json, format_time
 from federation.envelope import seal_envelope
@@ -61,16 +63,31 @@ def _withheld(decision: Decision) -> list[WithheldField]:
     return [WithheldField(path=w.path, reason=w.reason) for w in decision.withheld_fields]
 
 
+def _flow(decision: Decision, req: SubmitRequest, lawful_basis: Mapping[str, Any]) -> Flow:
+    return Flow(
+        isa_id=decision.isa_id,
+        isa_version=decision.isa_version,
+        purpose=req.purpose,
+        message_type=req.type,
+        risk=decision.risk_level,
+        lawful_basis=lawful_basis,
+    )
+
+
 def _decision_event(
     client: str, decision: Decision, req: SubmitRequest, message_id: str | None
 ) -> AuditEvent:
-    return AuditEvent(
-        "decision", client, message_id, req.to, decision.isa_id, decision.isa_version,
-        req.purpose, req.type, decision.risk_level, decision.lawful_basis, decision.outcome,
+    return message_event(
+        "decision",
+        client,
+        message_id,
+        req.to,
+        _flow(decision, req, decision.lawful_basis),
+        outcome=decision.outcome,
         fields_shared=decision.shared_fields,
         fields_withheld=tuple((w.path, w.reason_code) for w in decision.withheld_fields),
         subject_source=req.payload,
-    )  # fmt: skip
+    )
 
 
 def _body_sha256(req: SubmitRequest) -> str:
@@ -116,19 +133,19 @@ class Service:
         )  # fmt: skip
         records = None
         if result.created:
-            # the submit entry inherits the decision's subject keys (audit rule 3)
-            submitted = AuditEvent(
-                "submit", client, result.id, req.to, isa.id, isa.version, req.purpose,
-                req.type, decision.risk_level, prepared.spec.lawful_basis, "queued",
-            )  # fmt: skip
+            # the submit entry inherits the decision's subject keys (agent.audit.log rule 3)
+            flow = _flow(decision, req, prepared.spec.lawful_basis)
+            submitted = message_event("submit", client, result.id, req.to, flow, outcome="queued")
             decided = _decision_event(client, decision, req, result.id)
-            records = self._record_all(now, (decided, submitted))  # queued now, in this order
+            records = record_after_commit(  # rule 4; queued now, in this order
+                ctx.audit, now, decided, submitted, log=log, done="queued"
+            )
         ctx.outbox_wakeup.set()  # no need to wait for the audit commit: the relay's own "send"
         if records is not None:  # entry can only queue after these
-            await self._audit_queued(records, result.id)
+            await records
         ctx.metrics.inc("isa_agent_submitted_total", int(result.created))
         if not result.created:  # the same idempotency key again (rule 5)
-            repeat = AuditEvent("submit", client, result.id, req.to, outcome="idempotent_repeat")
+            repeat = message_event("submit", client, result.id, req.to, outcome="idempotent_repeat")
             await ctx.repeat_audit.count(("submit", client, result.id), repeat, now)
         return SubmitResponse(
             id=result.id,
@@ -136,19 +153,6 @@ class Service:
             shared_fields=list(decision.shared_fields),
             withheld_fields=_withheld(decision),
         )
-
-    async def _audit_queued(
-        self, records: Awaitable[list[BaseException | None]], message_id: str
-    ) -> None:
-        """Audit a message already committed to the outbox (rule 4): it WILL be sent, so a
-        failing audit write (a full disk) must not turn its 202 into a 503 the case system
-        would resubmit; the gap is logged loudly instead, as the relay does for ``send``."""
-        outcomes = await records
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException) and not isinstance(outcome, StoreUnavailable):
-                raise outcome
-        if outcomes.count(None) < len(outcomes):
-            log.error("queued %s but could not write its audit entry", message_id)
 
     def _record_all(
         self, at: datetime, events: Sequence[AuditEvent]
@@ -209,13 +213,10 @@ class Service:
             except PayloadPurged:
                 continue
             h = item.header
+            flow = Flow.of_header(h)
             delivered.append(
-                AuditEvent(
-                    "deliver", client, item.id, item.sender, h["isa"]["id"],
-                    h["isa"]["version"], h["purpose"], h["type"], h["risk"], h["lawful_basis"],
-                    "read",
-                )
-            )  # fmt: skip
+                message_event("deliver", client, item.id, item.sender, flow, outcome="read")
+            )
             items.append(
                 InboxItem.model_validate(
                     {
@@ -244,7 +245,7 @@ class Service:
     async def ack(self, client: str, id: str) -> None:
         """Rule 5: the first acknowledgement gets an entry; repeats are counted."""
         now = self.ctx.clock()
-        event = AuditEvent("ack", client, id)
+        event = message_event("ack", client, id)
         if await self.ctx.store.ack(id, now):
             await self.ctx.audit.record(event, now)
             return

@@ -36,10 +36,11 @@ from agent.audit import (
     AuditLog,
     LogState,
     SubjectMatch,
+    fetch_head,
     load_subject_secret,
     subject_key_path,
+    witness_url,
 )
-from agent.audit_witness import fetch_head, witness_url
 from agent.clock import Clock
 from agent.config import Settings, load_settings
 from agent.errors import WitnessUnavailable

@@ -7,6 +7,7 @@ The modules inside:
 - ``records``  the values it returns and the :class:`Store` protocol a fake also implements
 - ``sql``      the schema and the SQL of each operation (plain functions of a connection)
 - ``writer``   :class:`WriterThread`: one writer thread per SQLite file, with group commit
+- ``file``     :class:`SqliteFile`: one file's writer thread and reader (the audit log's too)
 - ``crypto``   :class:`PayloadSealer`: per-message data keys, wrapped by the key-encryption key
 - ``schema.sql`` the tables
 """
@@ -14,6 +15,7 @@ The modules inside:
 from __future__ import annotations
 
 from agent.store.crypto import PayloadSealer
+from agent.store.file import SqliteFile
 from agent.store.records import (
     EnqueueResult,
     HistoryEntry,
@@ -42,6 +44,7 @@ __all__ = [
     "ReceiptOutcome",
     "ReceiptRecord",
     "SentEnvelope",
+    "SqliteFile",
     "SqliteStore",
     "Store",
     "WriterThread",

@@ -23,18 +23,16 @@ Rules:
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Literal, Self, TypeVar
 
-from agent.errors import NotFound, StoreUnavailable
-from agent.private_files import prepare_database
+from agent.errors import NotFound
+from agent.lifetime import AsyncResource
 from agent.store.crypto import PayloadSealer
+from agent.store.file import SqliteFile
 from agent.store.records import (
     EnqueueResult,
     InboxItem,
@@ -50,8 +48,6 @@ from agent.store.sql import (
     add_history,
     apply_event,
     apply_receipt,
-    connect,
-    in_snapshot,
     insert_outgoing,
     insert_seen,
     read_due,
@@ -61,9 +57,8 @@ from agent.store.sql import (
     shred,
     to_us,
 )
-from agent.store.writer import Job, WriterThread
+from agent.store.writer import Job
 from federation.canonical import canonical_json
-from federation.errors import ConfigError
 from federation.outbox import Event, Status
 
 __all__ = ["DEFAULT_FILENAME", "SqliteStore"]
@@ -72,7 +67,7 @@ DEFAULT_FILENAME = "agent-store.sqlite3"
 T = TypeVar("T")
 
 
-class SqliteStore:
+class SqliteStore(AsyncResource):
     """The SQLite implementation of :class:`agent.store.records.Store`.
 
     Use as ``async with SqliteStore(data_dir) as store: ...``. ``max_page_count`` caps the file
@@ -91,65 +86,28 @@ class SqliteStore:
     ) -> None:
         self.path = Path(data_dir) / filename
         self._sealer = PayloadSealer(key_encryption_key)
-        self._max_batch = max_batch
         self._max_page_count = max_page_count
-        self._writer: WriterThread | None = None
-        self._reader: sqlite3.Connection | None = None
-        self._read_pool: ThreadPoolExecutor | None = None
+        self._file = SqliteFile(self.path, "store", setup=self._setup, max_batch=max_batch)
 
     # -- lifetime --------------------------------------------------------------------------
 
     async def open(self) -> Self:
-        try:
-            writer_conn, reader_conn = await asyncio.to_thread(self._connect_both)
-        except (sqlite3.Error, OSError, ConfigError) as exc:  # ConfigError: agent/private_files
-            raise StoreUnavailable(f"cannot open the store at {self.path}: {exc}") from exc
-        self._writer = WriterThread(writer_conn, max_batch=self._max_batch)
-        self._reader = reader_conn
-        self._read_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="isa-store-read")
+        await self._file.open()
         return self
 
     async def close(self) -> None:
-        writer, self._writer = self._writer, None
-        if writer is not None:
-            await writer.close()
-        pool, self._read_pool = self._read_pool, None
-        reader, self._reader = self._reader, None
-        if pool is not None and reader is not None:
-            await asyncio.get_running_loop().run_in_executor(pool, reader.close)
-            pool.shutdown(wait=True)
-
-    async def __aenter__(self) -> Self:
-        return await self.open()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
+        await self._file.close()
 
     @property
     def commits(self) -> int:
         """Transactions committed so far by this process (fewer than writes under load)."""
-        return 0 if self._writer is None else self._writer.batches
+        return self._file.commits
 
-    def _connect_both(self) -> tuple[sqlite3.Connection, sqlite3.Connection]:
-        prepare_database(self.path)  # 0600 before SQLite opens it: -wal/-shm inherit that
-        writer = connect(self.path)
-        try:
-            if self._max_page_count is not None:
-                writer.execute(f"PRAGMA max_page_count = {int(self._max_page_count)}")
-            mode = writer.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise StoreUnavailable(f"cannot switch {self.path} to WAL mode")
-            writer.executescript(SCHEMA)
-            self._check_kek(writer)
-            return writer, connect(self.path)
-        except BaseException:
-            writer.close()
-            raise
+    def _setup(self, writer: sqlite3.Connection) -> None:
+        if self._max_page_count is not None:
+            writer.execute(f"PRAGMA max_page_count = {int(self._max_page_count)}")
+        writer.executescript(SCHEMA)
+        self._check_kek(writer)
 
     def _check_kek(self, conn: sqlite3.Connection) -> None:
         row = conn.execute("SELECT value FROM meta WHERE name = 'kek_check'").fetchone()
@@ -162,18 +120,10 @@ class SqliteStore:
             self._sealer.verify(bytes(row[0]))
 
     async def _write(self, job: Job[T], *, checkpoint: bool = False) -> T:
-        if self._writer is None:
-            raise StoreUnavailable("the store is not open")
-        return await self._writer.submit(job, checkpoint=checkpoint)
+        return await self._file.write(job, checkpoint=checkpoint)
 
     async def _read(self, job: ReadJob[T]) -> T:
-        reader, pool = self._reader, self._read_pool
-        if reader is None or pool is None:
-            raise StoreUnavailable("the store is not open")
-        try:
-            return await asyncio.get_running_loop().run_in_executor(pool, in_snapshot, job, reader)
-        except sqlite3.Error as exc:
-            raise StoreUnavailable(f"cannot read the store: {exc}") from exc
+        return await self._file.read(job)
 
     # -- outbox ----------------------------------------------------------------------------
 

@@ -14,6 +14,12 @@ Rules:
    transaction (SQLite does that for SQLITE_FULL / SQLITE_IOERR), so the batch is rolled back,
    that job fails with ``StoreUnavailable`` and the other jobs are run again in a new batch.
 5. ``close()`` finishes every job already queued, then closes the connection.
+6. ``enqueue`` queues a job synchronously, at CALL time, and returns its future: jobs run in the
+   order they were enqueued even before anyone awaits them (the audit log chains its entries in
+   call order). ``submit`` is ``enqueue`` awaited.
+7. State a caller keeps in the writer thread across jobs (the audit chain's tail) hears of each
+   transaction through two hooks run in that thread: ``on_begin(conn)`` after ``BEGIN
+   IMMEDIATE`` and ``on_rollback()`` after a whole batch was rolled back.
 """
 
 from __future__ import annotations
@@ -51,9 +57,18 @@ _STOP = object()
 class WriterThread:
     """Runs jobs against one connection in a dedicated thread, committing them in batches."""
 
-    def __init__(self, connection: sqlite3.Connection, *, max_batch: int = 256) -> None:
+    def __init__(
+        self,
+        connection: sqlite3.Connection,
+        *,
+        max_batch: int = 256,
+        on_begin: Callable[[sqlite3.Connection], None] | None = None,
+        on_rollback: Callable[[], None] | None = None,
+    ) -> None:
         self._conn = connection
         self._max_batch = max_batch
+        self._on_begin = on_begin
+        self._on_rollback = on_rollback
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="isa-store-writer", daemon=True)
         self._closed = False
@@ -66,12 +81,17 @@ class WriterThread:
         ``checkpoint=True`` also checkpoints and truncates the WAL after that commit, so that
         deleted bytes (a shredded data key) do not linger in the WAL file.
         """
-        if self._closed or not self._thread.is_alive():
-            raise StoreUnavailable("the store is closed")
+        return await self.enqueue(job, checkpoint=checkpoint)
+
+    def enqueue(self, job: Job[T], *, checkpoint: bool = False) -> asyncio.Future[T]:
+        """Queue ``job`` now (rule 6); the future resolves once its transaction committed."""
         loop = asyncio.get_running_loop()
-        pending: _Pending[T] = _Pending(job, loop, loop.create_future(), checkpoint)
-        self._queue.put(pending)
-        return await pending.future
+        future: asyncio.Future[T] = loop.create_future()
+        if self._closed or not self._thread.is_alive():
+            future.set_exception(StoreUnavailable("the store is closed"))
+            return future
+        self._queue.put(_Pending(job, loop, future, checkpoint))
+        return future
 
     async def close(self) -> None:
         if self._closed:
@@ -119,18 +139,21 @@ class WriterThread:
         conn = self._conn
         try:
             conn.execute("BEGIN IMMEDIATE")
+            if self._on_begin is not None:
+                self._on_begin(conn)
         except sqlite3.Error as exc:
+            self._rollback()
             for pending in batch:
                 _resolve(pending, (False, _unavailable(exc)))
             return None
         for pending in batch:
             if not self._run_job(pending):
-                _rollback(conn)
+                self._rollback()
                 return pending
         try:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            _rollback(conn)
+            self._rollback()
             for pending in batch:
                 _resolve(pending, (False, _unavailable(exc)))
             return None
@@ -163,10 +186,11 @@ class WriterThread:
             pending.outcome = (True, result)
         return True
 
-
-def _rollback(conn: sqlite3.Connection) -> None:
-    with contextlib.suppress(sqlite3.Error):
-        conn.execute("ROLLBACK")
+    def _rollback(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.execute("ROLLBACK")
+        if self._on_rollback is not None:
+            self._on_rollback()
 
 
 def _unavailable(cause: object) -> StoreUnavailable:

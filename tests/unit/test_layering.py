@@ -29,7 +29,7 @@ IO_MODULES = frozenset({
     "selectors", "subprocess", "threading", "multiprocessing", "concurrent", "http", "urllib",
     "requests", "pathlib", "shutil", "tempfile", "io", "logging", "signal", "tomllib",
 })  # fmt: skip
-PRIVATE_PACKAGES = ("federation.isa", "agent.store")
+PRIVATE_PACKAGES = ("federation.isa", "agent.store", "agent.audit")
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.audit import AuditLog
-from agent.audit_events import AuditEvent
+from agent.audit import AuditEvent, AuditLog
 from agent.cli import main
 from agent.private_files import (
     create_private,

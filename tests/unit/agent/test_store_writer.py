@@ -94,3 +94,77 @@ class TestWriterThread:
         with pytest.raises(StoreUnavailable):
             await writer.submit(insert(9))
         assert committed(db) == [0, 1, 2]
+
+
+def order_of_runs(seen: list[int], value: int) -> Callable[[sqlite3.Connection], int]:
+    def job(conn: sqlite3.Connection) -> int:
+        seen.append(value)
+        return value
+
+    return job
+
+
+class TestEnqueueAndHooks:
+    """What the audit log needs from the shared writer (issue 14, point 1)."""
+
+    async def test_enqueued_jobs_run_in_call_order_before_anyone_awaits(
+        self, tmp_path: Path
+    ) -> None:
+        """enqueue queues at call time: jobs run in call order even when awaited in reverse."""
+        writer = WriterThread(_open(tmp_path / "w.sqlite3"))
+        seen: list[int] = []
+        futures = [writer.enqueue(order_of_runs(seen, v)) for v in range(20)]
+        assert [await f for f in reversed(futures)] == list(reversed(range(20)))
+        await writer.close()
+        assert seen == list(range(20))
+
+    async def test_enqueue_on_a_closed_writer_gives_a_failed_future(self, tmp_path: Path) -> None:
+        """enqueue never raises: a closed writer's future fails with StoreUnavailable."""
+        writer = WriterThread(_open(tmp_path / "w.sqlite3"))
+        await writer.close()
+        future = writer.enqueue(insert(1))
+        with pytest.raises(StoreUnavailable):
+            await future
+
+    async def test_on_begin_runs_once_per_transaction(self, tmp_path: Path) -> None:
+        """on_begin is called in the writer thread after each BEGIN, once per batch."""
+        begun: list[bool] = []
+        writer = WriterThread(
+            _open(tmp_path / "w.sqlite3"), on_begin=lambda conn: begun.append(conn.in_transaction)
+        )
+        await writer.submit(insert(1))
+        await writer.submit(insert(2))
+        await writer.close()
+        assert begun == [True, True]
+        assert writer.batches == 2
+
+    async def test_on_rollback_hears_a_batch_spoiled_by_a_sqlite_error(
+        self, tmp_path: Path
+    ) -> None:
+        """A sqlite error rolls the whole batch back, and on_rollback is told so (once)."""
+        db = tmp_path / "w.sqlite3"
+        rolled_back: list[bool] = []
+        writer = WriterThread(_open(db), on_rollback=lambda: rolled_back.append(True))
+        await writer.submit(insert(5))
+        results = await asyncio.gather(
+            *(writer.enqueue(insert(v)) for v in (1, 5, 2)), return_exceptions=True
+        )
+        await writer.close()
+        assert isinstance(results[1], StoreUnavailable)
+        assert rolled_back == [True]
+        assert committed(db) == [1, 2, 5]
+
+    async def test_a_job_rolled_back_alone_is_not_a_batch_rollback(self, tmp_path: Path) -> None:
+        """A project error undoes its own savepoint only: on_rollback is not called."""
+        rolled_back: list[bool] = []
+        writer = WriterThread(
+            _open(tmp_path / "w.sqlite3"), on_rollback=lambda: rolled_back.append(True)
+        )
+
+        def broken(conn: sqlite3.Connection) -> None:
+            raise ValueError("synthetic bug")
+
+        with pytest.raises(ValueError, match="synthetic bug"):
+            await writer.submit(broken)
+        await writer.close()
+        assert rolled_back == []

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.audit import AuditLog, load_subject_secret
-from agent.audit_events import AuditEvent
+from agent.audit import AuditEvent, AuditLog, load_subject_secret
 from federation.errors import KeyFileError
 from federation.keys import SigningKey
 from federation.subjects import search_keys

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from agent.audit import ManifestAuditor
-from agent.audit_events import AuditEvent
+from agent.audit import AuditEvent, ManifestAuditor
 from tests.unit.crypto.helpers import NOW, Federation
 
 FED = Federation()

@@ -1,12 +1,11 @@
-"""Specification of agent.audit_repeats: the first event of a key per window is recorded, the
+"""Specification of agent.audit.repeats: the first event of a key per window is recorded, the
 rest are counted into one summary entry, and memory stays bounded."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from agent.audit_events import AuditEvent
-from agent.audit_repeats import RepeatAudit
+from agent.audit import AuditEvent, RepeatAudit
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 WINDOW = timedelta(minutes=10)

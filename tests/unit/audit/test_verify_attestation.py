@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.audit import AuditLog
-from agent.audit_events import AuditEvent
+from agent.audit import AuditEvent, AuditLog
 from agent.cli import main as agent_main
 from agent.config import Settings, load_settings
 from agent.keystore import read_signing_key

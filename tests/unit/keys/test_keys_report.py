@@ -11,7 +11,7 @@ from pathlib import Path
 import jsonschema  # type: ignore[import-untyped]
 import pytest
 
-from agent.audit_events import NullAudit
+from agent.audit import NullAudit
 from agent.config import load_settings
 from agent.keyrotation import KeyRotator
 from agent.keystore import load_keyring, read_signing_key

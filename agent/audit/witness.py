@@ -26,7 +26,7 @@ import aiohttp
 from pydantic import ValidationError
 from yarl import URL
 
-from agent.audit import AuditLog
+from agent.audit.log import AuditLog
 from agent.config import TrustSettings
 from agent.errors import StoreUnavailable, WitnessUnavailable
 from federation.audit_head import MAX_HEAD_BYTES, AuditHead, sign_head

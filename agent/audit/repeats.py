@@ -26,7 +26,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from agent.audit_events import AuditEvent, AuditSink
+from agent.audit.events import AuditEvent, AuditSink
 from federation.canonical import format_time
 
 __all__ = ["DEFAULT_WINDOW", "MAX_KEYS", "RepeatAudit"]
@@ -123,6 +123,11 @@ def _summary(window: _Window) -> AuditEvent:
     first, last = window.first or window.opened, window.last or window.opened
     detail = f"{window.count} more {what} between {format_time(first)} and {format_time(last)}"
     return replace(
-        event, action="repeat", outcome=event.outcome or event.action, detail=detail,
-        fields_shared=(), fields_withheld=(), subject_source=None,
-    )  # fmt: skip
+        event,
+        action="repeat",
+        outcome=event.outcome or event.action,
+        detail=detail,
+        fields_shared=(),
+        fields_withheld=(),
+        subject_source=None,
+    )
