@@ -28,6 +28,7 @@ def installed_version() -> str:
         return "unknown"
 
 COMMAND_MODULES = (
+    "agent.commands.init",
     "agent.commands.run",
     "agent.commands.check",
     "agent.commands.keys",

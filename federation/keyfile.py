@@ -18,6 +18,9 @@ Rules:
    ``nacl.pwhash.argon2id.kdf`` (salt, opslimit and memlimit stored in the file).
 3. The public key is stored and checked against the secret on load (catches corruption or a
    mixed-up file). No error message ever contains key bytes or the passphrase.
+4. ``signing_key_from_pem`` imports an unencrypted PKCS#8 Ed25519 private key (PEM or DER, e.g.
+   from ``openssl genpkey -algorithm ed25519``), so it can be written in this format; any other
+   key type, or an encrypted PEM, is a ``KeyFileError`` saying what to do.
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ import os
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import load_der_private_key, load_pem_private_key
 from nacl import pwhash
 from nacl.exceptions import CryptoError as NaclCryptoError
 from nacl.secret import SecretBox
@@ -44,6 +50,7 @@ __all__ = [
     "load_encryption_key",
     "load_private_key",
     "load_signing_key",
+    "signing_key_from_pem",
 ]
 
 FORMAT = "isa-relay-key/v1"
@@ -201,3 +208,20 @@ def load_encryption_key(
     if not isinstance(key, EncryptionKey):
         raise KeyFileError("expected an X25519 encryption key file")
     return key
+
+
+def signing_key_from_pem(data: bytes) -> SigningKey:
+    """Rule 4: the Ed25519 signing key of an unencrypted PKCS#8 private key (PEM or DER)."""
+    pem = data.lstrip().startswith(b"-----BEGIN")
+    try:
+        key = load_pem_private_key(data, None) if pem else load_der_private_key(data, None)
+    except TypeError:
+        raise KeyFileError(
+            "the PEM key is encrypted: decrypt it first (openssl pkey -in KEY -out PLAIN), "
+            "import PLAIN, then delete it"
+        ) from None
+    except (ValueError, UnsupportedAlgorithm):
+        raise KeyFileError("not a PKCS#8 private key (PEM or DER)") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise KeyFileError("the key must be Ed25519 (openssl genpkey -algorithm ed25519)")
+    return SigningKey(key.private_bytes_raw())

@@ -38,6 +38,7 @@ __all__ = [
     "CertificateRole",
     "certificate_from_bytes",
     "certificate_public_key",
+    "certificate_request",
     "certificate_to_der",
     "certificate_to_pem",
     "fingerprint",
@@ -132,6 +133,14 @@ def issue_certificate(
         .add_extension(x509.ExtendedKeyUsage([role.value]), critical=True)
     )
     return builder.sign(_crypto_key(root_key), algorithm=None)
+
+
+def certificate_request(key: SigningKey, agency_id: str) -> bytes:
+    """A PEM PKCS#10 request for ``key``, subject ``CN=<agency_id>``, signed by ``key`` itself
+    (proof of possession): what ``isa-broker agency add --certificate-request`` takes."""
+    builder = x509.CertificateSigningRequestBuilder().subject_name(_name(agency_id))
+    request = builder.sign(_crypto_key(key), algorithm=None)
+    return request.public_bytes(serialization.Encoding.PEM)
 
 
 def certificate_to_der(cert: x509.Certificate) -> bytes:
