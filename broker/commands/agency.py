@@ -7,7 +7,8 @@ The real-deployment flow (the agency keeps every private key on its own premises
 (Write ``--public-key=KEY`` with ``=``: a base64url key may begin with ``-``, which argparse
 would otherwise take for an option.)
         # or --certificate-request FILE (PKCS#10, CN = ID: also proves the agency holds the key)
-        # prints the agency's broker password ONCE; send it with certs/ID.pem to the agency
+        # prints the agency's broker password ONCE (or, with --password-file FILE, writes it
+        # there, mode 0600, and prints nothing secret); send it to the agency's IT
     isa-broker agency announce --federation DIR ANNOUNCEMENT.json
         # the agency's signed X25519 key announcement, verified against its certificate
     isa-broker agency revoke --federation DIR --id ID --reason TEXT
@@ -26,6 +27,7 @@ from pathlib import Path
 from nacl.signing import VerifyKey
 
 from broker.agency import (
+    AddedAgency,
     add_agency,
     announce_key,
     generate_agency,
@@ -33,7 +35,7 @@ from broker.agency import (
     public_key_from_csr,
     revoke_agency,
 )
-from broker.fedstate import FederationLayout
+from broker.fedstate import FederationLayout, write_private
 from federation.errors import ConfigError
 
 __all__ = ["register"]
@@ -63,6 +65,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--generate", action="store_true", help="DEV ONLY: generate the agency's keys and config"
     )
     add.add_argument("--broker-user", help="RabbitMQ user name (default: the agency id)")
+    add.add_argument(
+        "--password-file", type=Path, metavar="FILE",
+        help="write the broker password to FILE (mode 0600, never overwritten) instead of "
+        "printing it: the file to hand to the agency",
+    )  # fmt: skip
     add.set_defaults(func=_add)
     announce = actions.add_parser("announce", help="publish an agency's signed key announcement")
     _federation(announce)
@@ -82,13 +89,14 @@ def _federation(parser: argparse.ArgumentParser) -> None:
 def _add(args: argparse.Namespace) -> int:
     layout, now = FederationLayout(args.federation), args.clock()
     if args.generate:
-        if args.broker_user:
-            raise ConfigError("--broker-user cannot be combined with --generate")
+        if args.broker_user or args.password_file:
+            raise ConfigError("--broker-user and --password-file cannot be used with --generate")
         made = generate_agency(layout, agency_id=args.id, name=args.name, now=now)
         added = made.added
         print(f"generated dev agency {added.id}: config {made.config}, API {made.api_url}")
         print(f"  API token in {made.config.parent / 'api-token'}")
     else:
+        _refuse_existing(args.password_file)
         added = add_agency(
             layout,
             agency_id=args.id,
@@ -98,11 +106,26 @@ def _add(args: argparse.Namespace) -> int:
             broker_user=args.broker_user,
         )
         print(f"agency {added.id} certified: {added.certificate}")
-        print(f"  broker user {added.broker_user}, password (shown once, store it now):")
-        print(f"  {added.broker_password}")
+        _hand_over_password(added, args.password_file)
         print("  next: the agency sends its key announcement (isa-broker agency announce)")
     print(f"manifest serial {added.serial} written; run isa-broker provision to add its user")
     return 0
+
+
+def _refuse_existing(path: Path | None) -> None:
+    """Checked before the agency is added: a password must never be lost to a name clash."""
+    if path is not None and path.exists():
+        raise ConfigError(f"{path} already exists: name a new --password-file")
+
+
+def _hand_over_password(added: AddedAgency, path: Path | None) -> None:
+    if path is None:
+        print(f"  broker user {added.broker_user}, password (shown once, store it now):")
+        print(f"  {added.broker_password}")
+        return
+    write_private(path, added.broker_password.encode("utf-8") + b"\n")
+    print(f"  broker user {added.broker_user}, password in {path} (mode 0600): send it to the "
+          "agency, then delete it")  # fmt: skip
 
 
 def _public_key(args: argparse.Namespace) -> VerifyKey:

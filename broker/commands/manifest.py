@@ -45,6 +45,7 @@ def _show(args: argparse.Namespace) -> int:
         print(json.dumps(doc.to_json(), indent=2, sort_keys=True))
         return 0
     print(f"serial {doc.serial}  issued {doc.issued_at}  expires {doc.expires_at}")
+    print(f"  root fingerprint {pki.fingerprint(root)} (an agent pins it: root_fingerprint)")
     for agency in doc.agencies:
         state = f"REVOKED {agency.revoked_at}" if agency.revoked_at else "active"
         kids = ", ".join(a.kid[:12] for a in agency.announcements) or "none"
