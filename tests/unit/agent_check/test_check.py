@@ -22,6 +22,7 @@ from agent.cli import main
 from agent.commands.check import CheckResult, run_checks
 from broker.devfed import DevFederation
 from broker.fedstate import publish_manifest
+from devtools import federation as tools_federation
 from federation.topology import inbox_queue
 from tests.support.federation import free_port
 from tests.support.processes import isolated_federation_at
@@ -223,3 +224,27 @@ class TestBrokerFailures:
 def _vhost(fed: DevFederation) -> str:
     text = fed.layout.broker_toml.read_text()
     return text.split('vhost = "', 1)[1].split('"', 1)[0]
+
+
+@pytest.fixture(scope="module")
+def partial(
+    tmp_path_factory: pytest.TempPathFactory, rabbit_server: RabbitServer
+) -> Iterator[DevFederation]:
+    """police-scotland and assist only: every ISA but isa-police-assist-advocacy waits."""
+    root, tag = tmp_path_factory.mktemp("partial") / "fed", uuid.uuid4().hex[:10]
+    with tools_federation.provisioned(
+        root, rabbit_server, vhost=f"test-fed-{tag}", user_prefix=f"test-fed-{tag}.",
+        agencies=["police-scotland", AGENCY],
+    ) as made:  # fmt: skip
+        yield made
+
+
+class TestPartialFederation:
+    async def test_an_isa_waiting_for_a_party_to_join_is_named_not_failed(
+        self, partial: DevFederation
+    ) -> None:
+        """Regression (a newly onboarded agency failed check): unpublished ISAs pass, named."""
+        results = await check(partial.agency(AGENCY).config)
+        assert verdicts(results) == all_ok_but()
+        assert "isa-marac-referrals (until " in results["isas"].detail
+        assert results["isas"].detail.startswith("1 ISAs with this agency as a party match")

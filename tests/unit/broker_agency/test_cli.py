@@ -67,6 +67,38 @@ class TestAgencyAddCommand:
         assert identity is not None
         assert bytes(identity.verify_key) == private.public_key().public_bytes_raw()
 
+    def test_password_file_holds_the_password_and_stdout_does_not(
+        self, layout: FederationLayout, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """--password-file: a 0600 file whose password verifies; stdout names only the file."""
+        secret = layout.root / "syn-clinic.password"
+        key = b64url_encode(bytes(SigningKey.generate().verify_key))
+        code, out, _ = run(
+            capsys, "agency", "add", "--federation", str(layout.root), "--id", "syn-clinic",
+            "--name", "SYN Clinic", f"--public-key={key}", "--password-file", str(secret),
+        )  # fmt: skip
+        password = secret.read_text().strip()
+        entry = next(a for a in load_broker_config(layout.broker_toml).agencies
+                     if a.id == "syn-clinic")  # fmt: skip
+        assert code == 0
+        assert verify_rabbit_password(password, entry.password_hash)
+        assert (secret.stat().st_mode & 0o777, password in out) == (0o600, False)
+
+    def test_an_existing_password_file_is_refused_before_the_agency_is_added(
+        self, layout: FederationLayout, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """An existing --password-file: exit 1, the file untouched, no agency added."""
+        secret = layout.root / "taken"
+        secret.write_text("kept\n")
+        key = b64url_encode(bytes(SigningKey.generate().verify_key))
+        code, _, err = run(
+            capsys, "agency", "add", "--federation", str(layout.root), "--id", "syn-clinic",
+            "--name", "SYN Clinic", f"--public-key={key}", "--password-file", str(secret),
+        )  # fmt: skip
+        assert (code, secret.read_text()) == (1, "kept\n")
+        assert "already exists" in err
+        assert load_state(layout).agency("syn-clinic") is None
+
     def test_generate_writes_a_dev_agency(
         self, layout: FederationLayout, capsys: pytest.CaptureFixture[str]
     ) -> None:
