@@ -76,7 +76,8 @@ class TestRefusesToOverwrite:
         key = (tmp_path / "a" / "keys" / "signing.key").read_bytes()
         code, out, err = init(capsys, federation, tmp_path / "a")
         assert (code, out) == (1, "")
-        assert err.startswith("error: already initialised:") and "--force" in err
+        assert err.startswith("error: already initialised:")
+        assert "--force" in err
         assert "Traceback" not in err
         assert (tmp_path / "a" / "keys" / "signing.key").read_bytes() == key
 
@@ -231,7 +232,7 @@ class TestImportKey:
             serialization.BestAvailableEncryption(b"SYN-passphrase")))  # fmt: skip
         code, _, err = init(capsys, federation, tmp_path / "a", "--import-key", str(pem))
         assert code == 1
-        assert "encrypted" in err and "openssl pkey" in err
+        assert "is encrypted: decrypt it first (openssl pkey" in err
         assert not (tmp_path / "a").exists()
 
     def test_a_key_that_is_not_ed25519_is_refused(
