@@ -43,7 +43,9 @@ __all__ = [
     "chain_hash",
     "entry_bytes",
     "first_break",
+    "position_signed_by",
     "sign_checkpoint",
+    "sign_position",
     "verify_checkpoint",
 ]
 
@@ -111,10 +113,14 @@ class Checkpoint(BaseModel):
         return self.model_dump(exclude={"sig"})
 
 
-def sign_checkpoint(
-    key: SigningKey, *, agency: str, seq: int, entry_hash: bytes, at: datetime
-) -> Checkpoint:
-    body = {
+def sign_position(
+    key: SigningKey, tag: bytes, *, agency: str, seq: int, entry_hash: bytes, at: datetime
+) -> dict[str, object]:
+    """A signed statement "``agency``'s log had ``entry_hash`` at ``seq``", as a JSON object:
+    the body ``{v, agency, seq, entry_hash, at, signer}`` and its Ed25519 ``sig`` over ``tag``
+    followed by the body's canonical JSON. Checkpoints and witnessed heads differ only in
+    ``tag``."""
+    body: dict[str, object] = {
         "v": 1,
         "agency": agency,
         "seq": seq,
@@ -122,20 +128,35 @@ def sign_checkpoint(
         "at": format_time(at),
         "signer": key.key_id,
     }
-    signature = key.sign(CHECKPOINT_TAG + canonical_json(body)).signature
-    return Checkpoint.model_validate({**body, "sig": b64url_encode(signature)})
+    signature = key.sign(tag + canonical_json(body)).signature
+    return {**body, "sig": b64url_encode(signature)}
+
+
+def position_signed_by(
+    tag: bytes, body: dict[str, object], sig: str, verify_key: VerifyKey
+) -> bool:
+    """True if ``sig`` is ``verify_key``'s signature of ``tag`` + ``body`` and the body names
+    that key as its ``signer`` (see :func:`sign_position`)."""
+    if hashlib.sha256(bytes(verify_key)).hexdigest() != body.get("signer"):
+        return False
+    try:
+        verify_key.verify(tag + canonical_json(body), b64url_decode(sig))
+    except (ValueError, BadSignatureError):
+        return False
+    return True
+
+
+def sign_checkpoint(
+    key: SigningKey, *, agency: str, seq: int, entry_hash: bytes, at: datetime
+) -> Checkpoint:
+    signed = sign_position(key, CHECKPOINT_TAG, agency=agency, seq=seq, entry_hash=entry_hash,
+                           at=at)  # fmt: skip
+    return Checkpoint.model_validate(signed)
 
 
 def verify_checkpoint(checkpoint: Checkpoint, verify_key: VerifyKey) -> bool:
     """True if ``checkpoint`` is signed by ``verify_key`` (and names it as signer)."""
-    if hashlib.sha256(bytes(verify_key)).hexdigest() != checkpoint.signer:
-        return False
-    try:
-        signature = b64url_decode(checkpoint.sig)
-        verify_key.verify(CHECKPOINT_TAG + canonical_json(checkpoint.body()), signature)
-    except (ValueError, BadSignatureError):
-        return False
-    return True
+    return position_signed_by(CHECKPOINT_TAG, checkpoint.body(), checkpoint.sig, verify_key)
 
 
 @dataclass(frozen=True, slots=True)

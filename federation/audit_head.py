@@ -28,15 +28,14 @@ Rules:
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
 from typing import Literal
 
-from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 from pydantic import BaseModel, ConfigDict, Field
 
-from federation.canonical import b64url_decode, b64url_encode, canonical_json, format_time
+from federation.audit_chain import position_signed_by, sign_position
+from federation.canonical import canonical_json
 from federation.errors import AuditHeadRefused
 from federation.keys import SigningKey, UtcTime
 from federation.manifest import AgencyId, Manifest
@@ -75,27 +74,14 @@ class AuditHead(BaseModel):
 def sign_head(
     key: SigningKey, *, agency: str, seq: int, entry_hash: bytes, at: datetime
 ) -> AuditHead:
-    body = {
-        "v": 1,
-        "agency": agency,
-        "seq": seq,
-        "entry_hash": entry_hash.hex(),
-        "at": format_time(at),
-        "signer": key.key_id,
-    }
-    signature = key.sign(HEAD_TAG + canonical_json(body)).signature
-    return AuditHead.model_validate({**body, "sig": b64url_encode(signature)})
+    signed = sign_position(key, HEAD_TAG, agency=agency, seq=seq, entry_hash=entry_hash, at=at)
+    return AuditHead.model_validate(signed)
 
 
 def verify_head(head: AuditHead, verify_key: VerifyKey) -> bool:
     """True if ``head`` is signed by ``verify_key`` and names it as its signer."""
-    if hashlib.sha256(bytes(verify_key)).hexdigest() != head.signer:
-        return False
-    try:
-        verify_key.verify(head.signed_bytes(), b64url_decode(head.sig))
-    except (ValueError, BadSignatureError):
-        return False
-    return True
+    body = head.model_dump(mode="json", exclude={"sig"})
+    return position_signed_by(HEAD_TAG, body, head.sig, verify_key)
 
 
 def accept_head(held: AuditHead | None, offered: AuditHead, manifest: Manifest) -> bool:
