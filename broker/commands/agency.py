@@ -47,7 +47,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _federation(add)
     add.add_argument("--id", required=True, help="agency id, e.g. 'health-board'")
     add.add_argument("--name", required=True, help="the agency's display name")
-    key = add.add_mutually_exclusive_group(required=True)
+    key = add.add_argument_group(
+        "the agency's signing key (exactly one; these options exclude each other)"
+    ).add_mutually_exclusive_group(required=True)
     key.add_argument(
         "--public-key",
         help="the agency's Ed25519 signing public key (base64url); write --public-key=KEY, "
@@ -62,7 +64,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     key.add_argument(
         "--generate", action="store_true", help="DEV ONLY: generate the agency's keys and config"
     )
-    add.add_argument("--broker-user", help="RabbitMQ user name (default: the agency id)")
+    add.add_argument(
+        "--broker-user",
+        help="RabbitMQ user name; must start with the federation's user prefix "
+        "(default: the prefix in broker.toml + the agency id)",
+    )
     add.set_defaults(func=_add)
     announce = actions.add_parser("announce", help="publish an agency's signed key announcement")
     _federation(announce)
@@ -82,9 +88,9 @@ def _federation(parser: argparse.ArgumentParser) -> None:
 def _add(args: argparse.Namespace) -> int:
     layout, now = FederationLayout(args.federation), args.clock()
     if args.generate:
-        if args.broker_user:
-            raise ConfigError("--broker-user cannot be combined with --generate")
-        made = generate_agency(layout, agency_id=args.id, name=args.name, now=now)
+        made = generate_agency(
+            layout, agency_id=args.id, name=args.name, now=now, broker_user=args.broker_user
+        )
         added = made.added
         print(f"generated dev agency {added.id}: config {made.config}, API {made.api_url}")
         print(f"  API token in {made.config.parent / 'api-token'}")
