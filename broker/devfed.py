@@ -31,6 +31,7 @@ from broker.fedstate import (
     FederationLayout,
     FederationState,
     announcement_json,
+    check_manifest_validity,
     load_policies,
     publish_manifest,
     save_state,
@@ -238,6 +239,7 @@ def create_dev_federation(
     sharing a broker must not share user names) and is kept in ``broker.toml`` for
     ``agency add``.
     """
+    hours = check_manifest_validity(manifest_validity.total_seconds() / 3600, "--manifest-days")
     if user_prefix is None:
         user_prefix = default_user_prefix(vhost)
     names = _party_names(policies)
@@ -251,7 +253,7 @@ def create_dev_federation(
     ]
     state = FederationState(
         name="ISA Relay DEV federation (SYNTHETIC)",
-        manifest_validity_hours=manifest_validity.total_seconds() / 3600,
+        manifest_validity_hours=hours,
         agencies=tuple(AgencyState(id=a.id, name=a.name, broker_user=a.broker_user) for a in made),
     )
     save_state(layout, state)

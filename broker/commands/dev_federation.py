@@ -37,7 +37,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--admin-password", default="guest", help="written to broker.toml (dev only)"
     )
     parser.add_argument(
-        "--manifest-days", type=float, default=7.0, help="manifest validity (default 7 days)"
+        "--manifest-days",
+        type=float,
+        default=7.0,
+        help="manifest validity in days, 1/24 to 90 (default 7)",
     )
     parser.add_argument("--force", action="store_true", help="replace an existing federation")
     parser.set_defaults(func=_run)

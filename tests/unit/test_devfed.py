@@ -84,6 +84,17 @@ class TestDevFederation:
         assert config.rabbitmq.user_prefix == "x-"
         assert {a.broker_user for a in config.agencies} == {"x-assist", "x-police-scotland"}
 
+    def test_a_manifest_lifetime_beyond_90_days_is_refused(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """--manifest-days 91 is outside the sane range: exit 1, nothing built."""
+        out = tmp_path / "f"
+        argv = ["dev-federation", "--out", str(out), "--policies", str(POLICIES),
+                "--manifest-days", "91"]  # fmt: skip
+        assert main(argv) == 1
+        assert "--manifest-days: a manifest lifetime is 1 to 2160 hours" in capsys.readouterr().err
+        assert not out.exists()
+
     def test_an_existing_federation_is_not_overwritten_without_force(
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
