@@ -82,23 +82,50 @@ class _Strict(BaseModel):
 class RabbitSettings(_Strict):
     """``[rabbitmq]``: where the broker is and how provisioning administers it."""
 
-    management_url: str = Field(default="http://127.0.0.1:15672", pattern=r"^https?://\S+$")
-    amqp_url: str = Field(default="amqp://127.0.0.1:5672/", pattern=r"^amqps?://\S+$")
-    vhost: str = Field(default=DEFAULT_VHOST, min_length=1, max_length=255, pattern=r"^[^\s]+$")
-    admin_user: str = Field(default="guest", pattern=_USER_PATTERN)
-    admin_password: str = Field(default="", repr=False)
-    delivery_limit: int = Field(default=DEFAULT_DELIVERY_LIMIT, ge=1, le=1000)
-    user_prefix: str = Field(default="", pattern=_PREFIX_PATTERN)  # rule 5
+    management_url: str = Field(
+        default="http://127.0.0.1:15672", pattern=r"^https?://\S+$",
+        description="RabbitMQ's management HTTP API, which provisioning uses",
+    )  # fmt: skip
+    amqp_url: str = Field(
+        default="amqp://127.0.0.1:5672/", pattern=r"^amqps?://\S+$",
+        description="the AMQP address agents use (for docs and checks)",
+    )  # fmt: skip
+    vhost: str = Field(
+        default=DEFAULT_VHOST, min_length=1, max_length=255, pattern=r"^[^\s]+$",
+        description="the federation's vhost: provisioning owns everything in it",
+    )  # fmt: skip
+    admin_user: str = Field(
+        default="guest", pattern=_USER_PATTERN, description="the RabbitMQ administrator"
+    )
+    admin_password: str = Field(
+        default="", repr=False, description="its password (better from the environment)"
+    )
+    delivery_limit: int = Field(
+        default=DEFAULT_DELIVERY_LIMIT, ge=1, le=1000,
+        description="deliveries of one message before it is dead-lettered",
+    )  # fmt: skip
+    user_prefix: str = Field(
+        default="", pattern=_PREFIX_PATTERN,
+        description="every agency's broker user starts with it (dev-federation: the vhost "
+        "and a dot); empty only on a broker of its own",
+    )  # fmt: skip
 
 
 class AgencyEntry(_Strict):
     """One ``[[agencies]]`` entry: an agency's broker identity."""
 
-    id: str
-    name: str = Field(default="", max_length=200)
-    broker_user: str = Field(default="", pattern=r"^$|" + _USER_PATTERN)
-    password_hash: str = Field(repr=False)
-    revoked: bool = False
+    id: str = Field(description="the agency id, as in the manifest")
+    name: str = Field(default="", max_length=200, description="its display name")
+    broker_user: str = Field(
+        default="", pattern=r"^$|" + _USER_PATTERN,
+        description="its RabbitMQ user (default: user_prefix + id)",
+    )  # fmt: skip
+    password_hash: str = Field(
+        repr=False, description="RabbitMQ's rabbit_password_hashing_sha256 hash of its password"
+    )
+    revoked: bool = Field(
+        default=False, description="true: provisioning deletes its user and closes its connections"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -115,7 +142,9 @@ class BrokerConfig(_Strict):
     """The whole of ``broker.toml``."""
 
     rabbitmq: RabbitSettings = RabbitSettings()
-    agencies: tuple[AgencyEntry, ...] = Field(default=(), strict=False)  # TOML gives a list
+    agencies: tuple[AgencyEntry, ...] = Field(
+        default=(), strict=False, description="one table per agency"
+    )  # TOML gives a list
 
     @model_validator(mode="before")
     @classmethod
