@@ -4,9 +4,13 @@ Rules:
 1. ``load_settings(path, environ)`` is the only place that reads the file and the environment;
    everything inward receives a validated, frozen :class:`Settings`.
 2. Relative paths are resolved against the config file's directory.
-3. Secrets may come from the environment instead of the file (never both required):
-   ``ISA_AGENT_BROKER_PASSWORD``, ``ISA_AGENT_KEY_PASSPHRASE``, ``ISA_AGENT_WEBHOOK_SECRET``.
+3. Every option can be set from the environment: ``[section] key`` by ``ISA_AGENT__SECTION__KEY``
+   (e.g. ``ISA_AGENT__BROKER__PREFETCH=64``), with precedence environment > file > default
+   (:mod:`agent.settings_env`). ``ISA_AGENT_BROKER_PASSWORD``, ``ISA_AGENT_KEY_PASSPHRASE`` and
+   ``ISA_AGENT_WEBHOOK_SECRET`` keep working. A bad value's error names the variable.
 4. Tests build settings from a dict with :func:`settings_from_dict`; they never patch os.environ.
+5. Every field carries a ``description``: ``docs/configuration.md`` is generated from these models
+   (``python -m agent.settings_doc``) and a test fails when it differs, so it cannot drift.
 
 Example (``isa-broker dev-federation`` writes one per agency)::
 
@@ -30,7 +34,7 @@ Example (``isa-broker dev-federation`` writes one per agency)::
     [broker]
     urls = ["amqp://127.0.0.1:5672/isa-relay"]
     user = "assist"
-    password = "..."                           # or ISA_AGENT_BROKER_PASSWORD
+    password = "..."                           # or ISA_AGENT__BROKER__PASSWORD
     prefetch = 32
 
     [api]
@@ -52,6 +56,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from agent.settings_env import overrides
 from federation.errors import ConfigError
 from federation.topology import is_agency_id
 
@@ -78,27 +83,56 @@ class _Strict(BaseModel):
 
 
 class KeySettings(_Strict):
-    signing_key: Path
-    encryption_dir: Path
-    passphrase: str | None = Field(default=None, repr=False)
-    rotate_every_days: int = Field(default=30, ge=1, le=366)
-    grace_days: int = Field(default=14, ge=0, le=366)
+    """``[keys]``: where this agency's private keys are."""
+
+    signing_key: Path = Field(description="the agency's Ed25519 signing key file (mode 0600)")
+    encryption_dir: Path = Field(
+        description="directory of the X25519 encryption keys, one file per kid (mode 0600)"
+    )
+    passphrase: str | None = Field(
+        default=None, repr=False, description="passphrase of encrypted key files, if any"
+    )
+    rotate_every_days: int = Field(
+        default=30, ge=1, le=366, description="a new encryption key is announced this often"
+    )
+    grace_days: int = Field(
+        default=14, ge=0, le=366,
+        description="an old encryption key still decrypts this long, then is destroyed",
+    )  # fmt: skip
 
 
 class TrustSettings(_Strict):
-    root_certificate: Path
-    root_fingerprint: str = Field(pattern=r"^[0-9a-f]{64}$")
-    manifest_file: Path | None = None
-    manifest_url: str | None = None
-    manifest_poll_seconds: float = Field(default=60.0, gt=0)
-    policies_dir: Path
+    """``[trust]``: the pinned root, the manifest and the ISAs."""
+
+    root_certificate: Path = Field(description="the federation root CA certificate (PEM)")
+    root_fingerprint: str = Field(
+        pattern=r"^[0-9a-f]{64}$",
+        description="SHA-256 (hex) of the root certificate's DER: the pin",
+    )
+    manifest_file: Path | None = Field(
+        default=None, description="the signed manifest as a file (this or manifest_url)"
+    )
+    manifest_url: str | None = Field(
+        default=None,
+        description="where isa-broker serve publishes the manifest; also the audit witness",
+    )
+    manifest_poll_seconds: float = Field(
+        default=60.0, gt=0, description="how often the manifest is fetched again"
+    )
+    policies_dir: Path = Field(description="directory of the ISA YAML files the manifest pins")
 
 
 class BrokerSettings(_Strict):
-    urls: tuple[str, ...] = Field(min_length=1)
-    user: str
-    password: str = Field(default="", repr=False)
-    prefetch: int = Field(default=32, ge=1, le=10_000)
+    """``[broker]``: the RabbitMQ this agent connects to."""
+
+    urls: tuple[str, ...] = Field(
+        min_length=1, description="amqp:// or amqps:// URLs with the vhost, tried in turn"
+    )
+    user: str = Field(description="this agency's RabbitMQ user (the manifest's broker_user)")
+    password: str = Field(default="", repr=False, description="its RabbitMQ password")
+    prefetch: int = Field(
+        default=32, ge=1, le=10_000, description="unacknowledged deliveries held at once"
+    )
 
     @field_validator("urls")
     @classmethod
@@ -110,15 +144,26 @@ class BrokerSettings(_Strict):
 
 
 class ApiClientSettings(_Strict):
-    name: str = Field(min_length=1, max_length=100)
-    token_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    scopes: tuple[Scope, ...] = Field(min_length=1)
+    """One ``[[api.clients]]`` entry: a case system allowed to call the local API."""
+
+    name: str = Field(min_length=1, max_length=100, description="the client's name (audit)")
+    token_sha256: str = Field(
+        pattern=r"^[0-9a-f]{64}$", description="SHA-256 (hex) of its bearer token, never the token"
+    )
+    scopes: tuple[Scope, ...] = Field(min_length=1, description="what the token may do")
 
 
 class ApiSettings(_Strict):
-    listen: str = "127.0.0.1:8441"
-    max_body_bytes: int = Field(default=256 * 1024, ge=1024, le=64 * 1024 * 1024)
-    clients: tuple[ApiClientSettings, ...] = ()
+    """``[api]``: the local HTTP API the case system calls."""
+
+    listen: str = Field(default="127.0.0.1:8441", description="HOST:PORT to listen on")
+    max_body_bytes: int = Field(
+        default=256 * 1024, ge=1024, le=64 * 1024 * 1024,
+        description="larger request bodies are refused with 413",
+    )  # fmt: skip
+    clients: tuple[ApiClientSettings, ...] = Field(
+        default=(), description="the case systems and their tokens (none: the API refuses all)"
+    )
 
     @property
     def host(self) -> str:
@@ -138,38 +183,65 @@ class ApiSettings(_Strict):
 
 
 class WebhookSettings(_Strict):
-    url: str
-    secret: str = Field(default="", repr=False)
-    max_backoff_seconds: float = Field(default=300.0, gt=0)
+    """``[webhook]`` (optional): push deliveries to the case system."""
+
+    url: str = Field(description="where deliveries are POSTed")
+    secret: str = Field(default="", repr=False, description="HMAC key signing each push")
+    max_backoff_seconds: float = Field(
+        default=300.0, gt=0, description="longest wait between retries of a failed push"
+    )
 
 
 class LimitSettings(_Strict):
-    max_ciphertext_bytes: int = Field(default=1024 * 1024, ge=1024)
-    message_ttl_hours: float = Field(default=120.0, gt=0)
-    max_clock_skew_seconds: float = Field(default=300.0, ge=0)
-    #: how often expiry, retention and key lifecycle are checked
-    housekeeping_seconds: float = Field(default=30.0, gt=0)
+    """``[limits]``: sizes and times."""
+
+    max_ciphertext_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="largest envelope ciphertext sent or accepted"
+    )
+    message_ttl_hours: float = Field(
+        default=120.0, gt=0, description="a message not collected by then expires (NDR)"
+    )
+    max_clock_skew_seconds: float = Field(
+        default=300.0, ge=0, description="how far ahead an envelope's created_at may be"
+    )
+    housekeeping_seconds: float = Field(
+        default=30.0, gt=0, description="how often expiry, retention and key lifecycle are checked"
+    )
 
 
 class EnvelopeSettings(_Strict):
-    #: the envelope version this agency sends: 2 (the meta sealed); 1 only while a recipient
-    #: still runs an agent that cannot read v2 (docs/protocol.md section 5, "Transition")
-    send_version: Literal[1, 2] = 2
+    """``[envelope]``: the wire format this agency sends."""
+
+    send_version: Literal[1, 2] = Field(
+        default=2,
+        description="2 seals the meta; 1 only while a recipient's agent cannot read v2 "
+        "(docs/protocol.md section 5, Transition)",
+    )
 
 
 class AuditSettings(_Strict):
-    #: audit entries older than this are removed (a signed checkpoint stays as the anchor);
-    #: unset keeps them for ever (DPA 2018 s62 logs: set it to the period your APD states)
-    keep_days: float | None = Field(default=None, gt=0)
-    checkpoint_every: int = Field(default=256, ge=1, le=1_000_000)
-    #: how often the log's signed head is posted to the witness (``[trust] manifest_url``'s
-    #: server); entries written since the last posted head can be cut without detection
-    witness_seconds: float = Field(default=60.0, gt=0)
+    """``[audit]``: the hash-chained audit log."""
+
+    keep_days: float | None = Field(
+        default=None, gt=0,
+        description="entries older are removed (a signed checkpoint stays); unset keeps them "
+        "for ever (DPA 2018 s62: set the period your policy document states)",
+    )  # fmt: skip
+    checkpoint_every: int = Field(
+        default=256, ge=1, le=1_000_000, description="entries between signed checkpoints"
+    )
+    witness_seconds: float = Field(
+        default=60.0, gt=0,
+        description="how often the log's signed head is posted to the witness (manifest_url's "
+        "server); entries since the last posted head could be cut undetected",
+    )  # fmt: skip
 
 
 class Settings(_Strict):
-    agency: str
-    data_dir: Path
+    """The whole of ``agent.toml``."""
+
+    agency: str = Field(description="this agency's id, as in the manifest")
+    data_dir: Path = Field(description="the SQLite store: outbox, inbox, receipts, audit")
     keys: KeySettings
     trust: TrustSettings
     broker: BrokerSettings
@@ -196,29 +268,50 @@ _PATH_FIELDS = (
     ("trust", "policies_dir"),
 )
 
-_ENV_SECRETS = (
-    ("ISA_AGENT_BROKER_PASSWORD", ("broker", "password")),
-    ("ISA_AGENT_KEY_PASSPHRASE", ("keys", "passphrase")),
-    ("ISA_AGENT_WEBHOOK_SECRET", ("webhook", "secret")),
-)
-
-
 def settings_from_dict(
-    raw: Mapping[str, Any], *, base_dir: Path | None = None, source: str = "<settings>"
+    raw: Mapping[str, Any],
+    *,
+    base_dir: Path | None = None,
+    source: str = "<settings>",
+    environ: Mapping[str, str] | None = None,
 ) -> Settings:
-    """Validate a settings mapping; relative paths resolve against ``base_dir``."""
-    data = _resolve_paths(raw, base_dir) if base_dir is not None else dict(raw)
+    """Validate a settings mapping, with ``environ``'s overrides applied (rule 3); relative
+    paths resolve against ``base_dir``."""
+    found = overrides(Settings, environ or {})
+    data = _overridden(raw, found)
+    data = _resolve_paths(data, base_dir) if base_dir is not None else data
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
+        names = {path: variable for path, (variable, _) in found.items()}
+        problems = "; ".join(_describe(err["loc"], err["msg"], names) for err in exc.errors())
         raise ConfigError(f"{source}: {problems}") from None
 
 
+def _overridden(
+    raw: Mapping[str, Any], found: Mapping[tuple[str, ...], tuple[str, Any]]
+) -> dict[str, Any]:
+    """``raw`` with each environment override set at its path (environment > file)."""
+    data: dict[str, Any] = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
+    for path, (variable, value) in found.items():
+        holder = data
+        for part in path[:-1]:
+            holder = holder.setdefault(part, {})
+            if not isinstance(holder, dict):
+                raise ConfigError(f"{variable}: {part} in the config file is not a table")
+        holder[path[-1]] = value
+    return data
+
+
+def _describe(loc: tuple[int | str, ...], msg: str, names: Mapping[tuple[str, ...], str]) -> str:
+    """``where: what``; where an override caused it, the variable too (never its value)."""
+    where = ".".join(str(p) for p in loc)
+    variable = next((v for path, v in names.items() if loc[: len(path)] == path), None)
+    return f"{variable} ({where}): {msg}" if variable else f"{where}: {msg}"
+
+
 def load_settings(path: Path, environ: Mapping[str, str]) -> Settings:
-    """Read the TOML file at ``path``, apply environment secrets, validate."""
+    """Read the TOML file at ``path``, apply ``environ``'s overrides (rule 3), validate."""
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -227,10 +320,9 @@ def load_settings(path: Path, environ: Mapping[str, str]) -> Settings:
         raise ConfigError(f"{path}: cannot read config file ({exc.__class__.__name__})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
-    for variable, (section, key) in _ENV_SECRETS:
-        if environ.get(variable) and isinstance(raw.get(section), dict):
-            raw[section] = {**raw[section], key: environ[variable]}
-    return settings_from_dict(raw, base_dir=path.resolve().parent, source=str(path))
+    return settings_from_dict(
+        raw, base_dir=path.resolve().parent, source=str(path), environ=environ
+    )
 
 
 def _resolve_paths(raw: Mapping[str, Any], base_dir: Path) -> dict[str, Any]:

@@ -5,7 +5,8 @@ Rules:
    Ed25519 public key the agency generated on its own premises, issues its certificate from the
    federation CA, records it in ``federation.toml``, adds its broker user to ``broker.toml`` with
    a fresh password (returned once; only RabbitMQ's salted hash is stored) and publishes the next
-   manifest serial.
+   manifest serial. The broker user is ``broker.toml``'s ``[rabbitmq] user_prefix`` + the agency
+   id unless named; a named user must carry that prefix too (``broker.config`` rule 5).
 2. The operator can never create an agency's *encryption* key: ``announce_key`` only accepts a
    key announcement that verifies against that agency's certified signing key.
 3. ``revoke_agency`` sets ``revoked_at`` (the manifest then carries an ``agency`` revocation and
@@ -205,12 +206,13 @@ def add_agency(
 ) -> AddedAgency:
     """Certify an agency's own signing key and publish it in the next manifest (rule 1)."""
     _check_new(layout, agency_id, name, public_key)
-    user = broker_user or agency_id
+    config = _broker_config(layout)
+    user = broker_user or config.rabbitmq.user_prefix + agency_id
     password = secrets.token_urlsafe(24)
     entry = BrokerAgency(
         id=agency_id, name=name, broker_user=user, password_hash=rabbit_password_hash(password)
     )
-    broker = _with_agency(_broker_config(layout), entry)
+    broker = _with_agency(config, entry)
     cert_path = layout.agency_cert(agency_id)
     with _all_or_nothing(layout.state_file, layout.broker_toml, layout.manifest, cert_path):
         cert_path.parent.mkdir(parents=True, exist_ok=True)
@@ -307,7 +309,12 @@ class GeneratedAgency:
 
 
 def generate_agency(
-    layout: FederationLayout, *, agency_id: str, name: str, now: datetime
+    layout: FederationLayout,
+    *,
+    agency_id: str,
+    name: str,
+    now: datetime,
+    broker_user: str | None = None,
 ) -> GeneratedAgency:
     """DEV ONLY: play the agency's part too (keys, announcement, ``agent.toml``), like
     ``dev-federation`` does, going through the same ``add_agency`` / ``announce_key`` steps."""
@@ -319,8 +326,9 @@ def generate_agency(
     try:
         write_private(home / "keys" / "signing.key", dump_private_key(signing))
         added = add_agency(
-            layout, agency_id=agency_id, name=name, public_key=signing.verify_key, now=now
-        )
+            layout, agency_id=agency_id, name=name, public_key=signing.verify_key, now=now,
+            broker_user=broker_user,
+        )  # fmt: skip
     except BaseException:
         shutil.rmtree(home, ignore_errors=True)
         raise

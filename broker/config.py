@@ -9,6 +9,13 @@ Rules:
    ``rabbit_password_hashing_sha256`` hash, ``base64(salt4 + sha256(salt4 + password))``.
 3. :func:`render_broker_toml` writes a file that loads back to an equal config.
 4. Secrets never appear in a repr or an error message.
+5. RabbitMQ user names are global to the broker, shared by every vhost. So a federation's agency
+   users all start with ``[rabbitmq] user_prefix`` (a config naming any other user is refused),
+   and provisioning creates, changes and deletes only the users the config names: two
+   federations with distinct prefixes on one broker never touch each other's users.
+   :func:`default_user_prefix` is ``<vhost>.``: provisioning owns its vhost, so one vhost holds
+   one federation, and its name is already unique on the broker. An empty prefix (users named by
+   the bare agency id) is only for a broker that serves one federation.
 
 Example (``isa-broker dev-federation`` writes one)::
 
@@ -19,11 +26,12 @@ Example (``isa-broker dev-federation`` writes one)::
     admin_user = "guest"
     admin_password = "guest"                   # or ISA_BROKER_ADMIN_PASSWORD
     delivery_limit = 100
+    user_prefix = "isa-relay."                 # every agency's broker user starts with it
 
     [[agencies]]
     id = "assist"
     name = "ASSIST (synthetic)"
-    broker_user = "assist"                     # default: the agency id
+    broker_user = "isa-relay.assist"           # default: user_prefix + the agency id
     password_hash = "kI3GCqW5JLMJa4iX1lo7X4D6XbYqlLgxIs30+P6tENUV2POR"
     revoked = false
 """
@@ -34,6 +42,7 @@ import base64
 import hashlib
 import hmac
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -50,6 +59,7 @@ __all__ = [
     "BrokerConfig",
     "RabbitSettings",
     "broker_config_from_dict",
+    "default_user_prefix",
     "load_broker_config",
     "rabbit_password_hash",
     "render_broker_toml",
@@ -61,6 +71,8 @@ ADMIN_PASSWORD_ENV = "ISA_BROKER_ADMIN_PASSWORD"  # noqa: S105 - a variable name
 
 _HASH_B64_LEN = 48  # base64 of 4 salt bytes + 32 digest bytes
 _USER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$"
+_PREFIX_PATTERN = r"^$|^[A-Za-z0-9][A-Za-z0-9._@-]{0,31}$"
+MAX_BROKER_USER = 64  # the manifest's limit (federation.manifest.AgencyEntry.broker_user)
 
 
 class _Strict(BaseModel):
@@ -70,22 +82,50 @@ class _Strict(BaseModel):
 class RabbitSettings(_Strict):
     """``[rabbitmq]``: where the broker is and how provisioning administers it."""
 
-    management_url: str = Field(default="http://127.0.0.1:15672", pattern=r"^https?://\S+$")
-    amqp_url: str = Field(default="amqp://127.0.0.1:5672/", pattern=r"^amqps?://\S+$")
-    vhost: str = Field(default=DEFAULT_VHOST, min_length=1, max_length=255, pattern=r"^[^\s]+$")
-    admin_user: str = Field(default="guest", pattern=_USER_PATTERN)
-    admin_password: str = Field(default="", repr=False)
-    delivery_limit: int = Field(default=DEFAULT_DELIVERY_LIMIT, ge=1, le=1000)
+    management_url: str = Field(
+        default="http://127.0.0.1:15672", pattern=r"^https?://\S+$",
+        description="RabbitMQ's management HTTP API, which provisioning uses",
+    )  # fmt: skip
+    amqp_url: str = Field(
+        default="amqp://127.0.0.1:5672/", pattern=r"^amqps?://\S+$",
+        description="the AMQP address agents use (for docs and checks)",
+    )  # fmt: skip
+    vhost: str = Field(
+        default=DEFAULT_VHOST, min_length=1, max_length=255, pattern=r"^[^\s]+$",
+        description="the federation's vhost: provisioning owns everything in it",
+    )  # fmt: skip
+    admin_user: str = Field(
+        default="guest", pattern=_USER_PATTERN, description="the RabbitMQ administrator"
+    )
+    admin_password: str = Field(
+        default="", repr=False, description="its password (better from the environment)"
+    )
+    delivery_limit: int = Field(
+        default=DEFAULT_DELIVERY_LIMIT, ge=1, le=1000,
+        description="deliveries of one message before it is dead-lettered",
+    )  # fmt: skip
+    user_prefix: str = Field(
+        default="", pattern=_PREFIX_PATTERN,
+        description="every agency's broker user starts with it (dev-federation: the vhost "
+        "and a dot); empty only on a broker of its own",
+    )  # fmt: skip
 
 
 class AgencyEntry(_Strict):
     """One ``[[agencies]]`` entry: an agency's broker identity."""
 
-    id: str
-    name: str = Field(default="", max_length=200)
-    broker_user: str = Field(default="", pattern=r"^$|" + _USER_PATTERN)
-    password_hash: str = Field(repr=False)
-    revoked: bool = False
+    id: str = Field(description="the agency id, as in the manifest")
+    name: str = Field(default="", max_length=200, description="its display name")
+    broker_user: str = Field(
+        default="", pattern=r"^$|" + _USER_PATTERN,
+        description="its RabbitMQ user (default: user_prefix + id)",
+    )  # fmt: skip
+    password_hash: str = Field(
+        repr=False, description="RabbitMQ's rabbit_password_hashing_sha256 hash of its password"
+    )
+    revoked: bool = Field(
+        default=False, description="true: provisioning deletes its user and closes its connections"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -102,7 +142,26 @@ class BrokerConfig(_Strict):
     """The whole of ``broker.toml``."""
 
     rabbitmq: RabbitSettings = RabbitSettings()
-    agencies: tuple[AgencyEntry, ...] = Field(default=(), strict=False)  # TOML gives a list
+    agencies: tuple[AgencyEntry, ...] = Field(
+        default=(), strict=False, description="one table per agency"
+    )  # TOML gives a list
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_users(cls, raw: Any) -> Any:
+        """An agency without ``broker_user`` gets ``user_prefix`` + its id (rule 5)."""
+        if not isinstance(raw, dict) or not isinstance(raw.get("agencies"), list | tuple):
+            return raw
+        rabbitmq = raw.get("rabbitmq")
+        prefix = rabbitmq.get("user_prefix", "") if isinstance(rabbitmq, dict) else ""
+        if not isinstance(prefix, str):
+            return raw
+        agencies = [
+            a | {"broker_user": f"{prefix}{a['id']}"}
+            if isinstance(a, dict) and not a.get("broker_user") and _an_id(a.get("id")) else a
+            for a in raw["agencies"]
+        ]
+        return raw | {"agencies": agencies}
 
     @model_validator(mode="after")
     def _unique(self) -> Self:
@@ -114,6 +173,14 @@ class BrokerConfig(_Strict):
                 raise ValueError(f"duplicate {label}: {', '.join(dupes)}")
         if self.rabbitmq.admin_user in users:
             raise ValueError("an agency's broker_user must not be the admin_user")
+        prefix = self.rabbitmq.user_prefix
+        for user in users:
+            if not user.startswith(prefix):
+                raise ValueError(f"broker_user {user!r} does not start with user_prefix "
+                                 f"{prefix!r} (rule 5: a federation touches only its own users)")
+            if len(user) > MAX_BROKER_USER:
+                raise ValueError(f"broker_user {user!r} is longer than {MAX_BROKER_USER} "
+                                 "characters (the manifest's limit)")
         return self
 
     @property
@@ -123,6 +190,21 @@ class BrokerConfig(_Strict):
     @property
     def revoked_agencies(self) -> tuple[AgencyEntry, ...]:
         return tuple(a for a in self.agencies if a.revoked)
+
+
+def _an_id(value: object) -> bool:
+    return isinstance(value, str) and is_agency_id(value)
+
+
+def default_user_prefix(vhost: str) -> str:
+    """``<vhost>.``: the user prefix a federation on ``vhost`` gets unless told otherwise."""
+    prefix = f"{vhost}."
+    if re.fullmatch(_PREFIX_PATTERN, prefix) is None:
+        raise ConfigError(
+            f"vhost {vhost!r} does not make a RabbitMQ user prefix (letters, digits and ._@-, "
+            "at most 31 characters): pass --user-prefix"
+        )
+    return prefix
 
 
 def rabbit_password_hash(password: str, salt: bytes | None = None) -> str:
@@ -207,6 +289,7 @@ def render_broker_toml(config: BrokerConfig) -> str:
     if r.admin_password:
         lines.append(f"admin_password = {_toml_str(r.admin_password)}")
     lines.append(f"delivery_limit = {r.delivery_limit}")
+    lines.append(f"user_prefix = {_toml_str(r.user_prefix)}")
     for agency in config.agencies:
         lines += [
             "",

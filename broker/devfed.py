@@ -19,12 +19,19 @@ from pathlib import Path
 from cryptography import x509
 
 from broker.config import AgencyEntry as BrokerAgency
-from broker.config import BrokerConfig, RabbitSettings, rabbit_password_hash, render_broker_toml
+from broker.config import (
+    BrokerConfig,
+    RabbitSettings,
+    default_user_prefix,
+    rabbit_password_hash,
+    render_broker_toml,
+)
 from broker.fedstate import (
     AgencyState,
     FederationLayout,
     FederationState,
     announcement_json,
+    check_manifest_validity,
     load_policies,
     publish_manifest,
     save_state,
@@ -223,13 +230,18 @@ def create_dev_federation(
     admin_password: str = "guest",  # noqa: S107 - the dev broker's loopback-only guest account
     manifest_validity: timedelta = timedelta(days=7),
     force: bool = False,
-    user_prefix: str = "",
+    user_prefix: str | None = None,
 ) -> DevFederation:
     """Create a whole dev federation under ``out`` and publish manifest serial 1.
 
-    Broker users are ``user_prefix + agency id`` (RabbitMQ users are global, so concurrent test
-    federations on one broker use distinct prefixes).
+    Broker users are ``user_prefix + agency id``; the prefix defaults to ``<vhost>.``
+    (:func:`broker.config.default_user_prefix`: RabbitMQ users are broker-wide, so federations
+    sharing a broker must not share user names) and is kept in ``broker.toml`` for
+    ``agency add``.
     """
+    hours = check_manifest_validity(manifest_validity.total_seconds() / 3600, "--manifest-days")
+    if user_prefix is None:
+        user_prefix = default_user_prefix(vhost)
     names = _party_names(policies)
     chosen = agencies or sorted(names)
     layout = _prepare(out, policies, force)
@@ -241,7 +253,7 @@ def create_dev_federation(
     ]
     state = FederationState(
         name="ISA Relay DEV federation (SYNTHETIC)",
-        manifest_validity_hours=manifest_validity.total_seconds() / 3600,
+        manifest_validity_hours=hours,
         agencies=tuple(AgencyState(id=a.id, name=a.name, broker_user=a.broker_user) for a in made),
     )
     save_state(layout, state)
@@ -252,6 +264,7 @@ def create_dev_federation(
             vhost=vhost,
             admin_user=admin_user,
             admin_password=admin_password,
+            user_prefix=user_prefix,
         ),
         agencies=tuple(
             BrokerAgency(

@@ -9,6 +9,10 @@ Rules:
    (In a *dev* federation the agencies' own directories sit beside it, under ``agencies/``.)
 3. Each manifest build takes the next serial from ``federation.toml`` and re-verifies the result
    exactly as an agent would before writing it (so a broken federation is never published).
+4. A manifest expires ``manifest_validity_hours`` after it is issued (``federation.toml``; set
+   by ``dev-federation --manifest-days`` and ``manifest build --validity-hours``, kept for every
+   later build). It is 1 hour to 90 days: shorter and agents fail closed between two builds,
+   longer and a revocation could be rolled back by replaying an old, still valid manifest.
 
 Layout::
 
@@ -51,10 +55,12 @@ from federation.manifest import (
 )
 
 __all__ = [
+    "MANIFEST_VALIDITY_HOURS",
     "AgencyState",
     "FederationLayout",
     "FederationState",
     "announcement_json",
+    "check_manifest_validity",
     "load_policies",
     "load_state",
     "publish_manifest",
@@ -62,6 +68,19 @@ __all__ = [
     "save_state",
     "write_private",
 ]
+
+
+MANIFEST_VALIDITY_HOURS = (1.0, 90 * 24.0)  # rule 4: the sane range, inclusive
+
+
+def check_manifest_validity(hours: float, option: str = "--validity-hours") -> float:
+    """``hours`` if it is within :data:`MANIFEST_VALIDITY_HOURS` (rule 4), else a ConfigError."""
+    low, high = MANIFEST_VALIDITY_HOURS
+    if not low <= hours <= high:  # NaN fails too
+        raise ConfigError(
+            f"{option}: a manifest lifetime is {low:g} to {high:g} hours (90 days), not {hours:g}"
+        )
+    return hours
 
 
 class AgencyState(BaseModel):
@@ -243,9 +262,18 @@ def _revocations(state: FederationState) -> list[Revocation]:
     ]
 
 
-def publish_manifest(layout: FederationLayout, now: datetime) -> tuple[int, list[str]]:
-    """Build, sign, self-verify and write the next manifest; returns (serial, ISA ids)."""
+def publish_manifest(
+    layout: FederationLayout, now: datetime, *, validity_hours: float | None = None
+) -> tuple[int, list[str]]:
+    """Build, sign, self-verify and write the next manifest; returns (serial, ISA ids).
+
+    ``validity_hours`` (checked, rule 4) replaces the stored lifetime, for this build and later
+    ones; it is saved only when the manifest is written.
+    """
     state = load_state(layout)
+    if validity_hours is not None:
+        hours = check_manifest_validity(validity_hours)
+        state = state.model_copy(update={"manifest_validity_hours": hours})
     known = {a.id for a in state.agencies}
     # An ISA is published only when every party is a member: a federation of a few agencies
     # (a test, a pilot) leaves out the agreements it cannot honour.

@@ -13,7 +13,10 @@ Rules:
    configure ``^$``, write ``^isa\\.messages$``, read ``^isa\\.inbox\\.A$`` and nothing else.
    The admin user gets ``.*`` on the vhost (the management API declares as that user).
 4. A revoked agency's user is deleted and every connection it holds is closed; its queues and
-   bindings are kept (evidence) but never created.
+   bindings are kept (evidence) but never created. Users are broker-wide: provisioning reads,
+   creates, changes and deletes only the users ``broker.toml`` names, and each of those carries
+   the federation's ``user_prefix`` (``broker.config`` rule 5), so another federation's users
+   on the same broker are never touched.
 5. Nothing else may reach the vhost: permissions of users that are neither the admin nor an
    active agency are removed, and bindings on ``isa.messages`` / ``isa.dead`` that the config
    does not ask for are deleted (a stray binding would leak one agency's mail to another queue).

@@ -4,9 +4,10 @@ Rules:
 1. A federation is built by :func:`broker.devfed.create_dev_federation` and provisioned by
    :func:`broker.commands.provision.provision_command`: exactly what ``isa-broker dev-federation``
    and ``isa-broker provision`` do, nothing the tools invent.
-2. RabbitMQ users are broker-wide: each federation's broker users carry a prefix of its own (or
-   agency ids unique to the run), so building one never changes the password of anyone else's
-   user; :func:`remove` deletes the federation's vhost and its own users, nothing else.
+2. RabbitMQ users are broker-wide: each federation's broker users carry a prefix of its own
+   (by default ``<vhost>.``, as ``isa-broker dev-federation`` gives), so building one never
+   changes the password of anyone else's user; :func:`remove` deletes the federation's vhost and
+   its own users, nothing else.
 3. A failed provisioning is a :class:`ProvisionFailed` carrying the command's report.
 """
 
@@ -34,7 +35,7 @@ class ProvisionFailed(RuntimeError):
 
 def create(
     root: Path, broker: Broker, *, vhost: str, policies: Path = POLICIES,
-    agencies: list[str] | None = None, user_prefix: str = "",
+    agencies: list[str] | None = None, user_prefix: str | None = None,
 ) -> DevFederation:
     """A dev federation in ``root`` for ``vhost`` of ``broker`` (not provisioned yet)."""
     return create_dev_federation(
@@ -55,7 +56,7 @@ def provision(fed: DevFederation) -> str:
 
 def build(
     root: Path, broker: Broker, *, vhost: str, policies: Path = POLICIES,
-    agencies: list[str] | None = None, user_prefix: str = "",
+    agencies: list[str] | None = None, user_prefix: str | None = None,
 ) -> DevFederation:
     """:func:`create` and :func:`provision`."""
     fed = create(root, broker, vhost=vhost, policies=policies, agencies=agencies,
@@ -67,7 +68,7 @@ def build(
 @contextmanager
 def provisioned(
     root: Path, broker: Broker, *, vhost: str, policies: Path = POLICIES,
-    agencies: list[str] | None = None, user_prefix: str = "",
+    agencies: list[str] | None = None, user_prefix: str | None = None,
 ) -> Iterator[DevFederation]:
     """:func:`build` on the way in, :func:`remove` on the way out (whatever happened)."""
     fed = create(root, broker, vhost=vhost, policies=policies, agencies=agencies,

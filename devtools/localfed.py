@@ -27,13 +27,11 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from broker.config import RabbitSettings, load_broker_config, render_broker_toml
+from broker.config import RabbitSettings, load_broker_config
 from broker.devfed import DevAgency, DevFederation
-from broker.fedstate import load_state, publish_manifest, save_state
 from devtools import federation as tools_federation
 from devtools.launcher import AgentProcess, LaunchError, stop_pids, wait_all_healthy
 from devtools.management import Broker
@@ -88,25 +86,6 @@ def clear_dir(root: Path, force: bool) -> None:
     shutil.rmtree(root)
 
 
-def _own_broker_users(fed: DevFederation, vhost: str) -> int:
-    """Rename every agency's broker user to ``<vhost>.<agency>``; publish the next manifest."""
-    layout, users = fed.layout, {a.id: f"{vhost}.{a.id}" for a in fed.agencies}
-    state = load_state(layout)
-    renamed = tuple(a.model_copy(update={"broker_user": users[a.id]}) for a in state.agencies)
-    save_state(layout, state.model_copy(update={"agencies": renamed}))
-    config = load_broker_config(layout.broker_toml)
-    entries = tuple(a.model_copy(update={"broker_user": users[a.id]}) for a in config.agencies)
-    layout.broker_toml.write_text(
-        render_broker_toml(config.model_copy(update={"agencies": entries}))
-    )
-    for agency in fed.agencies:
-        text = agency.config.read_text()
-        agency.config.write_text(text.replace(f'\nuser = "{agency.id}"\n',
-                                              f'\nuser = "{users[agency.id]}"\n'))  # fmt: skip
-    serial, _ = publish_manifest(layout, datetime.now(UTC))
-    return serial
-
-
 _LISTEN = re.compile(r'^listen = "127\.0\.0\.1:(\d+)"$', re.MULTILINE)
 
 
@@ -138,11 +117,10 @@ def build_federation(
     """A fresh dev federation in ``root``, with users of its own, provisioned on ``vhost``
     (emptied first); ``step`` hears one line when it is built and one when provisioned."""
     fed = tools_federation.create(root, Broker.from_env(), vhost=vhost, policies=policies)
-    _write_state(root, vhost=vhost, pids={})
-    serial = _own_broker_users(fed, vhost)
+    _write_state(root, vhost=vhost, pids={})  # users are <vhost>.<agency>: the default prefix
     _listen_on_free_ports(fed)
     step(f"dev federation in {root}: {len(fed.agencies)} agencies, {len(fed.isas)} ISAs, "
-         f"signed manifest serial {serial}")  # fmt: skip
+         f"signed manifest serial {fed.serial}")  # fmt: skip
     _broker(broker_settings(root)).discard_vhost(vhost)
     try:
         report = tools_federation.provision(fed)
@@ -171,7 +149,7 @@ def remove_from_broker(root: Path) -> None:
     rabbit, broker = config.rabbitmq, _broker(config.rabbitmq)
     broker.discard_vhost(rabbit.vhost)
     for agency in config.agencies:
-        if agency.broker_user.startswith(rabbit.vhost + "."):
+        if rabbit.user_prefix and agency.broker_user.startswith(rabbit.user_prefix):
             broker.discard_user(agency.broker_user)
 
 

@@ -49,7 +49,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _federation(add)
     add.add_argument("--id", required=True, help="agency id, e.g. 'health-board'")
     add.add_argument("--name", required=True, help="the agency's display name")
-    key = add.add_mutually_exclusive_group(required=True)
+    key = add.add_argument_group(
+        "the agency's signing key (exactly one; these options exclude each other)"
+    ).add_mutually_exclusive_group(required=True)
     key.add_argument(
         "--public-key",
         help="the agency's Ed25519 signing public key (base64url); write --public-key=KEY, "
@@ -64,7 +66,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     key.add_argument(
         "--generate", action="store_true", help="DEV ONLY: generate the agency's keys and config"
     )
-    add.add_argument("--broker-user", help="RabbitMQ user name (default: the agency id)")
+    add.add_argument(
+        "--broker-user",
+        help="RabbitMQ user name; must start with the federation's user prefix "
+        "(default: the prefix in broker.toml + the agency id)",
+    )
     add.add_argument(
         "--password-file", type=Path, metavar="FILE",
         help="write the broker password to FILE (mode 0600, never overwritten) instead of "
@@ -89,9 +95,11 @@ def _federation(parser: argparse.ArgumentParser) -> None:
 def _add(args: argparse.Namespace) -> int:
     layout, now = FederationLayout(args.federation), args.clock()
     if args.generate:
-        if args.broker_user or args.password_file:
-            raise ConfigError("--broker-user and --password-file cannot be used with --generate")
-        made = generate_agency(layout, agency_id=args.id, name=args.name, now=now)
+        if args.password_file:
+            raise ConfigError("--password-file cannot be used with --generate")
+        made = generate_agency(
+            layout, agency_id=args.id, name=args.name, now=now, broker_user=args.broker_user
+        )
         added = made.added
         print(f"generated dev agency {added.id}: config {made.config}, API {made.api_url}")
         print(f"  API token in {made.config.parent / 'api-token'}")

@@ -25,12 +25,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--amqp-url", default="amqp://127.0.0.1:5672/")
     parser.add_argument("--management-url", default="http://127.0.0.1:15672")
     parser.add_argument("--vhost", default="isa-relay")
+    parser.add_argument(
+        "--user-prefix",
+        metavar="PREFIX",
+        help="RabbitMQ users are PREFIX + agency id (default: '<vhost>.': RabbitMQ user names "
+        "are broker-wide and a vhost holds one federation, so federations sharing a broker never "
+        "share a user); '' names users by the bare agency id (a broker of its own only)",
+    )
     parser.add_argument("--admin-user", default="guest", help="RabbitMQ admin (dev broker)")
     parser.add_argument(
         "--admin-password", default="guest", help="written to broker.toml (dev only)"
     )
     parser.add_argument(
-        "--manifest-days", type=float, default=7.0, help="manifest validity (default 7 days)"
+        "--manifest-days",
+        type=float,
+        default=7.0,
+        help="manifest validity in days, 1/24 to 90 (default 7)",
     )
     parser.add_argument("--force", action="store_true", help="replace an existing federation")
     parser.set_defaults(func=_run)
@@ -49,6 +59,7 @@ def _run(args: argparse.Namespace) -> int:
         admin_password=args.admin_password,
         manifest_validity=timedelta(days=args.manifest_days),
         force=args.force,
+        user_prefix=args.user_prefix,
     )
     print(f"federation in {federation.layout.root} (manifest serial {federation.serial})")
     print(f"ISAs: {', '.join(federation.isas)}")

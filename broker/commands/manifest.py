@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from broker.fedstate import FederationLayout, publish_manifest
+from broker.fedstate import FederationLayout, load_state, publish_manifest
 from federation import pki
 from federation.errors import ConfigError
 from federation.manifest import reload_manifest
@@ -19,6 +19,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     build = actions.add_parser("build", help="sign and write the next manifest serial")
     build.add_argument("--federation", type=Path, required=True, help="federation directory")
+    build.add_argument(
+        "--validity-hours",
+        type=float,
+        metavar="HOURS",
+        help="the manifest expires HOURS after it is issued (1 to 2160, i.e. 90 days); kept in "
+        "federation.toml for later builds (default: the stored lifetime, 168 for a new one)",
+    )
     build.set_defaults(func=_build)
     show = actions.add_parser("show", help="verify a manifest and print its contents")
     show.add_argument("--federation", type=Path, required=True, help="federation directory")
@@ -27,8 +34,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _build(args: argparse.Namespace) -> int:
-    serial, isas = publish_manifest(FederationLayout(args.federation), args.clock())
-    print(f"manifest serial {serial} written ({len(isas)} ISAs)")
+    layout = FederationLayout(args.federation)
+    serial, isas = publish_manifest(layout, args.clock(), validity_hours=args.validity_hours)
+    hours = load_state(layout).manifest_validity_hours
+    print(f"manifest serial {serial} written ({len(isas)} ISAs), valid for {hours:g} hours")
     return 0
 
 

@@ -28,9 +28,8 @@ import pytest
 
 from broker.agency import add_agency, revoke_agency
 from broker.commands.provision import provision_command
-from broker.config import broker_config_from_dict, load_broker_config, render_broker_toml
 from broker.devfed import DevFederation, create_dev_federation
-from broker.fedstate import load_state, publish_manifest, read_private, save_state
+from broker.fedstate import read_private
 from federation import pki
 from federation.envelope import peek_header, seal
 from federation.isa import load_isa
@@ -58,7 +57,7 @@ class LiveFederation:
 
     RabbitMQ users are global, not per vhost: tests running at the same time that provision
     users named after the agency ids would change each other's passwords. Here every broker user
-    is ``<prefix><agency id>``, in federation.toml, broker.toml, each agent.toml and the manifest.
+    is ``<vhost>.<agency id>``, the dev federation's default naming.
     """
 
     dev: DevFederation
@@ -78,24 +77,6 @@ class LiveFederation:
         return self.server.amqp_url_for(self.vhost, self.users[agency], password)
 
 
-def _rename_broker_users(dev: DevFederation, prefix: str) -> dict[str, str]:
-    layout = dev.layout
-    users = {a.id: prefix + a.id for a in dev.agencies}
-    state = load_state(layout)
-    renamed = tuple(a.model_copy(update={"broker_user": users[a.id]}) for a in state.agencies)
-    save_state(layout, state.model_copy(update={"agencies": renamed}))
-    raw = load_broker_config(layout.broker_toml).model_dump()
-    raw["agencies"] = [a | {"broker_user": users[a["id"]]} for a in raw["agencies"]]
-    layout.broker_toml.write_text(render_broker_toml(broker_config_from_dict(raw)))
-    for agency in dev.agencies:
-        text = agency.config.read_text()
-        agency.config.write_text(
-            text.replace(f'user = "{agency.id}"', f'user = "{users[agency.id]}"')
-        )
-    publish_manifest(layout, datetime.now(UTC))
-    return users
-
-
 def build_live_federation(root: Path, server: RabbitServer) -> LiveFederation:
     """Every agency of the shipped ISAs on a fresh vhost with unique users, provisioned."""
     tag = uuid.uuid4().hex[:8]
@@ -105,7 +86,7 @@ def build_live_federation(root: Path, server: RabbitServer) -> LiveFederation:
         management_url=server.management_url, vhost=vhost, admin_user=server.admin_user,
         admin_password=server.admin_password,
     )  # fmt: skip
-    users = _rename_broker_users(dev, f"t{tag}-")
+    users = {a.id: a.broker_user for a in dev.agencies}  # <vhost>.<agency>: the default
     out = io.StringIO()
     assert provision_command(dev.layout.broker_toml, dry_run=False, environ={}, out=out) == 0, (
         out.getvalue()

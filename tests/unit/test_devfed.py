@@ -10,6 +10,7 @@ import pytest
 
 from agent.config import load_settings
 from broker.cli import main
+from broker.config import load_broker_config
 from broker.devfed import create_dev_federation
 from federation import pki
 from federation.manifest import verify_manifest
@@ -65,6 +66,34 @@ class TestDevFederation:
         """RabbitMQ users are global: a prefix keeps federations on one broker apart."""
         fed = create_dev_federation(tmp_path / "f", policies=POLICIES, now=NOW, user_prefix="t1-")
         assert {a.broker_user for a in fed.agencies} == {f"t1-{a.id}" for a in fed.agencies}
+
+    def test_bare_agency_ids_as_broker_users_regression(self, tmp_path: Path) -> None:
+        """By default users are ``<vhost>.<agency>``, not the bare id another federation uses."""
+        fed = create_dev_federation(tmp_path / "f", policies=POLICIES, now=NOW, vhost="fed-a")
+        assert {a.broker_user for a in fed.agencies} == {f"fed-a.{a.id}" for a in fed.agencies}
+
+    def test_the_cli_takes_a_user_prefix(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """``--user-prefix`` names the users and is kept in broker.toml for ``agency add``."""
+        out = tmp_path / "f"
+        argv = ["dev-federation", "--out", str(out), "--policies", str(POLICIES),
+                "--agencies", "assist", "police-scotland", "--user-prefix", "x-"]  # fmt: skip
+        assert main(argv) == 0
+        config = load_broker_config(out / "broker.toml")
+        assert config.rabbitmq.user_prefix == "x-"
+        assert {a.broker_user for a in config.agencies} == {"x-assist", "x-police-scotland"}
+
+    def test_a_manifest_lifetime_beyond_90_days_is_refused(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """--manifest-days 91 is outside the sane range: exit 1, nothing built."""
+        out = tmp_path / "f"
+        argv = ["dev-federation", "--out", str(out), "--policies", str(POLICIES),
+                "--manifest-days", "91"]  # fmt: skip
+        assert main(argv) == 1
+        assert "--manifest-days: a manifest lifetime is 1 to 2160 hours" in capsys.readouterr().err
+        assert not out.exists()
 
     def test_an_existing_federation_is_not_overwritten_without_force(
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -1,5 +1,8 @@
 """The agent's TOML configuration is validated once, at the edge."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -120,3 +123,95 @@ class TestSettings:
         """A missing config file is a clear error."""
         with pytest.raises(ConfigError, match="not found"):
             load_settings(tmp_path / "nope.toml", environ={})
+
+
+def toml_file(tmp_path: Path, extra: str = "") -> Path:
+    config = tmp_path / "agent.toml"
+    config.write_text(TOML + extra)
+    return config
+
+
+class TestEnvironmentOverrides:
+    def test_a_nested_option_is_set_by_its_variable(self, tmp_path: Path) -> None:
+        """ISA_AGENT__BROKER__PREFETCH sets [broker] prefetch, which the file leaves out."""
+        environ = {"ISA_AGENT__BROKER__PREFETCH": "64"}
+        assert load_settings(toml_file(tmp_path), environ=environ).broker.prefetch == 64
+
+    def test_the_environment_wins_over_the_file(self, tmp_path: Path) -> None:
+        """Precedence: environment > file."""
+        config = toml_file(tmp_path, "[limits]\nmessage_ttl_hours = 48\n")
+        environ = {"ISA_AGENT__LIMITS__MESSAGE_TTL_HOURS": "6.5"}
+        assert load_settings(config, environ=environ).limits.message_ttl_hours == 6.5
+
+    def test_the_file_wins_over_the_default(self, tmp_path: Path) -> None:
+        """Precedence: file > default, when the environment does not set the option."""
+        config = toml_file(tmp_path, "[limits]\nmessage_ttl_hours = 48\n")
+        environ = {"ISA_AGENT__BROKER__PREFETCH": "64"}
+        assert load_settings(config, environ=environ).limits.message_ttl_hours == 48
+
+    def test_a_bad_value_names_the_variable_and_not_the_value(self, tmp_path: Path) -> None:
+        """A value that does not convert is a ConfigError with the variable, never the value."""
+        environ = {"ISA_AGENT__BROKER__PREFETCH": "lots-of-them"}
+        with pytest.raises(ConfigError) as refused:
+            load_settings(toml_file(tmp_path), environ=environ)
+        assert "ISA_AGENT__BROKER__PREFETCH (broker.prefetch): " in str(refused.value)
+        assert "lots-of-them" not in str(refused.value)
+
+    def test_an_unknown_variable_is_refused_not_ignored(self, tmp_path: Path) -> None:
+        """A misspelt variable is an error: nothing set is silently dropped."""
+        with pytest.raises(ConfigError, match="ISA_AGENT__BROKER__PREFECH: no such option"):
+            load_settings(toml_file(tmp_path), environ={"ISA_AGENT__BROKER__PREFECH": "64"})
+
+    def test_a_list_takes_comma_separated_items(self, tmp_path: Path) -> None:
+        """[broker] urls from the environment: several URLs, comma-separated."""
+        environ = {"ISA_AGENT__BROKER__URLS": "amqp://a:5672/v, amqp://b:5672/v"}
+        urls = load_settings(toml_file(tmp_path), environ=environ).broker.urls
+        assert urls == ("amqp://a:5672/v", "amqp://b:5672/v")
+
+    def test_a_list_of_tables_takes_a_json_array(self, tmp_path: Path) -> None:
+        """[[api.clients]] from the environment replaces the file's clients."""
+        environ = {"ISA_AGENT__API__CLIENTS": f'[{{"name": "cms", "token_sha256": '
+                                              f'"{"cd" * 32}", "scopes": ["send"]}}]'}
+        clients = load_settings(toml_file(tmp_path), environ=environ).api.clients
+        assert [(c.name, c.scopes) for c in clients] == [("cms", ("send",))]
+
+    def test_a_numeric_choice_is_converted(self, tmp_path: Path) -> None:
+        """ISA_AGENT__ENVELOPE__SEND_VERSION=1 is the number 1, which the model accepts."""
+        environ = {"ISA_AGENT__ENVELOPE__SEND_VERSION": "1"}
+        assert load_settings(toml_file(tmp_path), environ=environ).envelope.send_version == 1
+
+    def test_a_relative_path_resolves_against_the_config_directory(self, tmp_path: Path) -> None:
+        """A path from the environment is read like the file's: relative to the file."""
+        environ = {"ISA_AGENT__DATA_DIR": "elsewhere"}
+        settings = load_settings(toml_file(tmp_path), environ=environ)
+        assert settings.data_dir == tmp_path / "elsewhere"
+
+    def test_a_section_the_file_lacks_is_made(self, tmp_path: Path) -> None:
+        """ISA_AGENT__WEBHOOK__URL alone turns the webhook on."""
+        environ = {"ISA_AGENT__WEBHOOK__URL": "https://cms.example.invalid/hook"}
+        webhook = load_settings(toml_file(tmp_path), environ=environ).webhook
+        assert webhook is not None
+        assert webhook.url == "https://cms.example.invalid/hook"
+
+    def test_a_legacy_name_and_its_new_name_together_are_refused(self, tmp_path: Path) -> None:
+        """ISA_AGENT_BROKER_PASSWORD and ISA_AGENT__BROKER__PASSWORD both set: which one? Error."""
+        environ = {"ISA_AGENT_BROKER_PASSWORD": "a", "ISA_AGENT__BROKER__PASSWORD": "b"}
+        with pytest.raises(ConfigError, match="set the same option"):
+            load_settings(toml_file(tmp_path), environ=environ)
+
+    def test_an_empty_variable_counts_as_unset(self, tmp_path: Path) -> None:
+        """ISA_AGENT__BROKER__PREFETCH= leaves the default."""
+        environ = {"ISA_AGENT__BROKER__PREFETCH": ""}
+        assert load_settings(toml_file(tmp_path), environ=environ).broker.prefetch == 32
+
+    def test_the_cli_reports_a_bad_value_without_a_traceback(self, tmp_path: Path) -> None:
+        """isa-agent check with a bad variable: exit 1, the variable named, no traceback."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ISA_AGENT")}
+        env["ISA_AGENT__API__MAX_BODY_BYTES"] = "huge"
+        done = subprocess.run(
+            [sys.executable, "-m", "agent.cli", "check", "--config", str(toml_file(tmp_path))],
+            env=env, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert done.returncode == 1
+        assert "ISA_AGENT__API__MAX_BODY_BYTES (api.max_body_bytes)" in done.stderr + done.stdout
+        assert "Traceback" not in done.stderr

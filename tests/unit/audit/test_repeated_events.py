@@ -55,6 +55,7 @@ def fed(tmp_path: Path) -> DevFederation:
     return create_dev_federation(
         tmp_path / "fed", policies=REPO / "policies", now=NOW,
         agencies=["police-scotland", "assist"], vhost="syn-unit-never-provisioned",
+        user_prefix="",  # never provisioned: the deliveries below carry the bare agency id
     )  # fmt: skip
 
 

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from broker.config import (
     BrokerConfig,
     broker_config_from_dict,
+    default_user_prefix,
     load_broker_config,
     rabbit_password_hash,
     render_broker_toml,
@@ -108,6 +109,42 @@ class TestBrokerConfigFromDict:
         config = broker_config_from_dict(raw_config(admin_password="s3cret-admin"))
         assert "s3cret-admin" not in repr(config)
         assert HASH_A not in repr(config)
+
+
+class TestUserPrefix:
+    def test_an_agency_without_broker_user_is_named_by_prefix_and_id(self) -> None:
+        """With ``user_prefix`` set, the default broker user is the prefix + the agency id."""
+        config = broker_config_from_dict(raw_config(user_prefix="fed-a."))
+        assert config.agencies[0].broker_user == "fed-a.assist"
+
+    def test_a_broker_user_without_the_prefix_is_refused(self) -> None:
+        """A federation may name only users carrying its prefix (it must not touch others')."""
+        raw = raw_config(user_prefix="fed-a.")
+        raw["agencies"][0]["broker_user"] = "assist"
+        with pytest.raises(ConfigError, match=r"does not start with user_prefix 'fed-a\.'"):
+            broker_config_from_dict(raw)
+
+    def test_a_broker_user_longer_than_the_manifest_allows_is_refused(self) -> None:
+        """The manifest holds broker users of at most 64 characters."""
+        with pytest.raises(ConfigError, match="longer than 64"):
+            broker_config_from_dict(raw_config(user_prefix="p" * 30 + ".")
+                                    | {"agencies": [{"id": "a" + "b" * 40,
+                                                     "password_hash": HASH_A}]})  # fmt: skip
+
+    def test_the_prefix_survives_a_render_and_load(self) -> None:
+        """``agency add`` finds the prefix ``dev-federation`` wrote to broker.toml."""
+        config = broker_config_from_dict(raw_config(user_prefix="fed-a."))
+        again = broker_config_from_dict(tomllib.loads(render_broker_toml(config)))
+        assert again.rabbitmq.user_prefix == "fed-a."
+
+    def test_the_default_prefix_is_the_vhost_and_a_dot(self) -> None:
+        """A vhost holds one federation, so ``<vhost>.`` is unique on the broker."""
+        assert default_user_prefix("isa-relay") == "isa-relay."
+
+    def test_a_vhost_that_makes_no_user_name_asks_for_a_prefix(self) -> None:
+        """The default vhost ``/`` cannot start a RabbitMQ user name: a clear error."""
+        with pytest.raises(ConfigError, match="--user-prefix"):
+            default_user_prefix("/")
 
 
 class TestAdminPasswordFromEnvironment:

@@ -84,7 +84,7 @@ class TestAddAgency:
         assert entry is not None
         assert (entry.name, entry.broker_user, entry.announcements) == (
             "SYN Clinic",
-            "syn-clinic",
+            "syn-unit-never-provisioned.syn-clinic",  # the federation's user prefix + the id
             [],
         )
 

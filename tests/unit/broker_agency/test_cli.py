@@ -113,6 +113,42 @@ class TestAgencyAddCommand:
         assert entry is not None
         assert len(entry.announcements) == 1
 
+    def test_add_names_the_broker_user_by_the_bare_id_regression(
+        self, layout: FederationLayout, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """The new agency's broker user carries the federation's prefix from broker.toml."""
+        code, _, _ = run(
+            capsys, "agency", "add", "--federation", str(layout.root), "--id", "syn-clinic",
+            "--name", "SYN Clinic", "--generate",
+        )  # fmt: skip
+        entry = manifest_of(layout).agency("syn-clinic")
+        assert (code, entry and entry.broker_user) == (0, "syn-unit-never-provisioned.syn-clinic")
+
+    def test_generate_takes_a_broker_user_with_the_prefix(
+        self, layout: FederationLayout, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """--broker-user combines with --generate; the user keeps the federation's prefix."""
+        user = "syn-unit-never-provisioned.clinic-x"
+        code, _, _ = run(
+            capsys, "agency", "add", "--federation", str(layout.root), "--id", "syn-clinic",
+            "--name", "SYN Clinic", "--generate", "--broker-user", user,
+        )  # fmt: skip
+        entry = manifest_of(layout).agency("syn-clinic")
+        assert (code, entry and entry.broker_user) == (0, user)
+
+    def test_a_broker_user_without_the_prefix_is_refused(
+        self, layout: FederationLayout, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A user outside the federation's prefix could be another federation's: exit 1."""
+        key = b64url_encode(bytes(SigningKey.generate().verify_key))
+        code, _, err = run(
+            capsys, "agency", "add", "--federation", str(layout.root), "--id", "syn-clinic",
+            "--name", "SYN Clinic", f"--public-key={key}", "--broker-user", "assist",
+        )  # fmt: skip
+        assert code == 1
+        assert "does not start with user_prefix" in err
+        assert load_state(layout).agency("syn-clinic") is None
+
     def test_a_bad_public_key_is_a_diagnosis_not_a_traceback(
         self, layout: FederationLayout, capsys: pytest.CaptureFixture[str]
     ) -> None:
@@ -135,6 +171,44 @@ class TestAgencyAddCommand:
             "--name", "N", f"--public-key={key}",
         )  # fmt: skip
         assert (code, "not a federation directory" in err) == (1, True)
+
+
+class TestAgencyAddParser:
+    @pytest.mark.parametrize(
+        "pair",
+        [("--public-key=AAAA", "--generate"), ("--certificate-request=x.csr", "--generate"),
+         ("--public-key=AAAA", "--certificate-request=x.csr")],
+    )  # fmt: skip
+    def test_two_key_sources_are_refused_by_the_parser(
+        self, pair: tuple[str, str], capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """The key options exclude each other: argparse says so and exits 2."""
+        argv = ["agency", "add", "--federation", "f", "--id", "x-y", "--name", "X", *pair]
+        with pytest.raises(SystemExit) as exited:
+            main(argv, clock=lambda: NOW)
+        assert exited.value.code == 2
+        assert "not allowed with argument" in capsys.readouterr().err
+
+    def test_no_key_source_is_refused_by_the_parser(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """One of the three key options is required."""
+        with pytest.raises(SystemExit) as exited:
+            main(["agency", "add", "--federation", "f", "--id", "x-y", "--name", "X"])
+        assert exited.value.code == 2
+        assert "one of the arguments --public-key --certificate-request --generate" in (
+            capsys.readouterr().err
+        )
+
+    def test_help_shows_which_options_exclude_each_other(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """--help shows the three key options as one exclusive group, titled so."""
+        with pytest.raises(SystemExit):
+            main(["agency", "add", "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert "(--public-key PUBLIC_KEY | --certificate-request FILE | --generate)" in text
+        assert "exactly one; these options exclude each other" in text
 
 
 class TestAgencyAnnounceCommand:
