@@ -29,9 +29,11 @@ from agent.api_models import (
     HealthResponse,
     InboxPage,
     IsaSummary,
+    LivenessResponse,
     MessageStatusResponse,
     PreviewResponse,
     Problem,
+    ReadinessResponse,
     SubmitRequest,
     SubmitResponse,
     WebhookDelivery,
@@ -93,8 +95,17 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
     Operation("get", "/v1/isas", "listIsas",
               "The ISAs this agency is party to, in plain English.", "any",
               200, "isa-list", (400, 401, 503)),
+    Operation("get", "/livez", "liveness",
+              "Liveness probe: the process, its event loop and its store answer (503: restart "
+              "me). Never depends on the broker or the manifest.", "none",
+              200, LivenessResponse, (400, 503)),
+    Operation("get", "/readyz", "readiness",
+              "Readiness probe: 503 names what stops submits now (no valid manifest: fail "
+              "closed; no store). Broker down is 200 `degraded`: submits are queued durably.",
+              "none", 200, ReadinessResponse, (400, 503)),
     Operation("get", "/healthz", "health",
-              "Manifest, keys, broker, outbox depth; 503 when degraded or fail-closed.", "none",
+              "Manifest, keys, broker, outbox depth; 503 when degraded or fail-closed. Kept for "
+              "existing monitors; probes use /livez and /readyz.", "none",
               200, HealthResponse, (400, 503)),
     Operation("get", "/metrics", "metrics",
               "Prometheus metrics (needs the admin scope).", "admin",
@@ -156,6 +167,8 @@ def _component_schemas() -> dict[str, Any]:
         InboxPage,
         IsaSummary,
         HealthResponse,
+        LivenessResponse,
+        ReadinessResponse,
         Problem,
         WebhookDelivery,
     )
@@ -180,10 +193,18 @@ def _operation(op: Operation, max_body_bytes: int) -> dict[str, Any]:
     responses: dict[str, Any] = {str(op.success): _success(op)}
     for status in op.errors:
         responses[str(status)] = _problem(status, _ERROR_TEXT[status])
-    if op.path == "/healthz":
-        responses["503"]["content"]["application/json"] = {"schema": {"$ref": _ref(HealthResponse)}}
+    if op.path in _SELF_DESCRIBING_503:
+        schema = {"$ref": _ref(_SELF_DESCRIBING_503[op.path])}
+        responses["503"]["content"]["application/json"] = {"schema": schema}
     out["responses"] = responses
     return out
+
+
+#: Probes whose 503 is their own JSON body (what is wrong), besides problem+json for bad state.
+_SELF_DESCRIBING_503: Final[dict[str, type[BaseModel]]] = {
+    "/healthz": HealthResponse,
+    "/readyz": ReadinessResponse,
+}
 
 
 def _security(scope: str) -> list[dict[str, list[str]]]:

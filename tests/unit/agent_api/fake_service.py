@@ -27,14 +27,17 @@ from agent.api_models import (
     IsaRef,
     IsaSummary,
     KeyHealth,
+    LivenessResponse,
     ManifestHealth,
     MessageStatusResponse,
     PreviewResponse,
+    ReadinessResponse,
     SubmitRequest,
     SubmitResponse,
     WithheldField,
 )
 from agent.errors import Denied, IdempotencyConflict, NotFound, StoreUnavailable, TrustUnavailable
+from agent.probes import ReadinessFacts, judge_readiness
 from federation.errors import PayloadInvalid
 
 __all__ = ["NOW", "FakeService", "synthetic_delivery", "valid_submit"]
@@ -191,6 +194,17 @@ class FakeService:
             "# TYPE isa_outbox_depth gauge\n"
             f"isa_outbox_depth {len(self.outbox)}\n"
         )
+
+    async def liveness(self) -> LivenessResponse:
+        self._maybe_bug()
+        if self.store_down:
+            raise StoreUnavailable("the store is closed")
+        return LivenessResponse()
+
+    async def readiness(self) -> ReadinessResponse:
+        self._maybe_bug()
+        trust = "fail_closed" if self.fail_closed else "valid"
+        return judge_readiness(ReadinessFacts(trust, not self.store_down, True, True))
 
     def _maybe_bug(self) -> None:
         if self.bug:
