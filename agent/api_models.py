@@ -86,25 +86,12 @@ class _Wire(BaseModel):
 
 # --- requests ------------------------------------------------------------------------------
 
-_SUBMIT_EXAMPLE: Final[dict[str, Any]] = {
-    "to": "assist",
-    "isa": "SYN-ISA-1",
-    "purpose": "marac",
-    "type": "marac_referral",
-    "payload": {
-        "synthetic": True,
-        "ref": "SYN-0001",
-        "subject": {"name": "Alex Example", "postcode": "QX1 1AA"},
-        "risk": "high",
-    },
-    "idempotency_key": "SYN-case-0001-v1",
-}
-
 
 class SubmitRequest(_Wire):
-    """A referral from the case system: who to, under which ISA, for what, and the payload."""
+    """A referral from the case system: who to, under which ISA, for what, and the payload.
 
-    model_config = ConfigDict(json_schema_extra={"examples": [_SUBMIT_EXAMPLE]})
+    The OpenAPI document narrows ``type`` and ``payload`` per message type, with examples
+    (``agent.openapi_referrals``)."""
 
     to: str = Field(pattern=_AGENCY_PATTERN, description="Recipient agency id.")
     isa: str = Field(pattern=_NAME_PATTERN, description="ISA id governing this flow.")

@@ -11,6 +11,8 @@ Rules:
    does not have answers 404, a method a path does not allow answers 405 with ``Allow``; both
    are problem+json and appear under ``components.responses``.
 4. This module performs no I/O.
+5. Submit and preview bodies are a ``oneOf`` of one schema per referral message type, keyed by
+   ``type``, with synthetic examples the dev federation accepts (``agent.openapi_referrals``).
 """
 
 from __future__ import annotations
@@ -37,6 +39,12 @@ from agent.api_models import (
     SubmitRequest,
     SubmitResponse,
     WebhookDelivery,
+)
+from agent.openapi_referrals import (
+    referral_body_schema,
+    referral_examples,
+    referral_models,
+    referral_schemas,
 )
 
 __all__ = ["OPERATIONS", "Operation", "build_openapi"]
@@ -173,9 +181,11 @@ def _component_schemas() -> dict[str, Any]:
         WebhookDelivery,
     )
     models: list[tuple[type[BaseModel], JsonSchemaMode]] = [(SubmitRequest, "validation")]
+    models += [(m, "validation") for m in referral_models()]
     models += [(m, "serialization") for m in responses]
     _, top = models_json_schema(models, ref_template=_REF)
     schemas: dict[str, Any] = top.get("$defs", {})
+    schemas.update(referral_schemas(schemas, _REF, SubmitRequest.__name__))
     return schemas
 
 
@@ -188,7 +198,7 @@ def _operation(op: Operation, max_body_bytes: int) -> dict[str, Any]:
         out["requestBody"] = {
             "required": True,
             "description": f"JSON object, at most {max_body_bytes} bytes.",
-            "content": {"application/json": {"schema": {"$ref": _ref(op.body)}}},
+            "content": {"application/json": _body_media(op.body)},
         }
     responses: dict[str, Any] = {str(op.success): _success(op)}
     for status in op.errors:
@@ -205,6 +215,13 @@ _SELF_DESCRIBING_503: Final[dict[str, type[BaseModel]]] = {
     "/healthz": HealthResponse,
     "/readyz": ReadinessResponse,
 }
+
+
+def _body_media(body: type[BaseModel]) -> dict[str, Any]:
+    """A referral body is one schema per message type with examples (rule 5); others a $ref."""
+    if body is SubmitRequest:
+        return {"schema": referral_body_schema(_REF), "examples": referral_examples()}
+    return {"schema": {"$ref": _ref(body)}}
 
 
 def _security(scope: str) -> list[dict[str, list[str]]]:

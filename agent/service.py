@@ -56,6 +56,7 @@ from federation.canonical import canonical_json, format_time
 from federation.envelope import seal_envelope
 from federation.isa import Decision, Isa, explain
 from federation.pipeline import prepare
+from federation.referrals import parse_payload
 
 __all__ = ["Service"]
 
@@ -170,6 +171,7 @@ class Service:
         ctx = self.ctx
         isa = ctx.registry.get(req.isa)
         if isa is None:
+            parse_payload(req.type, req.payload)  # a broken payload is 422 whatever the ISA
             reason = f"No agreement {req.isa!r} is in force at this agency, so nothing is shared."
             return PreviewResponse(decision="DENY", shared_fields=[], withheld_fields=[],
                                    reasons=[reason])  # fmt: skip

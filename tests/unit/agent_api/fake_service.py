@@ -7,6 +7,8 @@ It follows the contract the real service must keep, with a toy ISA:
   Any other ISA, recipient, type or purpose is denied (deny by default).
 - A ``marac_referral`` payload needs ``subject`` (an object with a string ``name``) and ``risk``
   (``standard``|``medium``|``high``); otherwise :class:`PayloadInvalid` with field errors.
+  Payloads of the other message types are checked by the real ``parse_payload`` (pure core),
+  so a payload that breaks its type's documented schema is a 422, as with the real agent.
 - Flags make it misbehave the way a real agent can: ``store_down`` (503 on submit),
   ``fail_closed`` (503 on submit, health ``fail_closed``), ``bug`` (a RuntimeError anywhere).
 """
@@ -39,6 +41,7 @@ from agent.api_models import (
 from agent.errors import Denied, IdempotencyConflict, NotFound, StoreUnavailable, TrustUnavailable
 from agent.probes import ReadinessFacts, judge_readiness
 from federation.errors import PayloadInvalid
+from federation.referrals import parse_payload
 
 __all__ = ["NOW", "FakeService", "synthetic_delivery", "valid_submit"]
 
@@ -230,6 +233,7 @@ def _evaluate(req: SubmitRequest) -> tuple[list[str], list[WithheldField], list[
 
 def _check_payload(req: SubmitRequest) -> None:
     if req.type != "marac_referral":
+        parse_payload(req.type, req.payload)  # the real types: PayloadInvalid, as the agent does
         return
     errors: dict[str, str] = {}
     subject = req.payload.get("subject")
