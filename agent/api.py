@@ -14,10 +14,12 @@ Rules:
    Payload validation against the message type is the service's (422).
 4. Nothing a client sent (payload values, tokens) is echoed into an error or a log line; field
    *paths* are named, truncated.
-5. ``/healthz`` and ``/v1/openapi.json`` need no token; ``/metrics`` needs the ``admin`` scope
+5. ``/livez``, ``/readyz`` (probes, ``agent.probes``), ``/healthz`` (kept for existing
+   monitors) and ``/v1/openapi.json`` need no token; ``/metrics`` needs the ``admin`` scope
    (counters reveal traffic volumes between agencies; Prometheus sends bearer tokens);
-   ``/v1/isas`` needs any valid token. ``/metrics`` is the service's text followed by this
-   layer's own: requests by method, route template and status, and a latency histogram.
+   ``/v1/isas`` needs any valid token. ``/metrics`` is the service's registry (its counters,
+   gauges and the process collectors, ``agent.metrics``) followed by this layer's own:
+   requests by method, route template and status, and a latency histogram.
 """
 
 from __future__ import annotations
@@ -29,11 +31,11 @@ import re
 import time
 import traceback
 import uuid
-from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any, Final, TypeVar
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from pydantic import BaseModel
 
 from agent.api_models import (
@@ -49,6 +51,7 @@ from agent.api_models import (
 )
 from agent.auth import ApiClient, Authenticator, Scope
 from agent.errors import BadRequest, NotFound, PayloadTooLarge
+from agent.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from agent.openapi import build_openapi
 from federation.errors import IsaRelayError
 
@@ -118,6 +121,8 @@ def create_app(
     router.add_post(f"/v1/inbox/{{id:{_ID_ROUTE}}}/ack", _ack)
     router.add_get("/v1/isas", _isas, allow_head=False)
     router.add_get("/healthz", _healthz, allow_head=False)
+    router.add_get("/livez", _livez, allow_head=False)
+    router.add_get("/readyz", _readyz, allow_head=False)
     router.add_get("/metrics", _metrics, allow_head=False)
     router.add_get("/v1/openapi.json", _openapi, allow_head=False)
     return app
@@ -170,13 +175,24 @@ async def _healthz(request: web.Request) -> web.StreamResponse:
     return _json(health, status=200 if health.status == "ok" else 503)
 
 
+async def _livez(request: web.Request) -> web.StreamResponse:
+    _check_query(request, ())
+    return _json(await request.app[_SERVICE].liveness())
+
+
+async def _readyz(request: web.Request) -> web.StreamResponse:
+    _check_query(request, ())
+    readiness = await request.app[_SERVICE].readiness()
+    return _json(readiness, status=503 if readiness.status == "not_ready" else 200)
+
+
 async def _metrics(request: web.Request) -> web.StreamResponse:
     _authorize(request, "admin")
     service_text = (await request.app[_SERVICE].metrics_text()).rstrip("\n")
     text = (service_text + "\n" if service_text else "") + request.app[_HTTP_METRICS].render()
     return web.Response(
         body=text.encode("utf-8"),
-        headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
+        headers={"Content-Type": METRICS_CONTENT_TYPE},
     )
 
 
@@ -336,39 +352,34 @@ async def _problem_middleware(request: web.Request, handler: Handler) -> web.Str
 
 
 class _HttpMetrics:
-    """Requests by route template (bounded labels, never a raw URL) and a latency histogram."""
+    """Requests by route template (bounded labels, never a raw URL) and a latency histogram.
+
+    Their own registry: the service's holds the agent's counters and the process collectors.
+    """
 
     BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
     def __init__(self) -> None:
-        self.requests: Counter[tuple[str, str, int]] = Counter()
-        self.le = [0] * len(self.BUCKETS)
-        self.count = 0
-        self.total = 0.0
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "isa_api_requests",
+            "HTTP requests to the local API, by method, route template and status.",
+            ("method", "route", "status"),
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "isa_api_request_seconds",
+            "Local API request latency in seconds.",
+            buckets=self.BUCKETS,
+            registry=self.registry,
+        )
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests[(method if method in _METHODS else "OTHER", route, status)] += 1
-        self.count += 1
-        self.total += seconds
-        for i, bound in enumerate(self.BUCKETS):
-            self.le[i] += seconds <= bound
+        self.requests.labels(method if method in _METHODS else "OTHER", route, str(status)).inc()
+        self.latency.observe(seconds)
 
     def render(self) -> str:
-        lines = [
-            "# HELP isa_api_requests_total HTTP requests to the local API.",
-            "# TYPE isa_api_requests_total counter",
-        ]
-        lines += [
-            f'isa_api_requests_total{{method="{m}",route="{r}",status="{s}"}} {n}'
-            for (m, r, s), n in sorted(self.requests.items())
-        ]
-        name = "isa_api_request_seconds"
-        lines += [f"# HELP {name} Local API request latency.", f"# TYPE {name} histogram"]
-        lines += [
-            f'{name}_bucket{{le="{b}"}} {n}' for b, n in zip(self.BUCKETS, self.le, strict=True)
-        ]
-        lines += [f'{name}_bucket{{le="+Inf"}} {self.count}', f"{name}_sum {self.total:.6f}"]
-        return "\n".join([*lines, f"{name}_count {self.count}", ""])
+        return generate_latest(self.registry).decode("utf-8")
 
 
 _HTTP_METRICS: Final = web.AppKey("isa_http_metrics", _HttpMetrics)

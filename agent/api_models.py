@@ -44,10 +44,14 @@ __all__ = [
     "IsaRef",
     "IsaSummary",
     "KeyHealth",
+    "LivenessResponse",
     "ManifestHealth",
     "MessageStatusResponse",
     "PreviewResponse",
+    "ProbeCheck",
+    "ProbeFinding",
     "Problem",
+    "ReadinessResponse",
     "ReceiptView",
     "RequestInvalid",
     "SubmitRequest",
@@ -82,25 +86,12 @@ class _Wire(BaseModel):
 
 # --- requests ------------------------------------------------------------------------------
 
-_SUBMIT_EXAMPLE: Final[dict[str, Any]] = {
-    "to": "assist",
-    "isa": "SYN-ISA-1",
-    "purpose": "marac",
-    "type": "marac_referral",
-    "payload": {
-        "synthetic": True,
-        "ref": "SYN-0001",
-        "subject": {"name": "Alex Example", "postcode": "QX1 1AA"},
-        "risk": "high",
-    },
-    "idempotency_key": "SYN-case-0001-v1",
-}
-
 
 class SubmitRequest(_Wire):
-    """A referral from the case system: who to, under which ISA, for what, and the payload."""
+    """A referral from the case system: who to, under which ISA, for what, and the payload.
 
-    model_config = ConfigDict(json_schema_extra={"examples": [_SUBMIT_EXAMPLE]})
+    The OpenAPI document narrows ``type`` and ``payload`` per message type, with examples
+    (``agent.openapi_referrals``)."""
 
     to: str = Field(pattern=_AGENCY_PATTERN, description="Recipient agency id.")
     isa: str = Field(pattern=_NAME_PATTERN, description="ISA id governing this flow.")
@@ -238,6 +229,34 @@ class HealthResponse(_Wire):
     keys: KeyHealth
     broker: BrokerHealth
     outbox_depth: int = Field(ge=0)
+
+
+#: What a readiness finding is about (``GET /readyz``).
+ProbeCheck = Literal["manifest", "store", "broker", "keys"]
+
+
+class LivenessResponse(_Wire):
+    """``GET /livez``: the process, its event loop and its store answer."""
+
+    status: Literal["alive"] = "alive"
+
+
+class ProbeFinding(_Wire):
+    check: ProbeCheck
+    detail: str = Field(description="Why, in plain English; no personal data.")
+
+
+class ReadinessResponse(_Wire):
+    """``GET /readyz``: 200 while ``ready`` or ``degraded``, 503 while ``not_ready``.
+
+    ``missing`` stops the agent doing its job now (submits would answer 503): no valid manifest
+    (fail closed) or no durable store. ``degraded`` is down but costs nothing accepted: with the
+    broker unreachable, submits still go durably into the outbox and are sent on reconnection.
+    """
+
+    status: Literal["ready", "degraded", "not_ready"]
+    missing: list[ProbeFinding]
+    degraded: list[ProbeFinding]
 
 
 class WebhookDelivery(_Wire):
@@ -392,4 +411,12 @@ class AgentService(Protocol):
 
     async def metrics_text(self) -> str:
         """Prometheus text exposition format 0.0.4."""
+        ...
+
+    async def liveness(self) -> LivenessResponse:
+        """Alive when the store answers a read; raises StoreUnavailable when it cannot."""
+        ...
+
+    async def readiness(self) -> ReadinessResponse:
+        """What stops (or only slows) the agent doing its job now; never raises for that."""
         ...

@@ -8,7 +8,8 @@ Rules:
    :func:`hmac.compare_digest`, so timing reveals neither which client matched nor how much of a
    digest did.
 3. Scopes: ``send`` (submit, preview, message status), ``receive`` (inbox, ack), ``admin``
-   (metrics). ``GET /v1/isas`` needs any valid token; ``/healthz`` and ``/v1/openapi.json`` none.
+   (metrics). ``GET /v1/isas`` needs any valid token; the probes
+   (``/livez``, ``/readyz``, ``/healthz``) and ``/v1/openapi.json`` none.
 4. Tokens never appear in an error message, a log line or a ``repr``.
 """
 

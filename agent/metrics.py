@@ -1,13 +1,33 @@
-"""Prometheus counters for the agent (text exposition, no client library, no personal data)."""
+"""The agent's Prometheus metrics, through ``prometheus_client`` on a per-agent registry.
+
+Rules:
+1. Each :class:`Metrics` owns its own ``CollectorRegistry``, never the process-global one:
+   several agents run in one process in the tests, and each must count only its own traffic.
+2. Every family has HELP text and its proper type: counters end in ``_total`` (the names in
+   :data:`COUNTERS` are the exposed ones, kept since before ``prometheus_client``), gauges are
+   set from the service's facts just before each scrape (:meth:`Metrics.render`).
+3. The registry also carries the process (``process_*``), Python GC (``python_gc_*``) and
+   platform (``python_info``) collectors, so an operator sees memory, CPU and file handles.
+4. The hot path is one counter increment (:meth:`Metrics.inc`); nothing is computed per event.
+5. Labels and values carry no personal data: counts and agency-wide facts only.
+"""
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping
+from typing import Final
 
-__all__ = ["Metrics"]
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
 
-_HELP = {
+__all__ = ["CONTENT_TYPE", "COUNTERS", "GAUGES", "Metrics", "runtime_collectors"]
+
+#: The exposition format :meth:`Metrics.render` produces (Prometheus text format 0.0.4).
+CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
+
+COUNTERS: Final[Mapping[str, str]] = {
     "isa_agent_submitted_total": "Referrals accepted into the outbox (202).",
     "isa_agent_denied_total": "Referrals refused by the ISA (403).",
     "isa_agent_published_total": "Envelopes and receipts confirmed by the broker.",
@@ -22,19 +42,52 @@ _HELP = {
     "isa_agent_expired_total": "Our messages that expired undelivered.",
 }
 
+GAUGES: Final[Mapping[str, str]] = {
+    "isa_agent_outbox_depth": "Messages queued in the outbox, waiting for the broker.",
+    "isa_agent_broker_connected": "1 while the broker connection is up, else 0.",
+    "isa_agent_manifest_serial": "Serial of the federation manifest in force (0: none).",
+    "isa_agent_manifest_seconds_to_expiry": "Seconds until the manifest in force expires "
+    "(negative once expired; 0 when there is none).",
+}
+
+
+def runtime_collectors(registry: CollectorRegistry) -> None:
+    """Register the process, Python GC and platform collectors on ``registry``."""
+    ProcessCollector(registry=registry)
+    GCCollector(registry=registry)
+    PlatformCollector(registry=registry)
+
 
 class Metrics:
+    """One agent's counters and gauges; :meth:`render` is the ``/metrics`` text."""
+
     def __init__(self) -> None:
-        self.counts: Counter[str] = Counter()
+        self.registry = CollectorRegistry()
+        runtime_collectors(self.registry)
+        self._counters = {
+            name: Counter(name.removesuffix("_total"), text, registry=self.registry)
+            for name, text in COUNTERS.items()
+        }
+        self._gauges = {
+            name: Gauge(name, text, registry=self.registry) for name, text in GAUGES.items()
+        }
 
     def inc(self, name: str, amount: int = 1) -> None:
-        self.counts[name] += amount
+        """Count ``amount`` events of ``name`` (one of :data:`COUNTERS`; KeyError otherwise)."""
+        self._counters[name].inc(amount)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Every counter's current value, by its exposed name."""
+        return {name: _total(counter, name) for name, counter in self._counters.items()}
 
     def render(self, gauges: Mapping[str, float]) -> str:
-        lines = []
-        for name, text in _HELP.items():
-            lines += [f"# HELP {name} {text}", f"# TYPE {name} counter"]
-            lines.append(f"{name} {self.counts[name]}")
-        for name, value in sorted(gauges.items()):
-            lines += [f"# TYPE {name} gauge", f"{name} {value:g}"]
-        return "\n".join(lines) + "\n"
+        """Set the gauges (names from :data:`GAUGES`) and expose the whole registry as text."""
+        for name, value in gauges.items():
+            self._gauges[name].set(value)
+        return generate_latest(self.registry).decode("utf-8")
+
+
+def _total(counter: Counter, name: str) -> int:
+    samples = (s for family in counter.collect() for s in family.samples)
+    return next(int(s.value) for s in samples if s.name == name)

@@ -11,6 +11,8 @@ Rules:
    does not have answers 404, a method a path does not allow answers 405 with ``Allow``; both
    are problem+json and appear under ``components.responses``.
 4. This module performs no I/O.
+5. Submit and preview bodies are a ``oneOf`` of one schema per referral message type, keyed by
+   ``type``, with synthetic examples the dev federation accepts (``agent.openapi_referrals``).
 """
 
 from __future__ import annotations
@@ -29,12 +31,20 @@ from agent.api_models import (
     HealthResponse,
     InboxPage,
     IsaSummary,
+    LivenessResponse,
     MessageStatusResponse,
     PreviewResponse,
     Problem,
+    ReadinessResponse,
     SubmitRequest,
     SubmitResponse,
     WebhookDelivery,
+)
+from agent.openapi_referrals import (
+    referral_body_schema,
+    referral_examples,
+    referral_models,
+    referral_schemas,
 )
 
 __all__ = ["OPERATIONS", "Operation", "build_openapi"]
@@ -93,8 +103,17 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
     Operation("get", "/v1/isas", "listIsas",
               "The ISAs this agency is party to, in plain English.", "any",
               200, "isa-list", (400, 401, 503)),
+    Operation("get", "/livez", "liveness",
+              "Liveness probe: the process, its event loop and its store answer (503: restart "
+              "me). Never depends on the broker or the manifest.", "none",
+              200, LivenessResponse, (400, 503)),
+    Operation("get", "/readyz", "readiness",
+              "Readiness probe: 503 names what stops submits now (no valid manifest: fail "
+              "closed; no store). Broker down is 200 `degraded`: submits are queued durably.",
+              "none", 200, ReadinessResponse, (400, 503)),
     Operation("get", "/healthz", "health",
-              "Manifest, keys, broker, outbox depth; 503 when degraded or fail-closed.", "none",
+              "Manifest, keys, broker, outbox depth; 503 when degraded or fail-closed. Kept for "
+              "existing monitors; probes use /livez and /readyz.", "none",
               200, HealthResponse, (400, 503)),
     Operation("get", "/metrics", "metrics",
               "Prometheus metrics (needs the admin scope).", "admin",
@@ -156,13 +175,17 @@ def _component_schemas() -> dict[str, Any]:
         InboxPage,
         IsaSummary,
         HealthResponse,
+        LivenessResponse,
+        ReadinessResponse,
         Problem,
         WebhookDelivery,
     )
     models: list[tuple[type[BaseModel], JsonSchemaMode]] = [(SubmitRequest, "validation")]
+    models += [(m, "validation") for m in referral_models()]
     models += [(m, "serialization") for m in responses]
     _, top = models_json_schema(models, ref_template=_REF)
     schemas: dict[str, Any] = top.get("$defs", {})
+    schemas.update(referral_schemas(schemas, _REF, SubmitRequest.__name__))
     return schemas
 
 
@@ -175,15 +198,30 @@ def _operation(op: Operation, max_body_bytes: int) -> dict[str, Any]:
         out["requestBody"] = {
             "required": True,
             "description": f"JSON object, at most {max_body_bytes} bytes.",
-            "content": {"application/json": {"schema": {"$ref": _ref(op.body)}}},
+            "content": {"application/json": _body_media(op.body)},
         }
     responses: dict[str, Any] = {str(op.success): _success(op)}
     for status in op.errors:
         responses[str(status)] = _problem(status, _ERROR_TEXT[status])
-    if op.path == "/healthz":
-        responses["503"]["content"]["application/json"] = {"schema": {"$ref": _ref(HealthResponse)}}
+    if op.path in _SELF_DESCRIBING_503:
+        schema = {"$ref": _ref(_SELF_DESCRIBING_503[op.path])}
+        responses["503"]["content"]["application/json"] = {"schema": schema}
     out["responses"] = responses
     return out
+
+
+#: Probes whose 503 is their own JSON body (what is wrong), besides problem+json for bad state.
+_SELF_DESCRIBING_503: Final[dict[str, type[BaseModel]]] = {
+    "/healthz": HealthResponse,
+    "/readyz": ReadinessResponse,
+}
+
+
+def _body_media(body: type[BaseModel]) -> dict[str, Any]:
+    """A referral body is one schema per message type with examples (rule 5); others a $ref."""
+    if body is SubmitRequest:
+        return {"schema": referral_body_schema(_REF), "examples": referral_examples()}
+    return {"schema": {"$ref": _ref(body)}}
 
 
 def _security(scope: str) -> list[dict[str, list[str]]]:

@@ -37,9 +37,11 @@ from agent.api_models import (
     IsaFlowSummary,
     IsaSummary,
     KeyHealth,
+    LivenessResponse,
     ManifestHealth,
     MessageStatusResponse,
     PreviewResponse,
+    ReadinessResponse,
     ReceiptView,
     SubmitRequest,
     SubmitResponse,
@@ -47,12 +49,14 @@ from agent.api_models import (
 )
 from agent.audit import AuditEvent, Flow, message_event, record_after_commit
 from agent.context import AgentContext
-from agent.errors import Denied, NotFound, PayloadTooLarge
+from agent.errors import Denied, NotFound, PayloadTooLarge, StoreUnavailable
+from agent.probes import ReadinessFacts, judge_readiness
 from agent.store import PayloadPurged
 from federation.canonical import canonical_json, format_time
 from federation.envelope import seal_envelope
 from federation.isa import Decision, Isa, explain
 from federation.pipeline import prepare
+from federation.referrals import parse_payload
 
 __all__ = ["Service"]
 
@@ -167,6 +171,7 @@ class Service:
         ctx = self.ctx
         isa = ctx.registry.get(req.isa)
         if isa is None:
+            parse_payload(req.type, req.payload)  # a broken payload is 422 whatever the ISA
             reason = f"No agreement {req.isa!r} is in force at this agency, so nothing is shared."
             return PreviewResponse(decision="DENY", shared_fields=[], withheld_fields=[],
                                    reasons=[reason])  # fmt: skip
@@ -326,3 +331,22 @@ class Service:
             ),
         }
         return ctx.metrics.render(gauges)
+
+    async def liveness(self) -> LivenessResponse:
+        await self.ctx.store.outbox_depth()  # the store answers a read, or StoreUnavailable
+        return LivenessResponse()
+
+    async def readiness(self) -> ReadinessResponse:
+        ctx = self.ctx
+        health: HealthResponse | None
+        try:
+            health = await self.health()
+        except StoreUnavailable:
+            health = None
+        facts = ReadinessFacts(
+            trust=ctx.trust.state.status(ctx.clock()),
+            store_ok=health is not None,
+            broker_connected=ctx.transport is not None and ctx.transport.connected,
+            key_announced=health is None or health.keys.valid,
+        )
+        return judge_readiness(facts)

@@ -8,6 +8,7 @@ import random
 import aiohttp
 import pytest
 
+from agent.config import Settings
 from agent.runtime import run_agent
 from broker.devfed import DevFederation
 from federation.synth import generate_referral
@@ -52,6 +53,38 @@ class TestBrokerUnreachable:
         assert health["broker"] == {"connected": False}
         assert accepted[0] == 202
         assert status["status"] == "queued"
+
+    async def test_liveness_stays_200_and_readiness_is_degraded_while_the_broker_is_down(
+        self, live_federation: DevFederation
+    ) -> None:
+        """No broker: /livez 200 (no restart), /readyz 200 degraded naming the broker."""
+        settings = _without_broker(agent_settings(live_federation, "police-scotland"))
+        base = f"http://{settings.api.listen}"
+        stop = asyncio.Event()
+        task = asyncio.create_task(run_agent(settings, stop=stop))
+        try:
+            async with aiohttp.ClientSession() as session:
+                await _poll_health(session, base)
+                async with session.get(f"{base}/livez") as r:
+                    live = (r.status, await r.json())
+                async with session.get(f"{base}/readyz") as r:
+                    ready = (r.status, await r.json())
+                async with session.get(f"{base}/healthz") as r:
+                    healthz = r.status
+        finally:
+            stop.set()
+            await task
+        assert live == (200, {"status": "alive"})
+        assert (ready[0], ready[1]["status"], ready[1]["missing"]) == (200, "degraded", [])
+        assert [d["check"] for d in ready[1]["degraded"]] == ["broker"]
+        assert healthz == 503  # /healthz keeps its old meaning (200 only when ok)
+
+
+def _without_broker(settings: Settings) -> Settings:
+    dead = f"amqp://127.0.0.1:{free_port()}/nowhere"
+    return settings.model_copy(
+        update={"broker": settings.broker.model_copy(update={"urls": (dead,)})}
+    )
 
 
 async def _poll_health(session: aiohttp.ClientSession, base: str) -> dict[str, object]:

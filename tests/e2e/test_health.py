@@ -6,7 +6,9 @@ import asyncio
 
 import aiohttp
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from agent.metrics import COUNTERS, GAUGES
 from broker.devfed import DevFederation
 from tests.support.federation import AgentHandle, agent_settings, running_agents
 
@@ -54,3 +56,20 @@ class TestIsaList:
         assert {"isa-police-assist-advocacy", "isa-marac-referrals"} <= ids
         assert all("police-scotland" in isa["parties"] for isa in isas)
         assert all(isa["active"] for isa in isas)
+
+
+class TestMetricsExposition:
+    async def test_metrics_parse_with_help_process_collectors_and_the_existing_names(
+        self, live_federation: DevFederation
+    ) -> None:
+        """A running agent's /metrics parses; every family has HELP; process_* and names kept."""
+        async with running_agents(live_federation, "assist") as agents:
+            await agents["assist"].get("/v1/isas")  # one request for the HTTP layer to count
+            status, text = await agents["assist"].get("/metrics")
+        assert status == 200
+        families = list(text_string_to_metric_families(text))
+        assert [f.name for f in families if not f.documentation] == []
+        samples = {s.name for f in families for s in f.samples}
+        assert {"process_resident_memory_bytes", "process_cpu_seconds_total"} <= samples
+        assert {"python_info", "python_gc_objects_collected_total"} <= samples
+        assert {*COUNTERS, *GAUGES, "isa_api_requests_total"} <= samples

@@ -13,13 +13,14 @@ import concurrent.futures
 import contextlib
 import random
 import threading
+from collections import Counter
 from collections.abc import Coroutine, Iterator
 from typing import Any, Literal, TypeVar
 
 import pytest
 import requests
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from agent.api import DEFAULT_MAX_BODY_BYTES, create_app, serving
@@ -27,9 +28,16 @@ from agent.api_models import PreviewResponse, Problem, SubmitResponse
 from agent.auth import hash_token
 from agent.config import ApiClientSettings
 from agent.openapi import build_openapi
+from agent.openapi_referrals import EXAMPLE_FLOWS
 from agent.runtime import run_agent
+from broker.devfed import DevFederation
 from federation.synth import generate_referral
-from tests.support.federation import agent_settings, build_federation, remove_federation
+from tests.support.federation import (
+    agent_settings,
+    build_federation,
+    remove_federation,
+    running_agents,
+)
 from tests.support.rabbitmq import RabbitServer
 from tests.unit.agent_api.conftest import ALL, CLIENTS, MAX_BODY
 from tests.unit.agent_api.fake_service import FakeService
@@ -187,6 +195,64 @@ def test_the_real_agent_keeps_its_openapi_contract(
 ) -> None:
     """The real service behind the API: no 500, only documented statuses, bodies match."""
     case.call_and_validate(base_url=real_agent)
+
+
+# --- the documented examples and schemathesis reach 202 on the real agent (issue 16.7) ---------
+
+#: Generated and example cases per referral operation: bounded for CI (a few hundred in all).
+REFERRAL_CASES = 150
+
+
+@pytest.mark.rabbitmq
+async def test_every_documented_example_is_accepted_with_202(
+    live_federation: DevFederation,
+) -> None:
+    """Each submit example in the OpenAPI document, sent by its flow's sender agent: 202."""
+    examples = build_openapi(max_body_bytes=DEFAULT_MAX_BODY_BYTES)["paths"]["/v1/messages"][
+        "post"
+    ]["requestBody"]["content"]["application/json"]["examples"]
+    senders = sorted({flow.sender for flow in EXAMPLE_FLOWS})
+    answers = {}
+    async with running_agents(live_federation, *senders) as agents:
+        for flow in EXAMPLE_FLOWS:
+            answers[flow.type] = await agents[flow.sender].post(
+                "/v1/messages", examples[flow.type]["value"]
+            )
+    assert {kind: status for kind, (status, _) in answers.items()} == {
+        flow.type: 202 for flow in EXAMPLE_FLOWS
+    }, answers
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.parametrize("path", ["/v1/messages", "/v1/messages/preview"])
+def test_schemathesis_reaches_a_success_and_never_a_5xx(real_agent: str, path: str) -> None:
+    """Documented examples, valid and invalid generated bodies: a success, no 5xx, contract."""
+    operation = real_schema[path]["POST"]
+    cases = st.one_of(
+        *operation.get_strategies_from_examples(),
+        operation.as_strategy(),
+        operation.as_strategy(generation_mode=schemathesis.GenerationMode.NEGATIVE),
+    )
+    seen: Counter[int] = Counter()
+
+    @given(case=cases)
+    @settings(
+        max_examples=REFERRAL_CASES,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        phases=[Phase.generate],
+        database=None,
+    )
+    def run(case: schemathesis.Case[Any]) -> None:
+        response = case.call(base_url=real_agent)
+        seen[response.status_code] += 1
+        case.validate_response(response)
+
+    run()
+    print(f"schemathesis {path}: {sum(seen.values())} cases, statuses {dict(sorted(seen.items()))}")
+    success = 202 if path == "/v1/messages" else 200
+    assert seen[success] > 0, f"no {success} in {dict(seen)}"
+    assert not [status for status in seen if status >= 500], dict(seen)
 
 
 # --- real referrals, mutated: the ISA engine and schema checks answer only documented statuses --

@@ -155,12 +155,12 @@ class TestServices:
         assert len({host for _, host, _ in mappings}) == len(mappings)
         assert {container for _, _, container in mappings} == {str(AGENT_PORT)}
 
-    def test_agent_health_checks_ask_the_agents_own_healthz(self, services: dict[str, Any]) -> None:
-        """The health check calls docker/healthcheck.py on the container's /healthz."""
+    def test_agent_health_checks_ask_readyz_not_healthz(self, services: dict[str, Any]) -> None:
+        """The check calls docker/healthcheck.py on /readyz: a broker outage is not unhealthy."""
         for agent in agents(services).values():
             test = agent["healthcheck"]["test"]
             assert test[2] == IMAGE_ROOT + "docker/healthcheck.py"
-            assert test[3] == f"http://127.0.0.1:{AGENT_PORT}/healthz"
+            assert test[3] == f"http://127.0.0.1:{AGENT_PORT}/readyz"
 
 
 class TestCommands:
@@ -273,7 +273,7 @@ def health_server() -> Iterator[tuple[str, type[_Answer]]]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/healthz", handler
+        yield f"http://127.0.0.1:{server.server_address[1]}/readyz", handler
     finally:
         server.shutdown()
         server.server_close()
@@ -286,22 +286,22 @@ def healthcheck(url: str) -> subprocess.CompletedProcess[str]:
 
 
 class TestHealthcheckScript:
-    def test_healthy_when_healthz_answers_200(
+    def test_healthy_when_readyz_answers_200(
         self, health_server: tuple[str, type[_Answer]]
     ) -> None:
-        """Exit 0 when /healthz answers 200."""
+        """Exit 0 when /readyz answers 200 (ready, or degraded with the broker down)."""
         assert healthcheck(health_server[0]).returncode == 0
 
-    def test_unhealthy_when_healthz_answers_503(
+    def test_unhealthy_when_readyz_answers_503(
         self, health_server: tuple[str, type[_Answer]]
     ) -> None:
-        """Exit 1 when the agent reports itself degraded or fail-closed (503)."""
+        """Exit 1 when the agent is not ready: fail-closed or no store (503)."""
         url, handler = health_server
         handler.status = 503
         assert healthcheck(url).returncode == 1
 
     def test_unhealthy_when_nothing_listens(self) -> None:
         """Exit 1 and say why when no agent answers."""
-        done = healthcheck("http://127.0.0.1:9/healthz")
+        done = healthcheck("http://127.0.0.1:9/readyz")
         assert done.returncode == 1
         assert "unhealthy" in done.stderr

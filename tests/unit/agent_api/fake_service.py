@@ -7,6 +7,8 @@ It follows the contract the real service must keep, with a toy ISA:
   Any other ISA, recipient, type or purpose is denied (deny by default).
 - A ``marac_referral`` payload needs ``subject`` (an object with a string ``name``) and ``risk``
   (``standard``|``medium``|``high``); otherwise :class:`PayloadInvalid` with field errors.
+  Payloads of the other message types are checked by the real ``parse_payload`` (pure core),
+  so a payload that breaks its type's documented schema is a 422, as with the real agent.
 - Flags make it misbehave the way a real agent can: ``store_down`` (503 on submit),
   ``fail_closed`` (503 on submit, health ``fail_closed``), ``bug`` (a RuntimeError anywhere).
 """
@@ -27,15 +29,19 @@ from agent.api_models import (
     IsaRef,
     IsaSummary,
     KeyHealth,
+    LivenessResponse,
     ManifestHealth,
     MessageStatusResponse,
     PreviewResponse,
+    ReadinessResponse,
     SubmitRequest,
     SubmitResponse,
     WithheldField,
 )
 from agent.errors import Denied, IdempotencyConflict, NotFound, StoreUnavailable, TrustUnavailable
+from agent.probes import ReadinessFacts, judge_readiness
 from federation.errors import PayloadInvalid
+from federation.referrals import parse_payload
 
 __all__ = ["NOW", "FakeService", "synthetic_delivery", "valid_submit"]
 
@@ -192,6 +198,17 @@ class FakeService:
             f"isa_outbox_depth {len(self.outbox)}\n"
         )
 
+    async def liveness(self) -> LivenessResponse:
+        self._maybe_bug()
+        if self.store_down:
+            raise StoreUnavailable("the store is closed")
+        return LivenessResponse()
+
+    async def readiness(self) -> ReadinessResponse:
+        self._maybe_bug()
+        trust = "fail_closed" if self.fail_closed else "valid"
+        return judge_readiness(ReadinessFacts(trust, not self.store_down, True, True))
+
     def _maybe_bug(self) -> None:
         if self.bug:
             raise RuntimeError("synthetic bug holding SYN-SECRET-VALUE")
@@ -216,6 +233,7 @@ def _evaluate(req: SubmitRequest) -> tuple[list[str], list[WithheldField], list[
 
 def _check_payload(req: SubmitRequest) -> None:
     if req.type != "marac_referral":
+        parse_payload(req.type, req.payload)  # the real types: PayloadInvalid, as the agent does
         return
     errors: dict[str, str] = {}
     subject = req.payload.get("subject")

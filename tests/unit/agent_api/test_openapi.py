@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import jsonschema  # type: ignore[import-untyped]
 import pytest
 
@@ -9,6 +11,7 @@ from agent.api import create_app
 from agent.api_models import SubmitRequest
 from agent.openapi import OPERATIONS, Operation, build_openapi
 from agent.webhook import DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
+from federation.referrals import MESSAGE_TYPES, REQUIRED_ON_SUBMIT, parse_payload
 from tests.unit.agent_api.conftest import CLIENTS
 from tests.unit.agent_api.fake_service import FakeService
 
@@ -86,10 +89,63 @@ class TestSchemas:
         for schema in DOC["components"]["schemas"].values():
             jsonschema.Draft202012Validator.check_schema(schema)
 
-    def test_the_submit_example_is_a_valid_request(self) -> None:
-        """The documented example passes the server's own model."""
-        example = DOC["components"]["schemas"]["SubmitRequest"]["examples"][0]
-        assert SubmitRequest.model_validate(example).to == "assist"
+    def test_every_example_passes_the_servers_model_and_its_message_type(self) -> None:
+        """Each documented example parses as a SubmitRequest and its payload as its type."""
+        for name, example in _body("/v1/messages")["examples"].items():
+            request = SubmitRequest.model_validate(example["value"])
+            assert parse_payload(request.type, request.payload).synthetic is True, name
+
+
+class TestReferralPayloads:
+    """Issue 16.7: the payload was 'any object' and its one example was denied."""
+
+    @pytest.mark.parametrize("path", ["/v1/messages", "/v1/messages/preview"])
+    def test_payload_any_object_is_now_one_schema_per_message_type(self, path: str) -> None:
+        """The body is a oneOf keyed by ``type``, one mapping entry per message type."""
+        schema = _body(path)["schema"]
+        mapping = schema["discriminator"]["mapping"]
+        assert schema["discriminator"]["propertyName"] == "type"
+        assert set(mapping) == set(MESSAGE_TYPES)
+        assert [branch["$ref"] for branch in schema["oneOf"]] == list(mapping.values())
+
+    def test_each_type_schema_fixes_type_and_refs_its_referral_schema(self) -> None:
+        """SubmitPoliceConcern: ``type`` const police_concern, payload the PoliceConcern schema."""
+        schema = DOC["components"]["schemas"]["SubmitPoliceConcern"]
+        assert schema["properties"]["type"]["const"] == "police_concern"
+        assert schema["properties"]["payload"]["$ref"] == "#/components/schemas/PoliceConcern"
+        assert schema["additionalProperties"] is False
+
+    def test_referral_schemas_name_what_a_sender_must_supply(self) -> None:
+        """Each referral component carries x-required-on-submit from the federation core."""
+        for message_type, model in MESSAGE_TYPES.items():
+            component = DOC["components"]["schemas"][model.__name__]
+            assert component["x-required-on-submit"] == list(REQUIRED_ON_SUBMIT[message_type])
+
+    def test_every_example_is_valid_against_the_documented_body_schema(self) -> None:
+        """Each example validates against the oneOf (JSON Schema 2020-12, refs resolved)."""
+        for path in ("/v1/messages", "/v1/messages/preview"):
+            media = _body(path)
+            validator = jsonschema.Draft202012Validator({**DOC, **media["schema"]})
+            for name, example in media["examples"].items():
+                assert list(validator.iter_errors(example["value"])) == [], name
+
+    def test_every_type_a_shipped_isa_carries_has_an_example(self) -> None:
+        """Examples cover every message type except dash_risk_assessment (no ISA carries it)."""
+        examples = _body("/v1/messages")["examples"]
+        assert set(examples) == set(MESSAGE_TYPES) - {"dash_risk_assessment"}
+        assert all(e["value"]["payload"]["synthetic"] is True for e in examples.values())
+
+    def test_examples_are_the_same_on_every_build(self) -> None:
+        """Examples are built deterministically (seeded synth), so the document is stable."""
+        assert (
+            build_openapi(max_body_bytes=1)["paths"]["/v1/messages"]
+            == build_openapi(max_body_bytes=1)["paths"]["/v1/messages"]
+        )
+
+
+def _body(path: str) -> dict[str, Any]:
+    media: dict[str, Any] = DOC["paths"][path]["post"]["requestBody"]["content"]["application/json"]
+    return media
 
     def test_the_submit_schema_forbids_unknown_fields(self) -> None:
         """additionalProperties: false, as the server enforces."""

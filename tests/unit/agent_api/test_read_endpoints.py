@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.unit.agent_api.conftest import ADMIN, ALL, RECEIVE, SEND, bearer
 from tests.unit.agent_api.fake_service import FakeService, synthetic_delivery, valid_submit
@@ -135,6 +136,59 @@ class TestHealth:
         )
 
 
+class TestProbes:
+    async def test_liveness_is_200_without_a_token(self, client: Client) -> None:
+        """/livez needs no token and answers alive while the service answers."""
+        response = await client.get("/livez")
+        assert (response.status, await response.json()) == (200, {"status": "alive"})
+
+    async def test_liveness_is_503_when_the_store_cannot_be_read(
+        self, client: Client, service: FakeService
+    ) -> None:
+        """A store that cannot be read is beyond recovery in-process: 503, so a probe restarts."""
+        service.store_down = True
+        await problem(await client.get("/livez"), 503)
+
+    async def test_liveness_stays_200_when_fail_closed(
+        self, client: Client, service: FakeService
+    ) -> None:
+        """An expired manifest is not a reason to restart the process."""
+        service.fail_closed = True
+        assert (await client.get("/livez")).status == 200
+
+    async def test_readiness_is_200_ready_when_everything_is_well(self, client: Client) -> None:
+        """/readyz needs no token and answers ready with nothing missing or degraded."""
+        response = await client.get("/readyz")
+        body = await response.json()
+        assert (response.status, body) == (200, {"status": "ready", "missing": [], "degraded": []})
+
+    async def test_readiness_is_503_naming_the_manifest_when_fail_closed(
+        self, client: Client, service: FakeService
+    ) -> None:
+        """Fail-closed trust: 503 with a JSON body whose missing check is the manifest."""
+        service.fail_closed = True
+        response = await client.get("/readyz")
+        body = await response.json()
+        assert (response.status, response.content_type) == (503, "application/json")
+        assert (body["status"], [m["check"] for m in body["missing"]]) == (
+            "not_ready",
+            ["manifest"],
+        )
+
+    async def test_readiness_is_503_naming_the_store_when_it_is_down(
+        self, client: Client, service: FakeService
+    ) -> None:
+        """A store that cannot be read: 503 naming the store."""
+        service.store_down = True
+        body = await (await client.get("/readyz")).json()
+        assert [m["check"] for m in body["missing"]] == ["store"]
+
+    @pytest.mark.parametrize("path", ["/livez", "/readyz"])
+    async def test_probes_refuse_unknown_query_parameters(self, client: Client, path: str) -> None:
+        """Like every route, a typo in the query is a 400, never ignored."""
+        await problem(await client.get(path + "?verbose=1"), 400)
+
+
 class TestMetrics:
     async def test_admin_reads_prometheus_text(self, client: Client) -> None:
         """/metrics answers the exposition format to an admin token."""
@@ -147,10 +201,15 @@ class TestMetrics:
         """The HTTP layer adds its own counters, labelled by route template, never a raw id."""
         await client.get(f"/v1/messages/{UNKNOWN_ID}", headers=bearer(SEND))
         text = await (await client.get("/metrics", headers=bearer(ADMIN))).text()
-        line = 'isa_api_requests_total{method="GET",route="/v1/messages/{id}",status="404"} 1'
-        assert line in text.splitlines()
+        samples = {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
+        labels = (("method", "GET"), ("route", "/v1/messages/{id}"), ("status", "404"))
+        assert samples[("isa_api_requests_total", labels)] == 1
         assert UNKNOWN_ID not in text
-        assert "isa_api_request_seconds_count 1" in text
+        assert samples[("isa_api_request_seconds_count", ())] == 1
 
     @pytest.mark.parametrize(("headers", "status"), [({}, 401), (bearer(SEND), 403)])
     async def test_metrics_need_admin(
