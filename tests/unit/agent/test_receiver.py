@@ -1,7 +1,8 @@
 """The agent's receive path around ``federation.receive``: whom a refused envelope is answered.
 
-Runs the real ``Receiver`` over a dev federation's agent contexts; the transport only collects
-what would be published (the transport itself is tested on RabbitMQ).
+Runs the real ``Receiver`` wired by ``agent.runtime.open_agent`` over a dev federation; the
+transport attached to its publisher only collects what would be published (the transport itself
+is tested on RabbitMQ).
 """
 
 from __future__ import annotations
@@ -14,9 +15,7 @@ from pathlib import Path
 import pytest
 
 from agent.config import load_settings
-from agent.context import AgentContext
-from agent.receiver import Receiver
-from agent.runtime import open_context
+from agent.runtime import Agent, open_agent
 from agent.transport import Delivery, Outcome
 from broker.devfed import DevFederation, create_dev_federation
 from federation.envelope import EnvelopeSpec, IsaRef, seal
@@ -32,7 +31,7 @@ LIMIT = 4 * 1024 * 1024  # a ciphertext limit above the protocol's 1 MiB default
 class FakeTransport:
     """Collects the receipts the receiver publishes."""
 
-    consuming = True
+    consuming = connected = True
 
     def __init__(self) -> None:
         self.published: list[tuple[str, str, str]] = []
@@ -50,24 +49,26 @@ def fed(tmp_path: Path) -> DevFederation:
 
 
 @pytest.fixture
-async def contexts(fed: DevFederation) -> AsyncIterator[tuple[AgentContext, AgentContext]]:
+async def contexts(fed: DevFederation) -> AsyncIterator[tuple[Agent, Agent, FakeTransport]]:
     async with AsyncExitStack() as stack:
         opened = []
         for agency in (SENDER, RECIPIENT):
             settings = load_settings(fed.agency(agency).config, {})
             limits = settings.limits.model_copy(update={"max_ciphertext_bytes": LIMIT})
             settings = settings.model_copy(update={"limits": limits})
-            context = open_context(settings, clock=lambda: NOW)
+            context = open_agent(settings, clock=lambda: NOW)
             opened.append(await stack.enter_async_context(context))
         police, assist = opened
-        assist.transport = FakeTransport()  # type: ignore[assignment]
-        yield police, assist
+        transport = FakeTransport()
+        stack.enter_context(assist.publisher.attached(transport))
+        yield police, assist, transport
 
 
-def _large_invalid_frame(police: AgentContext) -> bytes:
+def _large_invalid_frame(police: Agent) -> bytes:
     """A frame signed by police-scotland for assist under their ISA, with a ciphertext over
     1 MiB, whose payload fails its schema (step 10): authenticated, so it must be answered."""
-    isa = police.isa(ISA_ID)
+    isa = police.registry.get(ISA_ID)
+    assert isa is not None
     manifest = police.trust.manifest
     assert manifest is not None
     key = manifest.current_encryption_key(RECIPIENT, NOW)
@@ -86,18 +87,16 @@ def _large_invalid_frame(police: AgentContext) -> bytes:
 
 class TestRefusedEnvelopes:
     async def test_rejected_envelope_over_one_mebibyte_is_answered_with_a_receipt(
-        self, contexts: tuple[AgentContext, AgentContext]
+        self, contexts: tuple[Agent, Agent, FakeTransport]
     ) -> None:
         """Under a ciphertext limit above 1 MiB, an authenticated frame that large and refused
         gets its signed rejected receipt (the agent re-parsed it under the 1 MiB default and
         answered nobody: the sender's message expired undelivered instead)."""
-        police, assist = contexts
+        police, assist, transport = contexts
         frame = _large_invalid_frame(police)
         assert len(frame) > 1024 * 1024
         delivery = Delivery(body=frame, message_id="m-large", kind="envelope", user_id=SENDER,
                             redelivered=False, delivery_count=0)  # fmt: skip
-        outcome = await Receiver(assist)(delivery)
-        transport = assist.transport
-        assert isinstance(transport, FakeTransport)
+        outcome = await assist.receiver()(delivery)
         assert outcome is Outcome.REJECT
         assert [(to, kind) for to, kind, _ in transport.published] == [(SENDER, "receipt")]
