@@ -19,10 +19,17 @@ Rules:
 6. A new key starts at a whole second (the announcement's resolution) strictly after the newest
    key in the keyring, so "newest" is never a tie (two rotations in one second, or a rotation in
    the second the previous key was made, still order).
+7. The running agent's keyring lives in one :class:`KeyringHolder`, which the rotator owns
+   (``KeyRotator.keys``): rotation replaces it there (``replace``), the receiver re-reads it
+   there when an envelope names a kid it does not know (``reload``), everyone reads
+   ``current``. No one assigns a keyring to a field of a shared object.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -31,18 +38,51 @@ from agent.audit import AuditEvent, AuditSink
 from agent.keystore import KEYRING_FILE, load_keyring, save_keyring, write_key_file
 from agent.private_files import write_private_atomically
 from federation.canonical import canonical_json, format_time
+from federation.errors import KeyFileError
 from federation.keys import EncryptionKey, KeyAnnouncement, Keyring, SigningKey, announce
 
 __all__ = [
     "DEFAULT_LEAD",
     "KeyRotator",
     "KeyStatus",
+    "KeyringHolder",
     "announcement_path",
     "describe",
     "key_status",
 ]
 
+log = logging.getLogger(__name__)
+
 DEFAULT_LEAD = timedelta(days=3)
+
+
+class KeyringHolder:
+    """The agency's current keyring (rule 7); ``load`` re-reads it from disk."""
+
+    def __init__(self, keyring: Keyring, load: Callable[[], Keyring]) -> None:
+        self._keyring = keyring
+        self._load = load
+
+    @property
+    def current(self) -> Keyring:
+        return self._keyring
+
+    def replace(self, keyring: Keyring) -> None:
+        """Key rotation's new keyring, in force for every reader from now on."""
+        self._keyring = keyring
+
+    async def reload(self) -> bool:
+        """Re-read the keyring from disk (``isa-agent keys rotate`` may have added a key that
+        the housekeeper has not picked up yet); True if it now holds more keys."""
+        try:
+            fresh = await asyncio.to_thread(self._load)
+        except KeyFileError as exc:
+            log.error("cannot re-read the keyring: %s", exc.message)
+            return False
+        if len(fresh.entries()) <= len(self._keyring.entries()):
+            return False
+        self._keyring = fresh
+        return True
 
 
 def announcement_path(data_dir: Path, kid: str) -> Path:
@@ -94,12 +134,20 @@ class KeyRotator:
         self.agency = agency
         self.encryption_dir = encryption_dir
         self.data_dir = data_dir
-        self.keyring = keyring
+        self.keys = KeyringHolder(keyring, self._load)
         self.lead = lead
         self._signing_key = signing_key
         self._audit = audit
         self._passphrase = passphrase
         self._mtime = self._keyring_mtime()
+
+    @property
+    def keyring(self) -> Keyring:
+        """The keyring in force (``keys.current``)."""
+        return self.keys.current
+
+    def _load(self) -> Keyring:
+        return load_keyring(self.encryption_dir, self.keyring.policy, self._passphrase)
 
     def _keyring_mtime(self) -> int:
         try:
@@ -112,7 +160,7 @@ class KeyRotator:
         mtime = self._keyring_mtime()
         if mtime == self._mtime:
             return False
-        self.keyring = load_keyring(self.encryption_dir, self.keyring.policy, self._passphrase)
+        self.keys.replace(self._load())
         self._mtime = mtime
         return True
 

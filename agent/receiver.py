@@ -31,6 +31,11 @@ envelope refused before its sender was authenticated) are audited too: the first
 (or AMQP user) and reason in a window, the rest counted into one ``repeat`` entry
 (``agent.audit.repeats``), so a flood cannot fill the disk. An authenticated sender's rejected
 envelope still gets an entry each.
+
+Its dependencies are explicit and frozen (the store protocol, the publisher, the audit sink and
+its repeat counter, trust, the registry, the keyring holder, the signing key, the clock,
+metrics, and the limits it checks); the keyring is re-read through the holder
+(``agent.keyrotation`` rule 7), receipts go out through the publisher (``agent.publisher``).
 """
 
 from __future__ import annotations
@@ -38,17 +43,31 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, TypeVar
 
-from agent.audit import AuditEvent, Flow, message_event, record_after_commit
-from agent.context import AgentContext
+from agent.audit import (
+    AuditEvent,
+    AuditSink,
+    Flow,
+    RepeatAudit,
+    message_event,
+    record_after_commit,
+)
+from agent.clock import Clock
 from agent.errors import NotFound, StoreUnavailable, TransportError
-from agent.keystore import load_keyring
+from agent.keyrotation import KeyringHolder
+from agent.metrics import Metrics
+from agent.publisher import Publisher
+from agent.store import Store
 from agent.transport import Delivery, Outcome
+from agent.trust import Trust
 from federation.canonical import canonical_json
 from federation.envelope import Routing
-from federation.errors import KeyFileError, ReceiptRejected
+from federation.errors import ReceiptRejected
+from federation.isa import IsaRegistry
+from federation.keys import SigningKey
 from federation.manifest import Manifest
 from federation.pipeline import leaf_paths
 from federation.receipts import Receipt, accept_receipt, make_receipt, verify_receipt
@@ -68,9 +87,25 @@ _RETRY_PAUSE = 1.0
 T = TypeVar("T")
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Receiver:
-    def __init__(self, ctx: AgentContext) -> None:
-        self.ctx = ctx
+    """The consumer's handler: one :class:`Delivery` in, one :class:`Outcome` out."""
+
+    agency: str
+    store: Store
+    audit: AuditSink
+    repeats: RepeatAudit
+    trust: Trust
+    registry: IsaRegistry
+    keys: KeyringHolder
+    signing_key: SigningKey
+    publisher: Publisher
+    clock: Clock
+    metrics: Metrics
+    #: called once a new delivery is committed to the inbox (wakes the webhook pusher)
+    on_stored: Callable[[], None]
+    max_skew: timedelta
+    max_ciphertext: int
 
     async def __call__(self, delivery: Delivery) -> Outcome:
         if delivery.kind == "receipt":
@@ -87,9 +122,9 @@ class Receiver:
         sender = delivery.user_id or "-"
         detail = f"{detail} (AMQP user_id {sender})"[:2000]
         event = message_event("reject", "agent", delivery.message_id, outcome=reason, detail=detail)
-        now = self.ctx.clock()
-        if await self.ctx.repeat_audit.admit(("reject", sender, reason), event, now):
-            await self.ctx.audit.record(event, now)
+        now = self.clock()
+        if await self.repeats.admit(("reject", sender, reason), event, now):
+            await self.audit.record(event, now)
 
     async def _audit_replay(self, header: Routing, now: datetime) -> None:
         """Audit an envelope that was already stored (a replay or a redelivery): the first per
@@ -98,66 +133,47 @@ class Receiver:
         event = message_event(
             "reject", "agent", header.id, header.sender, outcome="replay", detail=detail
         )
-        if await self.ctx.repeat_audit.admit(("replay", header.sender), event, now):
+        if await self.repeats.admit(("replay", header.sender), event, now):
             await self._audit_stored(event, now)
 
     async def _wait_for_trust(self) -> None:
         # 0. quarantine; validity is time-driven (expiry), so poll rather than wait on an event
-        while not self.ctx.trust.state.can_send(self.ctx.clock()):  # noqa: ASYNC110
+        while not self.trust.state.can_send(self.clock()):  # noqa: ASYNC110
             await asyncio.sleep(_RETRY_PAUSE)
 
     def _receive(self, delivery: Delivery, manifest: Manifest, now: datetime) -> Accepted | Refused:
-        ctx, limits = self.ctx, self.ctx.settings.limits
         facts = ReceiverFacts(
-            recipient=ctx.agency, manifest=manifest, registry=ctx.registry, keyring=ctx.keyring,
-            max_skew=timedelta(seconds=limits.max_clock_skew_seconds),
-            max_ciphertext=limits.max_ciphertext_bytes,
+            recipient=self.agency, manifest=manifest, registry=self.registry,
+            keyring=self.keys.current, max_skew=self.max_skew, max_ciphertext=self.max_ciphertext,
         )  # fmt: skip
         return receive(
             delivery.body, user_id=delivery.user_id, facts=facts, now=now,
             seen=deduplicated_when_stored,  # step 6 is completed by the store (step 14)
         )  # fmt: skip
 
-    async def _reload_keyring(self) -> bool:
-        """Re-read the keyring from disk (``isa-agent keys rotate`` may have added a key that
-        the housekeeper has not picked up yet); True if it now holds more keys."""
-        keys = self.ctx.settings.keys
-        try:
-            fresh = await asyncio.to_thread(
-                load_keyring, keys.encryption_dir, self.ctx.keyring.policy, keys.passphrase
-            )
-        except KeyFileError as exc:
-            log.error("cannot re-read the keyring: %s", exc.message)
-            return False
-        if len(fresh.entries()) <= len(self.ctx.keyring.entries()):
-            return False
-        self.ctx.keyring = fresh
-        return True
-
     async def _on_envelope(self, delivery: Delivery) -> Outcome:
-        ctx = self.ctx
         await self._wait_for_trust()
-        manifest, now = ctx.trust.manifest, ctx.clock()
+        manifest, now = self.trust.manifest, self.clock()
         assert manifest is not None
         accepted = self._receive(delivery, manifest, now)  # 1-13.
         if (
             isinstance(accepted, Refused)
             and accepted.reason == "key_unknown"  # 7. a key may have rotated meanwhile:
-            and await self._reload_keyring()  # re-read the keyring and try once more
+            and await self.keys.reload()  # re-read the keyring and try once more
         ):
             accepted = self._receive(delivery, manifest, now)
         if isinstance(accepted, Refused):
             return await self._reject(delivery, accepted)
         header = accepted.header
         fresh = await self._until_stored(
-            lambda: ctx.store.accept_incoming(  # 14.
+            lambda: self.store.accept_incoming(  # 14.
                 envelope_id=header.id, sender=header.sender, header=header.to_json(),
                 payload=canonical_json(accepted.payload), now=now,
             )
         )  # fmt: skip
         if fresh is None:
             return Outcome.REQUEUE
-        ctx.metrics.inc("isa_agent_received_total" if fresh else "isa_agent_duplicates_total")
+        self.metrics.inc("isa_agent_received_total" if fresh else "isa_agent_duplicates_total")
         if fresh:
             await self._audit_stored(
                 message_event(
@@ -172,7 +188,7 @@ class Receiver:
                 ),
                 now,
             )
-            ctx.inbox_wakeup.set()
+            self.on_stored()
         else:
             await self._audit_replay(header, now)
         return await self._receipt(header, accepted.envelope_sha256, "delivered", None)  # 15.
@@ -190,18 +206,17 @@ class Receiver:
             except StoreUnavailable:
                 log.error("cannot store an incoming message durably; it waits in the broker")
                 await asyncio.sleep(_RETRY_PAUSE)
-                transport = self.ctx.transport
-                if transport is None or not transport.consuming:
+                if not self.publisher.consuming:
                     return None
 
     async def _audit_stored(self, event: AuditEvent, at: datetime) -> None:
         """Audit a delivery already committed to the inbox: if the audit log cannot be written
         (a full disk), say so loudly but keep the delivery (a requeue would only count towards
         the delivery limit, and the duplicate would not be audited either)."""
-        await record_after_commit(self.ctx.audit, at, event, log=log, done="stored")
+        await record_after_commit(self.audit, at, event, log=log, done="stored")
 
     async def _reject(self, delivery: Delivery, refused: Refused) -> Outcome:
-        self.ctx.metrics.inc("isa_agent_rejected_total")
+        self.metrics.inc("isa_agent_rejected_total")
         log.warning("envelope rejected: %s %s", refused.reason, refused.detail)
         if refused.reply_to is None:  # anyone can send these: rate-limited, like replays
             detail = refused.detail or "envelope refused"
@@ -211,7 +226,7 @@ class Receiver:
             "reject", "agent", delivery.message_id, outcome=refused.reason,
             detail=refused.detail[:2000],
         )
-        await self.ctx.audit.record(event, self.ctx.clock())
+        await self.audit.record(event, self.clock())
         outcome = await self._receipt(
             refused.reply_to, refused.envelope_sha256, "rejected", refused.reason
         )
@@ -224,26 +239,21 @@ class Receiver:
         status: Literal["delivered", "rejected"],
         reason: str | None,
     ) -> Outcome:
-        ctx = self.ctx
         frame = make_receipt(
-            envelope_id=header.id, envelope_sha256=sha256, issuer=ctx.agency, to=header.sender,
-            status=status, reason=reason, at=ctx.clock(), signing_key=ctx.signing_key,
+            envelope_id=header.id, envelope_sha256=sha256, issuer=self.agency, to=header.sender,
+            status=status, reason=reason, at=self.clock(), signing_key=self.signing_key,
         )  # fmt: skip
-        transport = ctx.transport
         try:
-            if transport is None:
-                raise TransportError("not connected")
-            await transport.publish(header.sender, frame, message_id=header.id, kind="receipt")
+            await self.publisher.publish(header.sender, frame, message_id=header.id, kind="receipt")
         except TransportError:
             log.warning("could not send a %s receipt; the envelope will be redelivered", status)
             await asyncio.sleep(_RETRY_PAUSE)
             return Outcome.REQUEUE
-        ctx.metrics.inc("isa_agent_published_total")
+        self.metrics.inc("isa_agent_published_total")
         return Outcome.ACK
 
     async def _on_receipt(self, delivery: Delivery) -> Outcome:
-        ctx = self.ctx
-        manifest = ctx.trust.manifest
+        manifest = self.trust.manifest
         if manifest is None:
             await asyncio.sleep(_RETRY_PAUSE)
             return Outcome.REQUEUE
@@ -254,10 +264,10 @@ class Receiver:
             if entry is None or delivery.user_id != entry.broker_user:
                 raise ReceiptRejected("transport_identity")
             envelope_id = receipt.envelope_id
-            sent = await self._until_stored(lambda: ctx.store.sent_envelope(envelope_id))
+            sent = await self._until_stored(lambda: self.store.sent_envelope(envelope_id))
             if sent is None:
                 return Outcome.REQUEUE
-            accept_receipt(receipt, sender=ctx.agency, sent_to=sent.recipient,
+            accept_receipt(receipt, sender=self.agency, sent_to=sent.recipient,
                            sent_sha256=sent.frame_sha256)  # fmt: skip
         except ReceiptRejected as exc:
             return await self._refuse_receipt(delivery, receipt, exc.reason)
@@ -268,15 +278,14 @@ class Receiver:
 
     async def _settle(self, receipt: Receipt, frame: bytes, *, unknown: bool) -> Outcome:
         """Move our message's status for an accepted receipt, then audit it."""
-        ctx = self.ctx
         outcome: str | None = "unknown"
         if unknown:
             log.warning("receipt for an envelope we did not send")
         else:
             outcome = await self._until_stored(
-                lambda: ctx.store.record_receipt(
+                lambda: self.store.record_receipt(
                     envelope_id=receipt.envelope_id, frame=frame, status=receipt.status,
-                    reason=receipt.reason or "", at=ctx.clock(),
+                    reason=receipt.reason or "", at=self.clock(),
                 )
             )  # fmt: skip
         if outcome is None:
@@ -289,8 +298,8 @@ class Receiver:
             outcome=receipt.reason or receipt.status,
             detail=outcome,
         )
-        await ctx.audit.record(event, ctx.clock())
-        ctx.metrics.inc("isa_agent_receipts_total")
+        await self.audit.record(event, self.clock())
+        self.metrics.inc("isa_agent_receipts_total")
         return Outcome.ACK
 
     async def _refuse_receipt(
@@ -299,8 +308,7 @@ class Receiver:
         """A receipt we must not believe: audited (ids and codes only; the first per broker user
         and reason in a window, the rest counted, so a flood cannot fill the log), counted in a
         metric, and dead-lettered for the operator (it may be evidence of an attack)."""
-        ctx = self.ctx
-        ctx.metrics.inc("isa_agent_receipts_refused_total")
+        self.metrics.inc("isa_agent_receipts_refused_total")
         log.warning("receipt refused: %s", reason)
         said = "" if receipt is None else f"; it said {receipt.status} ({receipt.reason or '-'})"
         event = message_event(
@@ -311,7 +319,7 @@ class Receiver:
             outcome="refused",
             detail=f"receipt refused: {reason}{said}",
         )
-        now = ctx.clock()
-        if await ctx.repeat_audit.admit(("receipt", delivery.user_id or "-", reason), event, now):
-            await ctx.audit.record(event, now)
+        now = self.clock()
+        if await self.repeats.admit(("receipt", delivery.user_id or "-", reason), event, now):
+            await self.audit.record(event, now)
         return Outcome.REJECT

@@ -7,6 +7,9 @@ Rules:
 2. A message past ``expires_at`` without a receipt becomes ``expired`` (the non-delivery report
    is its status and history entry, which the case system reads with GET /v1/messages/{id}).
 3. Every loop waits on an event or a timer and is cancelled cleanly by the TaskGroup.
+4. Dependencies are explicit and frozen (the store protocol, the publisher, the audit sink, the
+   clock, metrics; the housekeeper's retention and key rotator); ``agent.runtime`` wires them.
+   While the broker is away the publisher says so (``agent.publisher``): nothing is swapped.
 """
 
 from __future__ import annotations
@@ -14,14 +17,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
 
-from agent.audit import Flow, message_event, record_after_commit
-from agent.context import AgentContext
+from agent.audit import AuditSink, Flow, RepeatAudit, message_event, record_after_commit
+from agent.clock import Clock
 from agent.errors import StoreUnavailable, TransportError
 from agent.keyrotation import KeyRotator
+from agent.metrics import Metrics
+from agent.publisher import Publisher
 from agent.retention import Retention
-from agent.store import OutgoingMessage
+from agent.store import OutgoingMessage, Store
 from federation.errors import IsaRelayError
 
 __all__ = ["Housekeeper", "OutboxRelay", "backoff"]
@@ -37,83 +43,77 @@ def backoff(attempts: int, *, base: float = 0.5, cap: float = 300.0) -> timedelt
     return timedelta(seconds=min(cap, base * 2 ** min(attempts, 20)))
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OutboxRelay:
-    def __init__(self, ctx: AgentContext) -> None:
-        self.ctx = ctx
+    """Publishes the outbox (rules 1, 3, 4); ``wakeup`` is set when a message is queued."""
+
+    store: Store
+    publisher: Publisher
+    audit: AuditSink
+    clock: Clock
+    metrics: Metrics
+    wakeup: asyncio.Event
 
     async def run(self) -> None:
         while True:
             published = await self.publish_due()
             if published == 0:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.ctx.outbox_wakeup.wait(), IDLE_POLL)
-                self.ctx.outbox_wakeup.clear()
+                    await asyncio.wait_for(self.wakeup.wait(), IDLE_POLL)
+                self.wakeup.clear()
 
     async def publish_due(self) -> int:
         """Publish every due message once; returns how many the broker confirmed."""
-        ctx = self.ctx
-        transport = ctx.transport
-        if transport is None or not transport.connected:
+        if not self.publisher.connected:
             return 0
         try:
-            due = await ctx.store.due_outgoing(ctx.clock(), BATCH)
+            due = await self.store.due_outgoing(self.clock(), BATCH)
         except StoreUnavailable:
             return 0
         results = await asyncio.gather(*(self._publish_one(m) for m in due))
         return sum(results)
 
     async def _publish_one(self, message: OutgoingMessage) -> int:
-        ctx = self.ctx
         message_id, recipient, frame = message.id, message.recipient, message.frame
         attempts, header = message.attempts, message.header
-        assert ctx.transport is not None
         try:
-            await ctx.transport.publish(recipient, frame, message_id=message_id, kind="envelope")
+            await self.publisher.publish(recipient, frame, message_id=message_id, kind="envelope")
         except TransportError as exc:
-            ctx.metrics.inc("isa_agent_publish_failures_total")
+            self.metrics.inc("isa_agent_publish_failures_total")
             with contextlib.suppress(StoreUnavailable):
-                await ctx.store.mark_attempt_failed(
-                    message_id, ctx.clock(), backoff(attempts), exc.message[:200]
+                await self.store.mark_attempt_failed(
+                    message_id, self.clock(), backoff(attempts), exc.message[:200]
                 )
             return 0
         try:
-            await ctx.store.mark_sent(message_id, ctx.clock())
+            await self.store.mark_sent(message_id, self.clock())
         except StoreUnavailable:
             log.error("published %s but could not record it; it may be sent again", message_id)
             return 0
-        ctx.metrics.inc("isa_agent_published_total")
+        self.metrics.inc("isa_agent_published_total")
         event = message_event(
             "send", "agent", message_id, recipient, Flow.of_header(header), outcome="sent"
         )
-        await record_after_commit(ctx.audit, ctx.clock(), event, log=log, done="sent")
+        await record_after_commit(self.audit, self.clock(), event, log=log, done="sent")
         return 1
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Housekeeper:
     """Expires overdue messages, enforces retention and rotates and destroys keys, on a timer.
 
     Retention (``agent/retention.py``) and key rotation (``agent/keyrotation.py``) run at every
-    tick under ``ctx.clock``; a failure of one is logged and retried at the next tick.
+    tick under ``clock``; a failure of one is logged and retried at the next tick. The rotator
+    owns the agent's keyring holder, so a rotation is in force for the receiver at once.
     """
 
-    def __init__(
-        self, ctx: AgentContext, *, interval: float = 30.0, audit_keep: timedelta | None = None
-    ) -> None:
-        self.ctx = ctx
-        self.interval = interval
-        self.retention = Retention(
-            ctx.store, ctx.audit, ctx.registry, agency=ctx.agency, audit_keep=audit_keep
-        )
-        keys = ctx.settings.keys
-        self.rotator = KeyRotator(
-            agency=ctx.agency,
-            encryption_dir=keys.encryption_dir,
-            data_dir=ctx.settings.data_dir,
-            signing_key=ctx.signing_key,
-            keyring=ctx.keyring,
-            audit=ctx.audit,
-            passphrase=keys.passphrase,
-        )
+    store: Store
+    repeats: RepeatAudit
+    retention: Retention
+    rotator: KeyRotator
+    clock: Clock
+    metrics: Metrics
+    interval: float = 30.0
 
     async def run(self) -> None:
         while True:
@@ -129,23 +129,22 @@ class Housekeeper:
     async def _flush_repeats(self) -> None:
         """Write the summary entry of every closed window of repeated events."""
         try:
-            await self.ctx.repeat_audit.flush(self.ctx.clock())
+            await self.repeats.flush(self.clock())
         except StoreUnavailable:
             log.error("cannot write the audit log's repeat summaries; retrying next tick")
 
     async def _expire(self) -> None:
-        ctx = self.ctx
         try:
-            expired = await ctx.store.expire_overdue(ctx.clock())
+            expired = await self.store.expire_overdue(self.clock())
         except StoreUnavailable:
             return
         if expired:
-            ctx.metrics.inc("isa_agent_expired_total", len(expired))
+            self.metrics.inc("isa_agent_expired_total", len(expired))
             log.warning("%d messages expired undelivered (non-delivery)", len(expired))
 
     async def _retain(self) -> None:
         try:
-            report = await self.retention.run(self.ctx.clock())
+            report = await self.retention.run(self.clock())
         except StoreUnavailable as exc:
             log.error("retention pass failed (%s); retrying next tick", exc.message)
             return
@@ -157,12 +156,10 @@ class Housekeeper:
 
     async def _rotate(self) -> None:
         try:
-            note = await self.rotator.tick(self.ctx.clock())
+            note = await self.rotator.tick(self.clock())
         except (IsaRelayError, OSError) as exc:
             log.error("key rotation failed (%s); retrying next tick", exc.__class__.__name__)
             return
-        finally:
-            self.ctx.keyring = self.rotator.keyring
         if note is not None:
             log.warning(
                 "encryption key rotated to %s: give data_dir/announcements/%s.json to the operator",

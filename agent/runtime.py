@@ -8,6 +8,11 @@ Rules (HOUSE-STYLE §8):
 3. The outbox and inbox are on disk, so a restart resumes exactly where the agent stopped.
 4. On the way out, after the last in-flight work: the counted repeats are written to the audit
    log, then its final head is posted to the witness (``agent.audit.witness``), if any.
+5. :func:`open_agent` is the one place that builds an :class:`Agent`: a frozen bundle of the
+   opened resources and shared values, from which the service, receiver, outbox relay and
+   housekeeper are wired, each with only the dependencies it uses. Nothing reassigns a field
+   of it: the broker session attaches its transport to the :class:`LatePublisher`, key
+   rotation replaces the keyring in its :class:`KeyringHolder`.
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 
 import aiohttp
 from aiohttp import web
@@ -26,29 +33,45 @@ from agent.api import create_app
 from agent.api_models import InboxItem
 from agent.audit import (
     AuditLog,
+    AuditSink,
     HeadPoster,
     ManifestAuditor,
+    RepeatAudit,
     load_subject_secret,
     subject_key_path,
     witness_url,
 )
 from agent.auth import ApiClient
+from agent.clock import Clock, utcnow
 from agent.config import Settings
-from agent.context import AgentContext, Clock, load_registry, utcnow
 from agent.errors import StoreUnavailable, TransportError
+from agent.keyrotation import KeyringHolder, KeyRotator
 from agent.keystore import load_keyring, load_store_key, read_signing_key, store_key_path
+from agent.metrics import Metrics
 from agent.private_files import private_dir
+from agent.publisher import LatePublisher
 from agent.receiver import Receiver
 from agent.relay import Housekeeper, OutboxRelay
+from agent.retention import Retention
 from agent.service import Service
 from agent.store import DEFAULT_FILENAME as STORE_FILENAME
 from agent.store import SqliteStore
 from agent.transport import AmqpTransport
 from agent.trust import TrustHolder
 from agent.webhook import Backoff, WebhookPusher
-from federation.keys import RotationPolicy
+from federation.errors import PolicyError
+from federation.isa import IsaRegistry, load_isa
+from federation.keys import RotationPolicy, SigningKey
 
-__all__ = ["agent_store", "broker_urls", "open_context", "private_dirs", "run_agent"]
+__all__ = [
+    "Agent",
+    "agent_store",
+    "broker_urls",
+    "load_registry",
+    "open_agent",
+    "private_dirs",
+    "run_agent",
+]
 
 log = logging.getLogger(__name__)
 
@@ -65,16 +88,112 @@ def broker_urls(settings: Settings) -> list[str]:
     ]
 
 
-@contextlib.asynccontextmanager
-async def open_context(settings: Settings, *, clock: Clock = utcnow) -> AsyncIterator[AgentContext]:
-    """Load keys, ISAs and trust, open the store; yields a context without a transport."""
-    private_dirs(settings)
+def load_registry(policies_dir: Path) -> IsaRegistry:
+    """Every ISA file in ``policies_dir``; a broken file stops the agent (PolicyError)."""
+    isas, problems = [], []
+    for path in sorted(policies_dir.glob("*.yaml")):
+        try:
+            isas.append(load_isa(str(path), path.read_bytes()))
+        except PolicyError as exc:
+            problems += exc.problems
+    if problems:
+        raise PolicyError(problems)
+    return IsaRegistry(isas)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Agent:
+    """One agent's opened resources and shared values (rule 5); only :func:`open_agent` makes
+    one. The parts it wires each take their own dependencies; none of them sees this bundle."""
+
+    settings: Settings
+    store: SqliteStore
+    audit: AuditSink
+    repeats: RepeatAudit
+    trust: TrustHolder
+    registry: IsaRegistry
+    signing_key: SigningKey
+    rotator: KeyRotator
+    clock: Clock
+    metrics: Metrics = field(default_factory=Metrics)
+    publisher: LatePublisher = field(default_factory=LatePublisher)
+    outbox_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    inbox_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def agency(self) -> str:
+        return self.settings.agency
+
+    @property
+    def keys(self) -> KeyringHolder:
+        """The keyring holder, owned by key rotation."""
+        return self.rotator.keys
+
+    def service(self) -> Service:
+        limits = self.settings.limits
+        return Service(
+            agency=self.agency, store=self.store, audit=self.audit, repeats=self.repeats,
+            trust=self.trust, registry=self.registry, keys=self.keys,
+            signing_key=self.signing_key, publisher=self.publisher, clock=self.clock,
+            metrics=self.metrics, wake_relay=self.outbox_wakeup.set,
+            ttl=timedelta(hours=limits.message_ttl_hours),
+            send_version=self.settings.envelope.send_version,
+            max_ciphertext=limits.max_ciphertext_bytes,
+        )  # fmt: skip
+
+    def receiver(self) -> Receiver:
+        limits = self.settings.limits
+        return Receiver(
+            agency=self.agency, store=self.store, audit=self.audit, repeats=self.repeats,
+            trust=self.trust, registry=self.registry, keys=self.keys,
+            signing_key=self.signing_key, publisher=self.publisher, clock=self.clock,
+            metrics=self.metrics, on_stored=self.inbox_wakeup.set,
+            max_skew=timedelta(seconds=limits.max_clock_skew_seconds),
+            max_ciphertext=limits.max_ciphertext_bytes,
+        )  # fmt: skip
+
+    def relay(self) -> OutboxRelay:
+        return OutboxRelay(
+            store=self.store, publisher=self.publisher, audit=self.audit, clock=self.clock,
+            metrics=self.metrics, wakeup=self.outbox_wakeup,
+        )  # fmt: skip
+
+    def housekeeper(
+        self, *, interval: float = 30.0, audit_keep: timedelta | None = None
+    ) -> Housekeeper:
+        retention = Retention(
+            self.store, self.audit, self.registry, agency=self.agency, audit_keep=audit_keep
+        )
+        return Housekeeper(
+            store=self.store, repeats=self.repeats, retention=retention, rotator=self.rotator,
+            clock=self.clock, metrics=self.metrics, interval=interval,
+        )  # fmt: skip
+
+
+def _rotator(settings: Settings, signing_key: SigningKey, audit: AuditSink) -> KeyRotator:
+    """The key rotator over the agency's keyring directory; it owns the keyring holder."""
     keys = settings.keys
     policy = RotationPolicy(
         rotate_every=timedelta(days=keys.rotate_every_days), grace=timedelta(days=keys.grace_days)
     )
+    return KeyRotator(
+        agency=settings.agency,
+        encryption_dir=keys.encryption_dir,
+        data_dir=settings.data_dir,
+        signing_key=signing_key,
+        keyring=load_keyring(keys.encryption_dir, policy, keys.passphrase),
+        audit=audit,
+        passphrase=keys.passphrase,
+    )
+
+
+@contextlib.asynccontextmanager
+async def open_agent(settings: Settings, *, clock: Clock = utcnow) -> AsyncIterator[Agent]:
+    """Load keys, ISAs and trust, open the store and the audit log; yields the :class:`Agent`
+    (its publisher not connected until a broker session attaches a transport)."""
+    private_dirs(settings)
+    keys = settings.keys
     signing_key = read_signing_key(keys.signing_key, keys.passphrase)
-    keyring = load_keyring(keys.encryption_dir, policy, keys.passphrase)
     registry = load_registry(settings.trust.policies_dir)
     trust = TrustHolder(settings.trust, settings.data_dir, clock=clock)
     trust.load_persisted()
@@ -87,19 +206,21 @@ async def open_context(settings: Settings, *, clock: Clock = utcnow) -> AsyncIte
         clock=clock,
         checkpoint_every=settings.audit.checkpoint_every,
     )
+    rotator = _rotator(settings, signing_key, audit)
     async with agent_store(settings) as store, audit:
         manifest_auditor = ManifestAuditor(audit, clock)
         trust.on_change(manifest_auditor)
         await trust.refresh(clock())
-        ctx = AgentContext(
-            settings, store, trust, registry, signing_key, keyring, clock, audit=audit
-        )
+        agent = Agent(
+            settings=settings, store=store, audit=audit, repeats=RepeatAudit(audit), trust=trust,
+            registry=registry, signing_key=signing_key, rotator=rotator, clock=clock,
+        )  # fmt: skip
         try:
-            yield ctx
+            yield agent
         finally:
             await manifest_auditor.drain()
             with contextlib.suppress(StoreUnavailable):
-                await ctx.repeat_audit.close(clock())  # nothing counted is lost on shutdown
+                await agent.repeats.close(clock())  # nothing counted is lost on shutdown
 
 
 def private_dirs(settings: Settings) -> None:
@@ -131,10 +252,10 @@ async def run_agent(
     The API starts even when no broker is reachable: submissions are stored durably in the
     outbox, and the broker session keeps reconnecting in the background.
     """
-    async with open_context(settings) as ctx, aiohttp.ClientSession() as session:
+    async with open_agent(settings) as ctx, aiohttp.ClientSession() as session:
         poster = _head_poster(ctx, session)
         clients = [ApiClient.from_settings(c) for c in settings.api.clients]
-        service = Service(ctx)
+        service = ctx.service()
         app = create_app(service, clients, max_body_bytes=settings.api.max_body_bytes)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
@@ -147,7 +268,7 @@ async def run_agent(
             await _final_audit(ctx, poster)
 
 
-def _head_poster(ctx: AgentContext, session: aiohttp.ClientSession) -> HeadPoster | None:
+def _head_poster(ctx: Agent, session: aiohttp.ClientSession) -> HeadPoster | None:
     """The audit-head poster, or None when the manifest comes from a file (no witness)."""
     url = witness_url(ctx.settings.trust, ctx.agency)
     if url is None or not isinstance(ctx.audit, AuditLog):
@@ -155,17 +276,18 @@ def _head_poster(ctx: AgentContext, session: aiohttp.ClientSession) -> HeadPoste
     return HeadPoster(ctx.audit, ctx.signing_key, url, session, ctx.clock)
 
 
-async def _final_audit(ctx: AgentContext, poster: HeadPoster | None) -> None:
+async def _final_audit(ctx: Agent, poster: HeadPoster | None) -> None:
     """On the way out: write the counted repeats, then anchor the final head at the witness."""
     with contextlib.suppress(StoreUnavailable):
-        await ctx.repeat_audit.close(ctx.clock())
+        await ctx.repeats.close(ctx.clock())
     if poster is not None:
         await poster.post_now()
 
 
-async def _broker_session(ctx: AgentContext, connected: asyncio.Event) -> None:
-    """Connect, consume until cancelled; on failure, retry with capped backoff."""
-    settings, delay = ctx.settings, 1.0
+async def _broker_session(ctx: Agent, connected: asyncio.Event) -> None:
+    """Connect, consume until cancelled; on failure, retry with capped backoff. While a session
+    is up its transport is attached to the agent's publisher (rule 5)."""
+    settings, delay, receiver = ctx.settings, 1.0, ctx.receiver()
     while True:
         try:
             async with AmqpTransport(
@@ -174,20 +296,19 @@ async def _broker_session(ctx: AgentContext, connected: asyncio.Event) -> None:
                 agency=settings.agency,
                 prefetch=settings.broker.prefetch,
             ) as transport:
-                ctx.transport, delay = transport, 1.0
-                connected.set()
-                ctx.outbox_wakeup.set()
-                await transport.consume(Receiver(ctx))
+                with ctx.publisher.attached(transport):
+                    delay = 1.0
+                    connected.set()
+                    ctx.outbox_wakeup.set()
+                    await transport.consume(receiver)
         except TransportError as exc:
             log.warning("broker session failed (%s); retrying in %.0fs", exc.message, delay)
-        finally:
-            ctx.transport = None
         await asyncio.sleep(delay)
         delay = min(delay * 2, 30.0)
 
 
 async def _supervise(
-    ctx: AgentContext,
+    ctx: Agent,
     service: Service,
     stop: asyncio.Event,
     ready: asyncio.Event | None,
@@ -197,10 +318,9 @@ async def _supervise(
     async with contextlib.AsyncExitStack() as stack, asyncio.TaskGroup() as group:
         tasks = [
             group.create_task(_broker_session(ctx, connected), name="broker-session"),
-            group.create_task(OutboxRelay(ctx).run(), name="outbox-relay"),
+            group.create_task(ctx.relay().run(), name="outbox-relay"),
             group.create_task(
-                Housekeeper(
-                    ctx,
+                ctx.housekeeper(
                     interval=ctx.settings.limits.housekeeping_seconds,
                     audit_keep=_days(ctx.settings.audit.keep_days),
                 ).run(),

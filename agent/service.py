@@ -16,6 +16,10 @@ Rules:
    one ``repeat`` entry per window, :mod:`agent.audit.repeats`); so are submits repeating an
    idempotency key. Reading the same unacknowledged delivery again is a disclosure, so the
    first read per client in each window gets a ``deliver`` entry and the rest are counted.
+6. Its dependencies are explicit and frozen (the store protocol, the audit sink and its repeat
+   counter, trust, the ISA registry, the keyring holder, the signing key, the publisher, the
+   clock, metrics and the settings values it uses); ``agent.runtime`` wires them, tests pass
+   fakes. Nothing here reassigns a field of anything shared.
 """
 
 from __future__ import annotations
@@ -24,8 +28,9 @@ import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import Awaitable, Mapping, Sequence
-from datetime import datetime
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from agent.api_models import (
@@ -47,14 +52,19 @@ from agent.api_models import (
     SubmitResponse,
     WithheldField,
 )
-from agent.audit import AuditEvent, Flow, message_event, record_after_commit
-from agent.context import AgentContext
+from agent.audit import AuditEvent, AuditSink, Flow, RepeatAudit, message_event, record_after_commit
+from agent.clock import Clock
 from agent.errors import Denied, NotFound, PayloadTooLarge, StoreUnavailable
+from agent.keyrotation import KeyringHolder
+from agent.metrics import Metrics
 from agent.probes import ReadinessFacts, judge_readiness
-from agent.store import PayloadPurged
+from agent.publisher import Publisher
+from agent.store import PayloadPurged, Store
+from agent.trust import Trust, sendable_manifest
 from federation.canonical import canonical_json, format_time
-from federation.envelope import seal_envelope
-from federation.isa import Decision, Isa, explain
+from federation.envelope import WireVersion, seal_envelope
+from federation.isa import Decision, Isa, IsaRegistry, explain
+from federation.keys import SigningKey
 from federation.pipeline import prepare
 from federation.referrals import parse_payload
 
@@ -99,37 +109,57 @@ def _body_sha256(req: SubmitRequest) -> str:
     return hashlib.sha256(canonical_json(body)).hexdigest()
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Service:
-    """``AgentService`` over an :class:`AgentContext`."""
+    """``AgentService`` over its dependencies (rule 6)."""
 
-    def __init__(self, ctx: AgentContext) -> None:
-        self.ctx = ctx
+    agency: str
+    store: Store
+    audit: AuditSink
+    repeats: RepeatAudit
+    trust: Trust
+    registry: IsaRegistry
+    keys: KeyringHolder
+    signing_key: SigningKey
+    publisher: Publisher
+    clock: Clock
+    metrics: Metrics
+    #: wakes the outbox relay once a message is committed to the outbox
+    wake_relay: Callable[[], None]
+    ttl: timedelta
+    send_version: WireVersion
+    max_ciphertext: int
+
+    def _isa(self, isa_id: str) -> Isa:
+        isa = self.registry.get(isa_id)
+        if isa is None:
+            raise Denied(f"no ISA {isa_id!r} is in force at this agency", [])
+        return isa
 
     async def submit(self, client: str, req: SubmitRequest) -> SubmitResponse:
-        ctx, now = self.ctx, self.ctx.clock()
-        isa = ctx.isa(req.isa)
+        now = self.clock()
+        isa = self._isa(req.isa)
         prepared = prepare(
-            isa, sender=ctx.agency, recipient=req.to, purpose=req.purpose,
-            message_type=req.type, payload=req.payload, now=now, ttl=ctx.ttl,
+            isa, sender=self.agency, recipient=req.to, purpose=req.purpose,
+            message_type=req.type, payload=req.payload, now=now, ttl=self.ttl,
         )  # fmt: skip
         decision = prepared.decision
         if prepared.spec is None:
-            await ctx.audit.record(_decision_event(client, decision, req, None), now)
-            ctx.metrics.inc("isa_agent_denied_total")
+            await self.audit.record(_decision_event(client, decision, req, None), now)
+            self.metrics.inc("isa_agent_denied_total")
             verb = "needs human review" if decision.outcome == "REVIEW" else "is not permitted"
             raise Denied(f"this referral {verb} under {isa.id}", decision.reasons)
-        manifest = ctx.sendable_manifest(now, isa)
+        manifest = sendable_manifest(self.trust, now, isa)
         key = manifest.current_encryption_key(req.to, now)
         if key is None:
             raise Denied(f"{req.to} has no current encryption key in the federation manifest")
         sealed = seal_envelope(
-            prepared.payload, prepared.spec, signing_key=ctx.signing_key,
-            recipient_public=key.public_bytes(), now=now,
-            version=ctx.settings.envelope.send_version,
+            prepared.payload, prepared.spec, signing_key=self.signing_key,
+            recipient_public=key.public_bytes(), now=now, version=self.send_version,
         )  # fmt: skip
-        if sealed.ciphertext_length > ctx.settings.limits.max_ciphertext_bytes:
+        if sealed.ciphertext_length > self.max_ciphertext:
             raise PayloadTooLarge("the sealed referral is over [limits] max_ciphertext_bytes")
-        result = await ctx.store.enqueue_outgoing(
+        result = await self.store.enqueue_outgoing(
             message_id=sealed.header.id, client=client, idempotency_key=req.idempotency_key,
             body_sha256=_body_sha256(req) if req.idempotency_key is not None else "",
             recipient=req.to, header=sealed.header.to_json(), frame=sealed.frame, now=now,
@@ -142,15 +172,15 @@ class Service:
             submitted = message_event("submit", client, result.id, req.to, flow, outcome="queued")
             decided = _decision_event(client, decision, req, result.id)
             records = record_after_commit(  # rule 4; queued now, in this order
-                ctx.audit, now, decided, submitted, log=log, done="queued"
+                self.audit, now, decided, submitted, log=log, done="queued"
             )
-        ctx.outbox_wakeup.set()  # no need to wait for the audit commit: the relay's own "send"
+        self.wake_relay()  # no need to wait for the audit commit: the relay's own "send"
         if records is not None:  # entry can only queue after these
             await records
-        ctx.metrics.inc("isa_agent_submitted_total", int(result.created))
+        self.metrics.inc("isa_agent_submitted_total", int(result.created))
         if not result.created:  # the same idempotency key again (rule 5)
             repeat = message_event("submit", client, result.id, req.to, outcome="idempotent_repeat")
-            await ctx.repeat_audit.count(("submit", client, result.id), repeat, now)
+            await self.repeats.count(("submit", client, result.id), repeat, now)
         return SubmitResponse(
             id=result.id,
             status=result.status.value,
@@ -164,20 +194,19 @@ class Service:
         """Record ``events`` in this order, in one group commit (one fsync, not one each).
         ``AuditLog.record`` queues each entry when called, so they are queued on return, in
         order; await the result for each one's outcome: None, or the exception it raised."""
-        records = [self.ctx.audit.record(event, at) for event in events]
+        records = [self.audit.record(event, at) for event in events]
         return asyncio.gather(*records, return_exceptions=True)
 
     async def preview(self, client: str, req: SubmitRequest) -> PreviewResponse:
-        ctx = self.ctx
-        isa = ctx.registry.get(req.isa)
+        isa = self.registry.get(req.isa)
         if isa is None:
             parse_payload(req.type, req.payload)  # a broken payload is 422 whatever the ISA
             reason = f"No agreement {req.isa!r} is in force at this agency, so nothing is shared."
             return PreviewResponse(decision="DENY", shared_fields=[], withheld_fields=[],
                                    reasons=[reason])  # fmt: skip
         decision = prepare(
-            isa, sender=ctx.agency, recipient=req.to, purpose=req.purpose,
-            message_type=req.type, payload=req.payload, now=ctx.clock(), ttl=ctx.ttl,
+            isa, sender=self.agency, recipient=req.to, purpose=req.purpose,
+            message_type=req.type, payload=req.payload, now=self.clock(), ttl=self.ttl,
         ).decision  # fmt: skip
         return PreviewResponse(
             decision=decision.outcome,
@@ -187,7 +216,7 @@ class Service:
         )
 
     async def message(self, id: str) -> MessageStatusResponse:
-        status = await self.ctx.store.message_status(id)
+        status = await self.store.message_status(id)
         header: dict[str, Any] = status.header
         receipt = None
         if status.receipt is not None:
@@ -210,7 +239,7 @@ class Service:
         )
 
     async def inbox(self, client: str, after: int, limit: int) -> InboxPage:
-        store = self.ctx.store
+        store = self.store
         items, delivered = [], []
         for item in await store.inbox_page(after, limit, unacked_only=True):
             try:
@@ -234,7 +263,7 @@ class Service:
                     }
                 )
             )  # fmt: skip
-        now = self.ctx.clock()
+        now = self.clock()
         delivered = [e for e in delivered if await self._first_read(e, now)]
         for outcome in await self._record_all(now, delivered):
             if isinstance(outcome, BaseException):
@@ -245,31 +274,31 @@ class Service:
     async def _first_read(self, event: AuditEvent, now: datetime) -> bool:
         """Rule 5: True if this read of a delivery by this client is the first in its window."""
         key = ("deliver", event.actor, event.message_id or "")
-        return await self.ctx.repeat_audit.admit(key, event, now)
+        return await self.repeats.admit(key, event, now)
 
     async def ack(self, client: str, id: str) -> None:
         """Rule 5: the first acknowledgement gets an entry; repeats are counted."""
-        now = self.ctx.clock()
+        now = self.clock()
         event = message_event("ack", client, id)
-        if await self.ctx.store.ack(id, now):
-            await self.ctx.audit.record(event, now)
+        if await self.store.ack(id, now):
+            await self.audit.record(event, now)
             return
-        self.ctx.metrics.inc("isa_agent_repeated_acks_total")
-        await self.ctx.repeat_audit.count(("ack", client, id), event, now)
+        self.metrics.inc("isa_agent_repeated_acks_total")
+        await self.repeats.count(("ack", client, id), event, now)
 
     async def isas(self) -> list[IsaSummary]:
         """The ISAs this agency is a party to (the others are none of its business)."""
-        mine = (self._get(i) for i in self.ctx.registry.ids())
-        return [self._summary(isa) for isa in mine if isa.party(self.ctx.agency) is not None]
+        mine = (self._get(i) for i in self.registry.ids())
+        return [self._summary(isa) for isa in mine if isa.party(self.agency) is not None]
 
     def _get(self, isa_id: str) -> Isa:
-        isa = self.ctx.registry.get(isa_id)
+        isa = self.registry.get(isa_id)
         if isa is None:  # pragma: no cover - ids() come from the registry
             raise NotFound(isa_id)
         return isa
 
     def _summary(self, isa: Isa) -> IsaSummary:
-        manifest, now = self.ctx.trust.manifest, self.ctx.clock()
+        manifest, now = self.trust.manifest, self.clock()
         entry = manifest.isa(isa.id) if manifest is not None else None
         active = entry is not None and entry.sha256 == isa.sha256 and entry.active_at(now)
         to = isa.doc.isa.effective_to
@@ -292,12 +321,12 @@ class Service:
         )
 
     async def health(self) -> HealthResponse:
-        ctx, now = self.ctx, self.ctx.clock()
-        manifest, trust_status = ctx.trust.manifest, ctx.trust.state.status(now)
-        current = ctx.keyring.current(now)
-        mine = manifest.agency(ctx.agency) if manifest is not None else None
+        now = self.clock()
+        manifest, trust_status = self.trust.manifest, self.trust.state.status(now)
+        current = self.keys.current.current(now)
+        mine = manifest.agency(self.agency) if manifest is not None else None
         announced = bool(current and mine and any(a.kid == current.kid for a in mine.announcements))
-        connected = ctx.transport is not None and ctx.transport.connected
+        connected = self.publisher.connected
         status: Literal["ok", "degraded", "fail_closed"]
         if trust_status != "valid":
             status = "fail_closed"
@@ -312,41 +341,40 @@ class Service:
                 valid=trust_status == "valid",
                 serial=manifest.serial if manifest else None,
                 expires_at=manifest.document.expires_at if manifest else None,
-                error=ctx.trust.last_error,
+                error=self.trust.last_error,
             ),
             keys=KeyHealth(valid=bool(current and announced), detail=key_detail),
             broker=BrokerHealth(connected=connected),
-            outbox_depth=await ctx.store.outbox_depth(),
+            outbox_depth=await self.store.outbox_depth(),
         )
 
     async def metrics_text(self) -> str:
-        ctx, now = self.ctx, self.ctx.clock()
-        manifest = ctx.trust.manifest
+        now = self.clock()
+        manifest = self.trust.manifest
         gauges = {
-            "isa_agent_outbox_depth": float(await ctx.store.outbox_depth()),
-            "isa_agent_broker_connected": float(bool(ctx.transport and ctx.transport.connected)),
+            "isa_agent_outbox_depth": float(await self.store.outbox_depth()),
+            "isa_agent_broker_connected": float(self.publisher.connected),
             "isa_agent_manifest_serial": float(manifest.serial if manifest else 0),
             "isa_agent_manifest_seconds_to_expiry": (
                 (manifest.expires_at - now).total_seconds() if manifest else 0.0
             ),
         }
-        return ctx.metrics.render(gauges)
+        return self.metrics.render(gauges)
 
     async def liveness(self) -> LivenessResponse:
-        await self.ctx.store.outbox_depth()  # the store answers a read, or StoreUnavailable
+        await self.store.outbox_depth()  # the store answers a read, or StoreUnavailable
         return LivenessResponse()
 
     async def readiness(self) -> ReadinessResponse:
-        ctx = self.ctx
         health: HealthResponse | None
         try:
             health = await self.health()
         except StoreUnavailable:
             health = None
         facts = ReadinessFacts(
-            trust=ctx.trust.state.status(ctx.clock()),
+            trust=self.trust.state.status(self.clock()),
             store_ok=health is not None,
-            broker_connected=ctx.transport is not None and ctx.transport.connected,
+            broker_connected=self.publisher.connected,
             key_announced=health is None or health.keys.valid,
         )
         return judge_readiness(facts)

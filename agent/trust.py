@@ -10,6 +10,9 @@ Rules:
    until a fresh one arrives).
 4. Sources: a file (re-read each poll) or an HTTP URL (``isa-broker serve``; ETag honoured,
    remembered only once a whole body arrived; bodies over ``MAX_MANIFEST_BYTES`` are refused).
+5. The service and the receiver read trust through the narrow :class:`Trust` protocol; only the
+   holder itself moves its state. :func:`sendable_manifest` is the one fail-closed gate for
+   sending.
 """
 
 from __future__ import annotations
@@ -19,18 +22,21 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
 import aiohttp
 from cryptography import x509
 
 from agent.clock import Clock, utcnow
 from agent.config import TrustSettings
+from agent.errors import TrustUnavailable
 from agent.private_files import write_private_atomically
 from federation import pki
 from federation.errors import ConfigError, ManifestRejected
+from federation.isa import Isa
 from federation.manifest import Manifest, TrustState, diff_manifests, reload_manifest
 
-__all__ = ["MAX_MANIFEST_BYTES", "TrustHolder"]
+__all__ = ["MAX_MANIFEST_BYTES", "Trust", "TrustHolder", "sendable_manifest"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +54,32 @@ async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
         if len(data) > limit:
             raise ManifestRejected("too_large", f"more than {limit} bytes")
     return bytes(data)
+
+
+class Trust(Protocol):
+    """What the agent's parts read of its trust in the federation (rule 5)."""
+
+    @property
+    def state(self) -> TrustState: ...
+
+    @property
+    def manifest(self) -> Manifest | None: ...
+
+    @property
+    def last_error(self) -> str | None: ...
+
+
+def sendable_manifest(trust: Trust, now: datetime, isa: Isa) -> Manifest:
+    """The manifest to send under, or TrustUnavailable (fail closed)."""
+    manifest = trust.manifest
+    if manifest is None or not trust.state.can_send(now):
+        raise TrustUnavailable("no valid federation manifest: sending is stopped (fail closed)")
+    entry = manifest.isa(isa.id)
+    if entry is None or entry.sha256 != isa.sha256 or entry.version != isa.version:
+        raise TrustUnavailable(
+            f"the local copy of ISA {isa.id} differs from the one the federation publishes"
+        )
+    return manifest
 
 
 class TrustHolder:

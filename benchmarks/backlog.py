@@ -2,7 +2,7 @@
 
 Rules:
 1. The backlog is built fast and honestly: the sender's own keys, ISA and manifest (loaded as
-   its agent loads them, ``agent.runtime.open_context``) seal ``n`` real envelopes (each its own
+   its agent loads them, ``agent.runtime.open_agent``) seal ``n`` real envelopes (each its own
    id, nonce and ephemeral key), published straight into the exchange as the sender's broker
    user (persistent, confirmed, ``user_id`` checked by RabbitMQ), exactly as its relay would.
    The sender's agent is not running; the recipient's agent is not started until all ``n`` are
@@ -19,13 +19,15 @@ from __future__ import annotations
 import asyncio
 import time
 import urllib.request
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import aio_pika
 
 from agent.config import load_settings
-from agent.runtime import open_context
+from agent.runtime import open_agent
+from agent.trust import sendable_manifest
 from benchmarks.agents import (
     BENCH_ISA,
     AgentProcess,
@@ -55,9 +57,10 @@ async def seal_all(
 ) -> list[tuple[str, bytes]]:
     """``n`` sealed envelopes from ``sender`` to ``recipient``, with their ids."""
     settings = load_settings(fed.agency(sender).config, environ={})
-    async with open_context(settings) as ctx:
+    async with open_agent(settings) as ctx:
         now = ctx.clock()
-        isa = ctx.isa(BENCH_ISA)
+        isa = ctx.registry.get(BENCH_ISA)
+        assert isa is not None, BENCH_ISA
         prepared = prepare(
             isa,
             sender=sender,
@@ -66,10 +69,10 @@ async def seal_all(
             message_type=KIND,
             payload=referral(size),
             now=now,
-            ttl=ctx.ttl,
+            ttl=timedelta(hours=settings.limits.message_ttl_hours),
         )
         assert prepared.spec is not None, prepared.decision.reasons
-        key = ctx.sendable_manifest(now, isa).current_encryption_key(recipient, now)
+        key = sendable_manifest(ctx.trust, now, isa).current_encryption_key(recipient, now)
         assert key is not None
         frames = [
             seal(

@@ -44,9 +44,8 @@ from cryptography import x509
 from yarl import URL
 
 from agent.config import Settings, load_settings
-from agent.context import load_registry
 from agent.keystore import load_keyring, read_signing_key
-from agent.runtime import broker_urls
+from agent.runtime import broker_urls, load_registry
 from federation import pki
 from federation.canonical import format_time
 from federation.errors import IsaRelayError, ManifestRejected

@@ -22,7 +22,7 @@ import aiohttp
 import pytest
 
 from agent.config import EnvelopeSettings
-from agent.context import load_registry
+from agent.runtime import load_registry
 from broker.devfed import DevFederation
 from federation.envelope import EnvelopeSpec, WireVersion
 from federation.pipeline import prepare

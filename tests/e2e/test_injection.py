@@ -33,9 +33,8 @@ import aio_pika
 import aio_pika.abc
 import pytest
 
-from agent.context import load_registry
 from agent.keystore import read_signing_key
-from agent.runtime import agent_store
+from agent.runtime import agent_store, load_registry
 from broker.devfed import DevFederation
 from federation import pki
 from federation.envelope import (

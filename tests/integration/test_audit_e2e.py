@@ -13,6 +13,7 @@ import asyncio
 import json
 import random
 import sqlite3
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,7 @@ from typing import Any
 import pytest
 
 from agent.cli import main as agent_main
-from agent.relay import Housekeeper
-from agent.runtime import agent_store, open_context
+from agent.runtime import agent_store, open_agent
 from agent.store import PayloadPurged
 from broker.agency import announce_key
 from broker.devfed import DevFederation
@@ -127,15 +127,15 @@ class TestAuditEndToEnd:
 
         # 5. Retention: three years after receipt the housekeeper shreds the payloads.
         settings = agent_settings(fed, "assist")
-        async with open_context(settings) as ctx:
+        async with open_agent(settings) as ctx:
             unread = ids[2]
             assert (await ctx.store.read_inbox_payload(unread)).startswith(b"{")
             received_at = (await ctx.store.inbox_page(0, 10))[0].received_at
-            ctx.clock = lambda: received_at + timedelta(days=3 * 365 - 2)
-            await Housekeeper(ctx).tick()
+            before = replace(ctx, clock=lambda: received_at + timedelta(days=3 * 365 - 2))
+            await before.housekeeper().tick()
             assert (await ctx.store.read_inbox_payload(unread)).startswith(b"{")
-            ctx.clock = lambda: received_at + timedelta(days=3 * 365 + 2)
-            await Housekeeper(ctx).tick()
+            after = replace(ctx, clock=lambda: received_at + timedelta(days=3 * 365 + 2))
+            await after.housekeeper().tick()
             with pytest.raises(PayloadPurged):
                 await ctx.store.read_inbox_payload(unread)
         with sqlite3.connect(settings.data_dir / "agent-store.sqlite3") as conn:

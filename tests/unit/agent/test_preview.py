@@ -11,9 +11,7 @@ import pytest
 
 from agent.api_models import SubmitRequest
 from agent.config import load_settings
-from agent.context import AgentContext
-from agent.runtime import open_context
-from agent.service import Service
+from agent.runtime import Agent, open_agent
 from broker.devfed import create_dev_federation
 from federation.errors import PayloadInvalid
 from federation.synth import generate_referral
@@ -23,19 +21,19 @@ NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-async def ctx(tmp_path: Path) -> AsyncIterator[AgentContext]:
+async def ctx(tmp_path: Path) -> AsyncIterator[Agent]:
     fed = create_dev_federation(
         tmp_path / "fed", policies=REPO / "policies", now=NOW,
         agencies=["police-scotland", "assist"], vhost="syn-unit-never-provisioned",
     )  # fmt: skip
     settings = load_settings(fed.agency("police-scotland").config, {})
-    async with open_context(settings, clock=lambda: NOW) as opened:
+    async with open_agent(settings, clock=lambda: NOW) as opened:
         yield opened
 
 
 class TestPreview:
     async def test_preview_accepted_a_schema_violating_payload_under_an_unknown_isa(
-        self, ctx: AgentContext
+        self, ctx: Agent
     ) -> None:
         """Unknown ISA and a payload that breaks its type: 422 (PayloadInvalid), not 200 DENY."""
         request = SubmitRequest.model_validate(
@@ -43,11 +41,11 @@ class TestPreview:
              "payload": {"referral_ref": None}}
         )  # fmt: skip
         with pytest.raises(PayloadInvalid) as caught:
-            await Service(ctx).preview("case-system", request)
+            await ctx.service().preview("case-system", request)
         assert "synthetic" in caught.value.errors
 
     async def test_a_valid_payload_under_an_unknown_isa_is_still_a_deny(
-        self, ctx: AgentContext
+        self, ctx: Agent
     ) -> None:
         """The documented answer stays: no agreement in force, so DENY and nothing shared."""
         payload = generate_referral("support_referral", random.Random(3), risk_level="standard")
@@ -55,5 +53,5 @@ class TestPreview:
             {"to": "assist", "isa": "isa-unknown", "purpose": "x", "type": "support_referral",
              "payload": payload}
         )  # fmt: skip
-        preview = await Service(ctx).preview("case-system", request)
+        preview = await ctx.service().preview("case-system", request)
         assert (preview.decision, preview.shared_fields) == ("DENY", [])

@@ -9,11 +9,9 @@ from pathlib import Path
 import pytest
 
 from agent.config import load_settings
-from agent.context import AgentContext
 from agent.errors import StoreUnavailable
 from agent.probes import ReadinessFacts, judge_readiness
-from agent.runtime import open_context
-from agent.service import Service
+from agent.runtime import Agent, open_agent
 from broker.devfed import DevFederation, create_dev_federation
 
 REPO = Path(__file__).resolve().parents[3]
@@ -42,28 +40,28 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-async def ctx(fed: DevFederation, clock: Clock) -> AsyncIterator[AgentContext]:
+async def ctx(fed: DevFederation, clock: Clock) -> AsyncIterator[Agent]:
     settings = load_settings(fed.agency("police-scotland").config, {})
-    async with open_context(settings, clock=clock) as opened:
+    async with open_agent(settings, clock=clock) as opened:
         yield opened
 
 
 class TestReadinessOfTheRealService:
     async def test_without_a_broker_the_agent_is_ready_but_degraded(
-        self, ctx: AgentContext
+        self, ctx: Agent
     ) -> None:
         """Valid manifest, store open, no transport: degraded (submits still queue), not 503."""
-        readiness = await Service(ctx).readiness()
+        readiness = await ctx.service().readiness()
         assert (readiness.status, readiness.missing) == ("degraded", [])
         assert [d.check for d in readiness.degraded] == ["broker"]
 
     async def test_readiness_is_not_ready_once_the_manifest_expires(
-        self, ctx: AgentContext, clock: Clock
+        self, ctx: Agent, clock: Clock
     ) -> None:
         """Past the manifest's expiry (same clock), trust fails closed: not_ready, manifest."""
         assert ctx.trust.manifest is not None
         clock.now = ctx.trust.manifest.expires_at + timedelta(seconds=1)
-        readiness = await Service(ctx).readiness()
+        readiness = await ctx.service().readiness()
         assert (readiness.status, [m.check for m in readiness.missing]) == (
             "not_ready",
             ["manifest"],
@@ -71,20 +69,20 @@ class TestReadinessOfTheRealService:
         assert "fail closed" in readiness.missing[0].detail
 
     async def test_liveness_holds_when_the_manifest_has_expired(
-        self, ctx: AgentContext, clock: Clock
+        self, ctx: Agent, clock: Clock
     ) -> None:
         """Fail-closed trust does not make the process unlive: a restart would not help."""
         assert ctx.trust.manifest is not None
         clock.now = ctx.trust.manifest.expires_at + timedelta(days=1)
-        assert (await Service(ctx).liveness()).status == "alive"
+        assert (await ctx.service().liveness()).status == "alive"
 
-    async def test_a_closed_store_is_missing_and_fails_liveness(self, ctx: AgentContext) -> None:
+    async def test_a_closed_store_is_missing_and_fails_liveness(self, ctx: Agent) -> None:
         """Once the store cannot be read, readiness names it and liveness raises (503)."""
         await ctx.store.close()
-        readiness = await Service(ctx).readiness()
+        readiness = await ctx.service().readiness()
         assert [m.check for m in readiness.missing] == ["store"]
         with pytest.raises(StoreUnavailable):
-            await Service(ctx).liveness()
+            await ctx.service().liveness()
 
 
 class TestJudgeReadiness:

@@ -15,11 +15,7 @@ import pytest
 
 from agent.api_models import SubmitRequest
 from agent.config import load_settings
-from agent.context import AgentContext
-from agent.receiver import Receiver
-from agent.relay import Housekeeper
-from agent.runtime import open_context
-from agent.service import Service
+from agent.runtime import Agent, open_agent
 from agent.transport import Delivery, Outcome
 from broker.devfed import DevFederation, create_dev_federation
 from federation.audit_chain import AuditEntry
@@ -33,7 +29,7 @@ N = 50
 class FakeTransport:
     """Takes the receipts the receiver publishes (the transport itself is tested on RabbitMQ)."""
 
-    consuming = True
+    consuming = connected = True
 
     def __init__(self) -> None:
         self.published: list[tuple[str, str]] = []
@@ -60,20 +56,20 @@ def fed(tmp_path: Path) -> DevFederation:
 
 
 @pytest.fixture
-async def agents(fed: DevFederation) -> AsyncIterator[tuple[AgentContext, AgentContext, Clock]]:
+async def agents(fed: DevFederation) -> AsyncIterator[tuple[Agent, Agent, Clock]]:
     clock = Clock()
     async with AsyncExitStack() as stack:
         police, assist = [
             await stack.enter_async_context(
-                open_context(load_settings(fed.agency(a).config, {}), clock=clock)
+                open_agent(load_settings(fed.agency(a).config, {}), clock=clock)
             )
             for a in ("police-scotland", "assist")
         ]
-        assist.transport = FakeTransport()  # type: ignore[assignment]
+        stack.enter_context(assist.publisher.attached(FakeTransport()))
         yield police, assist, clock
 
 
-async def _sent_frame(police: AgentContext) -> tuple[str, bytes]:
+async def _sent_frame(police: Agent) -> tuple[str, bytes]:
     payload = generate_referral("police_concern", random.Random(7), risk_level="high")
     request = SubmitRequest.model_validate(
         {
@@ -84,7 +80,7 @@ async def _sent_frame(police: AgentContext) -> tuple[str, bytes]:
             "payload": payload,
         }
     )
-    message_id = (await Service(police).submit("case-system", request)).id
+    message_id = (await police.service().submit("case-system", request)).id
     [due] = await police.store.due_outgoing(police.clock(), 10)
     assert due.id == message_id
     return message_id, due.frame
@@ -95,7 +91,7 @@ def _delivery(message_id: str, frame: bytes, kind: str = "envelope") -> Delivery
                     redelivered=False, delivery_count=0)  # fmt: skip
 
 
-async def _entries(ctx: AgentContext) -> list[AuditEntry]:
+async def _entries(ctx: Agent) -> list[AuditEntry]:
     return await ctx.audit.entries()  # type: ignore[attr-defined,no-any-return]
 
 
@@ -107,15 +103,15 @@ def _counted(entry: AuditEntry) -> int:
 
 class TestReplayedFramesAreAudited:
     async def test_replayed_envelope_flood_leaves_one_entry_and_a_counted_summary(
-        self, agents: tuple[AgentContext, AgentContext, Clock]
+        self, agents: tuple[Agent, Agent, Clock]
     ) -> None:
         """N deliveries of one frame: one receive, one replay entry, one summary counting N-2."""
         police, assist, clock = agents
         message_id, frame = await _sent_frame(police)
-        receiver = Receiver(assist)
+        receiver = assist.receiver()
         outcomes = {await receiver(_delivery(message_id, frame)) for _ in range(N)}
         clock.now += timedelta(minutes=11)
-        await Housekeeper(assist).tick()
+        await assist.housekeeper().tick()
         entries = await _entries(assist)
         replays = [e for e in entries if (e.action, e.outcome) == ("reject", "replay")]
         summaries = [e for e in entries if e.action == "repeat"]
@@ -128,15 +124,15 @@ class TestReplayedFramesAreAudited:
         assert len(entries) <= 8  # receive + replay + summary (+ the manifest entry)
 
     async def test_wrong_type_frames_leave_one_entry_and_a_counted_summary(
-        self, agents: tuple[AgentContext, AgentContext, Clock]
+        self, agents: tuple[Agent, Agent, Clock]
     ) -> None:
         """N frames of an unknown kind: one reject entry, counted into one summary on close."""
         _, assist, clock = agents
         for n in range(N):
             assert (
-                await Receiver(assist)(_delivery(f"m{n}", b"junk", kind="bogus")) is Outcome.REJECT
+                await assist.receiver()(_delivery(f"m{n}", b"junk", kind="bogus")) is Outcome.REJECT
             )
-        await assist.repeat_audit.close(clock())
+        await assist.repeats.close(clock())
         entries = await _entries(assist)
         rejects = [e for e in entries if (e.action, e.outcome) == ("reject", "unknown_kind")]
         summaries = [e for e in entries if e.action == "repeat"]
@@ -144,14 +140,14 @@ class TestReplayedFramesAreAudited:
         assert [(e.outcome, _counted(e)) for e in summaries] == [("unknown_kind", N - 1)]
 
     async def test_forged_envelope_flood_leaves_one_entry_and_a_counted_summary(
-        self, agents: tuple[AgentContext, AgentContext, Clock]
+        self, agents: tuple[Agent, Agent, Clock]
     ) -> None:
         """N unauthenticated envelopes (bad frames): one reject entry, N-1 counted."""
         _, assist, clock = agents
         for n in range(N):
-            outcome = await Receiver(assist)(_delivery(f"m{n}", b"IRL1 forged"))
+            outcome = await assist.receiver()(_delivery(f"m{n}", b"IRL1 forged"))
             assert outcome is Outcome.REJECT
-        await assist.repeat_audit.close(clock())
+        await assist.repeats.close(clock())
         entries = await _entries(assist)
         rejects = [e for e in entries if (e.action, e.outcome) == ("reject", "bad_frame")]
         summaries = [e for e in entries if e.action == "repeat"]
@@ -161,34 +157,34 @@ class TestReplayedFramesAreAudited:
 
 class TestRepeatedAcknowledgements:
     async def test_acking_fifty_times_writes_one_ack_entry_and_counts_the_rest(
-        self, agents: tuple[AgentContext, AgentContext, Clock]
+        self, agents: tuple[Agent, Agent, Clock]
     ) -> None:
         """50 acks of one delivery: exactly one ack entry; 49 repeats counted and summarised."""
         police, assist, clock = agents
         message_id, frame = await _sent_frame(police)
-        await Receiver(assist)(_delivery(message_id, frame))
-        service = Service(assist)
+        await assist.receiver()(_delivery(message_id, frame))
+        service = assist.service()
         before = len(await _entries(assist))
         for _ in range(50):
             await service.ack("case-system", message_id)
         assert len(await _entries(assist)) == before + 1
-        await assist.repeat_audit.close(clock())
+        await assist.repeats.close(clock())
         entries = await _entries(assist)
         assert [e.action for e in entries].count("ack") == 1
         assert [_counted(e) for e in entries if e.action == "repeat"] == [49]
         assert assist.metrics.counts["isa_agent_repeated_acks_total"] == 49
 
     async def test_rereading_the_inbox_writes_one_deliver_entry_per_window(
-        self, agents: tuple[AgentContext, AgentContext, Clock]
+        self, agents: tuple[Agent, Agent, Clock]
     ) -> None:
         """20 reads of one unacknowledged delivery: one deliver entry, 19 reads counted."""
         police, assist, clock = agents
         message_id, frame = await _sent_frame(police)
-        await Receiver(assist)(_delivery(message_id, frame))
-        service = Service(assist)
+        await assist.receiver()(_delivery(message_id, frame))
+        service = assist.service()
         pages = [await service.inbox("case-system", 0, 10) for _ in range(20)]
         assert [e.action for e in await _entries(assist)].count("deliver") == 1
-        await assist.repeat_audit.close(clock())
+        await assist.repeats.close(clock())
         entries = await _entries(assist)
         assert all([i.id for i in page.items] == [message_id] for page in pages)
         assert [_counted(e) for e in entries if e.action == "repeat"] == [19]

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from agent.audit import AuditLog
-from agent.context import load_registry
 from agent.retention import Retention, add_period
+from agent.runtime import load_registry
 from agent.store import InboxItem, PayloadPurged, SqliteStore
 from federation.isa import IsaRegistry
 from federation.keys import SigningKey
