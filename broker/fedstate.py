@@ -9,9 +9,14 @@ Rules:
    (In a *dev* federation the agencies' own directories sit beside it, under ``agencies/``.)
 3. Each manifest build takes the next serial from ``federation.toml`` and re-verifies the result
    exactly as an agent would before writing it (so a broken federation is never published).
+4. Every read-modify-write of the directory (``publish_manifest``, ``agency add|announce|revoke``,
+   the re-signing loop of ``isa-broker serve``) runs under :func:`federation_lock`: an exclusive
+   ``flock`` on ``DIR/.lock``, re-entrant within one process. Two writers can therefore never
+   publish the same serial twice, drop each other's change, or roll the serial back.
 
 Layout::
 
+    DIR/.lock                      the writers' lock file (rule 4)
     DIR/federation.toml            serial, validity, agencies (id, name, broker user, revocation)
     DIR/broker.toml                RabbitMQ provisioning (password hashes only)
     DIR/manifest.json              the signed manifest
@@ -25,9 +30,13 @@ Layout::
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import threading
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
@@ -55,6 +64,7 @@ __all__ = [
     "FederationLayout",
     "FederationState",
     "announcement_json",
+    "federation_lock",
     "load_policies",
     "load_state",
     "publish_manifest",
@@ -128,6 +138,37 @@ class FederationLayout:
 
     def agency_dir(self, agency: str) -> Path:
         return self.root / "agencies" / agency
+
+
+_LOCKS: dict[Path, threading.RLock] = {}
+_LOCKS_GUARD = threading.Lock()
+_DEPTH: dict[Path, int] = {}
+
+
+@contextlib.contextmanager
+def federation_lock(layout: FederationLayout) -> Iterator[None]:
+    """Hold the directory's writers' lock (rule 4); blocks until the other writer is done."""
+    path = (layout.root / ".lock").resolve()
+    with _LOCKS_GUARD:
+        lock = _LOCKS.setdefault(path, threading.RLock())
+    with lock:  # threads of this process, re-entrant; flock serialises processes
+        if _DEPTH.get(path, 0):
+            _DEPTH[path] += 1
+            try:
+                yield
+            finally:
+                _DEPTH[path] -= 1
+            return
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            _DEPTH[path] = 1
+            try:
+                yield
+            finally:
+                _DEPTH[path] = 0
+        finally:
+            os.close(fd)  # closing releases the flock
 
 
 def write_private(path: Path, data: bytes) -> None:
@@ -244,7 +285,13 @@ def _revocations(state: FederationState) -> list[Revocation]:
 
 
 def publish_manifest(layout: FederationLayout, now: datetime) -> tuple[int, list[str]]:
-    """Build, sign, self-verify and write the next manifest; returns (serial, ISA ids)."""
+    """Build, sign, self-verify and write the next manifest (under the lock, rule 4); returns
+    (serial, ISA ids)."""
+    with federation_lock(layout):
+        return _publish_manifest(layout, now)
+
+
+def _publish_manifest(layout: FederationLayout, now: datetime) -> tuple[int, list[str]]:
     state = load_state(layout)
     known = {a.id for a in state.agencies}
     # An ISA is published only when every party is a member: a federation of a few agencies
