@@ -91,6 +91,7 @@ class TrustSettings(_Strict):
     manifest_file: Path | None = None
     manifest_url: str | None = None
     manifest_poll_seconds: float = Field(default=60.0, gt=0)
+    manifest_alert_hours: float = Field(default=48.0, gt=0, le=8760)  # see agent.trust rule 5
     policies_dir: Path
 
 

@@ -35,6 +35,11 @@ class Metrics:
         for name, text in _HELP.items():
             lines += [f"# HELP {name} {text}", f"# TYPE {name} counter"]
             lines.append(f"{name} {self.counts[name]}")
-        for name, value in sorted(gauges.items()):
-            lines += [f"# TYPE {name} gauge", f"{name} {value:g}"]
+        family = ""
+        for name, value in sorted(gauges.items()):  # a name may carry labels: name{label="x"}
+            if name.partition("{")[0] != family:
+                family = name.partition("{")[0]
+                lines.append(f"# TYPE {family} gauge")
+            text = f"{value:.0f}" if float(value).is_integer() else repr(float(value))
+            lines.append(f"{name} {text}")
         return "\n".join(lines) + "\n"

@@ -94,7 +94,8 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
               "The ISAs this agency is party to, in plain English.", "any",
               200, "isa-list", (400, 401, 503)),
     Operation("get", "/healthz", "health",
-              "Manifest, keys, broker, outbox depth; 503 when degraded or fail-closed.", "none",
+              "Manifest, keys, broker, outbox depth; 503 when fail-closed or degraded by a "
+              "fault (200 when degraded only by manifest.warning).", "none",
               200, HealthResponse, (400, 503)),
     Operation("get", "/metrics", "metrics",
               "Prometheus metrics (needs the admin scope).", "admin",

@@ -293,10 +293,11 @@ class Service:
         mine = manifest.agency(ctx.agency) if manifest is not None else None
         announced = bool(current and mine and any(a.kid == current.kid for a in mine.announcements))
         connected = ctx.transport is not None and ctx.transport.connected
+        warning = ctx.trust.manifest_alert(now)
         status: Literal["ok", "degraded", "fail_closed"]
         if trust_status != "valid":
             status = "fail_closed"
-        elif not (connected and current and announced):
+        elif not (connected and current and announced) or warning:
             status = "degraded"
         else:
             status = "ok"
@@ -308,6 +309,7 @@ class Service:
                 serial=manifest.serial if manifest else None,
                 expires_at=manifest.document.expires_at if manifest else None,
                 error=ctx.trust.last_error,
+                warning=warning,
             ),
             keys=KeyHealth(valid=bool(current and announced), detail=key_detail),
             broker=BrokerHealth(connected=connected),
@@ -325,4 +327,5 @@ class Service:
                 (manifest.expires_at - now).total_seconds() if manifest else 0.0
             ),
         }
+        gauges |= ctx.trust.expiry_gauges(ctx.agency, ctx.registry, now)
         return ctx.metrics.render(gauges)
