@@ -172,7 +172,7 @@ async def _isas(request: web.Request) -> web.StreamResponse:
 async def _healthz(request: web.Request) -> web.StreamResponse:
     _check_query(request, ())
     health = await request.app[_SERVICE].health()
-    return _json(health, status=200 if health.status == "ok" else 503)
+    return _json(health, status=health.http_status)
 
 
 async def _livez(request: web.Request) -> web.StreamResponse:

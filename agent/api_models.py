@@ -210,6 +210,11 @@ class ManifestHealth(_Wire):
     error: str | None = Field(
         default=None, description="Why the last manifest offered was refused or unreachable."
     )
+    warning: str | None = Field(
+        default=None,
+        description="Set within [trust] manifest_alert_hours of the manifest's expiry (status "
+        "degraded, still 200) and once it has expired (fail_closed): what to do about it.",
+    )
 
 
 class KeyHealth(_Wire):
@@ -222,13 +227,20 @@ class BrokerHealth(_Wire):
 
 
 class HealthResponse(_Wire):
-    """No personal data. The endpoint answers 200 only when ``status`` is ``ok``."""
+    """No personal data. The endpoint answers 200 when everything works (``ok``, or
+    ``degraded`` by an early warning only: the manifest near its expiry), else 503."""
 
     status: Literal["ok", "degraded", "fail_closed"]
     manifest: ManifestHealth
     keys: KeyHealth
     broker: BrokerHealth
     outbox_depth: int = Field(ge=0)
+
+    @property
+    def http_status(self) -> int:
+        """200 while the manifest, the keys and the broker all work; 503 otherwise."""
+        working = self.manifest.valid and self.keys.valid and self.broker.connected
+        return 200 if working else 503
 
 
 #: What a readiness finding is about (``GET /readyz``).

@@ -119,6 +119,11 @@ class TrustSettings(_Strict):
     manifest_poll_seconds: float = Field(
         default=60.0, gt=0, description="how often the manifest is fetched again"
     )
+    manifest_alert_hours: float = Field(
+        default=48.0, gt=0, le=8760,
+        description="warn (/healthz degraded, a log line, a gauge) this many hours before the "
+        "held manifest expires (agent.trust rule 5)",
+    )  # fmt: skip
     policies_dir: Path = Field(description="directory of the ISA YAML files the manifest pins")
 
 

@@ -14,10 +14,12 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterator, Mapping
 from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
@@ -50,6 +52,36 @@ GAUGES: Final[Mapping[str, str]] = {
     "(negative once expired; 0 when there is none).",
 }
 
+#: Deadlines (``agent.expiry``): a family shows only the samples given at the last render, so
+#: a deadline that is not known (no manifest yet, an ISA removed) shows nothing rather than 0.
+DEADLINE_GAUGES: Final[Mapping[str, str]] = {
+    "isa_agent_manifest_expires_in_seconds": "Seconds left on the manifest this agent holds "
+    "(negative once lapsed).",
+    "isa_agent_encryption_key_expires_in_seconds": "Seconds left on this agency's current "
+    "announced encryption key (negative once lapsed).",
+    "isa_agent_certificate_expires_in_seconds": "Seconds left on a certificate this agent "
+    "relies on (label certificate: root, signer, agency).",
+    "isa_agent_isa_review_in_seconds": "Seconds until a local ISA's review date (label isa).",
+    "isa_agent_isa_end_in_seconds": "Seconds until a local ISA's end date (label isa).",
+}
+_LABEL = re.compile(r'(\w+)="([^"]*)"')
+
+
+class _Deadlines:
+    """A collector of :data:`DEADLINE_GAUGES` holding exactly the samples last given."""
+
+    def __init__(self) -> None:
+        self.samples: dict[str, list[tuple[dict[str, str], float]]] = {}
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        for name, text in DEADLINE_GAUGES.items():
+            samples = self.samples.get(name, [])
+            labels = sorted({k for found, _ in samples for k in found})
+            family = GaugeMetricFamily(name, text, labels=labels)
+            for found, value in samples:
+                family.add_metric([found.get(k, "") for k in labels], value)
+            yield family
+
 
 def runtime_collectors(registry: CollectorRegistry) -> None:
     """Register the process, Python GC and platform collectors on ``registry``."""
@@ -71,6 +103,8 @@ class Metrics:
         self._gauges = {
             name: Gauge(name, text, registry=self.registry) for name, text in GAUGES.items()
         }
+        self._deadlines = _Deadlines()
+        self.registry.register(self._deadlines)
 
     def inc(self, name: str, amount: int = 1) -> None:
         """Count ``amount`` events of ``name`` (one of :data:`COUNTERS`; KeyError otherwise)."""
@@ -82,10 +116,24 @@ class Metrics:
         return {name: _total(counter, name) for name, counter in self._counters.items()}
 
     def render(self, gauges: Mapping[str, float]) -> str:
-        """Set the gauges (names from :data:`GAUGES`) and expose the whole registry as text."""
-        for name, value in gauges.items():
-            self._gauges[name].set(value)
+        """Set the gauges (:data:`GAUGES`, and the deadlines of :data:`DEADLINE_GAUGES`, whose
+        names may carry labels as ``agent.expiry`` writes them: ``name{label="x"}``) and expose
+        the whole registry as text."""
+        deadlines: dict[str, list[tuple[dict[str, str], float]]] = {}
+        for key, value in gauges.items():
+            name, labels = _split(key)
+            if name in DEADLINE_GAUGES:
+                deadlines.setdefault(name, []).append((labels, float(value)))
+            else:
+                self._gauges[name].set(value)
+        self._deadlines.samples = deadlines
         return generate_latest(self.registry).decode("utf-8")
+
+
+def _split(key: str) -> tuple[str, dict[str, str]]:
+    """``'name{a="x",b="y"}'`` -> ``('name', {'a': 'x', 'b': 'y'})``."""
+    name, _, rest = key.partition("{")
+    return name, dict(_LABEL.findall(rest))
 
 
 def _total(counter: Counter, name: str) -> int:

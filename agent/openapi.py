@@ -112,8 +112,9 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
               "closed; no store). Broker down is 200 `degraded`: submits are queued durably.",
               "none", 200, ReadinessResponse, (400, 503)),
     Operation("get", "/healthz", "health",
-              "Manifest, keys, broker, outbox depth; 503 when degraded or fail-closed. Kept for "
-              "existing monitors; probes use /livez and /readyz.", "none",
+              "Manifest, keys, broker, outbox depth; 503 when fail-closed or degraded by a "
+              "fault (200 when degraded only by manifest.warning). Kept for existing monitors; "
+              "probes use /livez and /readyz.", "none",
               200, HealthResponse, (400, 503)),
     Operation("get", "/metrics", "metrics",
               "Prometheus metrics (needs the admin scope).", "admin",

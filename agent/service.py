@@ -327,10 +327,11 @@ class Service:
         mine = manifest.agency(self.agency) if manifest is not None else None
         announced = bool(current and mine and any(a.kid == current.kid for a in mine.announcements))
         connected = self.publisher.connected
+        warning = self.trust.manifest_alert(now)
         status: Literal["ok", "degraded", "fail_closed"]
         if trust_status != "valid":
             status = "fail_closed"
-        elif not (connected and current and announced):
+        elif not (connected and current and announced) or warning:
             status = "degraded"
         else:
             status = "ok"
@@ -342,6 +343,7 @@ class Service:
                 serial=manifest.serial if manifest else None,
                 expires_at=manifest.document.expires_at if manifest else None,
                 error=self.trust.last_error,
+                warning=warning,
             ),
             keys=KeyHealth(valid=bool(current and announced), detail=key_detail),
             broker=BrokerHealth(connected=connected),
@@ -359,6 +361,7 @@ class Service:
                 (manifest.expires_at - now).total_seconds() if manifest else 0.0
             ),
         }
+        gauges |= self.trust.expiry_gauges(self.agency, self.registry, now)
         return self.metrics.render(gauges)
 
     async def liveness(self) -> LivenessResponse:

@@ -10,9 +10,13 @@ Rules:
    until a fresh one arrives).
 4. Sources: a file (re-read each poll) or an HTTP URL (``isa-broker serve``; ETag honoured,
    remembered only once a whole body arrived; bodies over ``MAX_MANIFEST_BYTES`` are refused).
-5. The service and the receiver read trust through the narrow :class:`Trust` protocol; only the
+6. The service and the receiver read trust through the narrow :class:`Trust` protocol; only the
    holder itself moves its state. :func:`sendable_manifest` is the one fail-closed gate for
    sending.
+5. Expiry alert (``manifest_alert``): within ``[trust] manifest_alert_hours`` (default 48) of the
+   held manifest's expiry, the agent warns (``/healthz`` degraded, with the reason); past it, it
+   says the manifest expired (and is fail-closed). Each stage is logged once per serial, checked
+   after every poll and whenever health is asked; a newer serial clears it.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -30,10 +34,12 @@ from cryptography import x509
 from agent.clock import Clock, utcnow
 from agent.config import TrustSettings
 from agent.errors import TrustUnavailable
+from agent.expiry import agent_deadlines, expiry_gauges
 from agent.private_files import write_private_atomically
 from federation import pki
+from federation.canonical import format_time
 from federation.errors import ConfigError, ManifestRejected
-from federation.isa import Isa
+from federation.isa import Isa, IsaRegistry
 from federation.manifest import Manifest, TrustState, diff_manifests, reload_manifest
 
 __all__ = ["MAX_MANIFEST_BYTES", "Trust", "TrustHolder", "sendable_manifest"]
@@ -57,7 +63,7 @@ async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
 
 
 class Trust(Protocol):
-    """What the agent's parts read of its trust in the federation (rule 5)."""
+    """What the agent's parts read of its trust in the federation (rule 6)."""
 
     @property
     def state(self) -> TrustState: ...
@@ -67,6 +73,10 @@ class Trust(Protocol):
 
     @property
     def last_error(self) -> str | None: ...
+
+    def manifest_alert(self, now: datetime) -> str | None: ...
+
+    def expiry_gauges(self, agency: str, isas: IsaRegistry, now: datetime) -> dict[str, float]: ...
 
 
 def sendable_manifest(trust: Trust, now: datetime, isa: Isa) -> Manifest:
@@ -95,6 +105,7 @@ class TrustHolder:
         self._unreachable: str | None = None  # why the last fetch failed (cleared by a success)
         self._etag: str | None = None
         self._listeners: list[Listener] = []
+        self._alerted: set[tuple[int, str]] = set()  # (serial, stage) already logged (rule 5)
 
     @staticmethod
     def _load_root(settings: TrustSettings) -> x509.Certificate:
@@ -209,8 +220,43 @@ class TrustHolder:
             self._etag = response.headers.get("ETag")  # only once the whole body has arrived
             return data
 
+    def manifest_alert(self, now: datetime) -> str | None:
+        """Rule 5: why the held manifest needs attention at ``now``, or None; logs each stage
+        once per serial."""
+        manifest = self.manifest
+        if manifest is None:
+            return None
+        left, until = manifest.expires_at - now, format_time(manifest.expires_at)
+        if left <= timedelta(0):
+            stage, text = "expired", (
+                f"the manifest (serial {manifest.serial}) expired at {until}: sending is stopped"
+                " (fail closed) until a newer one arrives; is the operator's re-signing job"
+                " running?"
+            )
+        elif left < timedelta(hours=self._settings.manifest_alert_hours):
+            hours = int(left / timedelta(hours=1))
+            stage, text = "expiring", (
+                f"the manifest (serial {manifest.serial}) expires in {hours} h (at {until}):"
+                " the operator's re-signing job is not running?"
+            )
+        else:
+            return None
+        if (manifest.serial, stage) not in self._alerted:
+            self._alerted.add((manifest.serial, stage))
+            log.warning("%s", text)
+        return text
+
+    def expiry_gauges(self, agency: str, isas: IsaRegistry, now: datetime) -> dict[str, float]:
+        """Seconds left on everything this agency relies on (``agent.expiry``); none without a
+        manifest."""
+        manifest = self.manifest
+        if manifest is None:
+            return {}
+        return expiry_gauges(agent_deadlines(manifest, self.root, agency, isas, now), now)
+
     async def poll(self) -> None:
-        """Refresh every ``manifest_poll_seconds`` until cancelled."""
+        """Refresh every ``manifest_poll_seconds`` until cancelled; alert on expiry (rule 5)."""
         while True:
             await asyncio.sleep(self._settings.manifest_poll_seconds)
             await self.refresh()
+            self.manifest_alert(self._clock())

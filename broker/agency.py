@@ -50,6 +50,7 @@ from broker.fedstate import (
     AgencyState,
     FederationLayout,
     announcement_json,
+    federation_lock,
     load_state,
     publish_manifest,
     read_private,
@@ -214,7 +215,8 @@ def add_agency(
     )
     broker = _with_agency(config, entry)
     cert_path = layout.agency_cert(agency_id)
-    with _all_or_nothing(layout.state_file, layout.broker_toml, layout.manifest, cert_path):
+    lock = federation_lock(layout)
+    with lock, _all_or_nothing(layout.state_file, layout.broker_toml, layout.manifest, cert_path):
         cert_path.parent.mkdir(parents=True, exist_ok=True)
         cert_path.write_bytes(_issue(layout, agency_id, public_key, now))
         state = load_state(layout)
@@ -258,7 +260,7 @@ def announce_key(
     target = layout.announcements(agency.id) / f"{note.kid}.json"
     if target.exists():
         raise ConfigError(f"key {note.kid} of {agency.id!r} is already announced")
-    with _all_or_nothing(layout.state_file, layout.manifest, target):
+    with federation_lock(layout), _all_or_nothing(layout.state_file, layout.manifest, target):
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(announcement_json(note))
         serial, _ = publish_manifest(layout, now)
@@ -290,8 +292,10 @@ def revoke_agency(layout: FederationLayout, *, agency_id: str, reason: str, now:
     revoked = agency.model_copy(
         update={"revoked_at": format_time(now), "revocation_reason": reason}
     )
-    agencies = tuple(revoked if a.id == agency_id else a for a in state.agencies)
-    with _all_or_nothing(layout.state_file, layout.broker_toml, layout.manifest):
+    lock = federation_lock(layout)
+    with lock, _all_or_nothing(layout.state_file, layout.broker_toml, layout.manifest):
+        state = load_state(layout)  # again under the lock: a re-sign may have moved the serial
+        agencies = tuple(revoked if a.id == agency_id else a for a in state.agencies)
         save_state(layout, state.model_copy(update={"agencies": agencies}))
         layout.broker_toml.write_text(render_broker_toml(_mark_revoked(broker, agency_id)))
         serial, _ = publish_manifest(layout, now)

@@ -13,9 +13,14 @@ Rules:
    by ``dev-federation --manifest-days`` and ``manifest build --validity-hours``, kept for every
    later build). It is 1 hour to 90 days: shorter and agents fail closed between two builds,
    longer and a revocation could be rolled back by replaying an old, still valid manifest.
+5. Every read-modify-write of the directory (``publish_manifest``, ``agency add|announce|revoke``,
+   the re-signing loop of ``isa-broker serve``) runs under :func:`federation_lock`: an exclusive
+   ``flock`` on ``DIR/.lock``, re-entrant within one process. Two writers can therefore never
+   publish the same serial twice, drop each other's change, or roll the serial back.
 
 Layout::
 
+    DIR/.lock                      the writers' lock file (rule 5)
     DIR/federation.toml            serial, validity, agencies (id, name, broker user, revocation)
     DIR/broker.toml                RabbitMQ provisioning (password hashes only)
     DIR/manifest.json              the signed manifest
@@ -29,9 +34,13 @@ Layout::
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import threading
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
@@ -61,6 +70,7 @@ __all__ = [
     "FederationState",
     "announcement_json",
     "check_manifest_validity",
+    "federation_lock",
     "load_policies",
     "load_state",
     "publish_manifest",
@@ -147,6 +157,37 @@ class FederationLayout:
 
     def agency_dir(self, agency: str) -> Path:
         return self.root / "agencies" / agency
+
+
+_LOCKS: dict[Path, threading.RLock] = {}
+_LOCKS_GUARD = threading.Lock()
+_DEPTH: dict[Path, int] = {}
+
+
+@contextlib.contextmanager
+def federation_lock(layout: FederationLayout) -> Iterator[None]:
+    """Hold the directory's writers' lock (rule 5); blocks until the other writer is done."""
+    path = (layout.root / ".lock").resolve()
+    with _LOCKS_GUARD:
+        lock = _LOCKS.setdefault(path, threading.RLock())
+    with lock:  # threads of this process, re-entrant; flock serialises processes
+        if _DEPTH.get(path, 0):
+            _DEPTH[path] += 1
+            try:
+                yield
+            finally:
+                _DEPTH[path] -= 1
+            return
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            _DEPTH[path] = 1
+            try:
+                yield
+            finally:
+                _DEPTH[path] = 0
+        finally:
+            os.close(fd)  # closing releases the flock
 
 
 def write_private(path: Path, data: bytes) -> None:
@@ -265,11 +306,19 @@ def _revocations(state: FederationState) -> list[Revocation]:
 def publish_manifest(
     layout: FederationLayout, now: datetime, *, validity_hours: float | None = None
 ) -> tuple[int, list[str]]:
-    """Build, sign, self-verify and write the next manifest; returns (serial, ISA ids).
+    """Build, sign, self-verify and write the next manifest, under the lock (rule 5); returns
+    (serial, ISA ids).
 
     ``validity_hours`` (checked, rule 4) replaces the stored lifetime, for this build and later
     ones; it is saved only when the manifest is written.
     """
+    with federation_lock(layout):
+        return _publish_manifest(layout, now, validity_hours)
+
+
+def _publish_manifest(
+    layout: FederationLayout, now: datetime, validity_hours: float | None
+) -> tuple[int, list[str]]:
     state = load_state(layout)
     if validity_hours is not None:
         hours = check_manifest_validity(validity_hours)

@@ -13,6 +13,14 @@ Rules:
    published in that serial or an earlier one).
 4. The JSON form follows ``docs/keys-report.schema.json`` (JSON Schema 2020-12); no secret of any
    kind appears in it.
+5. ``deadlines`` lists everything that expires (``federation.deadlines``): the manifest, the root
+   and manifest-signer certificates, every active agency's certificate and current encryption
+   key, and every ISA's review and end date (from ``DIR/policies``, the files the manifest
+   pins), each with its days left and severity under the thresholds; ``status`` is the worst.
+   :func:`exit_status`: 0 all ok; 1 anything expired or overdue (a rotation, an ISA review, a
+   certificate); 2 anything critical; 3 anything within the warning threshold.
+6. :func:`render_prometheus` gives the same facts as gauges for a node-exporter textfile
+   collector.
 """
 
 from __future__ import annotations
@@ -22,10 +30,19 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from broker.fedstate import FederationLayout, load_state
+from broker.fedstate import FederationLayout, load_policies, load_state
 from broker.key_history import history_file, record_manifest
 from federation import pki
 from federation.canonical import b64url_decode, format_time
+from federation.deadlines import (
+    DeadlineKind,
+    Severity,
+    Thresholds,
+    isa_deadlines,
+    manifest_deadlines,
+    severity,
+    worst,
+)
 from federation.errors import ConfigError, ManifestRejected
 from federation.keys import KeyAnnouncement, utc
 from federation.manifest import AgencyEntry, Manifest, reload_manifest
@@ -33,10 +50,13 @@ from federation.manifest import AgencyEntry, Manifest, reload_manifest
 __all__ = [
     "AgencyKeys",
     "AnnouncementRecord",
+    "DeadlineRecord",
     "KeysReport",
     "build_report",
+    "exit_status",
     "history_path",
     "load_manifest",
+    "render_prometheus",
     "render_text",
 ]
 
@@ -80,6 +100,22 @@ class AgencyKeys(BaseModel):
     revocations: tuple[RevocationRecord, ...]
 
 
+class DeadlineRecord(BaseModel):
+    model_config = _FROZEN
+    kind: DeadlineKind
+    subject: str
+    expires_at: str
+    days_left: float
+    severity: Severity
+
+
+class ThresholdsRecord(BaseModel):
+    model_config = _FROZEN
+    warn_days: float
+    critical_days: float
+    manifest_renewal_hours: float
+
+
 class KeysReport(BaseModel):
     model_config = _FROZEN
     v: Literal[1] = 1
@@ -89,6 +125,9 @@ class KeysReport(BaseModel):
     rotation_period_days: float
     overdue: tuple[str, ...]
     agencies: tuple[AgencyKeys, ...]
+    thresholds: ThresholdsRecord
+    status: Severity
+    deadlines: tuple[DeadlineRecord, ...]
 
 
 def history_path(layout: FederationLayout) -> str:
@@ -169,16 +208,35 @@ def _agency(
     )  # fmt: skip
 
 
+def _deadlines(
+    layout: FederationLayout, manifest: Manifest, now: datetime, thresholds: Thresholds
+) -> tuple[DeadlineRecord, ...]:
+    root = pki.certificate_from_bytes(layout.root_cert.read_bytes())
+    found = manifest_deadlines(manifest, root, now) + isa_deadlines(load_policies(layout.policies))
+    return tuple(
+        DeadlineRecord(
+            kind=d.kind, subject=d.subject, expires_at=format_time(d.at),
+            days_left=d.days_left(now), severity=severity(d, now, thresholds),
+        )
+        for d in found
+    )  # fmt: skip
+
+
 def build_report(
-    layout: FederationLayout, now: datetime, *, rotation_period: timedelta = timedelta(days=30)
+    layout: FederationLayout,
+    now: datetime,
+    *,
+    rotation_period: timedelta = timedelta(days=30),
+    thresholds: Thresholds = Thresholds(),  # noqa: B008 - frozen
 ) -> KeysReport:
-    """The whole review (rules 1-3); records the current manifest in the history first."""
+    """The whole review (rules 1-3, 5); records the current manifest in the history first."""
     manifest = load_manifest(layout)
     history = record_manifest(layout.root, manifest, by="report")
     agencies = tuple(
         _agency(manifest, entry, history, now, rotation_period)
         for entry in sorted(manifest.document.agencies, key=lambda a: a.id)
     )
+    deadlines = _deadlines(layout, manifest, now, thresholds)
     return KeysReport(
         federation=load_state(layout).name,
         generated_at=format_time(now),
@@ -186,7 +244,21 @@ def build_report(
         rotation_period_days=rotation_period / timedelta(days=1),
         overdue=tuple(a.id for a in agencies if a.overdue),
         agencies=agencies,
+        thresholds=ThresholdsRecord(
+            warn_days=thresholds.warn / timedelta(days=1),
+            critical_days=thresholds.critical / timedelta(days=1),
+            manifest_renewal_hours=thresholds.renewal / timedelta(hours=1),
+        ),
+        status=worst(d.severity for d in deadlines),
+        deadlines=deadlines,
     )
+
+
+def exit_status(report: KeysReport) -> int:
+    """Rule 5: 0 ok, 1 expired or overdue, 2 critical, 3 warning."""
+    if report.overdue or report.status == "expired":
+        return 1
+    return {"critical": 2, "warning": 3}.get(report.status, 0)
 
 
 def render_text(report: KeysReport) -> str:
@@ -215,5 +287,48 @@ def render_text(report: KeysReport) -> str:
             )
         for r in a.revocations:
             lines.append(f"  revoked {r.kind} {r.ref} at {r.revoked_at}: {r.reason}")
+    t = report.thresholds
+    lines.append(
+        f"deadlines (warn < {t.warn_days:g} days, critical < {t.critical_days:g} days,"
+        f" manifest < {t.manifest_renewal_hours:g} hours):"
+    )
+    for d in report.deadlines:
+        lapsed = "OVERDUE" if d.kind == "isa_review" else "EXPIRED"
+        left = f"{d.days_left:g} days left" if d.days_left > 0 else lapsed
+        lines.append(f"  [{d.severity}] {d.kind} {d.subject}: {d.expires_at} ({left})")
     lines.append("overdue: " + (", ".join(report.overdue) if report.overdue else "none"))
+    lines.append(f"status: {report.status}")
     return "\n".join(lines)
+
+
+_GAUGES = {
+    "isa_federation_expires_in_seconds": "Seconds until it lapses (negative once lapsed), by "
+    "kind (manifest, root/signer/agency certificate, encryption key, ISA review or end).",
+    "isa_federation_alert_severity": "0 ok, 1 warning, 2 critical, 3 expired or overdue.",
+    "isa_federation_rotation_overdue": "1 when the agency's key rotation is overdue.",
+    "isa_federation_manifest_serial": "The serial of the manifest reviewed.",
+}
+_LEVEL = {"ok": 0, "warning": 1, "critical": 2, "expired": 3}
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def render_prometheus(report: KeysReport, now: datetime) -> str:
+    """Rule 6: the text exposition format, one family per gauge."""
+    rows: dict[str, list[str]] = {name: [] for name in _GAUGES}
+    for d in report.deadlines:
+        labels = f'{{kind="{d.kind}",subject="{_label(d.subject)}"}}'
+        left = (utc(d.expires_at) - now).total_seconds()
+        rows["isa_federation_expires_in_seconds"].append(f"{labels} {left:.0f}")
+        rows["isa_federation_alert_severity"].append(f"{labels} {_LEVEL[d.severity]}")
+    for a in report.agencies:
+        overdue = f'{{agency="{_label(a.id)}"}} {int(a.overdue)}'
+        rows["isa_federation_rotation_overdue"].append(overdue)
+    rows["isa_federation_manifest_serial"].append(f" {report.manifest_serial}")
+    lines = []
+    for name, text in _GAUGES.items():
+        lines += [f"# HELP {name} {text}", f"# TYPE {name} gauge"]
+        lines += [f"{name}{row}" for row in rows[name]]
+    return "\n".join(lines) + "\n"

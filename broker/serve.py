@@ -21,18 +21,22 @@ Rules:
    The latest head per agency is kept durably in ``DIR/audit-heads/{agency}.json`` (written to
    a temporary file, fsynced, renamed) and served by ``GET /v1/audit-heads/{agency}`` (404 when
    none). Reads, judgement and write of one offer happen under one lock.
+7. With ``--resign-before HOURS`` (``Resigning``) the server also re-signs the manifest, the next
+   serial, whenever the one on disk has less than that left (``broker.resign``), so a federation
+   keeps a valid manifest with no one acting; the HTTP side then serves it by rule 2.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import threading
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +45,7 @@ from cryptography import x509
 
 from broker.clock import Clock, utcnow
 from broker.fedstate import FederationLayout
+from broker.resign import resign_loop
 from federation import pki
 from federation.audit_head import MAX_HEAD_BYTES, AuditHead, accept_head
 from federation.errors import AuditHeadRefused, ConfigError, ManifestRejected
@@ -50,6 +55,7 @@ from federation.topology import is_agency_id
 __all__ = [
     "AuditHeads",
     "ManifestFile",
+    "Resigning",
     "Served",
     "create_app",
     "etag_matches",
@@ -278,6 +284,14 @@ def create_app(
     return app
 
 
+@dataclass(frozen=True)
+class Resigning:
+    """Rule 7: re-sign when less than ``before`` is left, checking every ``interval`` seconds."""
+
+    before: timedelta
+    interval: float = 300.0
+
+
 async def serve_manifest(
     layout: FederationLayout,
     host: str,
@@ -285,15 +299,26 @@ async def serve_manifest(
     *,
     stop: asyncio.Event,
     ready: asyncio.Event | None = None,
+    clock: Clock = utcnow,
+    resigning: Resigning | None = None,
 ) -> None:
-    """Serve ``layout``'s manifest on ``host:port`` until ``stop`` is set."""
+    """Serve ``layout``'s manifest on ``host:port`` until ``stop`` is set; with ``resigning``,
+    also keep it re-signed (rule 7)."""
     source = ManifestFile(layout)
-    runner = web.AppRunner(create_app(source), access_log=None)
+    runner = web.AppRunner(create_app(source, clock=clock), access_log=None)
     await runner.setup()
+    resigner = None
+    if resigning is not None:
+        loop = resign_loop(layout, clock, before=resigning.before, interval=resigning.interval)
+        resigner = asyncio.create_task(loop, name="manifest-resign")
     try:
         await web.TCPSite(runner, host, port).start()
         if ready is not None:
             ready.set()
         await stop.wait()
     finally:
+        if resigner is not None:
+            resigner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await resigner
         await runner.cleanup()

@@ -18,9 +18,17 @@ Checks, in order (one that needs an earlier result says ``skip`` when that one f
 9. ``broker``      per broker URL: AMQP login with the agency's credentials and a passive check
                    of its inbox queue.
 
+Then, with thresholds (the command line always passes them), one ``expires`` line per thing
+this agent relies on that expires (``agent.expiry``: the manifest, the root, manifest-signer and
+agency certificates, the current announced encryption key, each local ISA's review and end
+date) with its days left: ``FAIL`` once lapsed, ``WARN`` within ``--warn-days`` (default 30) or
+``--critical-days`` (7), and the manifest within ``[trust] manifest_alert_hours``.
+
 Rules: nothing is written (no manifest persisted, no directory made); no traceback and no secret
-is printed (URLs show a masked password); exit 0 only when every check passed. ``run_checks``
-takes the environment and ``now``, so tests drive it directly.
+is printed (URLs show a masked password); exit 0 only when every check passed and nothing is
+within a threshold, 1 when a check failed (or something expired), 3 when only ``WARN`` lines
+remain (the keys report's code for "within the warning threshold"). ``run_checks`` takes the
+environment and ``now``, so tests drive it directly.
 """
 
 from __future__ import annotations
@@ -44,18 +52,20 @@ from cryptography import x509
 from yarl import URL
 
 from agent.config import Settings, load_settings
+from agent.expiry import agent_deadlines
 from agent.keystore import load_keyring, read_signing_key
 from agent.runtime import broker_urls, load_registry
 from federation import pki
 from federation.canonical import format_time
-from federation.errors import IsaRelayError, ManifestRejected
+from federation.deadlines import Thresholds, severity
+from federation.errors import ConfigError, IsaRelayError, ManifestRejected
 from federation.keys import RotationPolicy, SigningKey
 from federation.manifest import Manifest, reload_manifest, verify_manifest
 from federation.topology import inbox_queue
 
 __all__ = ["CheckResult", "register", "run_checks"]
 
-Verdict = Literal["ok", "FAIL", "skip"]
+Verdict = Literal["ok", "WARN", "FAIL", "skip"]
 Outcome = tuple[Verdict, str]
 BROKER_TIMEOUT = 10.0
 MANIFEST_TIMEOUT = 10.0
@@ -79,19 +89,40 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "check", help="validate config, keys, root, manifest, ISAs and broker access"
     )
     parser.add_argument("--config", type=Path, required=True, help="agent.toml")
+    parser.add_argument(
+        "--warn-days", type=_days, default=30.0, help="WARN below this many days (default 30)"
+    )
+    parser.add_argument(
+        "--critical-days", type=_days, default=7.0, help="critical below this (default 7)"
+    )
     parser.set_defaults(func=_check)
+
+
+def _days(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days") from None
+    if not 0 < value <= 3660:
+        raise argparse.ArgumentTypeError("days must be 0 < days <= 3660")
+    return value
 
 
 def _check(args: argparse.Namespace) -> int:
     for noisy in ("aio_pika", "aiormq"):  # their connection errors are our FAIL lines
         logging.getLogger(noisy).setLevel(logging.CRITICAL)
-    results = asyncio.run(run_checks(args.config, os.environ, args.clock()))
+    if args.critical_days > args.warn_days:
+        raise ConfigError("--critical-days must not be more than --warn-days")
+    limits = (timedelta(days=args.warn_days), timedelta(days=args.critical_days))
+    results = asyncio.run(run_checks(args.config, os.environ, args.clock(), limits=limits))
     for result in results:
         print(result.line())
-    failed = sum(r.verdict != "ok" for r in results)
-    print(f"{len(results) - failed} of {len(results)} checks passed" if failed
+    failed = sum(r.verdict in ("FAIL", "skip") for r in results)
+    warned = sum(r.verdict == "WARN" for r in results)
+    passed = len(results) - failed - warned
+    print(f"{passed} of {len(results)} checks passed" if failed or warned
           else f"all {len(results)} checks passed")  # fmt: skip
-    return 1 if failed else 0
+    return 1 if failed else 3 if warned else 0
 
 
 # -- the sequence ------------------------------------------------------------------------------
@@ -106,8 +137,15 @@ class _Facts:
     manifest: Manifest | None = None
 
 
-async def run_checks(path: Path, environ: Mapping[str, str], now: datetime) -> list[CheckResult]:
-    """Every check for the config at ``path``, in order. Never raises for a failed check."""
+async def run_checks(
+    path: Path,
+    environ: Mapping[str, str],
+    now: datetime,
+    *,
+    limits: tuple[timedelta, timedelta] | None = None,
+) -> list[CheckResult]:
+    """Every check for the config at ``path``, in order, then with ``limits`` (warn, critical)
+    one ``expires`` line per deadline. Never raises for a failed check."""
     try:
         settings = load_settings(path, environ)
     except IsaRelayError as exc:
@@ -129,7 +167,33 @@ async def run_checks(path: Path, environ: Mapping[str, str], now: datetime) -> l
     results = [CheckResult("config", "ok", f"{path} (agency {settings.agency})")]
     for name, step in steps:
         results.append(await _guarded(name, step))
+    if limits is not None:
+        renewal = timedelta(hours=settings.trust.manifest_alert_hours)
+        results += _expiry(settings, facts, now, Thresholds(*limits, renewal=renewal))
     return results
+
+
+# -- expiry ------------------------------------------------------------------------------------
+
+_VERDICT: dict[str, Verdict] = {"ok": "ok", "warning": "WARN", "critical": "WARN",
+                                "expired": "FAIL"}  # fmt: skip
+
+
+def _expiry(
+    settings: Settings, facts: _Facts, now: datetime, thresholds: Thresholds
+) -> list[CheckResult]:
+    """One line per deadline this agent relies on, with its days left."""
+    if facts.manifest is None or facts.root is None:
+        return [CheckResult("expires", "skip", "needs a valid manifest")]
+    try:
+        registry = load_registry(settings.trust.policies_dir)
+    except IsaRelayError as exc:
+        return [CheckResult("expires", "FAIL", exc.message)]
+    found = agent_deadlines(facts.manifest, facts.root, settings.agency, registry, now)
+    return [
+        CheckResult("expires", _VERDICT[severity(d, now, thresholds)], d.line(now))
+        for d in found
+    ]
 
 
 _AFTER_CONFIG = ("signing-key", "enc-keys", "root", "manifest", "identity", "isas", "data-dir",

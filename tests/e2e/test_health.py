@@ -43,6 +43,29 @@ class TestHealthReportsManifestRefusal:
         assert "manifest refused" in after["manifest"]["error"]
 
 
+class TestHealthWarnsBeforeManifestExpiry:
+    async def test_within_the_alert_lead_time_healthz_is_degraded_with_200(
+        self, live_federation: DevFederation
+    ) -> None:
+        """A lead time longer than the manifest's life: /healthz says degraded, why, and 200."""
+        settings = agent_settings(live_federation, "assist")
+        trust = settings.trust.model_copy(update={"manifest_alert_hours": 8760.0})
+        settings = settings.model_copy(update={"trust": trust})
+        async with aiohttp.ClientSession() as session:
+            agent = AgentHandle(settings, live_federation.agency("assist").api_token, session)
+            await agent.start()
+            try:
+                for _ in range(200):  # until the broker connection is up
+                    status, body = await agent.get("/healthz")
+                    if body["broker"]["connected"]:
+                        break
+                    await asyncio.sleep(0.05)
+            finally:
+                await agent.shutdown()
+        assert (status, body["status"], body["manifest"]["valid"]) == (200, "degraded", True)
+        assert "re-signing job is not running?" in body["manifest"]["warning"]
+
+
 class TestIsaList:
     async def test_an_agency_sees_only_the_agreements_it_is_party_to(
         self, live_federation: DevFederation

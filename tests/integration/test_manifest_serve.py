@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -14,7 +15,7 @@ import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ from aiohttp import web
 from broker.agency import revoke_agency
 from broker.devfed import create_dev_federation
 from broker.fedstate import FederationLayout, publish_manifest
-from broker.serve import ManifestFile, create_app
+from broker.serve import ManifestFile, Resigning, create_app, serve_manifest
 from federation.keys import SigningKey
 from tests.integration.test_revocation import (
     LiveFederation,
@@ -231,6 +232,64 @@ class TestServeCommand:
                 server.send_signal(signal.SIGTERM)
                 code = server.wait(timeout=20)
         assert code == 0
+
+
+class SteppedClock:
+    """A clock the test moves by hand; ``read`` is set once it has been read ``wanted`` more
+    times (by the re-signing loop's checks)."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self.wanted = 0
+        self.read = asyncio.Event()
+
+    def __call__(self) -> datetime:
+        self.wanted -= 1
+        if self.wanted <= 0:
+            self.read.set()
+        return self.now
+
+
+class TestServeResigns:
+    async def test_serve_publishes_the_next_serial_only_once_within_the_lead_time(
+        self, tmp_path: Path
+    ) -> None:
+        """``serve_manifest`` with re-signing: serial 1 served until the clock is 72 h from
+        expiry, then serial 2, valid for a full week from that clock."""
+        made = datetime(2026, 11, 24, 12, tzinfo=UTC)
+        fed = create_dev_federation(
+            tmp_path / "fed", policies=POLICIES, now=made, vhost="syn-never-used",
+            agencies=["police-scotland", "assist"],
+        )  # fmt: skip
+        clock = SteppedClock(made + timedelta(days=4) - timedelta(minutes=1))
+        stop, ready, port = asyncio.Event(), asyncio.Event(), free_port()
+        resigning = Resigning(before=timedelta(hours=72), interval=0.01)
+        server = asyncio.create_task(serve_manifest(
+            fed.layout, "127.0.0.1", port, stop=stop, ready=ready, clock=clock, resigning=resigning,
+        ))  # fmt: skip
+        url = f"http://127.0.0.1:{port}/healthz"
+        try:
+            await asyncio.wait_for(ready.wait(), 10)
+            clock.wanted, clock.read = 20, asyncio.Event()
+            await asyncio.wait_for(clock.read.wait(), 20)  # twenty checks, none due
+            before = json.loads(await asyncio.to_thread(_read, url))
+            clock.now += timedelta(minutes=2)
+            for _ in range(1000):
+                after = json.loads(await asyncio.to_thread(_read, url))
+                if after["serial"] != 1:
+                    break
+                await asyncio.sleep(0.02)
+        finally:
+            stop.set()
+            await server
+        assert (before["serial"], before["status"]) == (1, "ok")
+        assert (after["serial"], after["expires_at"]) == (2, "2026-12-05T12:01:00Z")
+
+
+def _read(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        data: bytes = response.read()
+        return data
 
 
 def get(url: str, etag: str | None = None) -> tuple[int, str, str]:

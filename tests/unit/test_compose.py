@@ -100,9 +100,21 @@ class TestServices:
         self, services: dict[str, Any]
     ) -> None:
         """RabbitMQ, the federation step and exactly three agencies' agents."""
-        assert {"rabbitmq", "federation"} <= set(services)
+        assert {"rabbitmq", "federation", "manifest-server"} <= set(services)
         assert len(agents(services)) == 3
-        assert set(services) == {"rabbitmq", "federation", *agents(services)}
+        assert set(services) == {"rabbitmq", "federation", "manifest-server", *agents(services)}
+
+    def test_manifest_server_re_signs_the_shared_manifest_before_it_expires(
+        self, services: dict[str, Any]
+    ) -> None:
+        """The manifest server runs ``isa-broker serve --resign-before`` on the shared volume."""
+        server = services["manifest-server"]
+        program, *args = server["command"]
+        parsed = broker_parser().parse_args(args)
+        assert (program, parsed.command) == ("isa-broker", "serve")
+        assert str(parsed.federation) == "/federation"
+        assert 0 < parsed.resign_before < 30 * 24  # the init script's --manifest-days 30
+        assert "federation:/federation" in server["volumes"]
 
     def test_rabbitmq_runs_with_the_management_plugin(self, services: dict[str, Any]) -> None:
         """The broker image is a -management image (provisioning needs the HTTP API)."""

@@ -57,8 +57,11 @@ class TestVersion:
 
 class TestSystemdUnits:
     def test_the_agent_and_the_manifest_server_have_units(self) -> None:
-        """Both long-running programs ship a unit."""
-        assert [p.name for p in UNITS] == ["isa-agent@.service", "isa-broker-serve.service"]
+        """Both long-running programs ship a unit, and the re-signing job one with its timer."""
+        assert [p.name for p in UNITS] == [
+            "isa-agent@.service", "isa-broker-resign.service", "isa-broker-serve.service"
+        ]
+        assert (ROOT / "deploy" / "systemd" / "isa-broker-resign.timer").is_file()
 
     @pytest.mark.parametrize("path", UNITS, ids=lambda p: p.name)
     def test_a_unit_is_hardened_and_runs_as_its_own_user(self, path: Path) -> None:

@@ -12,7 +12,7 @@ import re
 import shutil
 import urllib.parse
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,6 +23,7 @@ from agent.commands.check import CheckResult, run_checks
 from broker.devfed import DevFederation
 from broker.fedstate import publish_manifest
 from devtools import federation as tools_federation
+from federation.manifest import unverified_document
 from federation.topology import inbox_queue
 from tests.support.federation import free_port
 from tests.support.processes import isolated_federation_at
@@ -61,6 +62,13 @@ async def check(path: Path, now: datetime | None = None) -> dict[str, CheckResul
     return {r.name: r for r in results}
 
 
+def built_at(fed: DevFederation) -> Callable[[], datetime]:
+    """A clock stopped a minute after the federation's manifest was signed (its keys were made
+    within that second, after the manifest's whole-second issued_at)."""
+    issued = unverified_document(fed.layout.manifest.read_bytes()).issued_at
+    return lambda: datetime.fromisoformat(issued) + timedelta(minutes=1)
+
+
 def verdicts(results: dict[str, CheckResult]) -> dict[str, str]:
     return {name: r.verdict for name, r in results.items()}
 
@@ -73,12 +81,13 @@ class TestGoodConfig:
     def test_every_check_prints_ok_and_the_exit_code_is_0(
         self, fed: DevFederation, capsys: pytest.CaptureFixture[str]
     ) -> None:
-        """A freshly provisioned agency passes all nine checks, one `ok` line each."""
-        code = main(["check", "--config", str(fed.agency(AGENCY).config)])
+        """A freshly provisioned agency passes all nine checks and every deadline, `ok` each."""
+        code = main(["check", "--config", str(fed.agency(AGENCY).config)], clock=built_at(fed))
         lines = capsys.readouterr().out.splitlines()
         assert code == 0, lines
-        assert [line.split()[:2] for line in lines[:-1]] == [["ok", n] for n in NAMES]
-        assert lines[-1] == "all 9 checks passed"
+        assert [line.split()[:2] for line in lines[:9]] == [["ok", n] for n in NAMES]
+        assert {tuple(line.split()[:2]) for line in lines[9:-1]} == {("ok", "expires")}
+        assert lines[-1] == f"all {len(lines) - 1} checks passed"
 
     def test_the_broker_password_is_never_printed(
         self, fed: DevFederation, capsys: pytest.CaptureFixture[str]
@@ -248,3 +257,46 @@ class TestPartialFederation:
         assert verdicts(results) == all_ok_but()
         assert "isa-marac-referrals (until " in results["isas"].detail
         assert results["isas"].detail.startswith("1 ISAs with this agency as a party match")
+
+
+class TestExpiryLines:
+    async def test_each_deadline_is_a_line_with_its_days_left(self, fed: DevFederation) -> None:
+        """Manifest, root, signer, own certificate and key, each local ISA's review and end."""
+        now = built_at(fed)() + timedelta(days=1)
+        limits = (timedelta(days=30), timedelta(days=7))
+        results = await run_checks(fed.agency(AGENCY).config, {}, now, limits=limits)
+        lines = {r.detail.split(":")[0]: r for r in results if r.name == "expires"}
+        days = {key: r.detail.rsplit("(", 1)[1].removesuffix(")") for key, r in lines.items()}
+        assert days["manifest federation"] == "6 days left"
+        assert days["root_certificate federation"] == "3649 days left"
+        assert days["signer_certificate federation"] == "364 days left"
+        assert days["agency_certificate assist"] == "364 days left"
+        assert days["encryption_key assist"] == "29 days left"
+        review = round((datetime(2027, 6, 30, tzinfo=UTC) - now) / timedelta(days=1), 2)
+        assert days["isa_review isa-police-assist-advocacy"] == f"{review:g} days left"
+        assert "agency_certificate police-scotland" not in lines  # only this agency's own
+        assert {r.verdict for r in lines.values()} == {"ok"}
+
+    def test_a_deadline_within_warn_days_is_a_warn_line_and_exit_3(
+        self, fed: DevFederation, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """With --warn-days 400 the certificates are within the threshold: WARN, exit 3."""
+        argv = ["check", "--config", str(fed.agency(AGENCY).config), "--warn-days", "400"]
+        code = main(argv, clock=built_at(fed))
+        lines = capsys.readouterr().out.splitlines()
+        warned = [line for line in lines if line.startswith("WARN")]
+        assert code == 3
+        assert any("agency_certificate assist: until" in line for line in warned)
+
+    def test_a_manifest_within_the_alert_hours_is_a_warn_line(
+        self, fed: DevFederation, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """47 hours before the manifest expires (alert at 48): WARN on its line, exit 3."""
+        expires = unverified_document(fed.layout.manifest.read_bytes()).expires_at
+        at = datetime.fromisoformat(expires) - timedelta(hours=47)
+        code = main(["check", "--config", str(fed.agency(AGENCY).config)], clock=lambda: at)
+        lines = capsys.readouterr().out.splitlines()
+        assert code == 3
+        assert [line.split()[:3] for line in lines if "manifest federation" in line] == [
+            ["WARN", "expires", "manifest"]
+        ]

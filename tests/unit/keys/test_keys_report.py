@@ -149,25 +149,27 @@ class TestCommand:
     def test_exit_status_is_1_when_any_agency_is_overdue(
         self, layout: FederationLayout, capsys: pytest.CaptureFixture[str]
     ) -> None:
-        """Run on the real clock against a federation made long ago: overdue, exit 1, JSON out."""
-        old = datetime.now(UTC) - timedelta(days=45)
+        """Run 45 days after the federation was made: overdue, exit 1, JSON out."""
+        old = NOW - timedelta(days=45)
         root = layout.root.parent / "old-fed"
         create_dev_federation(
             root, policies=_two_party_policies(layout.root.parent), now=old, agencies=None,
             vhost="syn-unit-never-provisioned", manifest_validity=timedelta(days=90),
         )  # fmt: skip
-        assert broker_main(["keys", "report", "--federation", str(root), "--json"]) == 1
+        argv = ["keys", "report", "--federation", str(root), "--json"]
+        assert broker_main(argv, clock=lambda: NOW) == 1
         out = json.loads(capsys.readouterr().out)
         assert sorted(out["overdue"]) == ["assist", "police-scotland"]
 
     def test_exit_status_is_0_when_nobody_is_overdue(self, tmp_path: Path) -> None:
-        """A federation made today passes the scheduled check."""
+        """A federation made the same day passes the scheduled check (judged by the same clock:
+        the shipped ISAs' review dates are fixed)."""
         root = tmp_path / "new-fed"
         create_dev_federation(
-            root, policies=_two_party_policies(tmp_path), now=datetime.now(UTC), agencies=None,
+            root, policies=_two_party_policies(tmp_path), now=NOW, agencies=None,
             vhost="syn-unit-never-provisioned",
         )  # fmt: skip
-        assert broker_main(["keys", "report", "--federation", str(root)]) == 0
+        assert broker_main(["keys", "report", "--federation", str(root)], clock=lambda: NOW) == 0
 
     def test_not_a_federation_directory_is_a_clear_error(
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
