@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from agent.store.migrations import Migration
+from agent.store import Migration
 from federation.audit_chain import GENESIS, Checkpoint, sign_checkpoint
 from federation.canonical import canonical_json, format_time
 from federation.keys import SigningKey
