@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -312,7 +313,7 @@ async def _listen(runner: web.AppRunner, settings: Settings) -> None:
     try:
         await web.TCPSite(runner, settings.api.host, settings.api.port).start()
     except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
+        reason = os.strerror(exc.errno) if exc.errno else type(exc).__name__
         raise ListenError(
             f"the API cannot listen on {settings.api.listen}: {reason}; another program (or "
             "another isa-agent) holds it: stop that, or set [api] listen in agent.toml "

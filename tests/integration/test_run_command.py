@@ -65,7 +65,7 @@ class TestPortInUse:
         assert done.returncode == 1
         assert "Traceback" not in done.stderr
         [line] = done.stderr.splitlines()
-        assert line.startswith(f"error: the API cannot listen on {address}: ")
+        assert line.startswith(f"error: the API cannot listen on {address}: Address already in")
         assert "set [api] listen in agent.toml" in line
 
 
