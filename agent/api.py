@@ -20,6 +20,9 @@ Rules:
    ``/v1/isas`` needs any valid token. ``/metrics`` is the service's registry (its counters,
    gauges and the process collectors, ``agent.metrics``) followed by this layer's own:
    requests by method, route template and status, and a latency histogram.
+6. Every response carries ``X-Request-Id``, and so does every log line written while handling
+   it (``agent.logs``): the client's own id when it is 1-64 of ``A-Z a-z 0-9 . _ : -`` (the
+   one client value echoed, being an opaque id by construction), else a fresh random one.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from agent.api_models import (
 )
 from agent.auth import ApiClient, Authenticator, Scope
 from agent.errors import BadRequest, NotFound, PayloadTooLarge
+from agent.logs import REQUEST_ID, request_id_for
 from agent.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from agent.openapi import build_openapi
 from federation.errors import IsaRelayError
@@ -74,6 +78,7 @@ _SERVICE: Final = web.AppKey("isa_service", AgentService)
 _AUTH: Final = web.AppKey("isa_auth", Authenticator)
 _OPENAPI: Final = web.AppKey("isa_openapi", bytes)
 _LIMIT: Final = web.AppKey("isa_max_body", int)
+REQUEST_ID_HEADER: Final = "X-Request-Id"
 _METHODS: Final = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 
 M = TypeVar("M", bound=BaseModel)
@@ -107,7 +112,9 @@ def create_app(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> web.Application:
     """The aiohttp application serving DESIGN's local API over ``service``."""
-    app = web.Application(middlewares=[_problem_middleware], client_max_size=max_body_bytes)
+    app = web.Application(
+        middlewares=[_request_id_middleware, _problem_middleware], client_max_size=max_body_bytes
+    )
     app[_SERVICE] = service
     app[_AUTH] = Authenticator(clients)
     app[_LIMIT] = max_body_bytes
@@ -328,6 +335,23 @@ def _from_bug(request: web.Request, exc: Exception) -> web.Response:
 
 def _kind(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])|\s+", "-", name).replace("--", "-").lower()
+
+
+@web.middleware
+async def _request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every request's log lines and its response carry one ``X-Request-Id`` (agent.logs rule
+    2); at DEBUG, one access line per request (route template and status, never a body)."""
+    request_id = request_id_for(request.headers.get(REQUEST_ID_HEADER))
+    token = REQUEST_ID.set(request_id)
+    try:
+        response = await handler(request)
+        response.headers[REQUEST_ID_HEADER] = request_id
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "(unmatched)"
+        _log.debug("%s %s -> %d", request.method, route, response.status)
+    finally:
+        REQUEST_ID.reset(token)
+    return response
 
 
 @web.middleware

@@ -41,6 +41,9 @@ Example (``isa-broker dev-federation`` writes one per agency)::
     listen = "127.0.0.1:8441"
     max_body_bytes = 262144
 
+    [log]
+    format = "text"                            # or "json": one JSON object per line
+
     [[api.clients]]
     name = "case-system"
     token_sha256 = "..."                       # sha256 hex of the bearer token
@@ -68,6 +71,7 @@ __all__ = [
     "EnvelopeSettings",
     "KeySettings",
     "LimitSettings",
+    "LogSettings",
     "Settings",
     "TrustSettings",
     "WebhookSettings",
@@ -242,6 +246,16 @@ class AuditSettings(_Strict):
     )  # fmt: skip
 
 
+class LogSettings(_Strict):
+    """``[log]``: how ``isa-agent run`` writes its log (to stderr)."""
+
+    format: Literal["text", "json"] = Field(
+        default="text",
+        description="text lines, or JSON lines (time, level, logger, message and request_id "
+        "for API requests) for a log collector; `isa-agent run --log-format` overrides it",
+    )
+
+
 class Settings(_Strict):
     """The whole of ``agent.toml``."""
 
@@ -255,6 +269,7 @@ class Settings(_Strict):
     limits: LimitSettings = LimitSettings()
     envelope: EnvelopeSettings = EnvelopeSettings()
     audit: AuditSettings = AuditSettings()
+    log: LogSettings = LogSettings()
 
     @field_validator("agency")
     @classmethod
@@ -272,6 +287,7 @@ _PATH_FIELDS = (
     ("trust", "manifest_file"),
     ("trust", "policies_dir"),
 )
+
 
 def settings_from_dict(
     raw: Mapping[str, Any],

@@ -12,6 +12,7 @@
     ├── IdempotencyConflict     409  idempotency key reused with a different body
     ├── PayloadTooLarge         413
     ├── StoreUnavailable        503  cannot store durably (disk full, I/O error): nothing accepted
+    │   └── SchemaTooNew        503  a database written by a newer release: never downgraded
     ├── TrustUnavailable        503  no valid manifest (fail-closed): sending is stopped
     ├── TransportError          503  the broker could not take a message (never silently dropped)
     └── WitnessUnavailable      503  the audit-head witness could not be reached or refused a head
@@ -31,6 +32,7 @@ __all__ = [
     "NotFound",
     "PayloadPurged",
     "PayloadTooLarge",
+    "SchemaTooNew",
     "StoreUnavailable",
     "TransportError",
     "TrustUnavailable",
@@ -90,6 +92,12 @@ class PayloadTooLarge(LocalError):
 class StoreUnavailable(LocalError):
     http_status = 503
     title = "Cannot store durably"
+
+
+class SchemaTooNew(StoreUnavailable):
+    """The file's ``PRAGMA user_version`` is above every migration this release knows."""
+
+    title = "Database from a newer release"
 
 
 class TrustUnavailable(LocalError):

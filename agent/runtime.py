@@ -13,6 +13,13 @@ Rules (HOUSE-STYLE §8):
    housekeeper are wired, each with only the dependencies it uses. Nothing reassigns a field
    of it: the broker session attaches its transport to the :class:`LatePublisher`, key
    rotation replaces the keyring in its :class:`KeyringHolder`.
+6. Operators get one actionable line, not a traceback: an API address already in use is
+   :class:`ListenError`; a broker session that fails is retried with exponential backoff and
+   jitter, one line per attempt; an agency the manifest lists as revoked (at start, at any
+   manifest change, or checked again when the broker refuses our credentials) stops the agent
+   with one line, after draining, and :func:`run_agent` raises :class:`AgencyRevoked`
+   (``isa-agent run`` exits with ``EXIT_REVOKED``, 77, and systemd does not restart it). After
+   draining it logs "stopped".
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -56,15 +65,18 @@ from agent.retention import Retention
 from agent.service import Service
 from agent.store import DEFAULT_FILENAME as STORE_FILENAME
 from agent.store import SqliteStore
-from agent.transport import AmqpTransport
-from agent.trust import TrustHolder
+from agent.transport import AccessRefused, AmqpTransport, JitteredBackoff
+from agent.trust import Trust, TrustHolder
 from agent.webhook import Backoff, WebhookPusher
-from federation.errors import PolicyError
+from federation.errors import ConfigError, LocalError, PolicyError
 from federation.isa import IsaRegistry, load_isa
 from federation.keys import RotationPolicy, SigningKey
 
 __all__ = [
+    "EXIT_REVOKED",
+    "AgencyRevoked",
     "Agent",
+    "ListenError",
     "agent_store",
     "broker_urls",
     "load_registry",
@@ -77,6 +89,30 @@ log = logging.getLogger(__name__)
 
 #: the actor the audit log names for deliveries handed over by webhook push
 WEBHOOK_ACTOR = "webhook"
+#: ``isa-agent run``'s exit status when the manifest lists this agency as revoked (sysexits'
+#: EX_NOPERM; ``deploy/systemd/isa-agent@.service`` does not restart on it)
+EXIT_REVOKED = 77
+#: broker sessions: 1 s doubling to 60 s, each delay drawn from its upper half
+SESSION_BACKOFF = JitteredBackoff(initial=1.0, maximum=60.0)
+
+
+class ListenError(ConfigError):
+    """The API cannot listen on its configured address (in use, or not ours to bind)."""
+
+
+class AgencyRevoked(LocalError):
+    """The federation's manifest lists this agency as revoked: the agent stops for good."""
+
+    title = "Agency revoked"
+
+
+def revocation(trust: Trust, agency: str) -> str | None:
+    """Why ``agency`` is revoked by the manifest held, or None (absent from it is not revoked:
+    an agency being onboarded is not listed yet)."""
+    manifest = trust.manifest
+    if manifest is None or manifest.agency(agency) is None or not manifest.is_revoked(agency):
+        return None
+    return f"the federation manifest (serial {manifest.serial}) lists agency {agency} as revoked"
 
 
 def broker_urls(settings: Settings) -> list[str]:
@@ -252,6 +288,7 @@ async def run_agent(
     The API starts even when no broker is reachable: submissions are stored durably in the
     outbox, and the broker session keeps reconnecting in the background.
     """
+    revoked: list[str] = []
     async with open_agent(settings) as ctx, aiohttp.ClientSession() as session:
         poster = _head_poster(ctx, session)
         clients = [ApiClient.from_settings(c) for c in settings.api.clients]
@@ -260,12 +297,49 @@ async def run_agent(
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         try:
-            await web.TCPSite(runner, settings.api.host, settings.api.port).start()
+            await _listen(runner, settings)
             log.info("agent %s listening on %s", settings.agency, settings.api.listen)
-            await _supervise(ctx, service, stop, ready, poster)
+            await _supervise(ctx, service, _StopOnRevocation(ctx, stop, revoked), ready, poster)
         finally:
             await runner.cleanup()
             await _final_audit(ctx, poster)
+    log.info("agent %s stopped", settings.agency)
+    if revoked:
+        raise AgencyRevoked(f"{revoked[0]}: the agent stopped and will not retry")
+
+
+async def _listen(runner: web.AppRunner, settings: Settings) -> None:
+    """Start the API on its address; an address in use is one line (rule 6), not a traceback."""
+    try:
+        await web.TCPSite(runner, settings.api.host, settings.api.port).start()
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else type(exc).__name__
+        raise ListenError(
+            f"the API cannot listen on {settings.api.listen}: {reason}; another program (or "
+            "another isa-agent) holds it: stop that, or set [api] listen in agent.toml "
+            "(or ISA_AGENT__API__LISTEN)"
+        ) from None
+
+
+class _StopOnRevocation:
+    """``stop``, also set (with the reason kept) once the manifest lists the agency as revoked:
+    checked now, at every manifest change, and by :meth:`check` (rule 6)."""
+
+    def __init__(self, ctx: Agent, stop: asyncio.Event, reasons: list[str]) -> None:
+        self.event, self._ctx, self._reasons = stop, ctx, reasons
+        ctx.trust.on_change(self._manifest_changed)
+        self.check()
+
+    def _manifest_changed(self, _old: object, _new: object) -> None:
+        self.check()
+
+    def check(self) -> bool:
+        reason = revocation(self._ctx.trust, self._ctx.agency)
+        if reason is not None and not self._reasons:
+            log.error("%s: stopping, not retrying (exit status %d)", reason, EXIT_REVOKED)
+            self._reasons.append(reason)
+            self.event.set()
+        return reason is not None
 
 
 def _head_poster(ctx: Agent, session: aiohttp.ClientSession) -> HeadPoster | None:
@@ -284,10 +358,17 @@ async def _final_audit(ctx: Agent, poster: HeadPoster | None) -> None:
         await poster.post_now()
 
 
-async def _broker_session(ctx: Agent, connected: asyncio.Event) -> None:
-    """Connect, consume until cancelled; on failure, retry with capped backoff. While a session
-    is up its transport is attached to the agent's publisher (rule 5)."""
-    settings, delay, receiver = ctx.settings, 1.0, ctx.receiver()
+async def _broker_session(
+    ctx: Agent,
+    connected: asyncio.Event,
+    stop: _StopOnRevocation,
+    backoff: JitteredBackoff = SESSION_BACKOFF,
+) -> None:
+    """Connect, consume until cancelled; on failure, retry with exponential backoff and jitter,
+    one line per attempt; refused credentials re-read the manifest, which may say we are
+    revoked (rule 6). While a session is up its transport is attached to the agent's publisher
+    (rule 5)."""
+    settings, failures, receiver = ctx.settings, 0, ctx.receiver()
     while True:
         try:
             async with AmqpTransport(
@@ -297,27 +378,35 @@ async def _broker_session(ctx: Agent, connected: asyncio.Event) -> None:
                 prefetch=settings.broker.prefetch,
             ) as transport:
                 with ctx.publisher.attached(transport):
-                    delay = 1.0
+                    failures = 0
                     connected.set()
                     ctx.outbox_wakeup.set()
                     await transport.consume(receiver)
         except TransportError as exc:
-            log.warning("broker session failed (%s); retrying in %.0fs", exc.message, delay)
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 30.0)
+            if isinstance(exc, AccessRefused):
+                await ctx.trust.refresh(ctx.clock())
+                if stop.check():
+                    return
+            failures += 1
+            delay = backoff.delay(failures, random.random())  # noqa: S311 (jitter, not secrets)
+            log.warning(
+                "broker session failed (attempt %d: %s); retrying in %.1f s",
+                failures, exc.message, delay,
+            )  # fmt: skip
+            await asyncio.sleep(delay)
 
 
 async def _supervise(
     ctx: Agent,
     service: Service,
-    stop: asyncio.Event,
+    stopping: _StopOnRevocation,
     ready: asyncio.Event | None,
     poster: HeadPoster | None = None,
 ) -> None:
-    connected = asyncio.Event()
+    connected, stop = asyncio.Event(), stopping.event
     async with contextlib.AsyncExitStack() as stack, asyncio.TaskGroup() as group:
         tasks = [
-            group.create_task(_broker_session(ctx, connected), name="broker-session"),
+            group.create_task(_broker_session(ctx, connected, stopping), name="broker-session"),
             group.create_task(ctx.relay().run(), name="outbox-relay"),
             group.create_task(
                 ctx.housekeeper(

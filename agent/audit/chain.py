@@ -3,7 +3,9 @@
 Rules:
 1. ``entries`` holds each entry's chained bytes (``entry_data``) and hash; ``subject_index`` the
    keyed subject hashes; ``message_context`` what a message's later entries inherit;
-   ``checkpoints`` the signed checkpoints; ``meta`` the retention anchor.
+   ``checkpoints`` the signed checkpoints; ``meta`` the retention anchor. The file's schema
+   moves forward by the numbered ``MIGRATIONS`` (:mod:`agent.store.migrations`); 1 is the
+   schema of release 48272d7, and a change is a new migration at the end, never an edit.
 2. ``entry_data`` is exactly ``federation.audit_chain.entry_bytes`` of the validated entry (a
    property test holds them equal), built without a pydantic round trip per entry.
 3. The chain's tail is its last entry, or the anchor when retention removed every entry, or
@@ -17,11 +19,13 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from agent.store import Migration
 from federation.audit_chain import GENESIS, Checkpoint, sign_checkpoint
 from federation.canonical import canonical_json, format_time
 from federation.keys import SigningKey
 
 __all__ = [
+    "MIGRATIONS",
     "SCHEMA",
     "blob",
     "entry_data",
@@ -60,6 +64,8 @@ CREATE TABLE IF NOT EXISTS meta (
     value  BLOB NOT NULL
 );
 """
+
+MIGRATIONS: tuple[Migration, ...] = ((1, SCHEMA),)
 
 
 def blob(value: bytes | str) -> bytes:

@@ -32,7 +32,7 @@ from typing import Any, Self
 from nacl.signing import VerifyKey
 
 from agent.audit import reading, retention
-from agent.audit.chain import SCHEMA, entry_data, read_tail, to_us, write_checkpoint
+from agent.audit.chain import MIGRATIONS, entry_data, read_tail, to_us, write_checkpoint
 from agent.audit.events import AuditEvent
 from agent.errors import StoreUnavailable
 from agent.lifetime import AsyncResource
@@ -72,7 +72,11 @@ class AuditLog(AsyncResource):
         self._every = max(1, checkpoint_every)
         self._sign_on_close = checkpoint_on_close
         self._file = SqliteFile(
-            self.path, "audit log", setup=_setup, on_begin=self._begun, on_rollback=self._forget
+            self.path,
+            "audit log",
+            migrations=MIGRATIONS,
+            on_begin=self._begun,
+            on_rollback=self._forget,
         )
         # writer-thread state (rules 2, 3)
         self._tail: tuple[int, bytes] | None = None
@@ -264,7 +268,3 @@ class AuditLog(AsyncResource):
 
     async def count(self) -> int:
         return await self._file.read(reading.count)
-
-
-def _setup(conn: sqlite3.Connection) -> None:
-    conn.executescript(SCHEMA)

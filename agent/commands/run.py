@@ -1,17 +1,22 @@
-"""``isa-agent run --config FILE``: run the agent until SIGTERM or SIGINT."""
+"""``isa-agent run --config FILE``: run the agent until SIGTERM or SIGINT.
+
+Exit status: 0 stopped by a signal (after draining); 1 an error, printed as one line (e.g. the
+API address already in use); 77 (``EXIT_REVOKED``) the federation manifest lists this agency as
+revoked: the agent logged why and stopped, and restarting it will not help.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import signal
 from collections.abc import Callable
 from pathlib import Path
 
 from agent.config import Settings, load_settings
-from agent.runtime import run_agent
+from agent.logs import configure_logging
+from agent.runtime import EXIT_REVOKED, AgencyRevoked, run_agent
 
 __all__ = ["register"]
 
@@ -20,6 +25,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("run", help="run the agent (API, transport, relay)")
     parser.add_argument("--config", type=Path, required=True, help="agent.toml")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
+    parser.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        help="text lines, or one JSON object per line (default: [log] format, else text)",
+    )
     parser.add_argument(
         "--event-loop",
         default="uvloop",
@@ -31,12 +41,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     settings = load_settings(args.config, os.environ)
-    with asyncio.Runner(loop_factory=_loop_factory(args.event_loop)) as runner:
-        runner.run(_main(settings))
+    configure_logging(args.log_level, args.log_format or settings.log.format)
+    try:
+        with asyncio.Runner(loop_factory=_loop_factory(args.event_loop)) as runner:
+            runner.run(_main(settings))
+    except AgencyRevoked:
+        return EXIT_REVOKED  # the runtime logged the one line saying why
     return 0
 
 

@@ -9,6 +9,7 @@ The modules inside:
 - ``writer``   :class:`WriterThread`: one writer thread per SQLite file, with group commit
 - ``file``     :class:`SqliteFile`: one file's writer thread and reader (the audit log's too)
 - ``crypto``   :class:`PayloadSealer`: per-message data keys, wrapped by the key-encryption key
+- ``migrations`` numbered schema migrations by ``PRAGMA user_version`` (the audit log's too)
 - ``schema.sql`` the tables
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 from agent.store.crypto import PayloadSealer
 from agent.store.file import SqliteFile
+from agent.store.migrations import Migration, migrate, schema_version
 from agent.store.records import (
     EnqueueResult,
     HistoryEntry,
@@ -38,6 +40,7 @@ __all__ = [
     "InboxItem",
     "Job",
     "MessageStatus",
+    "Migration",
     "OutgoingMessage",
     "PayloadPurged",
     "PayloadSealer",
@@ -48,4 +51,6 @@ __all__ = [
     "SqliteStore",
     "Store",
     "WriterThread",
+    "migrate",
+    "schema_version",
 ]

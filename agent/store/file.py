@@ -3,8 +3,10 @@
 Rules:
 1. The file lives under its data directory (created 0700), in WAL mode with the store's
    per-connection pragmas (``synchronous=FULL``, ``secure_delete``), mode 0600 from its first
-   byte (``agent.private_files.prepare_database``: the -wal/-shm files inherit it). ``setup`` runs
-   once on the writing connection at open (schema, checks) before anything else.
+   byte (``agent.private_files.prepare_database``: the -wal/-shm files inherit it). At open, on
+   the writing connection and before anything else, its numbered ``migrations`` bring the
+   schema forward (:mod:`agent.store.migrations`: a file from a newer release is refused),
+   then ``setup`` runs once (checks).
 2. Writes are jobs of :class:`agent.store.writer.WriterThread` (group commit, savepoint per job);
    reads run in one thread of their own on a second connection, each in one snapshot.
 3. ``sqlite3`` errors never escape: they become ``StoreUnavailable`` naming the file's role
@@ -15,13 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
 from agent.errors import StoreUnavailable
 from agent.private_files import prepare_database
+from agent.store.migrations import Migration, migrate
 from agent.store.sql import ReadJob, connect, in_snapshot
 from agent.store.writer import Job, WriterThread
 from federation.errors import ConfigError
@@ -39,13 +42,14 @@ class SqliteFile:
         path: Path,
         what: str,
         *,
-        setup: Callable[[sqlite3.Connection], None],
+        migrations: Sequence[Migration],
+        setup: Callable[[sqlite3.Connection], None] | None = None,
         max_batch: int = 256,
         on_begin: Callable[[sqlite3.Connection], None] | None = None,
         on_rollback: Callable[[], None] | None = None,
     ) -> None:
         self.path, self.what = path, what
-        self._setup = setup
+        self._migrations, self._setup = tuple(migrations), setup
         self._max_batch, self._on_begin, self._on_rollback = max_batch, on_begin, on_rollback
         self._writer: WriterThread | None = None
         self._reader: sqlite3.Connection | None = None
@@ -91,7 +95,9 @@ class SqliteFile:
             mode = writer.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise StoreUnavailable(f"cannot switch {self.path} to WAL mode")
-            self._setup(writer)
+            migrate(writer, self._migrations, what=self.what, path=self.path)
+            if self._setup is not None:
+                self._setup(writer)
             return writer, connect(self.path)
         except BaseException:
             writer.close()

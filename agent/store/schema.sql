@@ -1,6 +1,9 @@
 -- The agent's durable store (agent/store.py). Times are INTEGER microseconds since the Unix
 -- epoch, UTC. Headers are canonical JSON with no personal data. Inbox payloads are only ever
 -- stored encrypted under a per-message data key (data_keys): deleting the key shreds them.
+-- This file is migration 1 (agent/store/migrations.py): the schema of release 48272d7, whose
+-- files already hold these tables at user_version 0 (hence IF NOT EXISTS). Never edit it: a
+-- change to the schema is a new numbered migration in agent/store/sql.py.
 
 CREATE TABLE IF NOT EXISTS outbox (
     id               TEXT PRIMARY KEY,

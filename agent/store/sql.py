@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from agent.errors import IdempotencyConflict, NotFound
+from agent.store.migrations import Migration
 from agent.store.records import (
     EnqueueResult,
     HistoryEntry,
@@ -32,6 +33,7 @@ from federation.outbox import Event, Status, transition
 from federation.receipts import receipt_event
 
 __all__ = [
+    "MIGRATIONS",
     "SCHEMA",
     "ReadJob",
     "add_history",
@@ -295,3 +297,6 @@ def connect(path: Path) -> sqlite3.Connection:
 
 
 SCHEMA = resources.files("agent.store").joinpath("schema.sql").read_text(encoding="utf-8")
+
+#: The store's numbered migrations (agent.store.migrations): 1 is release 48272d7's schema.
+MIGRATIONS: tuple[Migration, ...] = ((1, SCHEMA),)

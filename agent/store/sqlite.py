@@ -43,7 +43,7 @@ from agent.store.records import (
     SentEnvelope,
 )
 from agent.store.sql import (
-    SCHEMA,
+    MIGRATIONS,
     ReadJob,
     add_history,
     apply_event,
@@ -87,7 +87,9 @@ class SqliteStore(AsyncResource):
         self.path = Path(data_dir) / filename
         self._sealer = PayloadSealer(key_encryption_key)
         self._max_page_count = max_page_count
-        self._file = SqliteFile(self.path, "store", setup=self._setup, max_batch=max_batch)
+        self._file = SqliteFile(
+            self.path, "store", migrations=MIGRATIONS, setup=self._setup, max_batch=max_batch
+        )
 
     # -- lifetime --------------------------------------------------------------------------
 
@@ -106,7 +108,6 @@ class SqliteStore(AsyncResource):
     def _setup(self, writer: sqlite3.Connection) -> None:
         if self._max_page_count is not None:
             writer.execute(f"PRAGMA max_page_count = {int(self._max_page_count)}")
-        writer.executescript(SCHEMA)
         self._check_kek(writer)
 
     def _check_kek(self, conn: sqlite3.Connection) -> None:
