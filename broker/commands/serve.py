@@ -27,6 +27,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "--listen", default=DEFAULT_LISTEN, help=f"HOST:PORT (default {DEFAULT_LISTEN})"
     )
+    parser.add_argument(
+        "--issue-renewals",
+        action="store_true",
+        help="issue certificate renewal requests at once (needs ca/root.key: dev federations; "
+        "otherwise schedule isa-broker agency renew --pending where the CA key is kept)",
+    )
     parser.set_defaults(func=_run)
 
 
@@ -45,18 +51,22 @@ def _run(args: argparse.Namespace) -> int:
     if served is None:
         raise ConfigError(f"{layout.manifest}: nothing to serve (run isa-broker manifest build)")
     try:
-        asyncio.run(_serve(layout, host, port, served.serial))
+        asyncio.run(_serve(layout, host, port, served.serial, issue=args.issue_renewals))
     except OSError as exc:
         raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
     return 0
 
 
-async def _serve(layout: FederationLayout, host: str, port: int, serial: int) -> None:
+async def _serve(
+    layout: FederationLayout, host: str, port: int, serial: int, *, issue: bool = False
+) -> None:
     stop, ready = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    task = asyncio.create_task(serve_manifest(layout, host, port, stop=stop, ready=ready))
+    task = asyncio.create_task(
+        serve_manifest(layout, host, port, stop=stop, ready=ready, issue_renewals=issue)
+    )
     waiter = asyncio.create_task(ready.wait())
     await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
     if ready.is_set():
