@@ -14,7 +14,8 @@
     ├── StoreUnavailable        503  cannot store durably (disk full, I/O error): nothing accepted
     ├── TrustUnavailable        503  no valid manifest (fail-closed): sending is stopped
     ├── TransportError          503  the broker could not take a message (never silently dropped)
-    └── WitnessUnavailable      503  the audit-head witness could not be reached or refused a head
+    ├── WitnessUnavailable      503  the audit-head witness could not be reached or refused a head
+    └── RenewalUnavailable      503  a certificate renewal could not be requested (agent.renewal)
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ __all__ = [
     "NotFound",
     "PayloadPurged",
     "PayloadTooLarge",
+    "RenewalUnavailable",
     "StoreUnavailable",
     "TransportError",
     "TrustUnavailable",
@@ -107,3 +109,10 @@ class WitnessUnavailable(LocalError):
 
     http_status = 503
     title = "Audit witness unavailable"
+
+
+class RenewalUnavailable(LocalError):
+    """The renewal endpoint (``isa-broker serve``) could not be reached, or refused a request."""
+
+    http_status = 503
+    title = "Certificate renewal unavailable"
