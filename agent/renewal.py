@@ -10,9 +10,10 @@ Rules:
 2. The renewal re-certifies the same key, so installing it is accepting the next manifest (the
    manifest poll does that; after an ``issued`` answer the agent polls at once): no restart,
    no key file touched.
-3. A request the server kept (``pending``: the CA key is offline, a scheduled job issues it) is
-   not posted again for ``REPEAT_AFTER``; a refused or failed one is retried at the next check.
-   Failures are logged: renewal being impossible never stops the agent.
+3. A request the server took (``issued``, or ``pending``: the CA key is offline and a scheduled
+   job issues it) is not posted again for ``REPEAT_AFTER``, so even a lead time longer than the
+   certificate's validity renews at most twice a day; a refused or failed one is retried at the
+   next check. Failures are logged: renewal being impossible never stops the agent.
 4. :func:`require_own_certificate` is the sending gate: while the manifest's certificate of
    this agency is not valid now, a submit is refused (503, nothing stored) instead of being
    accepted and then refused by every recipient as ``sender_key_expired``.
@@ -95,7 +96,7 @@ class CertificateRenewer:
     ) -> None:
         self._trust, self._key, self._agency, self._url = trust, key, agency, url
         self._session, self._clock, self._lead = session, clock, lead
-        self._asked: datetime | None = None  # when the server last kept a request pending
+        self._asked: datetime | None = None  # when the server last took a request
 
     async def run(self, interval: float) -> None:
         while True:
@@ -119,7 +120,7 @@ class CertificateRenewer:
             log.warning("certificate renewal not requested (retried later): %s", exc.message)
             return None
         log.info("certificate renewal requested: %s", status)
-        self._asked = now if status == "pending" else None
+        self._asked = now
         if status == "issued":
             await self._trust.refresh(now)
         return status
