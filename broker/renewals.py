@@ -23,6 +23,7 @@ Rules:
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ from broker.agency import CERT_VALIDITY, MAX_REASON, all_or_nothing
 from broker.fedstate import FederationLayout, load_state, publish_manifest, read_private
 from federation import pki
 from federation.canonical import canonical_json, format_time
-from federation.errors import ConfigError, ManifestRejected, RenewalRefused
+from federation.errors import ConfigError, IsaRelayError, ManifestRejected, RenewalRefused
 from federation.manifest import Manifest
 from federation.renewal import (
     RenewalRequest,
@@ -46,6 +47,8 @@ from federation.renewal import (
     verify_renewal,
 )
 from federation.topology import is_agency_id
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "RenewalDesk",
@@ -242,5 +245,9 @@ class RenewalDesk:
             receive_request(self.layout, body, agency=agency, manifest=manifest, now=now)
             if not self.issue:
                 return None
-            done = [r for r in issue_pending(self.layout, now) if r.agency == agency]
+            try:
+                done = [r for r in issue_pending(self.layout, now) if r.agency == agency]
+            except (OSError, IsaRelayError) as exc:  # rolled back: the request stays pending
+                log.warning("renewal of %s kept pending, not issued: %s", agency, exc)
+                return None
             return done[0] if done else None

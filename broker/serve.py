@@ -50,7 +50,13 @@ from broker.fedstate import FederationLayout
 from broker.renewals import RenewalDesk
 from federation import pki
 from federation.audit_head import MAX_HEAD_BYTES, AuditHead, accept_head
-from federation.errors import AuditHeadRefused, ConfigError, ManifestRejected, RenewalRefused
+from federation.errors import (
+    AuditHeadRefused,
+    ConfigError,
+    IsaRelayError,
+    ManifestRejected,
+    RenewalRefused,
+)
 from federation.manifest import Manifest, reload_manifest
 from federation.renewal import MAX_REQUEST_BYTES
 from federation.topology import is_agency_id
@@ -286,7 +292,7 @@ async def _post_renewal(request: web.Request) -> web.StreamResponse:
         )
     except RenewalRefused as exc:
         return _problem(exc.status, exc.title, exc.message)
-    except (OSError, ConfigError) as exc:
+    except (OSError, IsaRelayError) as exc:
         log.warning("renewal of %s not stored: %s", agency, exc)
         return _problem(503, "Renewals unavailable", "the request could not be stored")
     if done is None:

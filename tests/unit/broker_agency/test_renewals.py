@@ -134,6 +134,15 @@ class TestRenewalEndpoint:
         assert after.not_valid_after_utc == DUE + timedelta(days=365)
         assert after.not_valid_before_utc == before.not_valid_before_utc
 
+    async def test_a_renewal_that_cannot_be_issued_stays_pending(
+        self, layout: FederationLayout, issuing_client: Client
+    ) -> None:
+        """Without the CA key the dev server answers 202 and keeps the request, never a 500."""
+        layout.root_key.unlink()
+        status, body = await _post(issuing_client, _key(layout, POLICE), POLICE, POLICE)
+        assert (status, body["status"]) == (202, "pending")
+        assert [r.agency for r in pending_requests(layout)] == [POLICE]
+
 
 class TestIssuePending:
     async def test_the_scheduled_job_issues_pending_requests_in_one_serial(
