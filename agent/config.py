@@ -57,7 +57,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from agent.settings_env import overrides
 from federation.errors import ConfigError
@@ -129,6 +129,29 @@ class TrustSettings(_Strict):
         "held manifest expires (agent.trust rule 5)",
     )  # fmt: skip
     policies_dir: Path = Field(description="directory of the ISA YAML files the manifest pins")
+    renew_certificate_days: float = Field(
+        default=60.0,
+        ge=0,
+        le=3650,
+        description="ask the manifest server to renew this agency's signing certificate when it "
+        "ends within this many days (0: never ask)",
+    )
+    next_root_certificate: Path | None = Field(
+        default=None,
+        description="during a root rotation: the new federation root certificate (PEM), "
+        "trusted beside the current one",
+    )
+    next_root_fingerprint: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="during a root rotation: SHA-256 (hex) of the new root's DER, pinned too",
+    )
+
+    @model_validator(mode="after")
+    def _next_root_paired(self) -> TrustSettings:
+        if (self.next_root_certificate is None) != (self.next_root_fingerprint is None):
+            raise ValueError("set next_root_certificate and next_root_fingerprint together")
+        return self
 
 
 class BrokerSettings(_Strict):

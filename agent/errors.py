@@ -15,7 +15,8 @@
     │   └── SchemaTooNew        503  a database written by a newer release: never downgraded
     ├── TrustUnavailable        503  no valid manifest (fail-closed): sending is stopped
     ├── TransportError          503  the broker could not take a message (never silently dropped)
-    └── WitnessUnavailable      503  the audit-head witness could not be reached or refused a head
+    ├── WitnessUnavailable      503  the audit-head witness could not be reached or refused a head
+    └── RenewalUnavailable      503  a certificate renewal could not be requested (agent.renewal)
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ __all__ = [
     "NotFound",
     "PayloadPurged",
     "PayloadTooLarge",
+    "RenewalUnavailable",
     "SchemaTooNew",
     "StoreUnavailable",
     "TransportError",
@@ -115,3 +117,10 @@ class WitnessUnavailable(LocalError):
 
     http_status = 503
     title = "Audit witness unavailable"
+
+
+class RenewalUnavailable(LocalError):
+    """The renewal endpoint (``isa-broker serve``) could not be reached, or refused a request."""
+
+    http_status = 503
+    title = "Certificate renewal unavailable"

@@ -61,6 +61,7 @@ from agent.private_files import private_dir
 from agent.publisher import LatePublisher
 from agent.receiver import Receiver
 from agent.relay import Housekeeper, OutboxRelay
+from agent.renewal import CertificateRenewer, renewal_url
 from agent.retention import Retention
 from agent.service import Service
 from agent.store import DEFAULT_FILENAME as STORE_FILENAME
@@ -350,6 +351,19 @@ def _head_poster(ctx: Agent, session: aiohttp.ClientSession) -> HeadPoster | Non
     return HeadPoster(ctx.audit, ctx.signing_key, url, session, ctx.clock)
 
 
+async def _renewer(ctx: Agent, stack: contextlib.AsyncExitStack) -> CertificateRenewer | None:
+    """The certificate renewer (``agent.renewal``), or None: a manifest file, or lead time 0."""
+    url = renewal_url(ctx.settings.trust, ctx.agency)
+    days = ctx.settings.trust.renew_certificate_days
+    if url is None or days == 0:
+        return None
+    session = await stack.enter_async_context(aiohttp.ClientSession())
+    return CertificateRenewer(
+        ctx.trust, ctx.signing_key, agency=ctx.agency, url=url, session=session,
+        clock=ctx.clock, lead=timedelta(days=days),
+    )  # fmt: skip
+
+
 async def _final_audit(ctx: Agent, poster: HeadPoster | None) -> None:
     """On the way out: write the counted repeats, then anchor the final head at the witness."""
     with contextlib.suppress(StoreUnavailable):
@@ -420,6 +434,10 @@ async def _supervise(
         if poster is not None:
             interval = ctx.settings.audit.witness_seconds
             tasks.append(group.create_task(poster.run(interval), name="audit-witness"))
+        renewer = await _renewer(ctx, stack)
+        if renewer is not None:
+            interval = ctx.settings.trust.manifest_poll_seconds
+            tasks.append(group.create_task(renewer.run(interval), name="certificate-renewal"))
         webhook = ctx.settings.webhook
         if webhook is not None:
             session = await stack.enter_async_context(aiohttp.ClientSession())

@@ -59,6 +59,7 @@ from agent.keyrotation import KeyringHolder
 from agent.metrics import Metrics
 from agent.probes import ReadinessFacts, judge_readiness
 from agent.publisher import Publisher
+from agent.renewal import require_own_certificate
 from agent.store import PayloadPurged, Store
 from agent.trust import Trust, sendable_manifest
 from federation.canonical import canonical_json, format_time
@@ -150,6 +151,7 @@ class Service:
             verb = "needs human review" if decision.outcome == "REVIEW" else "is not permitted"
             raise Denied(f"this referral {verb} under {isa.id}", decision.reasons)
         manifest = sendable_manifest(self.trust, now, isa)
+        require_own_certificate(manifest, self.agency, now)  # agent.renewal rule 4
         key = manifest.current_encryption_key(req.to, now)
         if key is None:
             raise Denied(f"{req.to} has no current encryption key in the federation manifest")

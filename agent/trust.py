@@ -17,6 +17,9 @@ Rules:
    held manifest's expiry, the agent warns (``/healthz`` degraded, with the reason); past it, it
    says the manifest expired (and is fail-closed). Each stage is logged once per serial, checked
    after every poll and whenever health is asked; a newer serial clears it.
+7. Root rotation: ``[trust] next_root_certificate`` / ``next_root_fingerprint`` pin a second
+   root, checked like the first at start; manifests chaining to either are accepted
+   (``federation.manifest`` rule 6) until the operator's procedure ends the overlap.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from federation import pki
 from federation.canonical import format_time
 from federation.errors import ConfigError, ManifestRejected
 from federation.isa import Isa, IsaRegistry
-from federation.manifest import Manifest, TrustState, diff_manifests, reload_manifest
+from federation.manifest import Anchor, Manifest, TrustState, diff_manifests, reload_manifest
 
 __all__ = ["MAX_MANIFEST_BYTES", "Trust", "TrustHolder", "sendable_manifest"]
 
@@ -100,6 +103,7 @@ class TrustHolder:
         self._clock = clock
         self._persisted = data_dir / "manifest.json"
         self.root = self._load_root(settings)
+        self.also_trusted = self._load_next_root(settings)
         self.state = TrustState(None)
         self._refused: str | None = None  # why the last manifest offered was refused
         self._unreachable: str | None = None  # why the last fetch failed (cleared by a success)
@@ -123,6 +127,15 @@ class TrustHolder:
             ) from None
         return root
 
+    @classmethod
+    def _load_next_root(cls, settings: TrustSettings) -> tuple[Anchor, ...]:
+        """Rule 6: the second pinned root of a rotation, if one is configured."""
+        path, pin = settings.next_root_certificate, settings.next_root_fingerprint
+        if path is None or pin is None:
+            return ()
+        pinned = settings.model_copy(update={"root_certificate": path, "root_fingerprint": pin})
+        return ((cls._load_root(pinned), pin),)
+
     @property
     def manifest(self) -> Manifest | None:
         return self.state.manifest
@@ -143,7 +156,10 @@ class TrustHolder:
             return
         try:
             manifest = reload_manifest(
-                data, root_cert=self.root, pinned_fingerprint=self._settings.root_fingerprint
+                data,
+                root_cert=self.root,
+                pinned_fingerprint=self._settings.root_fingerprint,
+                also_trusted=self.also_trusted,
             )
         except ManifestRejected as exc:
             self._refused = f"persisted manifest refused: {exc.reason}"
@@ -180,6 +196,7 @@ class TrustHolder:
                 root_cert=self.root,
                 pinned_fingerprint=self._settings.root_fingerprint,
                 now=now,
+                also_trusted=self.also_trusted,
             )
         except ManifestRejected as exc:
             self._refused = f"manifest refused: {exc.message}"

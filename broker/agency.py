@@ -79,6 +79,7 @@ __all__ = [
     "AddedAgency",
     "GeneratedAgency",
     "add_agency",
+    "all_or_nothing",
     "announce_key",
     "generate_agency",
     "parse_public_key",
@@ -148,6 +149,9 @@ def _all_or_nothing(*paths: Path) -> Iterator[None]:
             else:
                 path.write_bytes(data)
         raise
+
+
+all_or_nothing = _all_or_nothing  # rule 4, shared with broker.renewals
 
 
 def _check_new(layout: FederationLayout, agency_id: str, name: str, key: VerifyKey) -> None:

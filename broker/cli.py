@@ -36,6 +36,7 @@ COMMAND_MODULES = (
     "broker.commands.agency",
     "broker.commands.keys",
     "broker.commands.serve",
+    "broker.commands.ca",
 )
 
 

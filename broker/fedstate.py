@@ -29,6 +29,8 @@ Layout::
     DIR/certs/<agency>.pem         agency signing certificates
     DIR/announcements/<agency>/<kid>.json
     DIR/policies/*.yaml            the ISAs the manifest pins by SHA-256
+    DIR/renewals/pending/<agency>.json, audit.jsonl   certificate renewals (broker.renewals)
+    DIR/ca/next-root.pem/.key, previous-root.pem/.key   during/after a root rotation
     DIR/agencies/<agency>/         (dev only) each agency's agent.toml, keys/, data/, api-token
 """
 

@@ -24,6 +24,12 @@ Rules:
 7. With ``--resign-before HOURS`` (``Resigning``) the server also re-signs the manifest, the next
    serial, whenever the one on disk has less than that left (``broker.resign``), so a federation
    keeps a valid manifest with no one acting; the HTTP side then serves it by rule 2.
+8. ``POST /v1/renewals/{agency}`` takes an agency's signed certificate renewal request, judged
+   against the manifest being served (``federation.renewal`` rule 4; 400 malformed or stale,
+   403 otherwise, every refusal audited) and kept pending for ``isa-broker agency renew
+   --pending``: ``202 {"status": "pending"}``. With ``--issue-renewals`` (a dev federation,
+   whose CA key is at hand) it is issued at once: ``200 {"status": "issued", "serial"}``
+   (``broker.renewals``).
 """
 
 from __future__ import annotations
@@ -45,11 +51,19 @@ from cryptography import x509
 
 from broker.clock import Clock, utcnow
 from broker.fedstate import FederationLayout
+from broker.renewals import RenewalDesk
 from broker.resign import resign_loop
 from federation import pki
 from federation.audit_head import MAX_HEAD_BYTES, AuditHead, accept_head
-from federation.errors import AuditHeadRefused, ConfigError, ManifestRejected
+from federation.errors import (
+    AuditHeadRefused,
+    ConfigError,
+    IsaRelayError,
+    ManifestRejected,
+    RenewalRefused,
+)
 from federation.manifest import Manifest, reload_manifest
+from federation.renewal import MAX_REQUEST_BYTES
 from federation.topology import is_agency_id
 
 __all__ = [
@@ -68,6 +82,7 @@ CACHE_CONTROL = "no-cache"
 _SOURCE: web.AppKey[ManifestFile] = web.AppKey("source")
 _CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 _HEADS: web.AppKey[AuditHeads] = web.AppKey("heads")
+_RENEWALS: web.AppKey[RenewalDesk] = web.AppKey("renewals")
 
 
 @dataclass(frozen=True)
@@ -268,8 +283,35 @@ def _parse_head(body: bytes, agency: str) -> AuditHead:
     return head
 
 
+async def _post_renewal(request: web.Request) -> web.StreamResponse:
+    """Rule 7: judge a renewal request; keep it pending, or issue it (``--issue-renewals``)."""
+    if (request.content_length or 0) > MAX_REQUEST_BYTES:
+        return _problem(413, "Too large", f"a renewal request is at most {MAX_REQUEST_BYTES} bytes")
+    body = await request.content.read(MAX_REQUEST_BYTES + 1)
+    served = await asyncio.to_thread(request.app[_SOURCE].current)
+    if served is None or served.manifest is None:
+        return _problem(503, "No manifest", "no verified manifest to check the request against")
+    desk, agency = request.app[_RENEWALS], request.match_info["agency"]
+    try:
+        done = await asyncio.to_thread(
+            desk.receive, body, agency=agency, manifest=served.manifest, now=request.app[_CLOCK]()
+        )
+    except RenewalRefused as exc:
+        return _problem(exc.status, exc.title, exc.message)
+    except (OSError, IsaRelayError) as exc:
+        log.warning("renewal of %s not stored: %s", agency, exc)
+        return _problem(503, "Renewals unavailable", "the request could not be stored")
+    if done is None:
+        return web.json_response({"status": "pending", "agency": agency}, status=202)
+    return web.json_response({"status": "issued", "agency": agency, "serial": done.serial})
+
+
 def create_app(
-    source: ManifestFile, *, clock: Clock = utcnow, heads: AuditHeads | None = None
+    source: ManifestFile,
+    *,
+    clock: Clock = utcnow,
+    heads: AuditHeads | None = None,
+    renewals: RenewalDesk | None = None,
 ) -> web.Application:
     """The aiohttp application serving ``source`` (rules 1-6); ``clock`` judges expiry; audit
     heads are kept in ``heads`` (default: ``audit-heads/`` beside the manifest file)."""
@@ -277,10 +319,12 @@ def create_app(
     app[_SOURCE] = source
     app[_CLOCK] = clock
     app[_HEADS] = heads or AuditHeads(source.path.parent / "audit-heads")
+    app[_RENEWALS] = renewals or RenewalDesk(FederationLayout(source.path.parent))
     app.router.add_get("/manifest", _manifest)
     app.router.add_get("/healthz", _healthz, allow_head=False)
     app.router.add_get("/v1/audit-heads/{agency}", _get_head, allow_head=False)
     app.router.add_post("/v1/audit-heads/{agency}", _post_head)
+    app.router.add_post("/v1/renewals/{agency}", _post_renewal)
     return app
 
 
@@ -301,11 +345,14 @@ async def serve_manifest(
     ready: asyncio.Event | None = None,
     clock: Clock = utcnow,
     resigning: Resigning | None = None,
+    issue_renewals: bool = False,
 ) -> None:
     """Serve ``layout``'s manifest on ``host:port`` until ``stop`` is set; with ``resigning``,
-    also keep it re-signed (rule 7)."""
+    also keep it re-signed (rule 7); with ``issue_renewals`` renewal requests are issued at once
+    (rule 8, dev federations)."""
     source = ManifestFile(layout)
-    runner = web.AppRunner(create_app(source, clock=clock), access_log=None)
+    desk = RenewalDesk(layout, issue=issue_renewals)
+    runner = web.AppRunner(create_app(source, clock=clock, renewals=desk), access_log=None)
     await runner.setup()
     resigner = None
     if resigning is not None:

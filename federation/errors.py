@@ -17,7 +17,8 @@ distinct from remote ones (a peer's envelope, receipt or manifest)::
         │                             reason code for the audit log and the rejection receipt
         ├── ReceiptRejected           a receipt failed verification
         ├── ManifestRejected          a manifest was refused (the current one stays in force)
-        └── AuditHeadRefused          a witness refused an agency's signed audit head    (4xx)
+        ├── AuditHeadRefused          a witness refused an agency's signed audit head    (4xx)
+        └── RenewalRefused            the operator refused a certificate renewal request (4xx)
 
 Never put key material, payload values or personal data in an error message.
 """
@@ -41,6 +42,7 @@ __all__ = [
     "PolicyProblem",
     "ReceiptRejected",
     "RemoteError",
+    "RenewalRefused",
 ]
 
 
@@ -205,3 +207,17 @@ class AuditHeadRefused(RemoteError):
 
     def diagnostics(self) -> str:
         return f"error: {self.message}"
+
+
+class RenewalRefused(RemoteError):
+    """The manifest server refused a certificate renewal request (``federation.renewal`` rule
+    4). ``reason``: ``malformed``, ``stale`` (400), ``wrong_agency``, ``unknown_agency``,
+    ``revoked``, ``bad_signature``, ``certificate_expired`` (403)."""
+
+    title = "Renewal refused"
+    _STATUS: ClassVar[Mapping[str, int]] = {"malformed": 400, "stale": 400}
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"renewal refused ({reason}): {detail}")
+        self.reason = reason
+        self.status = self._STATUS.get(reason, 403)

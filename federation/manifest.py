@@ -20,11 +20,15 @@ Rules:
 4. Refusals raise ``ManifestRejected(reason)``; the manifest already held stays in force.
 5. A revoked agency (``revoked_at`` set, or a revocation of its id or certificate) is refused as
    a sender at any time: a compromised key could backdate ``created_at``.
+6. Root rotation: ``also_trusted`` names further pinned roots, each a ``(certificate, pinned
+   fingerprint)`` pair checked like the root (step 2); every certificate in steps 3 and 8 may
+   chain to any pinned root (``pki.issuing_root``). Unpinning a root is how its overlap ends.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -44,6 +48,7 @@ __all__ = [
     "FORMAT",
     "MANIFEST_TAG",
     "AgencyEntry",
+    "Anchor",
     "IsaEntry",
     "Manifest",
     "ManifestDocument",
@@ -65,6 +70,7 @@ _STRICT = ConfigDict(frozen=True, extra="forbid", strict=True)
 Time = UtcTime
 Hex64 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 AgencyId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{1,62}$")]
+Anchor = tuple[x509.Certificate, str]  # a root certificate and its pinned fingerprint (rule 6)
 
 
 class AgencyEntry(BaseModel):
@@ -239,14 +245,24 @@ def _parse_file(data: bytes) -> tuple[dict[str, Any], bytes, x509.Certificate]:
     return outer["manifest"], signature, pki.certificate_from_bytes(cert_der)
 
 
+def _pinned_roots(anchors: Sequence[Anchor]) -> list[x509.Certificate]:
+    """Step 2 for every pinned root (rule 6)."""
+    for root_cert, pinned_fingerprint in anchors:
+        pki.verify_root(root_cert, pinned_fingerprint)
+    return [root_cert for root_cert, _ in anchors]
+
+
 def _verify_signed(
-    data: bytes, root_cert: x509.Certificate, pinned_fingerprint: str, now: datetime | None
-) -> ManifestDocument:
+    data: bytes, anchors: Sequence[Anchor], now: datetime | None
+) -> tuple[ManifestDocument, list[x509.Certificate]]:
     body, signature, signer_cert = _parse_file(data)  # 1
-    pki.verify_root(root_cert, pinned_fingerprint)  # 2
+    roots = _pinned_roots(anchors)  # 2
     try:  # 3
         pki.verify_certificate(
-            signer_cert, root_cert, now, role=pki.CertificateRole.MANIFEST_SIGNER
+            signer_cert,
+            pki.issuing_root(signer_cert, roots),
+            now,
+            role=pki.CertificateRole.MANIFEST_SIGNER,
         )
     except ManifestRejected as exc:
         raise ManifestRejected("signer_untrusted", exc.reason) from exc
@@ -257,18 +273,18 @@ def _verify_signed(
     except (BadSignatureError, ValueError) as exc:
         raise ManifestRejected("bad_signature") from exc
     try:  # 5
-        return ManifestDocument.model_validate(body)
+        return ManifestDocument.model_validate(body), roots
     except ValidationError as exc:
         raise ManifestRejected("malformed", f"{exc.error_count()} invalid fields") from exc
 
 
-def _check_agencies(document: ManifestDocument, root_cert: x509.Certificate) -> None:
+def _check_agencies(document: ManifestDocument, roots: Sequence[x509.Certificate]) -> None:
     """Step 8: certificates, announcements by their own agency, uniqueness, ISA parties."""
     seen_users: set[str] = set()
     seen_keys: set[bytes] = set()
     for agency in document.agencies:
         cert = pki.certificate_from_bytes(b64url_decode(agency.certificate))
-        if pki.verify_certificate(cert, root_cert, None) != agency.id:
+        if pki.verify_certificate(cert, pki.issuing_root(cert, roots), None) != agency.id:
             raise ManifestRejected("certificate_subject", agency.id)
         key = pki.certificate_public_key(cert)
         if agency.broker_user in seen_users or bytes(key) in seen_keys:
@@ -293,9 +309,12 @@ def verify_manifest(
     pinned_fingerprint: str,
     now: datetime,
     current_serial: int,
+    also_trusted: Sequence[Anchor] = (),
 ) -> Manifest:
-    """Verify a manifest file (rule 2); ``current_serial`` is the serial held (0 if none)."""
-    document = _verify_signed(data, root_cert, pinned_fingerprint, now)  # 1-5
+    """Verify a manifest file (rule 2); ``current_serial`` is the serial held (0 if none);
+    ``also_trusted`` the further pinned roots of a root rotation (rule 6)."""
+    anchors = [(root_cert, pinned_fingerprint), *also_trusted]
+    document, roots = _verify_signed(data, anchors, now)  # 1-5
     if document.serial <= current_serial:  # 6
         raise ManifestRejected("rollback", f"serial {document.serial} <= {current_serial}")
     if _t(document.issued_at) > now + ISSUE_SKEW:  # 7
@@ -303,7 +322,7 @@ def verify_manifest(
     if now >= _t(document.expires_at):
         raise ManifestRejected("expired")
     try:
-        _check_agencies(document, root_cert)  # 8
+        _check_agencies(document, roots)  # 8
     except ValueError as exc:
         raise ManifestRejected("malformed") from exc
     return Manifest(document, data)
@@ -322,16 +341,20 @@ def unverified_document(data: bytes) -> ManifestDocument:
 
 
 def reload_manifest(
-    data: bytes, *, root_cert: x509.Certificate, pinned_fingerprint: str
+    data: bytes,
+    *,
+    root_cert: x509.Certificate,
+    pinned_fingerprint: str,
+    also_trusted: Sequence[Anchor] = (),
 ) -> Manifest:
     """Re-load a manifest this agent accepted earlier (from its own disk) after a restart.
 
     Checks chain, signature and content but neither serial nor expiry: an expired held manifest
     must still load so that ``TrustState`` can report fail-closed.
     """
-    document = _verify_signed(data, root_cert, pinned_fingerprint, None)
+    document, roots = _verify_signed(data, [(root_cert, pinned_fingerprint), *also_trusted], None)
     try:
-        _check_agencies(document, root_cert)
+        _check_agencies(document, roots)
     except ValueError as exc:
         raise ManifestRejected("malformed") from exc
     return Manifest(document, data)
@@ -352,7 +375,13 @@ class TrustState:
         return self.status(now) == "valid"
 
     def accept(
-        self, data: bytes, *, root_cert: x509.Certificate, pinned_fingerprint: str, now: datetime
+        self,
+        data: bytes,
+        *,
+        root_cert: x509.Certificate,
+        pinned_fingerprint: str,
+        now: datetime,
+        also_trusted: Sequence[Anchor] = (),
     ) -> TrustState:
         """Verify a newer manifest against the one held; the new state, or ``ManifestRejected``."""
         held = 0 if self.manifest is None else self.manifest.serial
@@ -362,6 +391,7 @@ class TrustState:
             pinned_fingerprint=pinned_fingerprint,
             now=now,
             current_serial=held,
+            also_trusted=also_trusted,
         )
         return TrustState(fresh)
 

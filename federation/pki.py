@@ -13,12 +13,15 @@ Rules:
    everywhere in the project; they are converted to ``cryptography`` keys only here.
 4. Certificates only ever reach an agent inside a manifest, so a certificate that fails
    verification raises ``ManifestRejected`` with a short reason code.
+5. During a root rotation an agent pins two roots; a certificate is judged against the one that
+   issued it (``issuing_root``), and only pinned roots are ever candidates.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Sequence
 from datetime import datetime
 from enum import Enum
 
@@ -43,6 +46,7 @@ __all__ = [
     "certificate_to_pem",
     "fingerprint",
     "issue_certificate",
+    "issuing_root",
     "make_root",
     "valid_at",
     "verify_certificate",
@@ -218,6 +222,18 @@ def _subject(cert: x509.Certificate) -> str:
     if len(names) != 1 or not isinstance(names[0].value, str):
         raise ManifestRejected("certificate_subject")
     return names[0].value
+
+
+def issuing_root(cert: x509.Certificate, roots: Sequence[x509.Certificate]) -> x509.Certificate:
+    """Rule 5: the one of ``roots`` (each already through ``verify_root``) that issued ``cert``;
+    ``ManifestRejected('certificate_untrusted')`` when none did."""
+    for root in roots:
+        try:
+            _check_signed_by(cert, root)
+        except ManifestRejected:
+            continue
+        return root
+    raise ManifestRejected("certificate_untrusted")
 
 
 def verify_certificate(

@@ -35,6 +35,7 @@ from broker.agency import (
     public_key_from_csr,
     revoke_agency,
 )
+from broker.commands import renewal
 from broker.fedstate import FederationLayout, write_private
 from federation.errors import ConfigError
 
@@ -86,6 +87,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     revoke.add_argument("--id", required=True, help="agency id")
     revoke.add_argument("--reason", required=True, help="why (published in the manifest)")
     revoke.set_defaults(func=_revoke)
+    renewal.register_agency(actions)  # renew, reissue
 
 
 def _federation(parser: argparse.ArgumentParser) -> None:

@@ -12,6 +12,7 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
+from broker.commands import renewal
 from broker.fedstate import FederationLayout, load_state, publish_manifest
 from broker.keys_report import load_manifest
 from broker.resign import resign_if_due
@@ -47,6 +48,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     show.add_argument("--federation", type=Path, required=True, help="federation directory")
     show.add_argument("--json", action="store_true", help="print the manifest document as JSON")
     show.set_defaults(func=_show)
+    renewal.register_manifest(actions)  # renew-signer
 
 
 def _build(args: argparse.Namespace) -> int:

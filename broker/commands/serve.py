@@ -42,6 +42,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--resign-check-seconds", type=_seconds, default=300.0, metavar="SECONDS",
         help="how often to check whether a re-sign is due (default 300)",
     )
+    parser.add_argument(
+        "--issue-renewals",
+        action="store_true",
+        help="issue certificate renewal requests at once (needs ca/root.key: dev federations; "
+        "otherwise schedule isa-broker agency renew --pending where the CA key is kept)",
+    )
     parser.set_defaults(func=_run)
 
 
@@ -95,7 +101,9 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigError(f"{layout.manifest}: nothing to serve (run isa-broker manifest build)")
     plan = resigning(layout, args.resign_before, args.resign_check_seconds)
     try:
-        asyncio.run(_serve(layout, host, port, served.serial, args.clock, plan))
+        asyncio.run(
+            _serve(layout, host, port, served.serial, args.clock, plan, issue=args.issue_renewals)
+        )
     except OSError as exc:
         raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
     return 0
@@ -108,14 +116,17 @@ async def _serve(
     serial: int,
     clock: Clock,
     plan: Resigning | None,
+    *,
+    issue: bool = False,
 ) -> None:
     stop, ready = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     serving = serve_manifest(
-        layout, host, port, stop=stop, ready=ready, clock=clock, resigning=plan
-    )
+        layout, host, port, stop=stop, ready=ready, clock=clock, resigning=plan,
+        issue_renewals=issue,
+    )  # fmt: skip
     task = asyncio.create_task(serving)
     waiter = asyncio.create_task(ready.wait())
     await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
