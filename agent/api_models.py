@@ -36,6 +36,7 @@ __all__ = [
     "TIME_PATTERN",
     "AgentService",
     "BrokerHealth",
+    "CertificateHealth",
     "HealthResponse",
     "HistoryEntry",
     "InboxItem",
@@ -56,6 +57,7 @@ __all__ = [
     "RequestInvalid",
     "SubmitRequest",
     "SubmitResponse",
+    "UnreachableRecipient",
     "WebhookDelivery",
     "WithheldField",
     "parse_json_object",
@@ -221,6 +223,21 @@ class BrokerHealth(_Wire):
     connected: bool
 
 
+class CertificateHealth(_Wire):
+    """Our own agency certificate as the manifest certifies it (``federation.sending`` rule 1)."""
+
+    valid: bool = Field(description="False: recipients would reject every envelope; fail closed.")
+    detail: str
+
+
+class UnreachableRecipient(_Wire):
+    """A recipient of our ISA flows that nothing can be sent to now (submits to it answer 503)."""
+
+    agency: str
+    cause: Literal["recipient_key_unavailable", "recipient_certificate_expired"]
+    detail: str
+
+
 class HealthResponse(_Wire):
     """No personal data. The endpoint answers 200 only when ``status`` is ``ok``."""
 
@@ -229,10 +246,15 @@ class HealthResponse(_Wire):
     keys: KeyHealth
     broker: BrokerHealth
     outbox_depth: int = Field(ge=0)
+    certificate: CertificateHealth
+    unreachable_recipients: list[UnreachableRecipient] = Field(
+        default_factory=list,
+        description="Recipients submits to would answer 503 now: the agent is degraded.",
+    )
 
 
 #: What a readiness finding is about (``GET /readyz``).
-ProbeCheck = Literal["manifest", "store", "broker", "keys"]
+ProbeCheck = Literal["manifest", "store", "broker", "keys", "certificate", "recipients"]
 
 
 class LivenessResponse(_Wire):
