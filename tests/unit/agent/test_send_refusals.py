@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-from collections.abc import Iterator
+import random
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,9 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from agent.api import create_app
+from agent.api_models import SubmitRequest
 from agent.auth import ApiClient, hash_token
+from agent.config import load_settings
 from agent.errors import (
     Denied,
     RecipientCertificateExpired,
@@ -24,11 +27,14 @@ from agent.errors import (
     SendRefused,
     TrustUnavailable,
 )
+from agent.runtime import Agent, open_agent
 from agent.service import Service
+from broker.devfed import DevFederation, create_dev_federation
 from federation.canonical import b64url_encode
 from federation.keys import KeyAnnouncement, announce
 from federation.manifest import Manifest, TrustState
 from federation.pki import certificate_to_der
+from federation.synth import generate_referral
 from tests.support.memory_store import MemoryStore
 from tests.unit.agent.fakes import (
     FED,
@@ -252,3 +258,56 @@ class TestHealthNamesWhyItCannotSend:
             True,
             [],
         )
+
+
+@pytest.fixture
+def devfed(tmp_path: Path) -> DevFederation:
+    """police-scotland and assist, keys announced for 30 days, a manifest valid for 40."""
+    return create_dev_federation(
+        tmp_path / "fed", policies=REPO / "policies", now=NOW, manifest_validity=timedelta(days=40),
+        agencies=["police-scotland", "assist"], vhost="syn-unit-never-provisioned",
+    )  # fmt: skip
+
+
+@pytest.fixture
+async def police(devfed: DevFederation) -> AsyncIterator[tuple[Agent, Clock]]:
+    clock = Clock()
+    async with open_agent(load_settings(devfed.agency("police-scotland").config, {}),
+                          clock=clock) as opened:  # fmt: skip
+        yield opened, clock
+
+
+def _police_concern() -> SubmitRequest:
+    payload = generate_referral("police_concern", random.Random(7), risk_level="high")
+    return SubmitRequest.model_validate(
+        {"to": "assist", "isa": "isa-police-assist-advocacy", "purpose": "advocacy_after_charge",
+         "type": "police_concern", "payload": payload}
+    )  # fmt: skip
+
+
+class TestOverADevFederation:
+    async def test_a_lapsed_announcement_is_refused_by_name_and_audited_once(
+        self, police: tuple[Agent, Clock]
+    ) -> None:
+        """Day 31, assist's only announcement lapsed: 503 recipient-key-unavailable, one entry."""
+        agent, clock = police
+        clock.now = NOW + timedelta(days=31)
+        service = agent.service()
+        for _ in range(3):
+            with pytest.raises(RecipientKeyUnavailable, match="assist has no current"):
+                await service.submit("case-system", _police_concern())
+        entries = await agent.audit.entries()  # type: ignore[attr-defined]
+        refused = [e for e in entries if e.outcome == "recipient_key_unavailable"]
+        assert [(e.action, e.counterparty) for e in refused] == [("submit", "assist")]
+        assert await agent.store.outbox_depth() == 0
+
+    async def test_a_lapsed_announcement_degrades_readiness_naming_the_recipient(
+        self, police: tuple[Agent, Clock]
+    ) -> None:
+        """Day 31: /readyz is degraded (200) with check recipients naming assist."""
+        agent, clock = police
+        clock.now = NOW + timedelta(days=31)
+        ready = await agent.service().readiness()
+        assert (ready.status, ready.missing) == ("degraded", [])
+        [finding] = [d for d in ready.degraded if d.check == "recipients"]
+        assert finding.detail == "no envelope can be sealed now for: assist"
