@@ -27,6 +27,7 @@ from agent.errors import (
     SendRefused,
     TrustUnavailable,
 )
+from agent.openapi import build_openapi
 from agent.runtime import Agent, open_agent
 from agent.service import Service
 from broker.devfed import DevFederation, create_dev_federation
@@ -188,6 +189,26 @@ class TestProblemOnTheWire:
             problem = await response.json(content_type="application/problem+json")
         assert (response.status, problem["type"]) == (503, f"urn:isa-relay:problem:{kind}")
         assert response.headers.get("Retry-After") == (None if retry is None else str(retry))
+
+
+class TestDocumentedAndExposed:
+    def test_openapi_lists_every_refusal_type_on_submit(self) -> None:
+        """The submit 503 names each problem type a trust refusal can carry, with an example."""
+        answer = build_openapi(max_body_bytes=4096)["paths"]["/v1/messages"]["post"]
+        examples = answer["responses"]["503"]["content"]["application/problem+json"]["examples"]
+        kinds = {"trust-unavailable", *(kind for _, _, kind, _ in CASES.values())}
+        assert kinds <= set(examples)
+        assert all(f"urn:isa-relay:problem:{k}" in answer["responses"]["503"]["description"]
+                   for k in kinds)  # fmt: skip
+
+    async def test_metrics_expose_refusals_by_cause(self) -> None:
+        """/metrics shows isa_agent_send_refused_total with the cause of the refusal counted."""
+        agent = _service("recipient_certificate_expired", MemoryStore(), ListAudit())
+        with pytest.raises(RecipientCertificateExpired):
+            await agent.submit("case-system", request())
+        text = await agent.metrics_text()
+        assert 'isa_agent_send_refused_total{cause="recipient_certificate_expired"} 1.0' in text
+        assert 'isa_agent_send_refused_total{cause="recipient_key_unavailable"} 0.0' in text
 
 
 def _denied_raise_sites() -> list[str]:
