@@ -272,8 +272,10 @@ class ReadinessResponse(_Wire):
     """``GET /readyz``: 200 while ``ready`` or ``degraded``, 503 while ``not_ready``.
 
     ``missing`` stops the agent doing its job now (submits would answer 503): no valid manifest
-    (fail closed) or no durable store. ``degraded`` is down but costs nothing accepted: with the
-    broker unreachable, submits still go durably into the outbox and are sent on reconnection.
+    (fail closed), our own certificate not valid, or no durable store. ``degraded`` is down but
+    costs nothing accepted: with the broker unreachable, submits still go durably into the
+    outbox and are sent on reconnection; ``recipients`` names those nothing can be sealed for
+    now (submits to them answer 503, to the others 202).
     """
 
     status: Literal["ready", "degraded", "not_ready"]

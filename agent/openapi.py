@@ -113,7 +113,8 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
               200, LivenessResponse, (400, 503)),
     Operation("get", "/readyz", "readiness",
               "Readiness probe: 503 names what stops submits now (no valid manifest: fail "
-              "closed; no store). Broker down is 200 `degraded`: submits are queued durably.",
+              "closed; our certificate not valid; no store). Broker down, or recipients "
+              "without a current key or certificate, is 200 `degraded`.",
               "none", 200, ReadinessResponse, (400, 503)),
     Operation("get", "/healthz", "health",
               "Manifest, keys, broker, outbox depth; 503 when degraded or fail-closed. Kept for "
