@@ -5,7 +5,8 @@ Rules:
    (``agent.api_models``), call one :class:`~agent.api_models.AgentService` method and serialise
    its answer. No business logic lives here.
 2. Every error leaves as ``application/problem+json`` (RFC 9457): project errors with their own
-   ``http_status`` (plus ``errors`` / ``reasons`` where present); aiohttp's own 404, 405 and 413
+   ``http_status`` (plus ``errors`` / ``reasons`` where present, and ``Retry-After`` for one
+   with a ``retry_after``); aiohttp's own 404, 405 and 413
    are re-rendered the same way; ANY other exception is a bug, logged (class and stack frames,
    never its message, which could hold payload values) and answered with an opaque 500.
 3. Order of checks: route and method, then the bearer token (401) and scope (403), then the
@@ -301,6 +302,9 @@ def _from_project_error(exc: IsaRelayError) -> web.Response:
     )
     if exc.http_status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="isa-relay"'
+    retry_after = getattr(exc, "retry_after", None)
+    if isinstance(retry_after, int) and retry_after > 0:  # a 503 that retrying can cure
+        response.headers["Retry-After"] = str(retry_after)
     return response
 
 

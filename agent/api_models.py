@@ -36,6 +36,7 @@ __all__ = [
     "TIME_PATTERN",
     "AgentService",
     "BrokerHealth",
+    "CertificateHealth",
     "HealthResponse",
     "HistoryEntry",
     "InboxItem",
@@ -56,6 +57,7 @@ __all__ = [
     "RequestInvalid",
     "SubmitRequest",
     "SubmitResponse",
+    "UnreachableRecipient",
     "WebhookDelivery",
     "WithheldField",
     "parse_json_object",
@@ -226,6 +228,21 @@ class BrokerHealth(_Wire):
     connected: bool
 
 
+class CertificateHealth(_Wire):
+    """Our own agency certificate as the manifest certifies it (``federation.sending`` rule 1)."""
+
+    valid: bool = Field(description="False: recipients would reject every envelope; fail closed.")
+    detail: str
+
+
+class UnreachableRecipient(_Wire):
+    """A recipient of our ISA flows that nothing can be sent to now (submits to it answer 503)."""
+
+    agency: str
+    cause: Literal["recipient_key_unavailable", "recipient_certificate_expired"]
+    detail: str
+
+
 class HealthResponse(_Wire):
     """No personal data. The endpoint answers 200 when everything works (``ok``, or
     ``degraded`` by an early warning only: the manifest near its expiry), else 503."""
@@ -235,6 +252,11 @@ class HealthResponse(_Wire):
     keys: KeyHealth
     broker: BrokerHealth
     outbox_depth: int = Field(ge=0)
+    certificate: CertificateHealth
+    unreachable_recipients: list[UnreachableRecipient] = Field(
+        default_factory=list,
+        description="Recipients submits to would answer 503 now: the agent is degraded.",
+    )
 
     @property
     def http_status(self) -> int:
@@ -244,7 +266,7 @@ class HealthResponse(_Wire):
 
 
 #: What a readiness finding is about (``GET /readyz``).
-ProbeCheck = Literal["manifest", "store", "broker", "keys"]
+ProbeCheck = Literal["manifest", "store", "broker", "keys", "certificate", "recipients"]
 
 
 class LivenessResponse(_Wire):
@@ -262,8 +284,10 @@ class ReadinessResponse(_Wire):
     """``GET /readyz``: 200 while ``ready`` or ``degraded``, 503 while ``not_ready``.
 
     ``missing`` stops the agent doing its job now (submits would answer 503): no valid manifest
-    (fail closed) or no durable store. ``degraded`` is down but costs nothing accepted: with the
-    broker unreachable, submits still go durably into the outbox and are sent on reconnection.
+    (fail closed), our own certificate not valid, or no durable store. ``degraded`` is down but
+    costs nothing accepted: with the broker unreachable, submits still go durably into the
+    outbox and are sent on reconnection; ``recipients`` names those nothing can be sealed for
+    now (submits to them answer 503, to the others 202).
     """
 
     status: Literal["ready", "degraded", "not_ready"]

@@ -6,7 +6,8 @@
     ├── BadRequest              400  malformed JSON / wrong types / unknown fields in a request
     ├── Unauthorized            401  missing or unknown bearer token
     ├── Forbidden               403  the token lacks the scope for this endpoint
-    ├── Denied                  403  the ISA denies this referral (carries the Decision's reasons)
+    ├── Denied                  403  the ISA denies this referral (carries the Decision's reasons);
+    │                                raised only from an ISA decision, never for trust or keys
     ├── NotFound                404
     │   └── PayloadPurged       410  the delivery exists but its payload was crypto-shredded
     ├── IdempotencyConflict     409  idempotency key reused with a different body
@@ -14,9 +15,16 @@
     ├── StoreUnavailable        503  cannot store durably (disk full, I/O error): nothing accepted
     │   └── SchemaTooNew        503  a database written by a newer release: never downgraded
     ├── TrustUnavailable        503  no valid manifest (fail-closed): sending is stopped
+    ├── SendRefused             503  the manifest says no envelope to this recipient can be
+    │   │                            accepted now (``federation.sending``); never a 403
+    │   ├── SenderCertificateExpired      our own certificate is expired, revoked or missing
+    │   ├── RecipientKeyUnavailable       the recipient has no current announced key
+    │   └── RecipientCertificateExpired   the recipient's certificate is not valid now
     ├── TransportError          503  the broker could not take a message (never silently dropped)
     ├── WitnessUnavailable      503  the audit-head witness could not be reached or refused a head
     └── RenewalUnavailable      503  a certificate renewal could not be requested (agent.renewal)
+
+A 503 that retrying can cure carries ``retry_after`` (seconds), sent as ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -33,8 +41,12 @@ __all__ = [
     "NotFound",
     "PayloadPurged",
     "PayloadTooLarge",
+    "RecipientCertificateExpired",
+    "RecipientKeyUnavailable",
     "RenewalUnavailable",
     "SchemaTooNew",
+    "SendRefused",
+    "SenderCertificateExpired",
     "StoreUnavailable",
     "TransportError",
     "TrustUnavailable",
@@ -105,6 +117,39 @@ class SchemaTooNew(StoreUnavailable):
 class TrustUnavailable(LocalError):
     http_status = 503
     title = "No valid federation manifest"
+
+    def __init__(self, message: str, *, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class SendRefused(LocalError):
+    """The federation's trust, not the ISA, stops this send (``federation.sending`` rules)."""
+
+    http_status = 503
+    title = "Cannot send under the federation manifest"
+
+    def __init__(self, message: str, *, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class SenderCertificateExpired(SendRefused):
+    """Our own agency certificate is not valid now: recipients would reject every envelope."""
+
+    title = "Our agency certificate is not valid"
+
+
+class RecipientKeyUnavailable(SendRefused):
+    """The recipient has no current, non-revoked encryption key announced in the manifest."""
+
+    title = "The recipient has no current encryption key"
+
+
+class RecipientCertificateExpired(SendRefused):
+    """The recipient's certificate is not valid now."""
+
+    title = "The recipient's certificate is not valid"
 
 
 class TransportError(LocalError):

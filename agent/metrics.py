@@ -10,6 +10,9 @@ Rules:
    platform (``python_info``) collectors, so an operator sees memory, CPU and file handles.
 4. The hot path is one counter increment (:meth:`Metrics.inc`); nothing is computed per event.
 5. Labels and values carry no personal data: counts and agency-wide facts only.
+6. One labelled counter, ``isa_agent_send_refused_total{cause}``, counts submits the federation's
+   trust refused (503, never 403): ``cause`` is one of :data:`REFUSAL_CAUSES`, a closed set, so
+   its label values stay bounded.
 """
 
 from __future__ import annotations
@@ -24,7 +27,15 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
-__all__ = ["CONTENT_TYPE", "COUNTERS", "GAUGES", "Metrics", "runtime_collectors"]
+__all__ = [
+    "CONTENT_TYPE",
+    "COUNTERS",
+    "GAUGES",
+    "REFUSAL_CAUSES",
+    "REFUSED",
+    "Metrics",
+    "runtime_collectors",
+]
 
 #: The exposition format :meth:`Metrics.render` produces (Prometheus text format 0.0.4).
 CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
@@ -83,6 +94,16 @@ class _Deadlines:
             yield family
 
 
+#: Rule 6: the labelled counter of submits refused by trust, and its closed set of causes.
+REFUSED: Final = "isa_agent_send_refused_total"
+REFUSAL_CAUSES: Final = (
+    "trust_unavailable",
+    "sender_certificate_expired",
+    "recipient_key_unavailable",
+    "recipient_certificate_expired",
+)
+
+
 def runtime_collectors(registry: CollectorRegistry) -> None:
     """Register the process, Python GC and platform collectors on ``registry``."""
     ProcessCollector(registry=registry)
@@ -105,10 +126,31 @@ class Metrics:
         }
         self._deadlines = _Deadlines()
         self.registry.register(self._deadlines)
+        self._refused = Counter(
+            REFUSED.removesuffix("_total"),
+            "Submits refused with a 503 because the federation's trust stops the send "
+            "(no valid manifest, our certificate, the recipient's key or certificate).",
+            ("cause",),
+            registry=self.registry,
+        )
+        for cause in REFUSAL_CAUSES:  # every cause exposed from the start, at 0
+            self._refused.labels(cause)
 
     def inc(self, name: str, amount: int = 1) -> None:
         """Count ``amount`` events of ``name`` (one of :data:`COUNTERS`; KeyError otherwise)."""
         self._counters[name].inc(amount)
+
+    def refuse(self, cause: str) -> None:
+        """Count one submit refused for ``cause`` (rule 6; ValueError for any other cause)."""
+        if cause not in REFUSAL_CAUSES:
+            raise ValueError(f"unknown refusal cause {cause!r}")
+        self._refused.labels(cause).inc()
+
+    @property
+    def refusals(self) -> dict[str, int]:
+        """Submits refused so far, by cause (rule 6)."""
+        samples = (s for family in self._refused.collect() for s in family.samples)
+        return {s.labels["cause"]: int(s.value) for s in samples if s.name == REFUSED}
 
     @property
     def counts(self) -> dict[str, int]:

@@ -11,6 +11,9 @@ Rules:
    does not have answers 404, a method a path does not allow answers 405 with ``Allow``; both
    are problem+json and appear under ``components.responses``.
 4. This module performs no I/O.
+6. Where one status has several causes a client must tell apart (submit's 503), each cause is
+   its own problem ``type`` (``urn:isa-relay:problem:<kind>``), listed in :data:`PROBLEM_TYPES`
+   with an example each; a 403 on submit is only ever the ISA's decision.
 5. Submit and preview bodies are a ``oneOf`` of one schema per referral message type, keyed by
    ``type``, with synthetic examples the dev federation accepts (``agent.openapi_referrals``).
 """
@@ -47,7 +50,7 @@ from agent.openapi_referrals import (
     referral_schemas,
 )
 
-__all__ = ["OPERATIONS", "Operation", "build_openapi"]
+__all__ = ["OPERATIONS", "PROBLEM_TYPES", "Operation", "build_openapi"]
 
 _REF: Final = "#/components/schemas/{model}"
 
@@ -55,7 +58,8 @@ _ERROR_TEXT: Final = {
     400: "Malformed request: unknown or bad query parameters; for a body, wrong content type, "
     "invalid JSON, not an object, or unknown or mistyped fields (``errors`` names each).",
     401: "Missing or invalid bearer token.",
-    403: "The token lacks the scope, or (submit) the ISA denies the referral (``reasons``).",
+    403: "The token lacks the scope (`forbidden`), or (submit) the ISA denies the referral "
+    "(`denied`, with the ISA's ``reasons``); never for keys, certificates or the manifest.",
     404: "No such message or delivery (ids are lowercase UUIDs; any other id is not found).",
     409: "The idempotency key was used before with a different body.",
     413: "The request body is larger than the configured limit.",
@@ -109,7 +113,8 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
               200, LivenessResponse, (400, 503)),
     Operation("get", "/readyz", "readiness",
               "Readiness probe: 503 names what stops submits now (no valid manifest: fail "
-              "closed; no store). Broker down is 200 `degraded`: submits are queued durably.",
+              "closed; our certificate not valid; no store). Broker down, or recipients "
+              "without a current key or certificate, is 200 `degraded`.",
               "none", 200, ReadinessResponse, (400, 503)),
     Operation("get", "/healthz", "health",
               "Manifest, keys, broker, outbox depth; 503 when fail-closed or degraded by a "
@@ -122,6 +127,24 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
     Operation("get", "/v1/openapi.json", "openapi",
               "This document.", "none", 200, "openapi", (400,)),
 )  # fmt: skip
+
+
+#: Rule 6: (path, status) -> the problem kinds it can answer, with what each means.
+PROBLEM_TYPES: Final[dict[tuple[str, int], tuple[tuple[str, str], ...]]] = {
+    ("/v1/messages", 503): (
+        ("store-unavailable", "The agent cannot store durably: nothing was accepted."),
+        ("trust-unavailable", "No valid federation manifest (fail closed), or our copy of the "
+         "ISA differs from the federation's. `Retry-After`: the manifest poll interval."),
+        ("sender-certificate-expired", "Our own agency certificate is expired, revoked or not "
+         "in the manifest: every recipient would reject the referral. No `Retry-After`: it "
+         "needs the agency's certificate renewal."),
+        ("recipient-key-unavailable", "The recipient has no current, non-revoked encryption "
+         "key announced in the manifest (or is not listed, or is revoked). `Retry-After`: the "
+         "manifest poll interval."),
+        ("recipient-certificate-expired", "The recipient's certificate is not valid now. "
+         "`Retry-After`: the manifest poll interval."),
+    ),
+}  # fmt: skip
 
 
 def build_openapi(*, max_body_bytes: int) -> dict[str, Any]:
@@ -204,6 +227,8 @@ def _operation(op: Operation, max_body_bytes: int) -> dict[str, Any]:
     responses: dict[str, Any] = {str(op.success): _success(op)}
     for status in op.errors:
         responses[str(status)] = _problem(status, _ERROR_TEXT[status])
+    for status, kinds in ((st, k) for (path, st), k in PROBLEM_TYPES.items() if path == op.path):
+        _list_problem_types(responses[str(status)], status, kinds)
     if op.path in _SELF_DESCRIBING_503:
         schema = {"$ref": _ref(_SELF_DESCRIBING_503[op.path])}
         responses["503"]["content"]["application/json"] = {"schema": schema}
@@ -266,6 +291,25 @@ def _problem(status: int, text: str) -> dict[str, Any]:
     if status == 401:
         answer["headers"] = {"WWW-Authenticate": {"schema": {"type": "string"}}}
     return answer
+
+
+def _list_problem_types(
+    answer: dict[str, Any], status: int, kinds: tuple[tuple[str, str], ...]
+) -> None:
+    """Rule 6: name each problem type of ``answer`` in its text, with an example each."""
+    lines = "".join(f"\n- `urn:isa-relay:problem:{kind}`: {text}" for kind, text in kinds)
+    answer["description"] += " Problem types:" + lines
+    answer["content"]["application/problem+json"]["examples"] = {
+        kind: {"value": {"type": f"urn:isa-relay:problem:{kind}", "title": kind.replace("-", " "),
+                         "status": status, "detail": text.split(".")[0] + "."}}
+        for kind, text in kinds
+    }  # fmt: skip
+    answer["headers"] = {
+        "Retry-After": {
+            "description": "Seconds to wait before retrying, where a retry can succeed.",
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    }
 
 
 def _ref(model: type[BaseModel]) -> str:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import random
 from collections.abc import AsyncIterator
@@ -176,6 +177,7 @@ class Agent:
             ttl=timedelta(hours=limits.message_ttl_hours),
             send_version=self.settings.envelope.send_version,
             max_ciphertext=limits.max_ciphertext_bytes,
+            retry_after=max(1, math.ceil(self.settings.trust.manifest_poll_seconds)),
         )  # fmt: skip
 
     def receiver(self) -> Receiver:

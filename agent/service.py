@@ -20,6 +20,22 @@ Rules:
    counter, trust, the ISA registry, the keyring holder, the signing key, the publisher, the
    clock, metrics and the settings values it uses); ``agent.runtime`` wires them, tests pass
    fakes. Nothing here reassigns a field of anything shared.
+7. A submit the ISA permits is then checked against the federation's trust, in this order,
+   before anything is sealed or stored: a valid manifest (``TrustUnavailable``), our own
+   certificate, the recipient's current key, the recipient's certificate
+   (``federation.sending`` rules 1-3). Each failure is its own 503 problem type
+   (``trust-unavailable``, ``sender-certificate-expired``, ``recipient-key-unavailable``,
+   ``recipient-certificate-expired``), never a 403: ``Denied`` is raised only for what the ISA
+   decided (no agreement in force, DENY, REVIEW). Each refusal is counted
+   (``isa_agent_send_refused_total{cause}``) and audited as a ``submit`` entry whose outcome is
+   the cause, once per client, cause and recipient per repeat window (rule 5); the rest are
+   counted into the window's ``repeat`` entry. All but ``sender-certificate-expired`` carry
+   ``Retry-After`` = the manifest poll interval: a newer manifest can cure them. Our own expired
+   certificate needs the agency's renewal, so retrying in a loop does not help.
+8. ``health`` and ``readiness`` judge the same facts: no valid manifest or our certificate not
+   valid is ``fail_closed`` / ``not_ready`` (nothing can be sent); recipients that cannot be
+   sent to now (rules 2-3, per recipient of our ISA flows) are listed and make the agent
+   ``degraded``: it still sends to the others.
 """
 
 from __future__ import annotations
@@ -35,6 +51,7 @@ from typing import Any, Literal
 
 from agent.api_models import (
     BrokerHealth,
+    CertificateHealth,
     HealthResponse,
     HistoryEntry,
     InboxItem,
@@ -50,24 +67,36 @@ from agent.api_models import (
     ReceiptView,
     SubmitRequest,
     SubmitResponse,
+    UnreachableRecipient,
     WithheldField,
 )
 from agent.audit import AuditEvent, AuditSink, Flow, RepeatAudit, message_event, record_after_commit
 from agent.clock import Clock
-from agent.errors import Denied, NotFound, PayloadTooLarge, StoreUnavailable
+from agent.errors import (
+    Denied,
+    NotFound,
+    PayloadTooLarge,
+    RecipientCertificateExpired,
+    RecipientKeyUnavailable,
+    SenderCertificateExpired,
+    SendRefused,
+    StoreUnavailable,
+    TrustUnavailable,
+)
 from agent.keyrotation import KeyringHolder
 from agent.metrics import Metrics
 from agent.probes import ReadinessFacts, judge_readiness
 from agent.publisher import Publisher
-from agent.renewal import require_own_certificate
 from agent.store import PayloadPurged, Store
 from agent.trust import Trust, sendable_manifest
 from federation.canonical import canonical_json, format_time
 from federation.envelope import WireVersion, seal_envelope
 from federation.isa import Decision, Isa, IsaRegistry, explain
 from federation.keys import SigningKey
+from federation.manifest import Manifest
 from federation.pipeline import prepare
 from federation.referrals import parse_payload
+from federation.sending import SendBlock, SendCause, recipient_block, send_block, sender_block
 
 __all__ = ["Service"]
 
@@ -105,6 +134,32 @@ def _decision_event(
     )
 
 
+_REFUSALS: dict[SendCause, type[SendRefused]] = {
+    "sender_certificate_expired": SenderCertificateExpired,
+    "recipient_key_unavailable": RecipientKeyUnavailable,
+    "recipient_certificate_expired": RecipientCertificateExpired,
+}
+
+
+def _in_force(manifest: Manifest, isa: Isa, now: datetime) -> bool:
+    entry = manifest.isa(isa.id)
+    return entry is not None and entry.sha256 == isa.sha256 and entry.active_at(now)
+
+
+def _unreachable(agency: str, block: SendBlock) -> UnreachableRecipient:
+    cause = block.cause
+    assert cause != "sender_certificate_expired"  # recipient_block never says so
+    return UnreachableRecipient(agency=agency, cause=cause, detail=block.detail)
+
+
+def _certificate_problem(health: HealthResponse | None) -> str | None:
+    """Why our certificate stops sending, for readiness; None when it does not (or when the
+    manifest is missing or expired, which readiness already names as ``manifest``)."""
+    if health is None or health.certificate.valid or not health.manifest.valid:
+        return None
+    return health.certificate.detail
+
+
 def _body_sha256(req: SubmitRequest) -> str:
     body = req.model_dump(mode="json", by_alias=True, exclude={"idempotency_key"})
     return hashlib.sha256(canonical_json(body)).hexdigest()
@@ -130,6 +185,8 @@ class Service:
     ttl: timedelta
     send_version: WireVersion
     max_ciphertext: int
+    #: seconds a case system should wait before retrying a refusal a new manifest can cure
+    retry_after: int = 60
 
     def _isa(self, isa_id: str) -> Isa:
         isa = self.registry.get(isa_id)
@@ -150,11 +207,10 @@ class Service:
             self.metrics.inc("isa_agent_denied_total")
             verb = "needs human review" if decision.outcome == "REVIEW" else "is not permitted"
             raise Denied(f"this referral {verb} under {isa.id}", decision.reasons)
-        manifest = sendable_manifest(self.trust, now, isa)
-        require_own_certificate(manifest, self.agency, now)  # agent.renewal rule 4
+        manifest = await self._sendable(client, req, decision, isa, now)  # rule 7
         key = manifest.current_encryption_key(req.to, now)
-        if key is None:
-            raise Denied(f"{req.to} has no current encryption key in the federation manifest")
+        if key is None:  # pragma: no cover - _sendable checked it (federation.sending rule 2)
+            raise RecipientKeyUnavailable(f"{req.to} has no current encryption key")
         sealed = seal_envelope(
             prepared.payload, prepared.spec, signing_key=self.signing_key,
             recipient_public=key.public_bytes(), now=now, version=self.send_version,
@@ -189,6 +245,33 @@ class Service:
             shared_fields=list(decision.shared_fields),
             withheld_fields=_withheld(decision),
         )
+
+    async def _sendable(
+        self, client: str, req: SubmitRequest, decision: Decision, isa: Isa, now: datetime
+    ) -> Manifest:
+        """Rule 7: the manifest to seal under, or the named 503, audited and counted."""
+        try:
+            manifest = sendable_manifest(self.trust, now, isa)
+        except TrustUnavailable as exc:
+            await self._refused(client, req, decision, "trust_unavailable", exc.message, now)
+            raise TrustUnavailable(exc.message, retry_after=self.retry_after) from None
+        block = send_block(manifest, sender_key=self.signing_key.key_id, recipient=req.to, now=now)
+        if block is not None:
+            await self._refused(client, req, decision, block.cause, block.detail, now)
+            retry = None if block.cause == "sender_certificate_expired" else self.retry_after
+            raise _REFUSALS[block.cause](block.detail, retry_after=retry)
+        return manifest
+
+    async def _refused(
+        self, client: str, req: SubmitRequest, decision: Decision, cause: str, detail: str,
+        now: datetime,
+    ) -> None:  # fmt: skip
+        """Count a refusal and audit the first of its window (rules 5 and 7)."""
+        self.metrics.refuse(cause)
+        flow = _flow(decision, req, decision.lawful_basis)
+        event = message_event("submit", client, None, req.to, flow, outcome=cause, detail=detail)
+        if await self.repeats.admit(("send_refused", client, cause, req.to), event, now):
+            await self.audit.record(event, now)
 
     def _record_all(
         self, at: datetime, events: Sequence[AuditEvent]
@@ -330,10 +413,11 @@ class Service:
         announced = bool(current and mine and any(a.kid == current.kid for a in mine.announcements))
         connected = self.publisher.connected
         warning = self.trust.manifest_alert(now)
+        certificate, unreachable = self._sending_health(manifest, now)  # rule 8
         status: Literal["ok", "degraded", "fail_closed"]
-        if trust_status != "valid":
+        if trust_status != "valid" or not certificate.valid:
             status = "fail_closed"
-        elif not (connected and current and announced) or warning:
+        elif not (connected and current and announced) or warning or unreachable:
             status = "degraded"
         else:
             status = "ok"
@@ -350,7 +434,33 @@ class Service:
             keys=KeyHealth(valid=bool(current and announced), detail=key_detail),
             broker=BrokerHealth(connected=connected),
             outbox_depth=await self.store.outbox_depth(),
+            certificate=certificate,
+            unreachable_recipients=unreachable,
         )
+
+    def _sending_health(
+        self, manifest: Manifest | None, now: datetime
+    ) -> tuple[CertificateHealth, list[UnreachableRecipient]]:
+        """Rule 8: our certificate, and the recipients of our flows nothing can be sent to."""
+        if manifest is None:
+            return CertificateHealth(valid=False, detail="no verified manifest is held"), []
+        block = sender_block(manifest, self.signing_key.key_id, now)
+        if block is None:
+            identity = manifest.signing_key_for(self.signing_key.key_id)
+            until = "" if identity is None else f" until {format_time(identity.not_after)}"
+            certificate = CertificateHealth(valid=True, detail=f"valid{until}")
+        else:
+            certificate = CertificateHealth(valid=False, detail=block.detail)
+        recipients = self._recipients(manifest, now)
+        blocks = ((to, recipient_block(manifest, to, now)) for to in recipients)
+        unreachable = [_unreachable(to, b) for to, b in blocks if b is not None]
+        return certificate, unreachable
+
+    def _recipients(self, manifest: Manifest, now: datetime) -> list[str]:
+        """Every agency a flow of ours lets us send to, under an ISA the manifest has in force."""
+        isas = (self._get(i) for i in self.registry.ids())
+        flows = (f for isa in isas if _in_force(manifest, isa, now) for f in isa.doc.flows)
+        return sorted({to for f in flows if self.agency in f.sender for to in f.to})
 
     async def metrics_text(self) -> str:
         now = self.clock()
@@ -381,5 +491,7 @@ class Service:
             store_ok=health is not None,
             broker_connected=self.publisher.connected,
             key_announced=health is None or health.keys.valid,
+            certificate_problem=_certificate_problem(health),
+            unreachable=tuple(r.agency for r in health.unreachable_recipients) if health else (),
         )
         return judge_readiness(facts)

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from agent.errors import TrustUnavailable
+from agent.errors import SenderCertificateExpired
 from federation import pki
 from federation.canonical import b64url_encode
 from federation.manifest import TrustState
@@ -44,7 +44,7 @@ class TestOwnCertificateGate:
         """503 (TrustUnavailable) naming the certificate, and nothing queued."""
         store = MemoryStore()
         trust = FixedTrust(state=_manifest_with_sender_certificate_ending(-timedelta(hours=1)))
-        with pytest.raises(TrustUnavailable, match="signing certificate is not valid now"):
+        with pytest.raises(SenderCertificateExpired, match="our agency certificate expired"):
             await service(store, ListAudit(), trust=trust).submit("case-system", request())
         assert await store.outbox_depth() == 0
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from agent.api_models import (
     BrokerHealth,
+    CertificateHealth,
     HealthResponse,
     HistoryEntry,
     InboxItem,
@@ -188,6 +189,7 @@ class FakeService:
             keys=KeyHealth(valid=True, detail="signing and encryption keys loaded"),
             broker=BrokerHealth(connected=True),
             outbox_depth=len(self.outbox),
+            certificate=CertificateHealth(valid=True, detail="valid until 2027-01-01T00:00:00Z"),
         )
 
     async def metrics_text(self) -> str:
