@@ -35,6 +35,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from agent.audit import AuditEvent, AuditSink
+from agent.config import ROTATION_LEAD_DAYS
 from agent.keystore import KEYRING_FILE, load_keyring, save_keyring, write_key_file
 from agent.private_files import write_private_atomically
 from federation.canonical import canonical_json, format_time
@@ -53,7 +54,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEFAULT_LEAD = timedelta(days=3)
+DEFAULT_LEAD = timedelta(days=ROTATION_LEAD_DAYS)  # agent.config rule 6 checks it
 
 
 class KeyringHolder:
