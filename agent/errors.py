@@ -14,7 +14,8 @@
     ├── StoreUnavailable        503  cannot store durably (disk full, I/O error): nothing accepted
     ├── TrustUnavailable        503  no valid manifest (fail-closed): sending is stopped
     ├── TransportError          503  the broker could not take a message (never silently dropped)
-    └── WitnessUnavailable      503  the audit-head witness could not be reached or refused a head
+    ├── WitnessUnavailable      503  the audit-head witness could not be reached or refused a head
+    └── AnnouncementNotAccepted 503  the manifest server could not be reached or refused a key
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from collections.abc import Sequence
 from federation.errors import LocalError
 
 __all__ = [
+    "AnnouncementNotAccepted",
     "BadRequest",
     "Denied",
     "Forbidden",
@@ -107,3 +109,15 @@ class WitnessUnavailable(LocalError):
 
     http_status = 503
     title = "Audit witness unavailable"
+
+
+class AnnouncementNotAccepted(LocalError):
+    """A key announcement did not reach the manifest (server unreachable, or ``refused`` with
+    its 4xx ``status``); the agent posts it again at its next tick."""
+
+    http_status = 503
+    title = "Key announcement not accepted"
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status

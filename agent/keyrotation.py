@@ -4,7 +4,8 @@ Rules:
 1. ``rotate`` generates a new X25519 key, writes its file (0600, never overwritten), adds it to
    the keyring (the previous key passes to grace: it still decrypts, for ``grace``) and saves
    the keyring, then writes the agency-signed announcement to
-   ``<data_dir>/announcements/<kid>.json`` for the operator (``isa-broker agency announce``).
+   ``<data_dir>/announcements/<kid>.json``, from where ``agent.announcer`` posts it to the
+   manifest server (with a manifest file: the operator runs ``isa-broker agency announce``).
    Senders start using the new key once the next manifest carries the announcement
    (``Manifest.current_encryption_key``); until then they seal to the old key, which is in grace.
 2. A key is due for rotation ``lead`` before its current period ends (so the operator has time
@@ -192,7 +193,7 @@ class KeyRotator:
         was = previous.kid if previous is not None else "none"
         detail = (
             f"new encryption key {note.kid} current from {note.not_before};"
-            f" previous {was} in grace; announcement {path.name} for the operator"
+            f" previous {was} in grace; announcement {path.name} to be published"
         )
         await self._audit.record(
             AuditEvent("key_rotation", actor, outcome="rotated", detail=detail), now

@@ -29,6 +29,7 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
+from agent.announcer import Announcer
 from agent.api import create_app
 from agent.api_models import InboxItem
 from agent.audit import (
@@ -47,6 +48,7 @@ from agent.config import Settings
 from agent.errors import StoreUnavailable, TransportError
 from agent.keyrotation import KeyringHolder, KeyRotator
 from agent.keystore import load_keyring, load_store_key, read_signing_key, store_key_path
+from agent.manifest_server import server_url
 from agent.metrics import Metrics
 from agent.private_files import private_dir
 from agent.publisher import LatePublisher
@@ -254,6 +256,7 @@ async def run_agent(
     """
     async with open_agent(settings) as ctx, aiohttp.ClientSession() as session:
         poster = _head_poster(ctx, session)
+        announcer = _announcer(ctx, session)
         clients = [ApiClient.from_settings(c) for c in settings.api.clients]
         service = ctx.service()
         app = create_app(service, clients, max_body_bytes=settings.api.max_body_bytes)
@@ -262,7 +265,7 @@ async def run_agent(
         try:
             await web.TCPSite(runner, settings.api.host, settings.api.port).start()
             log.info("agent %s listening on %s", settings.agency, settings.api.listen)
-            await _supervise(ctx, service, stop, ready, poster)
+            await _supervise(ctx, service, stop, ready, poster, announcer)
         finally:
             await runner.cleanup()
             await _final_audit(ctx, poster)
@@ -274,6 +277,17 @@ def _head_poster(ctx: Agent, session: aiohttp.ClientSession) -> HeadPoster | Non
     if url is None or not isinstance(ctx.audit, AuditLog):
         return None
     return HeadPoster(ctx.audit, ctx.signing_key, url, session, ctx.clock)
+
+
+def _announcer(ctx: Agent, session: aiohttp.ClientSession) -> Announcer | None:
+    """The key-announcement poster, or None when the manifest comes from a file (no server)."""
+    url = server_url(ctx.settings.trust, f"/v1/announcements/{ctx.agency}")
+    if url is None:
+        return None
+    return Announcer(
+        agency=ctx.agency, data_dir=ctx.settings.data_dir, keys=ctx.keys, trust=ctx.trust,
+        url=url, session=session, audit=ctx.audit, clock=ctx.clock,
+    )  # fmt: skip
 
 
 async def _final_audit(ctx: Agent, poster: HeadPoster | None) -> None:
@@ -313,6 +327,7 @@ async def _supervise(
     stop: asyncio.Event,
     ready: asyncio.Event | None,
     poster: HeadPoster | None = None,
+    announcer: Announcer | None = None,
 ) -> None:
     connected = asyncio.Event()
     async with contextlib.AsyncExitStack() as stack, asyncio.TaskGroup() as group:
@@ -331,6 +346,9 @@ async def _supervise(
         if poster is not None:
             interval = ctx.settings.audit.witness_seconds
             tasks.append(group.create_task(poster.run(interval), name="audit-witness"))
+        if announcer is not None:  # a rotated key reaches the manifest by itself (15.2)
+            interval = ctx.settings.limits.housekeeping_seconds
+            tasks.append(group.create_task(announcer.run(interval), name="key-announcer"))
         webhook = ctx.settings.webhook
         if webhook is not None:
             session = await stack.enter_async_context(aiohttp.ClientSession())

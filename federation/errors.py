@@ -17,7 +17,8 @@ distinct from remote ones (a peer's envelope, receipt or manifest)::
         │                             reason code for the audit log and the rejection receipt
         ├── ReceiptRejected           a receipt failed verification
         ├── ManifestRejected          a manifest was refused (the current one stays in force)
-        └── AuditHeadRefused          a witness refused an agency's signed audit head    (4xx)
+        ├── AuditHeadRefused          a witness refused an agency's signed audit head    (4xx)
+        └── AnnouncementRefused       the manifest server refused a key announcement     (4xx)
 
 Never put key material, payload values or personal data in an error message.
 """
@@ -28,6 +29,7 @@ from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 __all__ = [
+    "AnnouncementRefused",
     "AuditHeadRefused",
     "ConfigError",
     "CryptoError",
@@ -205,3 +207,22 @@ class AuditHeadRefused(RemoteError):
 
     def diagnostics(self) -> str:
         return f"error: {self.message}"
+
+
+class AnnouncementRefused(RemoteError):
+    """The manifest server refused an agency's posted key announcement (``federation.key_offer``
+    rule 2); nothing is stored. ``reason``: ``malformed``, ``agency_mismatch`` (400),
+    ``unknown_agency``, ``revoked``, ``bad_signature`` (403), ``key_revoked``, ``kid_conflict``,
+    ``stale`` (409), ``window`` (422)."""
+
+    title = "Key announcement refused"
+    _STATUS: ClassVar[Mapping[str, int]] = {
+        "malformed": 400, "agency_mismatch": 400, "unknown_agency": 403, "revoked": 403,
+        "bad_signature": 403, "key_revoked": 409, "kid_conflict": 409, "stale": 409,
+        "window": 422,
+    }  # fmt: skip
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"key announcement refused ({reason}): {detail}")
+        self.reason = reason
+        self.status = self._STATUS.get(reason, 400)

@@ -182,6 +182,14 @@ class Manifest:
             return True
         return ("agency", agency_id) in self._revoked
 
+    def revocation_of(
+        self, kind: Literal["agency", "certificate", "key"], ref: str
+    ) -> Revocation | None:
+        """The revocation of ``ref`` (an agency id, a certificate fingerprint or a kid), if any."""
+        return next(
+            (r for r in self.document.revocations if r.kind == kind and r.ref == ref), None
+        )
+
     def signing_key_for(self, sha256_hex: str) -> SigningIdentity | None:
         """The identity whose raw Ed25519 key hashes to ``sha256_hex`` (a header sender_key)."""
         return self._signers.get(sha256_hex)
