@@ -8,8 +8,10 @@ Rules:
    manifest server (with a manifest file: the operator runs ``isa-broker agency announce``).
    Senders start using the new key once the next manifest carries the announcement
    (``Manifest.current_encryption_key``); until then they seal to the old key, which is in grace.
-2. A key is due for rotation ``lead`` before its current period ends (so the operator has time
-   to publish it before the old announcement lapses), or when no key is current at all.
+2. A key is due for rotation ``lead`` before its current period ends (so the new announcement
+   is published before the old one lapses), or when no key is current at all. A key the
+   federation manifest revokes (``isa-broker key revoke``, issue 15.4) does not count as
+   current: the agent rotates away from it at its next tick, whatever the reason code.
 3. ``destroy_expired`` drops private keys past their grace: their files are deleted and the kid
    stays in the keyring as destroyed, so late envelopes are refused with ``key_retired``.
 4. Every rotation and destruction is an audit entry (``key_rotation``). Keys never appear in any
@@ -30,7 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -132,12 +134,14 @@ class KeyRotator:
         audit: AuditSink,
         passphrase: str | None = None,
         lead: timedelta = DEFAULT_LEAD,
+        revoked: Callable[[], Collection[str]] = tuple,
     ) -> None:
         self.agency = agency
         self.encryption_dir = encryption_dir
         self.data_dir = data_dir
         self.keys = KeyringHolder(keyring, self._load)
         self.lead = lead
+        self._revoked = revoked  # the kids of ours the held manifest revokes (rule 2)
         self._signing_key = signing_key
         self._audit = audit
         self._passphrase = passphrase
@@ -167,8 +171,11 @@ class KeyRotator:
         return True
 
     def due(self, now: datetime) -> bool:
-        """Rule 2: no current key, or the current one ends within ``lead``."""
-        live = [e for e in self.keyring.entries() if e.state(now) == "current"]
+        """Rule 2: no current unrevoked key, or the current one ends within ``lead``."""
+        revoked = set(self._revoked())
+        live = [
+            e for e in self.keyring.entries() if e.state(now) == "current" and e.kid not in revoked
+        ]
         if not live:
             return True
         return now >= max(e.retire_at for e in live) - self.lead

@@ -172,8 +172,11 @@ class Agent:
         )  # fmt: skip
 
 
-def _rotator(settings: Settings, signing_key: SigningKey, audit: AuditSink) -> KeyRotator:
-    """The key rotator over the agency's keyring directory; it owns the keyring holder."""
+def _rotator(
+    settings: Settings, signing_key: SigningKey, audit: AuditSink, trust: TrustHolder | None = None
+) -> KeyRotator:
+    """The key rotator over the agency's keyring directory; it owns the keyring holder. With
+    ``trust``, a key of ours the held manifest revokes is rotated away from (issue 15.4)."""
     keys = settings.keys
     policy = RotationPolicy(
         rotate_every=timedelta(days=keys.rotate_every_days), grace=timedelta(days=keys.grace_days)
@@ -186,6 +189,17 @@ def _rotator(settings: Settings, signing_key: SigningKey, audit: AuditSink) -> K
         keyring=load_keyring(keys.encryption_dir, policy, keys.passphrase),
         audit=audit,
         passphrase=keys.passphrase,
+        revoked=(lambda: _revoked_kids(trust, settings.agency)) if trust is not None else tuple,
+    )
+
+
+def _revoked_kids(trust: TrustHolder, agency: str) -> frozenset[str]:
+    """The kids of ``agency`` that the manifest ``trust`` holds revokes."""
+    manifest = trust.manifest
+    if manifest is None:
+        return frozenset()
+    return frozenset(
+        r.ref for r in manifest.document.revocations if r.kind == "key" and r.agency == agency
     )
 
 
@@ -208,7 +222,7 @@ async def open_agent(settings: Settings, *, clock: Clock = utcnow) -> AsyncItera
         clock=clock,
         checkpoint_every=settings.audit.checkpoint_every,
     )
-    rotator = _rotator(settings, signing_key, audit)
+    rotator = _rotator(settings, signing_key, audit, trust)
     async with agent_store(settings) as store, audit:
         manifest_auditor = ManifestAuditor(audit, clock)
         trust.on_change(manifest_auditor)
