@@ -11,6 +11,20 @@ Rules:
 4. Tests build settings from a dict with :func:`settings_from_dict`; they never patch os.environ.
 5. Every field carries a ``description``: ``docs/configuration.md`` is generated from these models
    (``python -m agent.settings_doc``) and a test fails when it differs, so it cannot drift.
+6. Settings that contradict each other are refused at load, naming both (``_coherent``):
+   * ``[keys] grace_days`` must cover the time the last envelope sealed to a rotated-out key
+     can still arrive: ``grace >= message_ttl + 2 x manifest_poll + housekeeping + 1 hour``.
+     After a rotation the new announcement is posted at once and re-posted every housekeeping
+     tick until the manifest server accepts it (one ``housekeeping``); a sender sees it at its
+     next poll, and one more poll is allowed for a poll that failed or raced the publication
+     (``2 x manifest_poll``); an envelope sealed to the old key just before may then travel for
+     its whole ``message_ttl`` (the federation's TTL, the same for every agency); the hour
+     covers clock skew. A shorter grace destroys the old key while envelopes for it are in
+     flight (``key_retired``).
+   * ``[keys] rotate_every_days`` must be longer than the rotation lead (``ROTATION_LEAD_DAYS``,
+     3 days: a key is renewed that long before its period ends), else every tick rotates.
+   * ``[limits] housekeeping_seconds`` must be shorter than the rotation lead, else the tick
+     that rotates can come after the announced key has lapsed.
 
 Example (``isa-broker dev-federation`` writes one per agency)::
 
@@ -52,10 +66,11 @@ Example (``isa-broker dev-federation`` writes one per agency)::
 
 from __future__ import annotations
 
+import math
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -64,6 +79,8 @@ from federation.errors import ConfigError
 from federation.topology import is_agency_id
 
 __all__ = [
+    "GRACE_MARGIN_SECONDS",
+    "ROTATION_LEAD_DAYS",
     "ApiClientSettings",
     "ApiSettings",
     "AuditSettings",
@@ -75,11 +92,16 @@ __all__ = [
     "Settings",
     "TrustSettings",
     "WebhookSettings",
+    "grace_floor_days",
     "load_settings",
     "settings_from_dict",
 ]
 
 Scope = Literal["send", "receive", "admin"]
+ROTATION_LEAD_DAYS = 3  # rule 6: a key is renewed this long before its period ends
+GRACE_MARGIN_SECONDS = 3600.0  # rule 6: clock skew between agencies, and some slack
+_DAY = 86400.0
+_MAX_GRACE = 366
 
 
 class _Strict(BaseModel):
@@ -100,8 +122,9 @@ class KeySettings(_Strict):
         default=30, ge=1, le=366, description="a new encryption key is announced this often"
     )
     grace_days: int = Field(
-        default=14, ge=0, le=366,
-        description="an old encryption key still decrypts this long, then is destroyed",
+        default=14, ge=0, le=_MAX_GRACE,
+        description="an old encryption key still decrypts this long, then is destroyed; at "
+        "least message_ttl_hours + 2 x manifest_poll_seconds + housekeeping_seconds + 1 hour",
     )  # fmt: skip
 
 
@@ -301,6 +324,44 @@ class Settings(_Strict):
             raise ValueError("agency must be a lowercase id like 'police-scotland'")
         return value
 
+    @model_validator(mode="after")
+    def _coherent(self) -> Self:
+        """Rule 6: refuse settings that contradict each other, naming both."""
+        floor = grace_floor_days(self.limits, self.trust)
+        if self.keys.grace_days < floor:
+            least = math.ceil(floor) if floor <= _MAX_GRACE else f"over {_MAX_GRACE} (the most)"
+            raise ValueError(
+                f"keys.grace_days ({self.keys.grace_days}) must be at least {least}: "
+                f"limits.message_ttl_hours ({self.limits.message_ttl_hours:g}) + 2 x "
+                f"trust.manifest_poll_seconds ({self.trust.manifest_poll_seconds:g}) + "
+                f"limits.housekeeping_seconds ({self.limits.housekeeping_seconds:g}) + 1 hour, "
+                "or envelopes still in flight to a rotated-out key are refused (key_retired)"
+            )
+        if self.keys.rotate_every_days <= ROTATION_LEAD_DAYS:
+            raise ValueError(
+                f"keys.rotate_every_days ({self.keys.rotate_every_days}) must be longer than "
+                f"the {ROTATION_LEAD_DAYS}-day rotation lead, or every housekeeping tick rotates"
+            )
+        if self.limits.housekeeping_seconds >= ROTATION_LEAD_DAYS * _DAY:
+            raise ValueError(
+                f"limits.housekeeping_seconds ({self.limits.housekeeping_seconds:g}) must be "
+                f"shorter than the {ROTATION_LEAD_DAYS}-day rotation lead of "
+                "keys.rotate_every_days, or a key can lapse before the tick that renews it"
+            )
+        return self
+
+
+def grace_floor_days(limits: LimitSettings, trust: TrustSettings) -> float:
+    """Rule 6: the shortest key grace, in days, that outlives every envelope sealed to a
+    rotated-out key (floats, not timedeltas: absurd values must not overflow)."""
+    seconds = (
+        limits.message_ttl_hours * 3600
+        + 2 * trust.manifest_poll_seconds
+        + limits.housekeeping_seconds
+        + GRACE_MARGIN_SECONDS
+    )
+    return seconds / _DAY
+
 
 _PATH_FIELDS = (
     ("data_dir",),
@@ -351,6 +412,9 @@ def _describe(loc: tuple[int | str, ...], msg: str, names: Mapping[tuple[str, ..
     """``where: what``; where an override caused it, the variable too (never its value)."""
     where = ".".join(str(p) for p in loc)
     variable = next((v for path, v in names.items() if loc[: len(path)] == path), None)
+    msg = msg.removeprefix("Value error, ")
+    if not where:  # a model validator (rule 6): the message names its settings
+        return msg
     return f"{variable} ({where}): {msg}" if variable else f"{where}: {msg}"
 
 

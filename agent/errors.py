@@ -22,7 +22,8 @@
     │   └── RecipientCertificateExpired   the recipient's certificate is not valid now
     ├── TransportError          503  the broker could not take a message (never silently dropped)
     ├── WitnessUnavailable      503  the audit-head witness could not be reached or refused a head
-    └── RenewalUnavailable      503  a certificate renewal could not be requested (agent.renewal)
+    ├── RenewalUnavailable      503  a certificate renewal could not be requested (agent.renewal)
+    └── AnnouncementNotAccepted 503  the manifest server could not be reached or refused a key
 
 A 503 that retrying can cure carries ``retry_after`` (seconds), sent as ``Retry-After``.
 """
@@ -34,6 +35,7 @@ from collections.abc import Sequence
 from federation.errors import LocalError
 
 __all__ = [
+    "AnnouncementNotAccepted",
     "BadRequest",
     "Denied",
     "Forbidden",
@@ -169,3 +171,15 @@ class RenewalUnavailable(LocalError):
 
     http_status = 503
     title = "Certificate renewal unavailable"
+
+
+class AnnouncementNotAccepted(LocalError):
+    """A key announcement did not reach the manifest (server unreachable, or ``refused`` with
+    its 4xx ``status``); the agent posts it again at its next tick."""
+
+    http_status = 503
+    title = "Key announcement not accepted"
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status

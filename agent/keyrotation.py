@@ -4,11 +4,14 @@ Rules:
 1. ``rotate`` generates a new X25519 key, writes its file (0600, never overwritten), adds it to
    the keyring (the previous key passes to grace: it still decrypts, for ``grace``) and saves
    the keyring, then writes the agency-signed announcement to
-   ``<data_dir>/announcements/<kid>.json`` for the operator (``isa-broker agency announce``).
+   ``<data_dir>/announcements/<kid>.json``, from where ``agent.announcer`` posts it to the
+   manifest server (with a manifest file: the operator runs ``isa-broker agency announce``).
    Senders start using the new key once the next manifest carries the announcement
    (``Manifest.current_encryption_key``); until then they seal to the old key, which is in grace.
-2. A key is due for rotation ``lead`` before its current period ends (so the operator has time
-   to publish it before the old announcement lapses), or when no key is current at all.
+2. A key is due for rotation ``lead`` before its current period ends (so the new announcement
+   is published before the old one lapses), or when no key is current at all. A key the
+   federation manifest revokes (``isa-broker key revoke``, issue 15.4) does not count as
+   current: the agent rotates away from it at its next tick, whatever the reason code.
 3. ``destroy_expired`` drops private keys past their grace: their files are deleted and the kid
    stays in the keyring as destroyed, so late envelopes are refused with ``key_retired``.
 4. Every rotation and destruction is an audit entry (``key_rotation``). Keys never appear in any
@@ -29,12 +32,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from agent.audit import AuditEvent, AuditSink
+from agent.config import ROTATION_LEAD_DAYS
 from agent.keystore import KEYRING_FILE, load_keyring, save_keyring, write_key_file
 from agent.private_files import write_private_atomically
 from federation.canonical import canonical_json, format_time
@@ -53,7 +57,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEFAULT_LEAD = timedelta(days=3)
+DEFAULT_LEAD = timedelta(days=ROTATION_LEAD_DAYS)  # agent.config rule 6 checks it
 
 
 class KeyringHolder:
@@ -130,12 +134,14 @@ class KeyRotator:
         audit: AuditSink,
         passphrase: str | None = None,
         lead: timedelta = DEFAULT_LEAD,
+        revoked: Callable[[], Collection[str]] = tuple,
     ) -> None:
         self.agency = agency
         self.encryption_dir = encryption_dir
         self.data_dir = data_dir
         self.keys = KeyringHolder(keyring, self._load)
         self.lead = lead
+        self._revoked = revoked  # the kids of ours the held manifest revokes (rule 2)
         self._signing_key = signing_key
         self._audit = audit
         self._passphrase = passphrase
@@ -165,8 +171,11 @@ class KeyRotator:
         return True
 
     def due(self, now: datetime) -> bool:
-        """Rule 2: no current key, or the current one ends within ``lead``."""
-        live = [e for e in self.keyring.entries() if e.state(now) == "current"]
+        """Rule 2: no current unrevoked key, or the current one ends within ``lead``."""
+        revoked = set(self._revoked())
+        live = [
+            e for e in self.keyring.entries() if e.state(now) == "current" and e.kid not in revoked
+        ]
         if not live:
             return True
         return now >= max(e.retire_at for e in live) - self.lead
@@ -191,7 +200,7 @@ class KeyRotator:
         was = previous.kid if previous is not None else "none"
         detail = (
             f"new encryption key {note.kid} current from {note.not_before};"
-            f" previous {was} in grace; announcement {path.name} for the operator"
+            f" previous {was} in grace; announcement {path.name} to be published"
         )
         await self._audit.record(
             AuditEvent("key_rotation", actor, outcome="rotated", detail=detail), now

@@ -162,6 +162,7 @@ class Housekeeper:
             return
         if note is not None:
             log.warning(
-                "encryption key rotated to %s: give data_dir/announcements/%s.json to the operator",
+                "encryption key rotated to %s: data_dir/announcements/%s.json is posted to the"
+                " manifest server (with a manifest file: give it to the operator)",
                 note.kid, note.kid,
             )  # fmt: skip

@@ -39,6 +39,7 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
+from agent.announcer import Announcer
 from agent.api import create_app
 from agent.api_models import InboxItem
 from agent.audit import (
@@ -57,6 +58,7 @@ from agent.config import Settings
 from agent.errors import StoreUnavailable, TransportError
 from agent.keyrotation import KeyringHolder, KeyRotator
 from agent.keystore import load_keyring, load_store_key, read_signing_key, store_key_path
+from agent.manifest_server import server_url
 from agent.metrics import Metrics
 from agent.private_files import private_dir
 from agent.publisher import LatePublisher
@@ -209,8 +211,11 @@ class Agent:
         )  # fmt: skip
 
 
-def _rotator(settings: Settings, signing_key: SigningKey, audit: AuditSink) -> KeyRotator:
-    """The key rotator over the agency's keyring directory; it owns the keyring holder."""
+def _rotator(
+    settings: Settings, signing_key: SigningKey, audit: AuditSink, trust: TrustHolder | None = None
+) -> KeyRotator:
+    """The key rotator over the agency's keyring directory; it owns the keyring holder. With
+    ``trust``, a key of ours the held manifest revokes is rotated away from (issue 15.4)."""
     keys = settings.keys
     policy = RotationPolicy(
         rotate_every=timedelta(days=keys.rotate_every_days), grace=timedelta(days=keys.grace_days)
@@ -223,6 +228,17 @@ def _rotator(settings: Settings, signing_key: SigningKey, audit: AuditSink) -> K
         keyring=load_keyring(keys.encryption_dir, policy, keys.passphrase),
         audit=audit,
         passphrase=keys.passphrase,
+        revoked=(lambda: _revoked_kids(trust, settings.agency)) if trust is not None else tuple,
+    )
+
+
+def _revoked_kids(trust: TrustHolder, agency: str) -> frozenset[str]:
+    """The kids of ``agency`` that the manifest ``trust`` holds revokes."""
+    manifest = trust.manifest
+    if manifest is None:
+        return frozenset()
+    return frozenset(
+        r.ref for r in manifest.document.revocations if r.kind == "key" and r.agency == agency
     )
 
 
@@ -245,7 +261,7 @@ async def open_agent(settings: Settings, *, clock: Clock = utcnow) -> AsyncItera
         clock=clock,
         checkpoint_every=settings.audit.checkpoint_every,
     )
-    rotator = _rotator(settings, signing_key, audit)
+    rotator = _rotator(settings, signing_key, audit, trust)
     async with agent_store(settings) as store, audit:
         manifest_auditor = ManifestAuditor(audit, clock)
         trust.on_change(manifest_auditor)
@@ -294,6 +310,7 @@ async def run_agent(
     revoked: list[str] = []
     async with open_agent(settings) as ctx, aiohttp.ClientSession() as session:
         poster = _head_poster(ctx, session)
+        announcer = _announcer(ctx, session)
         clients = [ApiClient.from_settings(c) for c in settings.api.clients]
         service = ctx.service()
         app = create_app(service, clients, max_body_bytes=settings.api.max_body_bytes)
@@ -302,7 +319,9 @@ async def run_agent(
         try:
             await _listen(runner, settings)
             log.info("agent %s listening on %s", settings.agency, settings.api.listen)
-            await _supervise(ctx, service, _StopOnRevocation(ctx, stop, revoked), ready, poster)
+            await _supervise(
+                ctx, service, _StopOnRevocation(ctx, stop, revoked), ready, poster, announcer
+            )
         finally:
             await runner.cleanup()
             await _final_audit(ctx, poster)
@@ -366,6 +385,17 @@ async def _renewer(ctx: Agent, stack: contextlib.AsyncExitStack) -> CertificateR
     )  # fmt: skip
 
 
+def _announcer(ctx: Agent, session: aiohttp.ClientSession) -> Announcer | None:
+    """The key-announcement poster, or None when the manifest comes from a file (no server)."""
+    url = server_url(ctx.settings.trust, f"/v1/announcements/{ctx.agency}")
+    if url is None:
+        return None
+    return Announcer(
+        agency=ctx.agency, data_dir=ctx.settings.data_dir, keys=ctx.keys, trust=ctx.trust,
+        url=url, session=session, audit=ctx.audit, clock=ctx.clock,
+    )  # fmt: skip
+
+
 async def _final_audit(ctx: Agent, poster: HeadPoster | None) -> None:
     """On the way out: write the counted repeats, then anchor the final head at the witness."""
     with contextlib.suppress(StoreUnavailable):
@@ -418,6 +448,7 @@ async def _supervise(
     stopping: _StopOnRevocation,
     ready: asyncio.Event | None,
     poster: HeadPoster | None = None,
+    announcer: Announcer | None = None,
 ) -> None:
     connected, stop = asyncio.Event(), stopping.event
     async with contextlib.AsyncExitStack() as stack, asyncio.TaskGroup() as group:
@@ -440,6 +471,9 @@ async def _supervise(
         if renewer is not None:
             interval = ctx.settings.trust.manifest_poll_seconds
             tasks.append(group.create_task(renewer.run(interval), name="certificate-renewal"))
+        if announcer is not None:  # a rotated key reaches the manifest by itself (15.2)
+            interval = ctx.settings.limits.housekeeping_seconds
+            tasks.append(group.create_task(announcer.run(interval), name="key-announcer"))
         webhook = ctx.settings.webhook
         if webhook is not None:
             session = await stack.enter_async_context(aiohttp.ClientSession())

@@ -34,6 +34,7 @@ COMMAND_MODULES = (
     "broker.commands.provision",
     "broker.commands.manifest",
     "broker.commands.agency",
+    "broker.commands.revoke",
     "broker.commands.keys",
     "broker.commands.serve",
     "broker.commands.ca",

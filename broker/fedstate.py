@@ -46,6 +46,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -70,6 +71,7 @@ __all__ = [
     "AgencyState",
     "FederationLayout",
     "FederationState",
+    "RevocationState",
     "announcement_json",
     "check_manifest_validity",
     "federation_lock",
@@ -104,12 +106,24 @@ class AgencyState(BaseModel):
     revocation_reason: str = ""
 
 
+class RevocationState(BaseModel):
+    """One key or certificate revoked on its own (``broker.revocation``): published as is."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    kind: Literal["certificate", "key"]
+    agency: str
+    ref: str
+    revoked_at: str
+    reason: str
+
+
 class FederationState(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     name: str = "ISA Relay federation"
     serial: int = Field(default=0, ge=0)
     manifest_validity_hours: float = Field(default=168.0, gt=0)
     agencies: tuple[AgencyState, ...] = ()
+    revocations: tuple[RevocationState, ...] = ()
 
     def agency(self, agency_id: str) -> AgencyState | None:
         return next((a for a in self.agencies if a.id == agency_id), None)
@@ -230,6 +244,9 @@ def save_state(layout: FederationLayout, state: FederationState) -> None:
         lines += ["", "[[agencies]]"]
         for key, value in agency.model_dump(exclude_none=True).items():
             lines.append(f"{key} = {_toml(str(value))}")
+    for revocation in state.revocations:
+        lines += ["", "[[revocations]]"]
+        lines += [f"{k} = {_toml(v)}" for k, v in revocation.model_dump().items()]
     tmp = layout.state_file.with_suffix(".tmp")
     tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
     tmp.replace(layout.state_file)
@@ -291,7 +308,9 @@ def _agency_entry(layout: FederationLayout, agency: AgencyState) -> AgencyEntry:
 
 
 def _revocations(state: FederationState) -> list[Revocation]:
-    """One ``agency`` revocation per revoked agency (its ``revoked_at`` and reason)."""
+    """One ``agency`` revocation per revoked agency (its ``revoked_at`` and reason), then each
+    key and certificate revoked on its own."""
+    single = [Revocation(**r.model_dump()) for r in state.revocations]
     return [
         Revocation(
             kind="agency",
@@ -302,7 +321,7 @@ def _revocations(state: FederationState) -> list[Revocation]:
         )
         for a in state.agencies
         if a.revoked_at is not None
-    ]
+    ] + single
 
 
 def publish_manifest(

@@ -30,6 +30,14 @@ Rules:
    --pending``: ``202 {"status": "pending"}``. With ``--issue-renewals`` (a dev federation,
    whose CA key is at hand) it is issued at once: ``200 {"status": "issued", "serial"}``
    (``broker.renewals``).
+9. ``POST /v1/announcements/{agency}`` takes an agency's signed key announcement
+   (``federation.key_offer``, docs/protocol.md section 3.1): judged against the agency's
+   certificate in the manifest being served, stored in ``DIR/announcements/{agency}/`` and
+   published in the next manifest serial (``broker.announcements``). ``201 {"status":
+   "accepted", "agency", "kid", "serial"}``, or ``200`` with ``"unchanged"`` for the same
+   announcement again; a refusal is its 4xx (400 malformed, 403 unknown/revoked agency or bad
+   signature, 409 revoked kid, conflict or replayed older key, 422 window); 503 when no
+   manifest is served or the next one cannot be published.
 """
 
 from __future__ import annotations
@@ -49,6 +57,7 @@ from typing import Any
 from aiohttp import web
 from cryptography import x509
 
+from broker.announcements import AnnouncementInbox
 from broker.clock import Clock, utcnow
 from broker.fedstate import FederationLayout
 from broker.renewals import RenewalDesk
@@ -56,12 +65,14 @@ from broker.resign import resign_loop
 from federation import pki
 from federation.audit_head import MAX_HEAD_BYTES, AuditHead, accept_head
 from federation.errors import (
+    AnnouncementRefused,
     AuditHeadRefused,
     ConfigError,
     IsaRelayError,
     ManifestRejected,
     RenewalRefused,
 )
+from federation.key_offer import MAX_ANNOUNCEMENT_BYTES, parse_offer
 from federation.manifest import Manifest, reload_manifest
 from federation.renewal import MAX_REQUEST_BYTES
 from federation.topology import is_agency_id
@@ -83,6 +94,7 @@ _SOURCE: web.AppKey[ManifestFile] = web.AppKey("source")
 _CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 _HEADS: web.AppKey[AuditHeads] = web.AppKey("heads")
 _RENEWALS: web.AppKey[RenewalDesk] = web.AppKey("renewals")
+_INBOX: web.AppKey[AnnouncementInbox] = web.AppKey("announcements")
 
 
 @dataclass(frozen=True)
@@ -306,20 +318,52 @@ async def _post_renewal(request: web.Request) -> web.StreamResponse:
     return web.json_response({"status": "issued", "agency": agency, "serial": done.serial})
 
 
+async def _post_announcement(request: web.Request) -> web.StreamResponse:
+    """Rule 9: judge, store and publish an agency's posted key announcement."""
+    if (request.content_length or 0) > MAX_ANNOUNCEMENT_BYTES:
+        return _problem(413, "Too large", f"at most {MAX_ANNOUNCEMENT_BYTES} bytes")
+    body = await request.content.read(MAX_ANNOUNCEMENT_BYTES + 1)
+    try:
+        note = parse_offer(body, request.match_info["agency"])
+        served = await asyncio.to_thread(request.app[_SOURCE].current)
+        if served is None or served.manifest is None:
+            return _problem(503, "No manifest", "no verified manifest to judge the key against")
+        inbox, now = request.app[_INBOX], request.app[_CLOCK]()
+        offered = await asyncio.to_thread(inbox.offer, note, served.manifest, now)
+    except AnnouncementRefused as exc:
+        return _problem(exc.status, exc.title, exc.message)
+    except (IsaRelayError, OSError) as exc:
+        detail = exc.message if isinstance(exc, IsaRelayError) else exc.__class__.__name__
+        log.error("announcement of %s not published: %s", note.kid, detail)
+        return _problem(503, "Cannot publish", "the next manifest could not be published")
+    log.info("key %s of %s %s (serial %s)", note.kid, note.agency, offered.status, offered.serial)
+    reply = {"status": offered.status, "agency": note.agency, "kid": note.kid}
+    return web.json_response(reply | {"serial": offered.serial}, status=_CREATED[offered.status])
+
+
+_CREATED = {"accepted": 201, "unchanged": 200}
+
+
 def create_app(
     source: ManifestFile,
     *,
     clock: Clock = utcnow,
     heads: AuditHeads | None = None,
     renewals: RenewalDesk | None = None,
+    announcements: AnnouncementInbox | None = None,
 ) -> web.Application:
-    """The aiohttp application serving ``source`` (rules 1-6); ``clock`` judges expiry; audit
-    heads are kept in ``heads`` (default: ``audit-heads/`` beside the manifest file)."""
-    app = web.Application(client_max_size=MAX_HEAD_BYTES)
+    """The aiohttp application serving ``source`` (rules 1-9); ``clock`` judges expiry and key
+    windows; audit heads are kept in ``heads`` (default: ``audit-heads/`` beside the manifest
+    file), posted announcements in ``announcements`` (default: the manifest's directory)."""
+    app = web.Application(
+        client_max_size=max(MAX_HEAD_BYTES, MAX_ANNOUNCEMENT_BYTES, MAX_REQUEST_BYTES)
+    )
     app[_SOURCE] = source
     app[_CLOCK] = clock
     app[_HEADS] = heads or AuditHeads(source.path.parent / "audit-heads")
     app[_RENEWALS] = renewals or RenewalDesk(FederationLayout(source.path.parent))
+    app[_INBOX] = announcements or AnnouncementInbox(FederationLayout(source.path.parent))
+    app.router.add_post("/v1/announcements/{agency}", _post_announcement)
     app.router.add_get("/manifest", _manifest)
     app.router.add_get("/healthz", _healthz, allow_head=False)
     app.router.add_get("/v1/audit-heads/{agency}", _get_head, allow_head=False)

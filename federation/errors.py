@@ -18,7 +18,8 @@ distinct from remote ones (a peer's envelope, receipt or manifest)::
         ├── ReceiptRejected           a receipt failed verification
         ├── ManifestRejected          a manifest was refused (the current one stays in force)
         ├── AuditHeadRefused          a witness refused an agency's signed audit head    (4xx)
-        └── RenewalRefused            the operator refused a certificate renewal request (4xx)
+        ├── RenewalRefused            the operator refused a certificate renewal request (4xx)
+        └── AnnouncementRefused       the manifest server refused a key announcement     (4xx)
 
 Never put key material, payload values or personal data in an error message.
 """
@@ -29,6 +30,7 @@ from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 __all__ = [
+    "AnnouncementRefused",
     "AuditHeadRefused",
     "ConfigError",
     "CryptoError",
@@ -144,9 +146,10 @@ class EnvelopeRejected(RemoteError):
     """The single, opaque failure to open or authenticate a peer's envelope.
 
     ``reason`` is a short code (``bad_frame``, ``bad_signature``, ``unknown_sender``,
-    ``sender_mismatch``, ``sender_revoked``, ``sender_key_expired``, ``wrong_recipient``,
-    ``expired``, ``clock_skew``, ``replay``, ``isa_unknown``, ``isa_mismatch``, ``isa_parties``,
-    ``isa_inactive``, ``key_unknown``, ``key_retired``, ``decrypt_failed``, ``payload_invalid``,
+    ``sender_mismatch``, ``sender_revoked``, ``sender_certificate_revoked``,
+    ``sender_key_expired``, ``wrong_recipient``, ``expired``, ``clock_skew``, ``replay``,
+    ``isa_unknown``, ``isa_mismatch``, ``isa_parties``, ``isa_inactive``, ``key_unknown``,
+    ``key_retired``, ``key_revoked``, ``decrypt_failed``, ``payload_invalid``,
     ``lawful_basis_mismatch``, ``isa_violation``, ``transport_identity``; see docs/protocol.md
     section 6, whose step numbers ``federation.receive`` uses) for the audit log and the
     signed rejection receipt.
@@ -221,3 +224,22 @@ class RenewalRefused(RemoteError):
         super().__init__(f"renewal refused ({reason}): {detail}")
         self.reason = reason
         self.status = self._STATUS.get(reason, 403)
+
+
+class AnnouncementRefused(RemoteError):
+    """The manifest server refused an agency's posted key announcement (``federation.key_offer``
+    rule 2); nothing is stored. ``reason``: ``malformed``, ``agency_mismatch`` (400),
+    ``unknown_agency``, ``revoked``, ``bad_signature`` (403), ``key_revoked``, ``kid_conflict``,
+    ``stale`` (409), ``window`` (422)."""
+
+    title = "Key announcement refused"
+    _STATUS: ClassVar[Mapping[str, int]] = {
+        "malformed": 400, "agency_mismatch": 400, "unknown_agency": 403, "revoked": 403,
+        "bad_signature": 403, "key_revoked": 409, "kid_conflict": 409, "stale": 409,
+        "window": 422,
+    }  # fmt: skip
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"key announcement refused ({reason}): {detail}")
+        self.reason = reason
+        self.status = self._STATUS.get(reason, 400)

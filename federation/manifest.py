@@ -23,6 +23,12 @@ Rules:
 6. Root rotation: ``also_trusted`` names further pinned roots, each a ``(certificate, pinned
    fingerprint)`` pair checked like the root (step 2); every certificate in steps 3 and 8 may
    chain to any pinned root (``pki.issuing_root``). Unpinning a root is how its overlap ends.
+7. A revocation's ``reason`` starts with an RFC 5280 reason code (``REVOCATION_REASONS``),
+   optionally followed by ``": "`` and a note; older free-text reasons read as ``unspecified``
+   (``Revocation.code``). The document's shape is unchanged, so older agents still accept it.
+   A revoked kid is never sealed to; an envelope already sealed to a revoked key of our own is
+   refused unless the code is one of ``KEY_REVOCATIONS_KEEPING_GRACE`` (the key was retired,
+   not exposed), when it still decrypts within its grace.
 """
 
 from __future__ import annotations
@@ -46,7 +52,9 @@ from federation.keys import utc as _t
 
 __all__ = [
     "FORMAT",
+    "KEY_REVOCATIONS_KEEPING_GRACE",
     "MANIFEST_TAG",
+    "REVOCATION_REASONS",
     "AgencyEntry",
     "Anchor",
     "IsaEntry",
@@ -105,6 +113,20 @@ class IsaEntry(BaseModel):
         return self.effective_to is None or moment < _t(self.effective_to)
 
 
+# RFC 5280 section 5.3.1 CRLReason names (removeFromCRL and the CA-only ones are meaningless here).
+REVOCATION_REASONS = (
+    "unspecified",
+    "keyCompromise",
+    "affiliationChanged",
+    "superseded",
+    "cessationOfOperation",
+    "privilegeWithdrawn",
+)
+KEY_REVOCATIONS_KEEPING_GRACE = frozenset(
+    {"superseded", "cessationOfOperation", "affiliationChanged"}
+)
+
+
 class Revocation(BaseModel):
     """``kind`` agency: ``ref`` is the agency id; certificate: its fingerprint; key: a kid."""
 
@@ -115,6 +137,12 @@ class Revocation(BaseModel):
     ref: str = Field(min_length=1, max_length=64)
     revoked_at: Time
     reason: str = Field(default="", max_length=200)
+
+    @property
+    def code(self) -> str:
+        """Rule 6: the RFC 5280 reason code ``reason`` starts with, else ``unspecified``."""
+        head = self.reason.split(":", 1)[0].strip()
+        return head if head in REVOCATION_REASONS else "unspecified"
 
 
 class ManifestDocument(BaseModel):
@@ -143,6 +171,7 @@ class SigningIdentity:
     not_before: datetime
     not_after: datetime
     revoked: bool
+    fingerprint: str = ""  # hex SHA-256 of the certificate's DER
 
     def valid_at(self, moment: datetime) -> bool:
         return self.not_before <= moment <= self.not_after
@@ -165,8 +194,9 @@ class Manifest:
                 self._revoked
             )
             self._signers[hashlib.sha256(bytes(key)).hexdigest()] = SigningIdentity(
-                agency.id, key, cert.not_valid_before_utc, cert.not_valid_after_utc, revoked
-            )
+                agency.id, key, cert.not_valid_before_utc, cert.not_valid_after_utc, revoked,
+                pki.fingerprint(cert),
+            )  # fmt: skip
 
     @property
     def serial(self) -> int:
@@ -187,6 +217,12 @@ class Manifest:
         if entry is None or entry.revoked_at is not None:
             return True
         return ("agency", agency_id) in self._revoked
+
+    def revocation_of(
+        self, kind: Literal["agency", "certificate", "key"], ref: str
+    ) -> Revocation | None:
+        """The revocation of ``ref`` (an agency id, a certificate fingerprint or a kid), if any."""
+        return next((r for r in self.document.revocations if r.kind == kind and r.ref == ref), None)
 
     def signing_key_for(self, sha256_hex: str) -> SigningIdentity | None:
         """The identity whose raw Ed25519 key hashes to ``sha256_hex`` (a header sender_key)."""

@@ -7,15 +7,17 @@ keyring, limits), ``now`` and a ``seen`` answer, and returns :class:`Accepted` o
 docs/protocol.md section 6 and in the tests:
 
 1.  frame: magic, lengths, canonical header with exactly its version's fields (``bad_frame``);
-2.  signature by the key the manifest certifies for ``from``, not revoked, valid at
+2.  signature by the key the manifest certifies for ``from``, not revoked (the agency:
+    ``sender_revoked``; only its certificate: ``sender_certificate_revoked``), valid at
     ``created_at`` (``unknown_sender``, ``bad_signature``, ``sender_mismatch``,
     ``sender_revoked``, ``sender_key_expired``);
 3.  ``to`` is us (``wrong_recipient``);
 4.  not expired (``expired``);
 5.  ``created_at`` not beyond ``now`` plus the allowed skew (``clock_skew``);
 6.  the id not accepted before (``replay``), see rule 2;
-7.  decrypt with a key we hold, current or in grace, and the plaintext's form (``key_unknown``,
-    ``key_retired``, ``decrypt_failed``, ``payload_invalid``);
+7.  decrypt with a key we hold, current or in grace and not revoked as exposed, and the
+    plaintext's form (``key_revoked``, ``key_unknown``, ``key_retired``, ``decrypt_failed``,
+    ``payload_invalid``);
 8.  the manifest lists the cited ISA, same version and sha256, both parties, active
     (``isa_unknown``, ``isa_mismatch``, ``isa_parties``, ``isa_inactive``);
 9.  our own copy of the ISA is the cited one (``isa_mismatch``);
@@ -62,7 +64,7 @@ from federation.errors import EnvelopeRejected, PayloadInvalid
 from federation.isa import Isa, IsaRegistry, check_received
 from federation.keys import Keyring
 from federation.keys import utc as _t
-from federation.manifest import Manifest
+from federation.manifest import KEY_REVOCATIONS_KEEPING_GRACE, Manifest, SigningIdentity
 from federation.pipeline import expected_lawful_basis
 from federation.referrals import parse_payload
 
@@ -164,6 +166,9 @@ def open_envelope(
         raise EnvelopeRejected("clock_skew")
     if seen(routing.id):  # 6. not seen before (rule 2)
         raise EnvelopeRejected("replay")
+    _check_own_key(
+        recipient, routing.recipient_key, manifest
+    )  # 7. not a key of ours revoked as exposed
     header, payload = decrypt_frame(parts, keyring, now)  # 7. decrypt (v2: and unseal the meta)
     _check_isa_listed(header, manifest, now)  # 8. ISA known, matching, parties listed, active
     return Opened(header, parts.header_bytes, payload, envelope_sha256(frame))
@@ -205,9 +210,27 @@ def _check_sender(parts: Frame, manifest: Manifest) -> None:
     if identity.agency != parts.routing.sender:
         raise EnvelopeRejected("sender_mismatch")
     if identity.revoked:
-        raise EnvelopeRejected("sender_revoked")
+        raise _revoked_sender(identity, manifest)
     if not identity.valid_at(_t(parts.routing.created_at)):
         raise EnvelopeRejected("sender_key_expired")
+
+
+def _revoked_sender(identity: SigningIdentity, manifest: Manifest) -> EnvelopeRejected:
+    """Step 2: the agency revoked, or only its certificate (with the RFC 5280 code for the log)."""
+    if manifest.is_revoked(identity.agency):
+        return EnvelopeRejected("sender_revoked")
+    revocation = manifest.revocation_of("certificate", identity.fingerprint)
+    code = revocation.code if revocation is not None else "unspecified"
+    return EnvelopeRejected("sender_certificate_revoked", code)
+
+
+def _check_own_key(recipient: str, kid: str, manifest: Manifest) -> None:
+    """Step 7 (manifest rule 6): a key of ours revoked other than as retired is not used."""
+    revocation = manifest.revocation_of("key", kid)
+    if revocation is None or revocation.agency != recipient:
+        return
+    if revocation.code not in KEY_REVOCATIONS_KEEPING_GRACE:
+        raise EnvelopeRejected("key_revoked", revocation.code)
 
 
 def _check_isa_listed(header: Header, manifest: Manifest, now: datetime) -> None:

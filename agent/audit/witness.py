@@ -24,11 +24,11 @@ from datetime import datetime
 
 import aiohttp
 from pydantic import ValidationError
-from yarl import URL
 
 from agent.audit.log import AuditLog
 from agent.config import TrustSettings
 from agent.errors import StoreUnavailable, WitnessUnavailable
+from agent.manifest_server import server_url
 from federation.audit_head import MAX_HEAD_BYTES, AuditHead, sign_head
 from federation.keys import SigningKey
 
@@ -40,9 +40,7 @@ _TIMEOUT = aiohttp.ClientTimeout(total=10)
 
 def witness_url(trust: TrustSettings, agency: str) -> str | None:
     """Rule 1: the witness URL for ``agency``, or None when the manifest comes from a file."""
-    if not trust.manifest_url:
-        return None
-    return str(URL(trust.manifest_url).with_path(f"/v1/audit-heads/{agency}").with_query(None))
+    return server_url(trust, f"/v1/audit-heads/{agency}")
 
 
 async def post_head(session: aiohttp.ClientSession, url: str, head: AuditHead) -> None:

@@ -5,8 +5,11 @@ Rules:
    whether a rotation is due, and which kid the federation manifest this agent holds publishes.
    It changes nothing. No private key material is ever printed: only kids.
 2. ``rotate`` makes a new key now (``agent.keyrotation.KeyRotator.rotate``), records it in the
-   audit log and prints where the signed announcement is, and the operator's next step. A
-   running agent picks the new keyring up at its next housekeeping tick.
+   audit log and prints where the signed announcement is. With ``[trust] manifest_url`` it
+   posts the announcement to the manifest server at once (``agent.announcer``); if that fails,
+   a running agent posts it at its next housekeeping tick, so no one has to hand it over. With
+   a manifest file it prints the operator's step (``isa-broker agency announce``). A running
+   agent picks the new keyring up at its next housekeeping tick.
 3. The clock is read here, at the edge.
 """
 
@@ -15,13 +18,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import aiohttp
+
+from agent.announcer import Announcer
 from agent.audit import AuditLog, load_subject_secret, subject_key_path
 from agent.config import Settings, load_settings
 from agent.keyrotation import DEFAULT_LEAD, KeyRotator, describe, key_status
 from agent.keystore import load_keyring, read_signing_key
+from agent.manifest_server import server_url
 from agent.trust import TrustHolder
 from federation.keys import Keyring, RotationPolicy
 
@@ -85,7 +93,7 @@ def _rotate(args: argparse.Namespace) -> int:
     keyring = _keyring(settings)
     secret = load_subject_secret(subject_key_path(settings.keys.encryption_dir))
 
-    async def run() -> str:
+    async def run() -> tuple[str, str | None]:
         audit = AuditLog(
             settings.data_dir, agency=settings.agency, signing_key=signing_key,
             subject_secret=secret, clock=args.clock,
@@ -97,11 +105,34 @@ def _rotate(args: argparse.Namespace) -> int:
                 audit=audit, passphrase=settings.keys.passphrase,
             )  # fmt: skip
             note = await rotator.rotate(now, actor="isa-agent keys rotate")
-            return note.kid
+            return note.kid, await _announce_now(settings, rotator, audit, args.clock)
 
-    kid = asyncio.run(run())
+    kid, announced = asyncio.run(run())
     path = settings.data_dir / "announcements" / f"{kid}.json"
     print(f"new encryption key {kid} is current; the previous key decrypts during its grace")
     print(f"signed announcement: {path}")
-    print(f"next (operator): isa-broker agency announce --federation DIR {path}")
+    if announced is not None:
+        print(f"posted to the manifest server: {announced}")
+    else:
+        print(f"next (operator): isa-broker agency announce --federation DIR {path}")
     return 0
+
+
+async def _announce_now(
+    settings: Settings, rotator: KeyRotator, audit: AuditLog, clock: Callable[[], datetime]
+) -> str | None:
+    """Rule 2: post the new announcement now; what happened, or None with a manifest file."""
+    url = server_url(settings.trust, f"/v1/announcements/{settings.agency}")
+    if url is None:
+        return None
+    trust = TrustHolder(settings.trust, settings.data_dir)
+    trust.load_persisted()
+    async with aiohttp.ClientSession() as session:
+        announcer = Announcer(
+            agency=settings.agency, data_dir=settings.data_dir, keys=rotator.keys, trust=trust,
+            url=url, session=session, audit=audit, clock=clock,
+        )  # fmt: skip
+        done = await announcer.announce_pending()
+    if done:
+        return "accepted; senders use the key from their next manifest poll"
+    return "not accepted yet; the running agent posts it again at its next housekeeping tick"

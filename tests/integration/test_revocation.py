@@ -26,6 +26,7 @@ import aio_pika.exceptions
 import aiohttp
 import pytest
 
+from agent.runtime import agent_store
 from broker.agency import add_agency, revoke_agency
 from broker.commands.provision import provision_command
 from broker.devfed import DevFederation, create_dev_federation
@@ -345,3 +346,73 @@ class TestAgencyLifecycle:
                 await aio_pika.connect(url)
         finally:
             fed.server.discard_user(user)
+
+
+# --- one key or one certificate revoked on its own (issue 15.4) --------------------------------
+
+
+def _rotate_and_announce(fed: LiveFederation, agency: str) -> tuple[str, str]:
+    """``agency`` rotates (isa-agent keys rotate) and the operator publishes the new key;
+    returns (the previous kid, the new kid)."""
+    from agent.cli import main as agent_main
+    from broker.agency import announce_key
+
+    before = {p.stem for p in fed.layout.announcements(agency).glob("*.json")}
+    assert agent_main(["keys", "rotate", "--config", str(fed.dev.agency(agency).config)]) == 0
+    data_dir = fed.dev.agency(agency).config.parent / "data" / "announcements"
+    [new] = [p for p in data_dir.glob("*.json") if p.stem not in before]
+    note, _ = announce_key(fed.layout, new.read_bytes(), datetime.now(UTC))
+    [old] = before
+    return old, note.kid
+
+
+class TestSingleRevocation:
+    async def test_a_revoked_kid_is_not_used_by_a_sender_after_one_poll(
+        self, federation: LiveFederation
+    ) -> None:
+        """assist's newest kid revoked (keyCompromise): police-scotland's next referral, once
+        it holds that serial, is sealed to assist's previous key and delivered."""
+        from broker.revocation import revoke_key
+        from tests.integration.test_audit_e2e import _referral
+
+        fed = federation
+        old, new = await asyncio.to_thread(_rotate_and_announce, fed, "assist")
+        await asyncio.sleep(1.1)  # the new key starts at the next whole second
+        async with polling_agents(fed, "police-scotland", "assist") as agents:
+            police = agents["police-scotland"]
+            serial = revoke_key(fed.layout, agency_id="assist", kid=new, reason="keyCompromise",
+                                now=datetime.now(UTC))  # fmt: skip
+            await wait_for_serial(police, serial)
+            status, body = await police.post(
+                "/v1/messages", _referral(9, "Eli SYNTHMOOR", "1975-09-09")
+            )
+            assert status == 202, body
+            final = await police.wait_status(body["id"], {"delivered", "rejected"})
+        async with agent_store(police.settings) as store:
+            sealed_to = (await store.message_status(body["id"])).header["recipient_key"]
+        assert (sealed_to, final["status"]) == (old, "delivered")
+
+    async def test_an_envelope_signed_under_a_revoked_certificate_is_refused_with_the_reason(
+        self, federation: LiveFederation
+    ) -> None:
+        """assist's certificate revoked (keyCompromise): its envelope is dead-lettered and
+        answered with a signed rejection naming sender_certificate_revoked."""
+        from broker.revocation import revoke_certificate
+
+        fed = federation
+        async with polling_agents(fed, "marac-coordinator") as agents:
+            marac = agents["marac-coordinator"]
+            before = federation_manifest(fed)
+            fingerprint = pki.fingerprint(
+                pki.certificate_from_bytes(fed.layout.agency_cert(REVOKED).read_bytes())
+            )
+            serial = revoke_certificate(fed.layout, agency_id=REVOKED, certificate=fingerprint,
+                                        reason="keyCompromise", now=datetime.now(UTC))  # fmt: skip
+            await wait_for_serial(marac, serial)
+            envelope = sealed_envelope(fed, before, "marac-coordinator", seed=11)
+            envelope_id = peek_header(envelope).id
+            await publish_as_revoked(fed, {"marac-coordinator": envelope})
+            receipts = await receipts_for(fed, federation_manifest(fed), {envelope_id})
+            assert envelope_id not in await inbox_ids(marac)
+        receipt = receipts[envelope_id]
+        assert (receipt.status, receipt.reason) == ("rejected", "sender_certificate_revoked")

@@ -170,8 +170,10 @@ class TestEnvironmentOverrides:
 
     def test_a_list_of_tables_takes_a_json_array(self, tmp_path: Path) -> None:
         """[[api.clients]] from the environment replaces the file's clients."""
-        environ = {"ISA_AGENT__API__CLIENTS": f'[{{"name": "cms", "token_sha256": '
-                                              f'"{"cd" * 32}", "scopes": ["send"]}}]'}
+        environ = {
+            "ISA_AGENT__API__CLIENTS": f'[{{"name": "cms", "token_sha256": '
+            f'"{"cd" * 32}", "scopes": ["send"]}}]'
+        }
         clients = load_settings(toml_file(tmp_path), environ=environ).api.clients
         assert [(c.name, c.scopes) for c in clients] == [("cms", ("send",))]
 
@@ -215,3 +217,64 @@ class TestEnvironmentOverrides:
         assert done.returncode == 1
         assert "ISA_AGENT__API__MAX_BODY_BYTES (api.max_body_bytes)" in done.stderr + done.stdout
         assert "Traceback" not in done.stderr
+
+
+class TestContradictorySettings:
+    """Settings that contradict each other are refused at load, naming both (config rule 6)."""
+
+    @staticmethod
+    def _with(**sections: dict[str, Any]) -> dict[str, Any]:
+        raw = minimal()
+        for name, values in sections.items():
+            raw[name] = {**raw.get(name, {}), **values}
+        return raw
+
+    def test_grace_days_zero_is_refused_naming_the_ttl_it_contradicts(self) -> None:
+        """grace_days = 0 (issue 15: key_retired during a rotation) is refused at load."""
+        with pytest.raises(ConfigError, match=r"keys.grace_days \(0\) must be at least 6") as err:
+            settings_from_dict(self._with(keys={"grace_days": 0}))
+        assert "limits.message_ttl_hours (120)" in err.value.message
+
+    def test_grace_shorter_than_ttl_plus_two_polls_is_refused(self) -> None:
+        """A 2-day grace under a 47-hour TTL and 1-hour polls (floor 2.04 days) is refused."""
+        raw = self._with(
+            keys={"grace_days": 2}, limits={"message_ttl_hours": 47},
+            trust={"manifest_poll_seconds": 3600},
+        )  # fmt: skip
+        with pytest.raises(ConfigError, match=r"trust.manifest_poll_seconds \(3600\)"):
+            settings_from_dict(raw)
+
+    def test_grace_at_the_floor_is_accepted(self) -> None:
+        """A 3-day grace under a 47-hour TTL and 1-hour polls (floor 2.04 days) loads."""
+        raw = self._with(
+            keys={"grace_days": 3}, limits={"message_ttl_hours": 47},
+            trust={"manifest_poll_seconds": 3600},
+        )  # fmt: skip
+        assert settings_from_dict(raw).keys.grace_days == 3
+
+    def test_an_absurd_ttl_is_a_clear_error_not_an_overflow(self) -> None:
+        """A TTL of 1e300 hours is refused with a message, not an OverflowError traceback."""
+        with pytest.raises(ConfigError, match=r"at least over 366"):
+            settings_from_dict(self._with(limits={"message_ttl_hours": 1e300}))
+
+    def test_rotation_within_the_rotation_lead_is_refused(self) -> None:
+        """rotate_every_days = 3 would make every housekeeping tick rotate: refused."""
+        with pytest.raises(ConfigError, match=r"keys.rotate_every_days \(3\) must be longer"):
+            settings_from_dict(self._with(keys={"rotate_every_days": 3}))
+
+    def test_housekeeping_slower_than_the_rotation_lead_is_refused(self) -> None:
+        """A housekeeping tick every 3 days could come after the key lapsed: refused."""
+        with pytest.raises(ConfigError, match=r"limits.housekeeping_seconds \(259200\)"):
+            settings_from_dict(self._with(limits={"housekeeping_seconds": 3 * 86400}))
+
+    def test_the_dev_federation_agent_toml_passes(self, tmp_path: Path) -> None:
+        """The agent.toml dev-federation and agency add --generate write loads unchanged."""
+        from broker.devfed import agent_toml  # the shipped template; tests may import both
+
+        text = agent_toml(
+            agency="assist", user="assist", port=8441, amqp="amqp://127.0.0.1:5672/isa-relay",
+            password="p", token_hash=FINGERPRINT, fingerprint=FINGERPRINT,
+        )  # fmt: skip
+        path = tmp_path / "agent.toml"
+        path.write_text(text, encoding="utf-8")
+        assert load_settings(path, environ={}).keys.grace_days == 14

@@ -270,7 +270,8 @@ class TestReceiverChecks:
         assert reason(FRAME, manifest=FED.manifest(doc)) == "sender_revoked"
 
     def test_sender_with_revoked_certificate_is_rejected(self) -> None:
-        """A revocation of the sender's certificate fingerprint refuses its envelopes."""
+        """A revocation of the sender's certificate fingerprint refuses its envelopes (with its
+        own reason since issue 15.4: the agency itself is not revoked)."""
         from federation import pki
 
         revocation = Revocation(
@@ -281,7 +282,7 @@ class TestReceiverChecks:
             reason="key compromise",
         )
         doc = FED.document(revocations=[revocation])
-        assert reason(FRAME, manifest=FED.manifest(doc)) == "sender_revoked"
+        assert reason(FRAME, manifest=FED.manifest(doc)) == "sender_certificate_revoked"
 
     def test_sender_key_absent_from_the_manifest_is_unknown_sender(self) -> None:
         """A signing key the manifest does not certify is unknown."""

@@ -153,6 +153,19 @@ class TestAutomaticRotation:
         assert setup.rotator.keyring.state(note.kid, due) == "current"
         assert await setup.rotator.tick(due + timedelta(hours=1)) is None
 
+    async def test_a_key_the_manifest_revokes_is_rotated_away_from_at_once(
+        self, setup: Setup
+    ) -> None:
+        """Early in its period, a current key the manifest revokes (15.4) is replaced next tick."""
+        revoked = KeyRotator(
+            agency="syn-council", encryption_dir=setup.enc_dir, data_dir=setup.data_dir,
+            signing_key=COUNCIL.signing, keyring=load_keyring(setup.enc_dir, POLICY, None),
+            audit=setup.audit, revoked=lambda: {COUNCIL.encryption.kid},
+        )  # fmt: skip
+        note = await revoked.tick(NOW)
+        assert note is not None
+        assert note.kid != COUNCIL.encryption.kid
+
     async def test_a_rotation_made_elsewhere_is_picked_up(
         self, setup: Setup, tmp_path: Path
     ) -> None:
