@@ -92,9 +92,10 @@ def frame_id(frame: bytes) -> str:
 
 
 async def publish_all(
-    url: str, sender: str, recipient: str, frames: list[tuple[str, bytes]]
+    url: str, user: str, recipient: str, frames: list[tuple[str, bytes]]
 ) -> None:
-    """Publish as ``sender`` (confirmed, persistent), ``WINDOW`` unconfirmed at a time."""
+    """Publish as broker user ``user`` (confirmed, persistent), ``WINDOW`` unconfirmed at a
+    time."""
     async with await aio_pika.connect(url) as conn:
         channel = await conn.channel(publisher_confirms=True)
         exchange = await channel.get_exchange(EXCHANGE, ensure=False)
@@ -103,7 +104,7 @@ async def publish_all(
         async def one(message_id: str, frame: bytes) -> None:
             message = aio_pika.Message(
                 frame, delivery_mode=aio_pika.DeliveryMode.PERSISTENT, message_id=message_id,
-                type="envelope", user_id=sender, content_type="application/octet-stream",
+                type="envelope", user_id=user, content_type="application/octet-stream",
             )  # fmt: skip
             try:
                 await exchange.publish(message, routing_key=recipient, mandatory=True)
@@ -183,8 +184,8 @@ def run_backlog(
         frames = asyncio.run(seal_all(fed, sender, recipient, n, size))
         sealed = time.monotonic() - t0
         dev = fed.agency(sender)
-        url = rabbit.amqp_url_for(vhost_of(fed), sender, dev.broker_password)
-        asyncio.run(publish_all(url, sender, recipient, frames))
+        url = rabbit.amqp_url_for(vhost_of(fed), dev.broker_user, dev.broker_password)
+        asyncio.run(publish_all(url, dev.broker_user, recipient, frames))
         published = time.monotonic() - t0 - sealed
         del frames
         depth = asyncio.run(queue_depth(rabbit.amqp_url_for(vhost_of(fed)), inbox_queue(recipient)))

@@ -23,7 +23,7 @@ from aiohttp import web
 
 from broker.agency import revoke_agency
 from broker.devfed import create_dev_federation
-from broker.fedstate import FederationLayout, publish_manifest
+from broker.fedstate import FederationLayout, load_state, publish_manifest
 from broker.serve import ManifestFile, Resigning, create_app, serve_manifest
 from federation.keys import SigningKey
 from tests.integration.test_revocation import (
@@ -106,6 +106,7 @@ class TestAgentsPollingServe:
     ) -> None:
         """Polls are answered 304 while nothing changes; a revocation's serial is applied live."""
         recorder = Recorder()
+        held = load_state(federation.layout).serial  # what the agents start with
         app = create_app(ManifestFile(federation.layout))
         app.middlewares.append(recorder.middleware)
         async with http_server(app) as base:
@@ -113,7 +114,7 @@ class TestAgentsPollingServe:
             async with polling_agents(
                 federation, "police-scotland", "marac-coordinator", manifest_url=url
             ) as agents:
-                await recorder.wait_for(304, "2", count=4)
+                await recorder.wait_for(304, str(held), count=4)
                 serial = revoke_agency(
                     federation.layout, agency_id="assist", reason="SYN", now=datetime.now(UTC)
                 )
