@@ -243,14 +243,17 @@ async def inbox_ids(agent: AgentHandle) -> set[str]:
 
 
 async def refused_submission(police: AgentHandle) -> dict[str, Any]:
-    """police-scotland's case system tries to refer to REVOKED under their ISA: 403 expected."""
+    """police-scotland's case system tries to refer to REVOKED under their ISA: refused at
+    submit with the 503 problem that names the cause (issue 15.8: a revoked recipient is a fact
+    of the federation's trust, not an ISA decision, so never a 403 denial)."""
     payload = generate_referral("police_concern", random.Random(7), risk_level="high")
     status, problem = await police.post("/v1/messages", {
         "to": REVOKED, "isa": "isa-police-assist-advocacy", "purpose": "advocacy_after_charge",
         "type": "police_concern", "payload": payload,
     })  # fmt: skip
-    assert status == 403, problem
+    assert status == 503, problem
     assert isinstance(problem, dict)
+    assert problem["type"] == "urn:isa-relay:problem:recipient-key-unavailable"
     return problem
 
 
@@ -275,10 +278,7 @@ class TestRevokedSender:
                 await wait_for_serial(agent, serial)
 
             refused = await refused_submission(agents["police-scotland"])
-            assert (
-                refused["detail"]
-                == f"{REVOKED} has no current encryption key in the federation manifest"
-            )
+            assert refused["detail"] == f"{REVOKED} is revoked in the manifest"
 
             envelopes = {r: sealed_envelope(fed, before, r, seed=i) for i, r in enumerate(others)}
             ids = {peek_header(body).id: r for r, body in envelopes.items()}
