@@ -36,10 +36,12 @@ class ProvisionFailed(RuntimeError):
 def create(
     root: Path, broker: Broker, *, vhost: str, policies: Path = POLICIES,
     agencies: list[str] | None = None, user_prefix: str | None = None,
+    now: datetime | None = None,
 ) -> DevFederation:
-    """A dev federation in ``root`` for ``vhost`` of ``broker`` (not provisioned yet)."""
+    """A dev federation in ``root`` for ``vhost`` of ``broker`` (not provisioned yet), built at
+    ``now`` (default: the wall clock; a test that judges it with a fixed clock passes that)."""
     return create_dev_federation(
-        root, policies=policies, now=datetime.now(UTC), agencies=agencies,
+        root, policies=policies, now=now or datetime.now(UTC), agencies=agencies,
         amqp_url=broker.base_amqp, management_url=broker.management_url, vhost=vhost,
         admin_user=broker.admin_user, admin_password=broker.admin_password,
         user_prefix=user_prefix,
@@ -69,10 +71,11 @@ def build(
 def provisioned(
     root: Path, broker: Broker, *, vhost: str, policies: Path = POLICIES,
     agencies: list[str] | None = None, user_prefix: str | None = None,
+    now: datetime | None = None,
 ) -> Iterator[DevFederation]:
     """:func:`build` on the way in, :func:`remove` on the way out (whatever happened)."""
     fed = create(root, broker, vhost=vhost, policies=policies, agencies=agencies,
-                 user_prefix=user_prefix)  # fmt: skip
+                 user_prefix=user_prefix, now=now)  # fmt: skip
     try:
         provision(fed)
         yield fed

@@ -30,6 +30,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -185,10 +186,15 @@ def duplicates(ids: Iterable[str]) -> list[str]:
 
 
 @contextlib.contextmanager
-def isolated_federation_at(root: Path, server: RabbitServer) -> Iterator[DevFederation]:
-    """Every agency of the shipped ISAs on a fresh vhost, with broker users of its own."""
+def isolated_federation_at(
+    root: Path, server: RabbitServer, *, now: datetime | None = None
+) -> Iterator[DevFederation]:
+    """Every agency of the shipped ISAs on a fresh vhost, with broker users of its own, built
+    at ``now`` (default: the wall clock)."""
     vhost = f"test-fed-{uuid.uuid4().hex[:10]}"
-    with tools_federation.provisioned(root, server, vhost=vhost, user_prefix=f"{vhost}.") as fed:
+    with tools_federation.provisioned(
+        root, server, vhost=vhost, user_prefix=f"{vhost}.", now=now
+    ) as fed:
         yield fed
 
 

@@ -36,11 +36,18 @@ NAMES = ["config", "signing-key", "enc-keys", "root", "manifest", "identity", "i
          "data-dir", "broker"]  # fmt: skip
 
 
+#: The federation is built, and every check judged, at this fixed time: the shipped ISAs'
+#: review and end dates are fixed in their YAML, so a test on the wall clock would change its
+#: verdicts as the calendar passes them (the unit suite also runs with the clock years ahead).
+BUILT = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+
 @pytest.fixture(scope="module")
 def fed(
     tmp_path_factory: pytest.TempPathFactory, rabbit_server: RabbitServer
 ) -> Iterator[DevFederation]:
-    with isolated_federation_at(tmp_path_factory.mktemp("check") / "fed", rabbit_server) as made:
+    root = tmp_path_factory.mktemp("check") / "fed"
+    with isolated_federation_at(root, rabbit_server, now=BUILT) as made:
         yield made
 
 
@@ -57,7 +64,7 @@ def variant(fed: DevFederation, agency: str = AGENCY, **lines: object) -> Path:
 
 
 async def check(path: Path, now: datetime | None = None) -> dict[str, CheckResult]:
-    results = await run_checks(path, {}, now or datetime.now(UTC))
+    results = await run_checks(path, {}, now or BUILT + timedelta(minutes=1))
     assert [r.name for r in results] == NAMES
     return {r.name: r for r in results}
 
@@ -93,7 +100,7 @@ class TestGoodConfig:
         self, fed: DevFederation, capsys: pytest.CaptureFixture[str]
     ) -> None:
         """The broker line shows the URL with the password masked."""
-        main(["check", "--config", str(fed.agency(AGENCY).config)])
+        main(["check", "--config", str(fed.agency(AGENCY).config)], clock=built_at(fed))
         out = capsys.readouterr().out
         assert fed.agency(AGENCY).broker_password not in out
         assert ":******@" in out
@@ -161,7 +168,7 @@ class TestTrustFailures:
 
     async def test_an_expired_manifest_fails(self, fed: DevFederation) -> None:
         """Eight days on, the 7-day dev manifest has expired: `manifest` FAILs with `expired`."""
-        later = datetime.now(UTC) + timedelta(days=8)
+        later = BUILT + timedelta(days=8)
         results = await check(fed.agency(AGENCY).config, now=later)
         assert results["manifest"].verdict == "FAIL"
         assert "manifest rejected: expired" in results["manifest"].detail
@@ -181,7 +188,7 @@ class TestTrustFailures:
         """The agent holds serial N+1; the configured file still says N: `manifest` FAILs."""
         old = tmp_path / "old-manifest.json"
         shutil.copy(fed.layout.manifest, old)
-        publish_manifest(fed.layout, datetime.now(UTC))
+        publish_manifest(fed.layout, BUILT + timedelta(seconds=30))
         data_dir = tmp_path / "data"
         data_dir.mkdir()
         shutil.copy(fed.layout.manifest, data_dir / "manifest.json")
@@ -243,7 +250,7 @@ def partial(
     root, tag = tmp_path_factory.mktemp("partial") / "fed", uuid.uuid4().hex[:10]
     with tools_federation.provisioned(
         root, rabbit_server, vhost=f"test-fed-{tag}", user_prefix=f"test-fed-{tag}.",
-        agencies=["police-scotland", AGENCY],
+        agencies=["police-scotland", AGENCY], now=BUILT,
     ) as made:  # fmt: skip
         yield made
 

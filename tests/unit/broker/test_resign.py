@@ -121,7 +121,7 @@ class TestResignIfDue:
             worker.join(timeout=0.5)
             blocked = (worker.is_alive(), load_state(layout).serial)
             holder.stdin.close()
-            holder.wait(timeout=30)
+            holder.wait()  # it exits once stdin closes (no timeout: pytest-timeout bounds it)
         worker.join(timeout=30)
         assert (blocked, result) == ((True, serial), [serial + 1])
 
