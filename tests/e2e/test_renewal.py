@@ -67,15 +67,16 @@ def _renewing(settings: Settings, url: str) -> Settings:
     return settings.model_copy(update={"trust": trust})
 
 
-def _held_end(settings: Settings, agency: str) -> str | None:
-    """The end of ``agency``'s certificate in the manifest the agent holds on disk."""
+def _held_serial(settings: Settings, agency: str) -> int | None:
+    """The serial number of ``agency``'s certificate in the manifest the agent holds on disk
+    (not its end: a renewal issued within the second the federation was built ends at the same
+    second as the certificate it replaces)."""
     path = settings.data_dir / "manifest.json"
     if not path.exists():
         return None
     for entry in unverified_document(path.read_bytes()).agencies:
         if entry.id == agency:
-            cert = pki.certificate_from_bytes(b64url_decode(entry.certificate))
-            return cert.not_valid_after_utc.isoformat()
+            return pki.certificate_from_bytes(b64url_decode(entry.certificate)).serial_number
     return None
 
 
@@ -100,8 +101,8 @@ class TestRenewalEndToEnd:
     ) -> None:
         """Both certificates are renewed via serve; referrals before and after are delivered."""
         fed = federation
-        start_ends = {a: pki.certificate_from_bytes(fed.layout.agency_cert(a).read_bytes())
-                      .not_valid_after_utc.isoformat() for a in AGENCIES}  # fmt: skip
+        start_serials = {a: pki.certificate_from_bytes(fed.layout.agency_cert(a).read_bytes())
+                         .serial_number for a in AGENCIES}  # fmt: skip
         async with _dev_manifest_server(fed) as url, aiohttp.ClientSession() as session:
             handles = {
                 a: AgentHandle(_renewing(agent_settings(fed, a), url), fed.agency(a).api_token,
@@ -116,8 +117,8 @@ class TestRenewalEndToEnd:
                 assert status == 202, before
                 for agency in AGENCIES:  # each agent holds its own renewed certificate
                     settings = handles[agency].settings
-                    await _until(lambda s=settings, a=agency: _held_end(s, a) not in
-                                 (None, start_ends[a]))  # fmt: skip
+                    await _until(lambda s=settings, a=agency: _held_serial(s, a) not in
+                                 (None, start_serials[a]))  # fmt: skip
                 status, after = await police.post("/v1/messages", _referral(2))
                 assert status == 202, after
                 for sent in (before, after):
