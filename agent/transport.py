@@ -20,15 +20,9 @@ Rules:
    message that keeps failing.
 5. aio-pika / aiormq exceptions never escape this module: they become ``TransportError``, whose
    message names no URL or password.
-6. The connection is robust (aio-pika's reconnection loop); the URLs are tried in turn at start,
-   and each failed reconnection attempt points the next one at the next URL (failover between
-   the nodes of a cluster).
-7. Reconnection attempts back off exponentially with jitter (:class:`JitteredBackoff`: from
-   1 s, doubling to a 60 s cap, each delay drawn from its upper half); each failed one is ONE
-   warning line, from this module's logger. aio-pika and aiormq said the same thing in three
-   lines from three loggers every second (3,239 lines in 27 minutes from one revoked agent):
-   their connection loggers' records are demoted to DEBUG (:func:`_demote_library_logs`).
-   A broker refusing our credentials is :class:`AccessRefused`.
+6. The connection is robust (``connect_robust``); the URLs are tried in turn at start, and while
+   the connection is down the next URL is used for the next reconnection attempt (failover
+   between the nodes of a cluster).
 """
 
 from __future__ import annotations
@@ -36,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -77,44 +70,10 @@ _CONNECT_ERRORS: tuple[type[BaseException], ...] = (
 )  # ValueError: a URL aiormq cannot use
 
 
-#: aio_pika.tools: a robust channel's close callback logs an ERROR at each lost connection
-_NOISY_LOGGERS = (
-    "aiormq.connection",
-    "aio_pika.robust_connection",
-    "aio_pika.connection",
-    "aio_pika.tools",
-)
-
-
-class _DemoteToDebug(logging.Filter):
-    """Below CRITICAL, a record of its logger becomes DEBUG, and is kept only at DEBUG level."""
-
-    def __init__(self, logger: logging.Logger) -> None:
-        super().__init__()
-        self._logger = logger
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno >= logging.CRITICAL:
-            return True
-        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
-        return self._logger.isEnabledFor(logging.DEBUG)
-
-
-def _demote_library_logs() -> None:
-    """Rule 7: the libraries' per-attempt connection lines become DEBUG records (idempotent)."""
-    for name in _NOISY_LOGGERS:
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, _DemoteToDebug) for f in logger.filters):
-            logger.addFilter(_DemoteToDebug(logger))
-
-
-_demote_library_logs()
-
-
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class JitteredBackoff:
     """Delay before retry ``n`` (1-based): ``initial * 2**(n-1)`` capped at ``maximum``, less a
-    random part of up to ``jitter`` of it, so delays never shrink before the cap (rule 7)."""
+    random part of up to ``jitter`` of it, so delays never shrink before the cap."""
 
     initial: float = 1.0
     maximum: float = 60.0
@@ -176,8 +135,6 @@ class AmqpTransport:
         connect_timeout: float = 10.0,
         reconnect_interval: float = 1.0,
         drain_timeout: float = 30.0,
-        backoff: JitteredBackoff | None = None,
-        draw: Callable[[], float] = random.random,
     ) -> None:
         if not urls:
             raise TransportError("no broker URL configured")
@@ -196,9 +153,7 @@ class AmqpTransport:
         self._connection: aio_pika.abc.AbstractRobustConnection | None = None
         self._channel: aio_pika.abc.AbstractRobustChannel | None = None
         self._exchange: aio_pika.abc.AbstractExchange | None = None
-        self._backoff = backoff or JitteredBackoff(initial=reconnect_interval)
-        self._draw = draw
-        self._failed_attempts = 0
+        self._failover: asyncio.Task[None] | None = None
         self._consuming = False
 
     @property
@@ -226,6 +181,7 @@ class AmqpTransport:
             await self.aclose()
             raise
         self._channel = channel
+        self._failover = asyncio.create_task(self._failover_loop(), name="amqp-failover")
         return self
 
     async def __aexit__(
@@ -238,6 +194,11 @@ class AmqpTransport:
 
     async def aclose(self) -> None:
         """Close the connection (idempotent); in-flight publishes fail with TransportError."""
+        failover, self._failover = self._failover, None
+        if failover is not None:
+            failover.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await failover
         conn, self._connection = self._connection, None
         self._channel = self._exchange = None
         if conn is not None:
@@ -245,13 +206,13 @@ class AmqpTransport:
 
     async def _connect_first_reachable(self) -> aio_pika.abc.AbstractRobustConnection:
         failures: list[str] = []
-        refused = False
+        refused = bool(self._urls)
         for index, url in enumerate(self._urls):
             try:
                 conn = await self._connect(url)
             except _CONNECT_ERRORS as exc:
                 failures.append(f"{_redacted(url)}: {type(exc).__name__}")
-                refused = refused or isinstance(exc, _REFUSED)
+                refused = refused and isinstance(exc, _REFUSED)
                 continue
             self._urls = self._urls[index:] + self._urls[:index]  # the live one first
             return conn
@@ -261,10 +222,8 @@ class AmqpTransport:
     async def _connect(self, url: URL) -> aio_pika.abc.AbstractRobustConnection:
         """One robust connection, or an error within ``connect_timeout`` (never a hang, and
         never a reconnection loop left running behind a failed attempt)."""
-        conn = _PacedConnection(
+        conn = aio_pika.RobustConnection(
             url,
-            on_failed_attempt=self._reconnection_failed,
-            on_connected=self._reconnected,
             reconnect_interval=self._reconnect_interval,
             client_properties={"connection_name": self.connection_name},
         )
@@ -276,27 +235,18 @@ class AmqpTransport:
             raise
         return conn
 
-    def _reconnection_failed(self, conn: aio_pika.RobustConnection, exc: BaseException) -> float:
-        """Rules 6, 7: one line per failed attempt; the next goes to the next URL, later."""
-        self._failed_attempts += 1
-        delay = self._backoff.delay(self._failed_attempts, self._draw())
-        failed_url = conn.url
-        if len(self._urls) > 1:
+    async def _failover_loop(self) -> None:
+        """While disconnected, point the next reconnection attempt at the next URL."""
+        while True:
+            await asyncio.sleep(self._reconnect_interval)
+            conn = self._connection
+            if not isinstance(conn, aio_pika.RobustConnection) or len(self._urls) < 2:
+                continue
+            if conn.connected.is_set():
+                continue
             self._urls = self._urls[1:] + self._urls[:1]
             conn.url = self._urls[0]  # each reconnection attempt reads it afresh
-        refused = " (ACCESS_REFUSED: our broker credentials)" if isinstance(exc, _REFUSED) else ""
-        log.warning(
-            "broker connection lost: reconnection attempt %d to %s failed: %s%s; next attempt "
-            "in %.1f s", self._failed_attempts, _redacted(failed_url), type(exc).__name__,
-            refused, delay,
-        )  # fmt: skip
-        return delay
-
-    def _reconnected(self) -> float:
-        if self._failed_attempts:
-            log.warning("broker connection back after %d failed attempts", self._failed_attempts)
-        self._failed_attempts = 0
-        return self._reconnect_interval
+            log.warning("broker unreachable; next attempt goes to %s", _redacted(conn.url))
 
     # -- publishing ------------------------------------------------------------------------
 
@@ -380,40 +330,6 @@ class AmqpTransport:
         with contextlib.suppress(*_AMQP_ERRORS):
             async with asyncio.timeout(seconds or self._confirm_timeout):
                 await step
-
-
-class _PacedConnection(aio_pika.RobustConnection):
-    """aio-pika's robust connection whose reconnection attempts the transport paces and reports
-    (rules 6, 7). aio-pika 10 has no hook for a failed attempt, so this wraps its private step
-    ``_RobustConnection__connect_transport`` (constraints.txt pins the version; the transport
-    tests fail if the name goes): after a failure, the returned delay becomes the
-    ``reconnect_interval`` its loop sleeps next. The first connection is not paced here: it
-    fails fast to the caller (``AmqpTransport._connect_first_reachable``)."""
-
-    def __init__(
-        self,
-        url: URL,
-        *,
-        on_failed_attempt: Callable[[aio_pika.RobustConnection, BaseException], float],
-        on_connected: Callable[[], float],
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(url, **kwargs)
-        self._on_failed_attempt, self._on_connected_hook = on_failed_attempt, on_connected
-        self._was_up = False
-
-    async def _on_connected(self) -> None:
-        await super()._on_connected()
-        self._was_up = True
-        self.reconnect_interval = self._on_connected_hook()
-
-    async def _RobustConnection__connect_transport(self) -> None:
-        try:
-            await super()._RobustConnection__connect_transport()  # type: ignore[misc]
-        except aio_pika.exceptions.CONNECTION_EXCEPTIONS as exc:
-            if self._was_up:
-                self.reconnect_interval = self._on_failed_attempt(self, exc)
-            raise
 
 
 class _InFlight:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,14 +19,7 @@ import pytest
 from yarl import URL
 
 from agent.errors import TransportError
-from agent.transport import (
-    AccessRefused,
-    AmqpTransport,
-    Delivery,
-    JitteredBackoff,
-    Outcome,
-    Unroutable,
-)
+from agent.transport import AmqpTransport, Delivery, Outcome, Unroutable
 from federation.topology import (
     DEAD_LETTER_EXCHANGE,
     DEFAULT_DELIVERY_LIMIT,
@@ -471,48 +463,6 @@ class TestConnection:
             await council.aclose()
         assert time.monotonic() - started < 5
         assert not council.connected
-
-
-class TestReconnectionLogging:
-    async def test_reconnection_logs_one_line_per_attempt_with_growing_delays(
-        self, federation: Federation, caplog: pytest.LogCaptureFixture
-    ) -> None:
-        """With its broker gone, each failed reconnection is one warning (ours) and delays double
-        to the cap (regression: three lines from three loggers every second)."""
-        caplog.set_level(logging.INFO)
-        server = federation.vhost.server
-        async with TcpProxy(server.host, server.port) as proxy:
-            council = AmqpTransport(
-                [str(URL(federation.url(COUNCIL)).with_port(proxy.port))],
-                broker_user=federation.users[COUNCIL], agency=COUNCIL,
-                backoff=JitteredBackoff(initial=0.05, maximum=0.4), draw=lambda: 0.0,
-            )  # fmt: skip
-            async with council:
-                caplog.clear()
-                await proxy.shut_down()
-                await _until(lambda: len(_attempt_lines(caplog)) >= 6, seconds=10)
-        warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
-        attempts = _attempt_lines(caplog)
-        assert warnings[: len(attempts)] == attempts  # nothing from aio-pika or aiormq
-        assert [r.args[-1] for r in attempts[:6]] == [0.05, 0.1, 0.2, 0.4, 0.4, 0.4]  # type: ignore[index]
-
-    async def test_wrong_credentials_are_access_refused(self, federation: Federation) -> None:
-        """A broker refusing our user and password is AccessRefused, naming no password."""
-        url = URL(federation.url(COUNCIL)).with_password("not-the-password")
-        transport = AmqpTransport([str(url)], broker_user=federation.users[COUNCIL], agency=COUNCIL)
-        with pytest.raises(AccessRefused) as caught:
-            await transport.__aenter__()
-        assert "not-the-password" not in str(caught.value)
-
-
-def _attempt_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
-    return [r for r in caplog.records if r.name == "agent.transport" and "attempt %d" in r.msg]
-
-
-async def _until(condition: Callable[[], bool], seconds: float) -> None:
-    async with asyncio.timeout(seconds):
-        while not condition():  # noqa: ASYNC110 (log records arrive with no event to wait on)
-            await asyncio.sleep(0.02)
 
 
 def _via(federation: Federation, agency: str, proxy: TcpProxy) -> AmqpTransport:
