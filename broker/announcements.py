@@ -17,13 +17,11 @@ Rules:
 from __future__ import annotations
 
 import json
-import os
 import threading
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
-from broker.fedstate import FederationLayout, announcement_json, publish_manifest
+from broker.fedstate import FederationLayout, announcement_json, publish_manifest, write_durably
 from federation.errors import AnnouncementRefused, ManifestRejected
 from federation.key_offer import judge_announcement
 from federation.keys import KeyAnnouncement, parse_announcement
@@ -68,7 +66,7 @@ class AnnouncementInbox:
             if not judge_announcement(note, self.held(note.agency), manifest, now):
                 return Offered("unchanged", note.kid, None)
             target = self.layout.announcements(note.agency) / f"{note.kid}.json"
-            _write_durably(target, announcement_json(note))
+            write_durably(target, announcement_json(note))
             try:
                 serial, _ = publish_manifest(self.layout, now)
             except BaseException:
@@ -77,16 +75,3 @@ class AnnouncementInbox:
             return Offered("accepted", note.kid, serial)
 
 
-def _write_durably(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -59,7 +59,7 @@ from cryptography import x509
 
 from broker.announcements import AnnouncementInbox
 from broker.clock import Clock, utcnow
-from broker.fedstate import FederationLayout
+from broker.fedstate import FederationLayout, write_durably
 from broker.renewals import RenewalDesk
 from broker.resign import resign_loop
 from federation import pki
@@ -186,22 +186,8 @@ class AuditHeads:
             held = None if raw is None else AuditHead.model_validate_json(raw)
             if not accept_head(held, head, manifest):
                 return False
-            self._write(self._path(head.agency), head.model_dump_json().encode("utf-8"))
+            write_durably(self._path(head.agency), head.model_dump_json().encode("utf-8"))
             return True
-
-    def _write(self, path: Path, data: bytes) -> None:
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-        fd = os.open(self.directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def etag_matches(header: str | None, etag: str) -> bool:
