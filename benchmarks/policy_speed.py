@@ -7,7 +7,8 @@ MARAC referral (about 70 fields, full DASH, children). Two figures are printed:
 
 - ``one walk``: what the sending agent runs (``federation.pipeline.prepare``):
   ``evaluate_and_minimise``, which decides and minimises in one walk over the payload and is held
-  equal to evaluate followed by minimise by a property test (``tests/unit/isa/test_decide.py``);
+  equal to evaluate followed by minimise by a property test
+  (``tests/unit/federation/isa/test_decide.py``);
 - ``facts``: ``evaluate`` then ``minimise`` from the payload dict (two walks);
 - ``referral``: from the parsed pydantic referral, including ``payload_dict`` (a model dump).
 """

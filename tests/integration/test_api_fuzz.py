@@ -39,8 +39,8 @@ from tests.support.federation import (
     running_agents,
 )
 from tests.support.rabbitmq import RabbitServer
-from tests.unit.agent_api.conftest import ALL, CLIENTS, MAX_BODY
-from tests.unit.agent_api.fake_service import FakeService
+from tests.unit.agent.api.conftest import ALL, CLIENTS, MAX_BODY
+from tests.unit.agent.api.fake_service import FakeService
 
 #: - The token has every scope; schemathesis sends it where the document says a token is needed
 #:   and leaves it out (or spoils it) when it checks that auth is enforced.

@@ -36,7 +36,7 @@ from tests.integration.test_revocation import (
 )
 from tests.support.federation import POLICIES, free_port
 from tests.support.rabbitmq import RabbitServer
-from tests.unit.agent_trust.test_trust import next_serial_signed_by
+from tests.unit.agent.test_trust import next_serial_signed_by
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

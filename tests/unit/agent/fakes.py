@@ -6,7 +6,7 @@ Rules:
    ``TransportError`` like the transport; :class:`ListAudit` is an ``AuditSink`` that keeps
    each event with what the store held when it was recorded; the store is
    ``tests.support.memory_store.MemoryStore`` (held to the store's contract suite).
-2. One clock for building and judging: :data:`NOW` (``tests.unit.crypto.helpers``), never the
+2. One clock for building and judging: :data:`NOW` (``tests.unit.federation.helpers``), never the
    date the suite runs.
 3. ``assist`` sends MARAC referrals to ``marac-coordinator`` under the shipped MARAC ISA; their
    keys are fixed (``Federation``), so every frame is reproducible but for its nonce.
@@ -39,7 +39,7 @@ from federation.manifest import IsaEntry, Manifest, TrustState
 from federation.pipeline import prepare
 from federation.synth import generate_referral
 from tests.support.memory_store import MemoryStore
-from tests.unit.crypto.helpers import NOW, Federation
+from tests.unit.federation.helpers import NOW, Federation
 
 __all__ = [
     "ISA",

@@ -3,8 +3,9 @@
     .venv/bin/python tests/vectors/envelope/make_vectors.py
 
 Every input is fixed (keys from labelled SHA-256 seeds, the ephemeral secret, the nonce, the
-envelope id and the clock), so the output is byte-for-byte stable; ``tests/unit/crypto/
-test_vectors.py`` reproduces each frame and also re-derives it independently from the spec.
+envelope id and the clock), so the output is byte-for-byte stable;
+``tests/unit/federation/test_envelope_vectors.py`` reproduces each frame and also re-derives it
+independently from the spec.
 Intermediate values (shared secret, derived key, header and plaintext text) are included to help
 other implementations. Envelope v1 vectors keep their names (``envelope-basic``, ...) and bytes;
 each has a v2 twin (``envelope-v2-basic``, ...) sealed from the same inputs. All data is

@@ -1,1 +1,0 @@
-"""Unit tests of agent.trust (the agent's hold on the federation manifest)."""
