@@ -8,6 +8,11 @@
 4. No private name (``_x``) is imported from another module.
 5. A package's modules are private to it: code outside ``federation/isa/`` imports
    ``federation.isa``, not ``federation.isa.plan`` (likewise ``agent.store``).
+6. The unit tests mirror the source: a test file sits in ``tests/unit/<pkg>/<sub...>/`` where
+   ``<pkg>/<sub...>`` is a package of the source (``federation``, ``agent``, ``broker``,
+   ``devtools``, ``benchmarks``) or a module with many tests (``tests/unit/agent/api/`` for
+   ``agent/api.py``). Only the checks of the whole tree (:data:`WHOLE_TREE_TESTS`) sit at the
+   top of ``tests/unit/``.
 
 The rules read the source as text (``ast``); nothing is imported or run. Imports inside a
 function or under ``if TYPE_CHECKING:`` are not module-level and do not count for rule 3.
@@ -30,6 +35,12 @@ IO_MODULES = frozenset({
     "requests", "pathlib", "shutil", "tempfile", "io", "logging", "signal", "tomllib",
 })  # fmt: skip
 PRIVATE_PACKAGES = ("federation.isa", "agent.store", "agent.audit")
+UNIT = ROOT / "tests" / "unit"
+SOURCE = (*PRODUCT, "devtools", *TOOLING)
+WHOLE_TREE_TESTS = frozenset({
+    "test_layering.py", "test_clock_seams.py", "test_docs.py", "test_config_reference.py",
+    "test_install.py", "test_compose.py",
+})  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -180,6 +191,26 @@ def violations(imports: list[Import]) -> dict[str, list[str]]:
     return {rule: found for rule, found in broken.items() if found}
 
 
+def mirrors_the_source(source: Path) -> bool:
+    """Whether ``source`` (a path under the root, without suffix) is a package or a module."""
+    return (source / "__init__.py").is_file() or source.with_suffix(".py").is_file()
+
+
+def misplaced_tests(unit: Path, root: Path) -> list[str]:
+    """Rule 6: each ``test_*.py`` under ``unit`` whose folder names no package or module of
+    ``root``, or that sits at the top of ``unit`` without being a whole-tree check."""
+    broken = []
+    for path in sorted(unit.rglob("test_*.py")):
+        folder, name = path.parent.relative_to(unit), path.relative_to(unit).as_posix()
+        if not folder.parts:
+            if path.name not in WHOLE_TREE_TESTS:
+                broken.append(f"{name}: only the whole-tree checks sit at the top of tests/unit")
+        elif folder.parts[0] not in SOURCE or not mirrors_the_source(root / folder):
+            source = folder.as_posix()
+            broken.append(f"{name}: {source}/ is no package or module of the source")
+    return broken
+
+
 class TestTheRulesThemselves:
     """Each rule fires on a made-up module that breaks it (so a pass means something)."""
 
@@ -220,6 +251,24 @@ class TestTheRulesThemselves:
         imports = [i for n, s in sources.items() for i in imports_of(n, s, known)]
         assert cycles(import_graph(imports, known)) == [["federation.a", "federation.isa"]]
 
+    def test_a_test_folder_that_mirrors_no_source_is_refused(self, tmp_path: Path) -> None:
+        """Rule 6: a topic folder, a folder of a missing module, or a stray top-level test."""
+        for source in ("agent/__init__.py", "agent/api.py", "federation/isa/__init__.py"):
+            (tmp_path / source).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / source).touch()
+        unit = tmp_path / "tests" / "unit"
+        for test in ("agent/test_a.py", "agent/api/test_b.py", "federation/isa/test_c.py",
+                     "test_docs.py", "crypto/test_d.py", "agent/gone/test_e.py",
+                     "tests/test_f.py", "test_g.py"):  # fmt: skip
+            (unit / test).parent.mkdir(parents=True, exist_ok=True)
+            (unit / test).touch()
+        assert misplaced_tests(unit, tmp_path) == [
+            "agent/gone/test_e.py: agent/gone/ is no package or module of the source",
+            "crypto/test_d.py: crypto/ is no package or module of the source",
+            "test_g.py: only the whole-tree checks sit at the top of tests/unit",
+            "tests/test_f.py: tests/ is no package or module of the source",
+        ]
+
     def test_an_import_inside_a_function_is_not_module_level(self) -> None:
         """A function-level import does not make a cycle."""
         sources = {"federation.a": "def f():\n    import federation.b\n",
@@ -243,3 +292,7 @@ class TestTheCodeBase:
         """Rule 3: the module-level import graph has no cycle."""
         known = set(project_modules())
         assert cycles(import_graph(all_imports(), known)) == []
+
+    def test_the_unit_tests_mirror_the_source(self) -> None:
+        """Rule 6: every unit test sits in the folder of the package (or module) it tests."""
+        assert misplaced_tests(UNIT, ROOT) == []
