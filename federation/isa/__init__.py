@@ -27,7 +27,7 @@ from federation.isa.catalogue import Catalogue, default_catalogue
 from federation.isa.decide import evaluate_and_minimise
 from federation.isa.evaluation import Decision, ReferralFacts, WithheldField, evaluate
 from federation.isa.explanation import explain
-from federation.isa.linting import check_errors, duplicate_isa_ids, lint
+from federation.isa.linting import check_errors, completeness, duplicate_isa_ids, lint
 from federation.isa.load import load_isa, parse_isa
 from federation.isa.model import RISK_LEVELS, Flow, Isa, IsaDocument, Retain, RiskLevel
 from federation.isa.plan import labels_for, never_share_paths
@@ -58,6 +58,7 @@ __all__ = [
     "age_band",
     "check_errors",
     "check_received",
+    "completeness",
     "default_catalogue",
     "duplicate_isa_ids",
     "evaluate",
