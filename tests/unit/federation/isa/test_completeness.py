@@ -123,7 +123,9 @@ class TestOldFilesStillLoad:
     def test_complete_isa_records_what_the_model_reads(self) -> None:
         """The parsed model carries the new elements (spot checks)."""
         doc = parse_text(COMPLETE).doc
-        assert doc.parties[1].dpo is not None and doc.parties[1].dpo.name == "SYNTHETIC Name"
-        assert doc.breach is not None and doc.breach.notify_originator_within == "PT24H"
+        assert doc.parties[1].dpo is not None
+        assert doc.parties[1].dpo.name == "SYNTHETIC Name"
+        assert doc.breach is not None
+        assert doc.breach.notify_originator_within == "PT24H"
         assert doc.consent_model.common_law_confidentiality is not None
         assert [s.role for s in doc.sign_off] == ["dpo", "caldicott_guardian"]
