@@ -6,7 +6,7 @@ prints. Every problem is one ``file:line: message`` line; no input ever causes a
     isa-broker policy lint [PATH...] [--strict] [--today YYYY-MM-DD] [--agencies a,b,...]
         exit 0 when there is no error (warnings are printed; with --strict they fail too),
         exit 1 otherwise.
-    isa-broker policy explain ISA_ID [--policies DIR]
+    isa-broker policy explain ISA_ID [--policies DIR] [--format text|html]
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from broker.clock import Clock
 from federation.errors import PolicyError, PolicyProblem
-from federation.isa import Isa, duplicate_isa_ids, explain, lint, parse_isa
+from federation.isa import Isa, duplicate_isa_ids, explain, explain_html, lint, parse_isa
 
 __all__ = ["load_policies", "register"]
 
@@ -96,7 +96,8 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         known = ", ".join(sorted(isa.id for isa in isas)) or "none"
         print(f"error: no ISA {args.isa_id!r} in {args.policies} (known: {known})", file=sys.stderr)
         return 1
-    sys.stdout.write(explain(match[0]))
+    render = explain_html if args.format == "html" else explain
+    sys.stdout.write(render(match[0]))
     return 0
 
 
@@ -113,4 +114,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     explain_p = commands.add_parser("explain", help="an ISA in plain English")
     explain_p.add_argument("isa_id", metavar="ISA_ID")
     explain_p.add_argument("--policies", default=DEFAULT_DIR, help="directory of ISA files")
+    explain_p.add_argument("--format", choices=("text", "html"), default="text",
+                           help="plain text (default) or one self-contained HTML page")
     explain_p.set_defaults(func=_cmd_explain)

@@ -48,18 +48,22 @@ class TestMissingBlocks:
     def test_each_missing_block_is_one_warning_at_the_header(self, key: str, words: str) -> None:
         """Leaving out an ISA-wide element gives exactly one warning naming its key."""
         assert lint_text(_without_block(key)) == [
-            _warning(HEADER, f"the agreement does not say {words} ({key})")]
+            _warning(HEADER, f"the agreement does not say {words} ({key})")
+        ]
 
     def test_missing_sign_off_names_every_unsigned_party(self) -> None:
         """No declared signatory: one warning listing the parties."""
         assert lint_text(_without_block("sign_off")) == [
-            _warning(HEADER, "no signatory declared (sign_off) for agency-a, agency-b")]
+            _warning(HEADER, "no signatory declared (sign_off) for agency-a, agency-b")
+        ]
 
     def test_missing_linked_documents_asks_for_the_dpia_and_each_policy_document(self) -> None:
         """Without linked documents: the DPIA, and an APD for each party relying on a condition
         that needs one (Sch 1 Part 2 for agency-b, Sch 8 for agency-a)."""
-        apd = ("relies on a condition that needs an appropriate policy document (DPA 2018 Sch 1 "
-               "para 5 / s42); add it under linked_documents.appropriate_policy_documents")
+        apd = (
+            "relies on a condition that needs an appropriate policy document (DPA 2018 Sch 1 "
+            "para 5 / s42); add it under linked_documents.appropriate_policy_documents"
+        )
         assert lint_text(_without_block("linked_documents")) == [
             _warning(39, f"'agency-a' {apd}"),
             _warning(43, f"'agency-b' {apd}"),
@@ -71,29 +75,66 @@ class TestMissingDetails:
     @pytest.mark.parametrize(
         ("old", "new", "expected"),
         [
-            pytest.param("    ico_registration: ZZ000002\n", "", _warning(
-                24, "party 'agency-b' does not give its ico_registration"), id="ico"),
-            pytest.param("    dpo: {role: Data Protection Officer, email: dpo@a.example.invalid}\n",
-                         "", _warning(17, "party 'agency-a' does not give its dpo"), id="dpo"),
-            pytest.param("    benefits: The victim and children are safer.\n", "", _warning(
-                31, "purpose 'safeguarding' does not state its benefits"), id="benefits"),
-            pytest.param("        part3_purpose: s31_prevention_detection\n", "", _warning(
-                40, "'agency-a' processes under Part 3 but does not name its law-enforcement "
-                "purpose (part3_purpose)"), id="part3-purpose"),
-            pytest.param("  person_told: The victim is told about the referral when it is safe "
-                         "to tell her.\n", "", _warning(
-                             49, "consent_model does not say person_told"), id="person-told"),
-            pytest.param("    frequency: as each incident happens\n    channel: ISA Relay\n", "",
-                         _warning(61, "flow 'a-to-b' does not give its frequency, channel"),
-                         id="frequency-channel"),
-            pytest.param("    triggers: [change_in_law, personal_data_breach, party_added, "
-                         "party_left, dpia_revised]\n", "", _warning(
-                             11, "review does not list what triggers an early review "
-                             "(review.triggers)"), id="review-triggers"),
-            pytest.param("  privacy_notices: {agency-a: https://example.invalid/a, agency-b: "
-                         "https://example.invalid/b}\n", "", _warning(
-                             98, "no privacy notice for agency-a, agency-b "
-                             "(individuals_rights.privacy_notices)"), id="privacy-notices"),
+            pytest.param(
+                "    ico_registration: ZZ000002\n",
+                "",
+                _warning(24, "party 'agency-b' does not give its ico_registration"),
+                id="ico",
+            ),
+            pytest.param(
+                "    dpo: {role: Data Protection Officer, email: dpo@a.example.invalid}\n",
+                "",
+                _warning(17, "party 'agency-a' does not give its dpo"),
+                id="dpo",
+            ),
+            pytest.param(
+                "    benefits: The victim and children are safer.\n",
+                "",
+                _warning(31, "purpose 'safeguarding' does not state its benefits"),
+                id="benefits",
+            ),
+            pytest.param(
+                "        part3_purpose: s31_prevention_detection\n",
+                "",
+                _warning(
+                    40,
+                    "'agency-a' processes under Part 3 but does not name its law-enforcement "
+                    "purpose (part3_purpose)",
+                ),
+                id="part3-purpose",
+            ),
+            pytest.param(
+                "  person_told: The victim is told about the referral when it is safe "
+                "to tell her.\n",
+                "",
+                _warning(49, "consent_model does not say person_told"),
+                id="person-told",
+            ),
+            pytest.param(
+                "    frequency: as each incident happens\n    channel: ISA Relay\n",
+                "",
+                _warning(61, "flow 'a-to-b' does not give its frequency, channel"),
+                id="frequency-channel",
+            ),
+            pytest.param(
+                "    triggers: [change_in_law, personal_data_breach, party_added, "
+                "party_left, dpia_revised]\n",
+                "",
+                _warning(
+                    11, "review does not list what triggers an early review (review.triggers)"
+                ),
+                id="review-triggers",
+            ),
+            pytest.param(
+                "  privacy_notices: {agency-a: https://example.invalid/a, agency-b: "
+                "https://example.invalid/b}\n",
+                "",
+                _warning(
+                    98,
+                    "no privacy notice for agency-a, agency-b (individuals_rights.privacy_notices)",
+                ),
+                id="privacy-notices",
+            ),
         ],
     )
     def test_each_missing_detail_is_one_warning_at_its_place(
@@ -114,11 +155,14 @@ class TestOldFilesStillLoad:
 
     def test_a_permitted_transfer_must_say_where_and_how(self) -> None:
         """International transfers are denied by default; permitting one needs its safeguards."""
-        text = COMPLETE.replace("international_transfers: {permitted: false}",
-                                "international_transfers: {permitted: true}")
+        text = COMPLETE.replace(
+            "international_transfers: {permitted: false}",
+            "international_transfers: {permitted: true}",
+        )
         assert lint_text(text) == [
             "complete.yaml:91: international_transfers: Value error, a permitted transfer needs "
-            "destinations and safeguards"]
+            "destinations and safeguards"
+        ]
 
     def test_complete_isa_records_what_the_model_reads(self) -> None:
         """The parsed model carries the new elements (spot checks)."""
