@@ -19,6 +19,7 @@ This ``__init__`` is its public surface; code outside the package imports from
 - ``completeness`` a lint warning for each of those elements an ISA leaves out
 - ``explanation`` a plain-English explanation for practitioners (``explanation_elements``,
   ``wording`` and ``rendering`` as text or HTML)
+- ``odrl``        ``to_odrl(isa)``: the ISA as an ODRL 2.2 / DPV policy in JSON-LD
 - ``registry``    :class:`IsaRegistry`: each ISA id at most once
 
 Rules: deny by default; ``never_share`` and ``deny_fields`` beat every allow list; a registry
@@ -34,6 +35,7 @@ from federation.isa.explanation import explain, explain_html, explanation
 from federation.isa.linting import check_errors, completeness, duplicate_isa_ids, lint
 from federation.isa.load import load_isa, parse_isa
 from federation.isa.model import RISK_LEVELS, Flow, Isa, IsaDocument, Retain, RiskLevel
+from federation.isa.odrl import to_odrl
 from federation.isa.plan import labels_for, never_share_paths
 from federation.isa.received import check_received
 from federation.isa.registry import IsaRegistry
@@ -77,6 +79,7 @@ __all__ = [
     "never_share_paths",
     "parse_isa",
     "postcode_district",
+    "to_odrl",
     "transform_value",
     "year_of",
 ]
