@@ -29,68 +29,24 @@ from federation.isa.explanation_elements import element_sections
 from federation.isa.model import RISK_LEVELS, Flow, Isa, LawfulBasis, Party, RiskLevel
 from federation.isa.plan import LevelPlan, expand, labels_for, never_share_paths, plan_for
 from federation.isa.rendering import Explanation, Node, Section, render_html, render_text
-from federation.isa.wording import code_words, field_lines, message_type_words, period
+from federation.isa.wording import (
+    CONSENT_WORDS,
+    DECISION_WORDS,
+    EVENTS_WORDS,
+    OTHERWISE_WORDS,
+    REVIEW_TRIGGERS_WORDS,
+    START_WORDS,
+    STATUS_WORDS,
+    TRANSFORM_WORDS,
+    TRIGGERS_WORDS,
+    WHO_WORDS,
+    code_words,
+    field_lines,
+    message_type_words,
+    period,
+)
 
 __all__ = ["explain", "explain_html", "explanation"]
-
-_STATUS = {
-    "active": "in use",
-    "draft": "a draft: nothing can be shared under it",
-    "suspended": "suspended: nothing can be shared under it",
-    "terminated": "ended: nothing can be shared under it",
-}
-_DECISION = {
-    "permit": "may be shared",
-    "review": "may be shared once a supervisor has reviewed and approved it",
-    "deny": "nothing is shared",
-}
-_CONSENT = {
-    "not_required": "the victim's agreement is not needed",
-    "agreement_given": "only with the victim's recorded agreement",
-    "agreement_or_reason_recorded": (
-        "with the victim's recorded agreement, or without it if the reason is recorded"
-    ),
-}
-_OTHERWISE = {
-    "deny": "otherwise nothing is shared",
-    "review": "otherwise a supervisor reviews it and decides before anything is sent",
-}
-_TRANSFORM = {
-    "age_band": "as an age range only",
-    "postcode_district": "as the first part of the postcode only",
-    "year": "as the year only",
-}
-_START = {
-    "received": "it is received",
-    "case_closed": "the case is closed",
-    "last_activity": "the last activity on the case",
-}
-_WHO = {
-    "perpetrator": "the perpetrator",
-    "victim": "the victim",
-    "child": "the child",
-    "third_party": "anyone else it names",
-}
-_EVENTS = {
-    "rectification": "any correction to the information",
-    "erasure_request": "any request to erase it",
-    "breach": "any data breach involving it",
-    "onward_request": "any request to pass it on",
-    "sar_received": "any subject access request that covers it",
-}
-_TRIGGERS = {
-    "event": "each time something happens that calls for it",
-    "scheduled": "on a schedule",
-    "on_request": "when asked",
-}
-_REVIEW_TRIGGERS = {
-    "change_in_law": "a change in the law",
-    "lawful_basis_change": "a change of lawful basis",
-    "personal_data_breach": "a personal data breach",
-    "party_added": "a party joining",
-    "party_left": "a party leaving",
-    "dpia_revised": "a revised DPIA",
-}
 
 
 def _names(isa: Isa, agencies: list[str]) -> str:
@@ -104,10 +60,10 @@ def _about(isa: Isa) -> Section:
     review = header.review
     review_items = [Node(f"reviewed every {period(review.interval)}")] if review.interval else []
     if review.triggers:
-        words = ", ".join(_REVIEW_TRIGGERS[t] for t in review.triggers)
+        words = ", ".join(REVIEW_TRIGGERS_WORDS[t] for t in review.triggers)
         review_items.append(Node(f"reviewed early after {words}"))
     items = [
-        Node(f"Agreement {header.id}, version {header.version}: {_STATUS[header.status]}."),
+        Node(f"Agreement {header.id}, version {header.version}: {STATUS_WORDS[header.status]}."),
         Node(
             f"In force from {header.effective_from.isoformat()} to {end}; nothing is shared "
             "outside these dates."
@@ -216,9 +172,9 @@ def _purposes(isa: Isa) -> Iterator[Section]:
 
 def _consent_text(isa: Isa, flow: Flow, level: RiskLevel) -> str:
     rule = getattr(isa.consent_for(flow), level)
-    text = "Practice consent: " + _CONSENT[rule.requires]
+    text = "Practice consent: " + CONSENT_WORDS[rule.requires]
     if rule.requires != "not_required":
-        text += "; " + _OTHERWISE[rule.otherwise]
+        text += "; " + OTHERWISE_WORDS[rule.otherwise]
     return text + "."
 
 
@@ -254,7 +210,7 @@ def _fields(isa: Isa, flow: Flow, mt: str, level: RiskLevel, senders: list[str])
     shown = before.released if cumulative and before is not None else frozenset()
     changed = {p for p in shown if before and before.transforms.get(p) != plan.transforms.get(p)}
     notes = {
-        p: _TRANSFORM.get(plan.transforms.get(p, ""), "now in full")
+        p: TRANSFORM_WORDS.get(plan.transforms.get(p, ""), "now in full")
         for p in plan.released
         if p in plan.transforms or p in changed
     }
@@ -279,7 +235,7 @@ def _level(isa: Isa, flow: Flow, level: RiskLevel) -> Node:
         children.append(Node(_consent_text(isa, flow, level)))
         for mt in flow.message_types:
             children += [_fields(isa, flow, mt, level, g) for g in _sender_groups(isa, flow, mt)]
-    text = f"At {level} risk: {_DECISION[decision]}."
+    text = f"At {level} risk: {DECISION_WORDS[decision]}."
     return Node(text, tuple(children), key=("level", flow.id, level))
 
 
@@ -309,7 +265,7 @@ def _handling(isa: Isa, flow: Flow) -> Iterator[Node]:
         for label, paths in sorted(by_label.items()):
             lines = tuple(Node(t) for t in field_lines(paths, labels, {}))
             if label.startswith("must_not_disclose_to:"):
-                who = _WHO.get(label.split(":", 1)[1], label.split(":", 1)[1])
+                who = WHO_WORDS.get(label.split(":", 1)[1], label.split(":", 1)[1])
                 yield Node(
                     f"must never let {who} learn these details:",
                     lines,
@@ -327,7 +283,7 @@ def _duties(isa: Isa, flow: Flow) -> Node:
     ob = flow.obligations
     duties: list[Node] = []
     if ob.must_not_inform:
-        who = " or ".join(_WHO[w] for w in ob.must_not_inform.who)
+        who = " or ".join(WHO_WORDS[w] for w in ob.must_not_inform.who)
         duties.append(Node(f"must not tell {who} about this referral", key=("must_not_inform",)))
     if ob.no_onward_disclosure:
         duties.append(
@@ -339,12 +295,12 @@ def _duties(isa: Isa, flow: Flow) -> Node:
     if ob.retain:
         duties.append(
             Node(
-                f"must delete it {period(ob.retain.period)} after {_START[ob.retain.start]}",
+                f"must delete it {period(ob.retain.period)} after {START_WORDS[ob.retain.start]}",
                 key=("retain",),
             )
         )
     if ob.notify_originator:
-        events = tuple(Node(_EVENTS[e]) for e in ob.notify_originator)
+        events = tuple(Node(EVENTS_WORDS[e]) for e in ob.notify_originator)
         duties.append(Node("must tell the sender about:", events, key=("notify_originator",)))
     if ob.log:
         duties.append(
@@ -363,7 +319,7 @@ def _duties(isa: Isa, flow: Flow) -> Node:
 
 
 def _when(flow: Flow) -> Iterator[Node]:
-    said = [text for text in (_TRIGGERS.get(flow.trigger or ""), flow.frequency) if text]
+    said = [text for text in (TRIGGERS_WORDS.get(flow.trigger or ""), flow.frequency) if text]
     if said:
         yield Node("When: " + "; ".join(said) + ".")
     if flow.channel:

@@ -21,7 +21,17 @@ from federation.isa.catalogue import FieldLabels
 from federation.isa.codes import CODE_WORDS, citation
 
 __all__ = [
+    "CONSENT_WORDS",
+    "DECISION_WORDS",
+    "EVENTS_WORDS",
     "MESSAGE_TYPE_WORDS",
+    "OTHERWISE_WORDS",
+    "REVIEW_TRIGGERS_WORDS",
+    "START_WORDS",
+    "STATUS_WORDS",
+    "TRANSFORM_WORDS",
+    "TRIGGERS_WORDS",
+    "WHO_WORDS",
     "code_words",
     "field_lines",
     "field_phrase",
@@ -147,3 +157,65 @@ def field_lines(
         note = notes.get(path)
         text = field_phrase(path, labels[path].description)
         yield f"{text} ({note})" if note else text
+
+
+# --- words for the rules of an ISA (used by ``explanation``) ------------------------------
+
+STATUS_WORDS: Mapping[str, str] = {
+    "active": "in use",
+    "draft": "a draft: nothing can be shared under it",
+    "suspended": "suspended: nothing can be shared under it",
+    "terminated": "ended: nothing can be shared under it",
+}
+DECISION_WORDS: Mapping[str, str] = {
+    "permit": "may be shared",
+    "review": "may be shared once a supervisor has reviewed and approved it",
+    "deny": "nothing is shared",
+}
+CONSENT_WORDS: Mapping[str, str] = {
+    "not_required": "the victim's agreement is not needed",
+    "agreement_given": "only with the victim's recorded agreement",
+    "agreement_or_reason_recorded": (
+        "with the victim's recorded agreement, or without it if the reason is recorded"
+    ),
+}
+OTHERWISE_WORDS: Mapping[str, str] = {
+    "deny": "otherwise nothing is shared",
+    "review": "otherwise a supervisor reviews it and decides before anything is sent",
+}
+TRANSFORM_WORDS: Mapping[str, str] = {
+    "age_band": "as an age range only",
+    "postcode_district": "as the first part of the postcode only",
+    "year": "as the year only",
+}
+START_WORDS: Mapping[str, str] = {
+    "received": "it is received",
+    "case_closed": "the case is closed",
+    "last_activity": "the last activity on the case",
+}
+WHO_WORDS: Mapping[str, str] = {
+    "perpetrator": "the perpetrator",
+    "victim": "the victim",
+    "child": "the child",
+    "third_party": "anyone else it names",
+}
+EVENTS_WORDS: Mapping[str, str] = {
+    "rectification": "any correction to the information",
+    "erasure_request": "any request to erase it",
+    "breach": "any data breach involving it",
+    "onward_request": "any request to pass it on",
+    "sar_received": "any subject access request that covers it",
+}
+TRIGGERS_WORDS: Mapping[str, str] = {
+    "event": "each time something happens that calls for it",
+    "scheduled": "on a schedule",
+    "on_request": "when asked",
+}
+REVIEW_TRIGGERS_WORDS: Mapping[str, str] = {
+    "change_in_law": "a change in the law",
+    "lawful_basis_change": "a change of lawful basis",
+    "personal_data_breach": "a personal data breach",
+    "party_added": "a party joining",
+    "party_left": "a party leaving",
+    "dpia_revised": "a revised DPIA",
+}
