@@ -131,8 +131,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
     if len(isas) != 1 and args.output_dir is None:
         print(f"error: {len(isas)} ISAs to export: give --output-dir", file=sys.stderr)
         return 1
-    documents = {isa.id: json.dumps(to_odrl(isa), indent=1, ensure_ascii=False) + "\n"
-                 for isa in isas}
+    documents = {
+        isa.id: json.dumps(to_odrl(isa), indent=1, ensure_ascii=False) + "\n" for isa in isas
+    }
     if args.output_dir is None:
         sys.stdout.write(next(iter(documents.values())))
         return 0
@@ -161,12 +162,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     explain_p = commands.add_parser("explain", help="an ISA in plain English")
     explain_p.add_argument("isa_id", metavar="ISA_ID")
     explain_p.add_argument("--policies", default=DEFAULT_DIR, help="directory of ISA files")
-    explain_p.add_argument("--format", choices=("text", "html"), default="text",
-                           help="plain text (default) or one self-contained HTML page")
+    explain_p.add_argument(
+        "--format",
+        choices=("text", "html"),
+        default="text",
+        help="plain text (default) or one self-contained HTML page",
+    )
     explain_p.set_defaults(func=_cmd_explain)
     export_p = commands.add_parser("export", help="ISAs as ODRL 2.2 / DPV JSON-LD policies")
     export_p.add_argument("paths", nargs="+", metavar="PATH", help="ISA files or directories")
-    export_p.add_argument("--format", choices=("odrl",), required=True,
-                          help="odrl: an ODRL 2.2 Agreement in JSON-LD, annotated with W3C DPV")
+    export_p.add_argument(
+        "--format",
+        choices=("odrl",),
+        required=True,
+        help="odrl: an ODRL 2.2 Agreement in JSON-LD, annotated with W3C DPV",
+    )
     export_p.add_argument("--output-dir", help="write ISA_ID.jsonld files here")
     export_p.set_defaults(func=_cmd_export)
