@@ -1,4 +1,4 @@
-"""`isa-broker policy lint|explain`: check the federation's ISAs; explain one in plain English.
+"""`isa-broker policy lint|explain|export`: check the federation's ISAs; explain or export one.
 
 This is a thin adapter: it reads files and the clock, calls :mod:`federation.isa` (pure) and
 prints. Every problem is one ``file:line: message`` line; no input ever causes a traceback.
@@ -6,12 +6,16 @@ prints. Every problem is one ``file:line: message`` line; no input ever causes a
     isa-broker policy lint [PATH...] [--strict] [--today YYYY-MM-DD] [--agencies a,b,...]
         exit 0 when there is no error (warnings are printed; with --strict they fail too),
         exit 1 otherwise.
-    isa-broker policy explain ISA_ID [--policies DIR]
+    isa-broker policy explain ISA_ID [--policies DIR] [--format text|html]
+    isa-broker policy export --format odrl PATH... [--output-dir DIR]
+        each ISA (which must load: no lint error) as ODRL 2.2 / DPV JSON-LD; one ISA goes to
+        standard output unless --output-dir is given, several need --output-dir (ISA_ID.jsonld).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Iterable
 from datetime import date
@@ -19,7 +23,16 @@ from pathlib import Path
 
 from broker.clock import Clock
 from federation.errors import PolicyError, PolicyProblem
-from federation.isa import Isa, duplicate_isa_ids, explain, lint, parse_isa
+from federation.isa import (
+    Isa,
+    duplicate_isa_ids,
+    explain,
+    explain_html,
+    lint,
+    load_isa,
+    parse_isa,
+    to_odrl,
+)
 
 __all__ = ["load_policies", "register"]
 
@@ -96,12 +109,48 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         known = ", ".join(sorted(isa.id for isa in isas)) or "none"
         print(f"error: no ISA {args.isa_id!r} in {args.policies} (known: {known})", file=sys.stderr)
         return 1
-    sys.stdout.write(explain(match[0]))
+    render = explain_html if args.format == "html" else explain
+    sys.stdout.write(render(match[0]))
+    return 0
+
+
+def _load_strict(path: Path) -> Isa:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        problem = PolicyProblem(str(path), 1, f"cannot read: {exc.strerror or exc}")
+        raise PolicyError([problem]) from None
+    return load_isa(str(path), data)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    files, problems = _files(args.paths)
+    if problems:
+        raise PolicyError(problems)
+    isas = [_load_strict(path) for path in files]
+    if len(isas) != 1 and args.output_dir is None:
+        print(f"error: {len(isas)} ISAs to export: give --output-dir", file=sys.stderr)
+        return 1
+    documents = {
+        isa.id: json.dumps(to_odrl(isa), indent=1, ensure_ascii=False) + "\n" for isa in isas
+    }
+    if args.output_dir is None:
+        sys.stdout.write(next(iter(documents.values())))
+        return 0
+    out = Path(args.output_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for isa_id, text in documents.items():
+            (out / f"{isa_id}.jsonld").write_text(text, encoding="utf-8")
+    except OSError as exc:
+        print(f"error: cannot write to {out}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    print(f"{len(documents)} ISA(s) exported to {out}", file=sys.stderr)
     return 0
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``policy lint`` and ``policy explain`` to the ``isa-broker`` parser."""
+    """Add ``policy lint``, ``policy explain`` and ``policy export`` to ``isa-broker``."""
     policy = sub.add_parser("policy", help="check and explain the federation's ISAs")
     commands = policy.add_subparsers(dest="policy_command", metavar="COMMAND", required=True)
     lint_p = commands.add_parser("lint", help="check ISA files (default: policies/)")
@@ -113,4 +162,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     explain_p = commands.add_parser("explain", help="an ISA in plain English")
     explain_p.add_argument("isa_id", metavar="ISA_ID")
     explain_p.add_argument("--policies", default=DEFAULT_DIR, help="directory of ISA files")
+    explain_p.add_argument(
+        "--format",
+        choices=("text", "html"),
+        default="text",
+        help="plain text (default) or one self-contained HTML page",
+    )
     explain_p.set_defaults(func=_cmd_explain)
+    export_p = commands.add_parser("export", help="ISAs as ODRL 2.2 / DPV JSON-LD policies")
+    export_p.add_argument("paths", nargs="+", metavar="PATH", help="ISA files or directories")
+    export_p.add_argument(
+        "--format",
+        choices=("odrl",),
+        required=True,
+        help="odrl: an ODRL 2.2 Agreement in JSON-LD, annotated with W3C DPV",
+    )
+    export_p.add_argument("--output-dir", help="write ISA_ID.jsonld files here")
+    export_p.set_defaults(func=_cmd_export)

@@ -14,7 +14,12 @@ This ``__init__`` is its public surface; code outside the package imports from
 - ``evaluation``  ``evaluate(...) -> Decision``, the gates and the decision it builds
 - ``decide``      ``evaluate_and_minimise``: decide and minimise in one walk (the sender's path)
 - ``received``    ``check_received(...)``: the receiving agent's check
-- ``explanation`` a plain-English summary for practitioners
+- ``legal``       the legal pairings of each lawful basis (lint errors E11-E16)
+- ``elements``    the ICO code's descriptive elements (contacts, sign-off, DPIA, security...)
+- ``completeness`` a lint warning for each of those elements an ISA leaves out
+- ``explanation`` a plain-English explanation for practitioners (``explanation_elements``,
+  ``wording`` and ``rendering`` as text or HTML)
+- ``odrl``        ``to_odrl(isa)``: the ISA as an ODRL 2.2 / DPV policy in JSON-LD
 - ``registry``    :class:`IsaRegistry`: each ISA id at most once
 
 Rules: deny by default; ``never_share`` and ``deny_fields`` beat every allow list; a registry
@@ -26,10 +31,11 @@ from __future__ import annotations
 from federation.isa.catalogue import Catalogue, default_catalogue
 from federation.isa.decide import evaluate_and_minimise
 from federation.isa.evaluation import Decision, ReferralFacts, WithheldField, evaluate
-from federation.isa.explanation import explain
-from federation.isa.linting import check_errors, duplicate_isa_ids, lint
+from federation.isa.explanation import explain, explain_html, explanation
+from federation.isa.linting import check_errors, completeness, duplicate_isa_ids, lint
 from federation.isa.load import load_isa, parse_isa
 from federation.isa.model import RISK_LEVELS, Flow, Isa, IsaDocument, Retain, RiskLevel
+from federation.isa.odrl import to_odrl
 from federation.isa.plan import labels_for, never_share_paths
 from federation.isa.received import check_received
 from federation.isa.registry import IsaRegistry
@@ -58,11 +64,14 @@ __all__ = [
     "age_band",
     "check_errors",
     "check_received",
+    "completeness",
     "default_catalogue",
     "duplicate_isa_ids",
     "evaluate",
     "evaluate_and_minimise",
     "explain",
+    "explain_html",
+    "explanation",
     "is_transformed",
     "labels_for",
     "lint",
@@ -70,6 +79,7 @@ __all__ = [
     "never_share_paths",
     "parse_isa",
     "postcode_district",
+    "to_odrl",
     "transform_value",
     "year_of",
 ]

@@ -66,6 +66,7 @@ class FieldLabels:
     handling: frozenset[str]
     transforms: frozenset[str]
     description: str = ""
+    subject_roles: frozenset[str] = frozenset()
 
     @property
     def special_category(self) -> bool:
@@ -92,6 +93,7 @@ def field_labels(path: str, info: Any) -> FieldLabels:
         handling=_strings(getattr(info, "handling", ())),
         transforms=_strings(getattr(info, "transforms", ())),
         description=str(getattr(info, "description", "") or ""),
+        subject_roles=_strings(getattr(info, "subject_roles", ())),
     )
 
 

@@ -4,16 +4,22 @@ This module performs no I/O and reads no clock (``today`` is an argument).
 
 Errors (an ISA with any of them does not load):
   E1 unknown agency (a flow's from/to not a party; a party not in ``known_agencies``; a lawful
-     basis for a non-party); E2 duplicate ids (parties, purposes, flows; ISA ids across files);
-  E3 unknown references (purpose, field set, message type); E4 unknown field paths (a pattern
-     matching nothing in the catalogue); E5 a party in a flow without a lawful basis for its
-     purpose; E6 a field released at a lower risk level but not at a higher one; E7 special
-     category fields without Art 9 + Schedule 1 (or Schedule 8 under Part 3); E8 criminal-offence
-     fields without a condition; E9 a ``never_share`` field named in an allow list; E10 a
-     transform on a field it does not apply to.
-  E11 a public authority relying on Art 6(1)(ea) or (f) for its tasks.
+     basis, sign-off, policy document or privacy notice for a non-party); E2 duplicate ids
+     (parties, purposes, flows; ISA ids across files); E3 unknown references (purpose, field
+     set, message type); E4 unknown field paths (a pattern matching nothing in the catalogue);
+     E5 a party in a flow without a lawful basis for its purpose; E6 a field released at a lower
+     risk level but not at a higher one; E7 special category fields without Art 9 + Schedule 1
+     (or Schedule 8 under Part 3); E8 criminal-offence fields without a condition; E9 a
+     ``never_share`` field named in an allow list; E10 a transform on a field it does not apply
+     to.
+  E11-E16 the legal pairings of each lawful basis (:mod:`federation.isa.legal`): Art 6(1)(ea)/(f)
+     for a public authority; a code under the wrong key; an Art 9 point without its Schedule 1
+     condition; para 36 without a Part 2 condition; Part 3 outside a competent authority; an
+     Annex 1 condition without Art 6(1)(ea).
 Warnings: W1 expired; W2 overdue for review; W3 not active; W4 a legal code not in
-  :data:`federation.isa.codes.CODE_WORDS` (probably a typo).
+  :data:`federation.isa.codes.CODE_WORDS` (probably a typo); W5 a Schedule 1 condition whose
+  Art 9 point is not cited; and one warning per element of the ICO code the ISA leaves out
+  (:func:`federation.isa.completeness.completeness`).
 """
 
 from __future__ import annotations
@@ -24,11 +30,13 @@ from datetime import date
 
 from federation.errors import PolicyProblem
 from federation.isa.catalogue import is_pattern, match_paths
-from federation.isa.codes import CODE_WORDS, PUBLIC_AUTHORITY_BARRED
+from federation.isa.codes import CODE_WORDS
+from federation.isa.completeness import completeness, element_reference_errors
+from federation.isa.legal import legal_problems
 from federation.isa.model import RISK_LEVELS, Flow, Isa
 from federation.isa.plan import allow_patterns, expand, labels_for, never_share_paths
 
-__all__ = ["check_errors", "duplicate_isa_ids", "lint"]
+__all__ = ["check_errors", "completeness", "duplicate_isa_ids", "lint"]
 
 _ALWAYS = frozenset({"keep", "drop"})
 
@@ -205,24 +213,13 @@ def _check_conditions(isa: Isa, i: int, flow: Flow) -> Iterator[PolicyProblem]:
                 yield _problem(isa, where, msg)
 
 
-def _check_bases(isa: Isa) -> Iterator[PolicyProblem]:
-    """E11: Art 6(1)(ea) and (f) are not for public authorities performing their tasks."""
-    for i, purpose in enumerate(isa.doc.purposes):
-        for agency, basis in purpose.lawful_basis.items():
-            party = isa.party(agency)
-            if party is not None and party.public_authority and (
-                basis.article6 in PUBLIC_AUTHORITY_BARRED
-            ):
-                msg = f"{agency!r} is a public authority and cannot rely on {basis.article6!r}"
-                yield _problem(isa, ("purposes", i, "lawful_basis", agency, "article6"), msg)
-
-
 def _unknown_codes(isa: Isa) -> Iterator[PolicyProblem]:
     """W4: codes the glossary does not know."""
     for i, purpose in enumerate(isa.doc.purposes):
         for agency, basis in purpose.lawful_basis.items():
             where = ("purposes", i, "lawful_basis", agency)
-            singles = {"article6": basis.article6, "part3_purpose": basis.part3_purpose}
+            singles = {"article6": basis.article6, "part3_purpose": basis.part3_purpose,
+                       "rli_condition": basis.rli_condition}
             for key, code in singles.items():
                 if code is not None and code not in CODE_WORDS:
                     msg = f"unknown legal code {code!r}"
@@ -245,7 +242,7 @@ def _check_field_sets(isa: Isa) -> Iterator[PolicyProblem]:
 
 
 def check_errors(isa: Isa, *, known_agencies: Collection[str] | None = None) -> list[PolicyProblem]:
-    """Every lint error (E1-E10) in one loaded ISA, in file order."""
+    """Every lint error (E1-E16) in one loaded ISA, in file order."""
     problems = list(_check_ids(isa, known_agencies))
     for i, flow in enumerate(isa.doc.flows):
         problems += _check_flow_refs(isa, i, flow)
@@ -255,7 +252,8 @@ def check_errors(isa: Isa, *, known_agencies: Collection[str] | None = None) -> 
         problems += _check_monotone(isa, i, flow)
         problems += _check_conditions(isa, i, flow)
     problems += _check_field_sets(isa)
-    problems += _check_bases(isa)
+    problems += element_reference_errors(isa)
+    problems += [p for p in legal_problems(isa) if p.severity == "error"]
     return sorted(set(problems), key=lambda p: (p.line, p.message))
 
 
@@ -275,8 +273,10 @@ def _warnings(isa: Isa, today: date) -> Iterator[PolicyProblem]:
 def lint(
     isa: Isa, *, today: date, known_agencies: Collection[str] | None = None
 ) -> list[PolicyProblem]:
-    """Every error and warning in one ISA."""
-    warnings = [*_warnings(isa, today), *_unknown_codes(isa)]
+    """Every error and warning in one ISA (the completeness warnings last)."""
+    legal_warnings = [p for p in legal_problems(isa) if p.severity != "error"]
+    warnings = [*_warnings(isa, today), *_unknown_codes(isa), *legal_warnings,
+                *completeness(isa)]
     return check_errors(isa, known_agencies=known_agencies) + warnings
 
 

@@ -9,7 +9,11 @@ Rules:
    is withheld; ``never_share`` and ``deny_fields`` always win over an allow list.
 3. Practice consent (does the victim know and agree?) is modelled in ``consent_model``, apart
    from the GDPR / DPA 2018 lawful basis, which is recorded per party per purpose.
-4. Field paths are catalogue leaf paths (``victim.date_of_birth``, ``children[].name``); a ``*``
+4. The descriptive elements of the ICO code (parties' contacts, sign-off, necessity, DPIA,
+   security, rights, breach, training, termination...) are optional fields
+   (:mod:`federation.isa.elements`): files written before them load unchanged, and lint warns
+   on each one missing.
+5. Field paths are catalogue leaf paths (``victim.date_of_birth``, ``children[].name``); a ``*``
    in a pattern matches any run of characters (``dash.q*``, ``children[].*``).
 """
 
@@ -28,6 +32,21 @@ from pydantic import (
 )
 
 from federation.isa.catalogue import Catalogue, default_catalogue
+from federation.isa.elements import (
+    Breach,
+    CommonLawConfidentiality,
+    Contact,
+    DataQuality,
+    IndividualsRights,
+    InternationalTransfers,
+    LinkedDocuments,
+    NonCompliance,
+    Security,
+    SignOff,
+    SubjectGroup,
+    Termination,
+    Training,
+)
 from federation.topology import AGENCY_ID_PATTERN
 
 __all__ = [
@@ -49,6 +68,7 @@ __all__ = [
     "Purpose",
     "Retain",
     "Review",
+    "ReviewTrigger",
     "RiskLevel",
     "TransformName",
 ]
@@ -66,16 +86,28 @@ Duration = Annotated[
     str, StringConstraints(pattern=r"^P(\d+Y)?(\d+M)?(\d+W)?(\d+D)?$", min_length=3)
 ]
 Code = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]+$")]
+DpvPurpose = Annotated[str, StringConstraints(pattern=r"^dpv:[A-Z][A-Za-z]+$")]
 Text = Annotated[str, StringConstraints(min_length=1)]
 
 _STRICT = ConfigDict(frozen=True, extra="forbid", strict=True)
 _STRICT_ALIASED = ConfigDict(frozen=True, extra="forbid", strict=True, populate_by_name=True)
 
 
+ReviewTrigger = Literal[
+    "change_in_law",
+    "lawful_basis_change",
+    "personal_data_breach",
+    "party_added",
+    "party_left",
+    "dpia_revised",
+]
+
+
 class Review(BaseModel):
     model_config = _STRICT
     next_review: date
     interval: Duration | None = None
+    triggers: list[ReviewTrigger] = []
 
 
 class IsaHeader(BaseModel):
@@ -116,6 +148,9 @@ class Party(BaseModel):
     controller_role: Literal["independent", "joint", "processor"] = "independent"
     competent_authority_part3: bool = False
     public_authority: bool = True
+    contacts: list[Contact] = []
+    dpo: Contact | None = None
+    ico_registration: Text | None = None
 
 
 class LawfulBasis(BaseModel):
@@ -124,6 +159,7 @@ class LawfulBasis(BaseModel):
     model_config = _STRICT
     regime: Literal["uk_gdpr", "dpa2018_part3"]
     article6: Code | None = None
+    rli_condition: Code | None = None
     part3_purpose: Code | None = None
     article9: list[Code] = []
     sch1: list[Code] = []
@@ -153,10 +189,17 @@ class LawfulBasis(BaseModel):
 
 
 class Purpose(BaseModel):
+    """Why the sharing happens; necessity, proportionality and benefits (ICO code heading 1)."""
+
     model_config = _STRICT
     id: Slug
     description: Text
     lawful_basis: dict[AgencyId, LawfulBasis]
+    necessity: Text | None = None
+    proportionality: Text | None = None
+    benefits: Text | None = None
+    alternatives_considered: list[Text] = []
+    dpv: list[DpvPurpose] = []
 
 
 class ConsentRule(BaseModel):
@@ -168,10 +211,14 @@ class ConsentRule(BaseModel):
 
 
 class ConsentModel(BaseModel):
+    """Practice consent per risk level; what the person is told; the common-law duty."""
+
     model_config = _STRICT
     standard: ConsentRule
     medium: ConsentRule
     high: ConsentRule
+    person_told: Text | None = None
+    common_law_confidentiality: CommonLawConfidentiality | None = None
 
 
 class LevelRule(BaseModel):
@@ -232,6 +279,9 @@ class Flow(BaseModel):
     transforms: dict[Text, TransformName] = {}
     deny_fields: list[Text] = []
     obligations: Obligations = Obligations()
+    trigger: Literal["event", "scheduled", "on_request"] | None = None
+    frequency: Text | None = None
+    channel: Text | None = None
 
 
 class IsaDocument(BaseModel):
@@ -245,6 +295,17 @@ class IsaDocument(BaseModel):
     field_sets: dict[Slug, list[Text]] = {}
     flows: list[Flow] = []
     never_share: list[Text] = []
+    data_subject_groups: list[SubjectGroup] = []
+    sign_off: list[SignOff] = []
+    linked_documents: LinkedDocuments | None = None
+    international_transfers: InternationalTransfers | None = None
+    security: Security | None = None
+    data_quality: DataQuality | None = None
+    individuals_rights: IndividualsRights | None = None
+    breach: Breach | None = None
+    non_compliance: NonCompliance | None = None
+    training: Training | None = None
+    termination: Termination | None = None
 
 
 class Isa(BaseModel):

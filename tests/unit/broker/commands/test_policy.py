@@ -27,11 +27,13 @@ def _write(tmp_path: Path, text: str, name: str = "bad.yaml") -> str:
 
 
 class TestPolicyLint:
-    def test_shipped_policies_are_clean(self, capsys: pytest.CaptureFixture[str]) -> None:
-        """The ISAs in policies/ lint with exit 0 and no problem lines."""
+    def test_shipped_policies_have_no_errors(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """The ISAs in policies/ lint with exit 0; the only problems are warnings (the ICO-code
+        elements they do not yet record)."""
         code, out, err = _run(capsys, "lint", str(POLICIES), "--today", "2026-06-01")
-        assert (code, out) == (0, "")
-        assert "5 ISA(s) loaded, 0 error(s), 0 warning(s)" in err
+        assert code == 0
+        assert all(": warning: " in line for line in out.splitlines())
+        assert "5 ISA(s) loaded, 0 error(s)" in err
 
     def test_malformed_yaml_exits_1_with_file_and_line(
         self, capsys: pytest.CaptureFixture[str], tmp_path: Path
@@ -78,8 +80,9 @@ class TestPolicyLint:
         shutil.copy(SHIPPED, tmp_path / "b.yaml")
         code, out, _ = _run(capsys, "lint", str(tmp_path), "--today", "2026-06-01")
         assert code == 1
-        assert out.strip() == (f"{tmp_path}/b.yaml:5: duplicate ISA id 'isa-marac-referrals' "
-                               f"(also in {tmp_path}/a.yaml)")
+        errors = [line for line in out.splitlines() if ": warning: " not in line]
+        assert errors == [f"{tmp_path}/b.yaml:5: duplicate ISA id 'isa-marac-referrals' "
+                          f"(also in {tmp_path}/a.yaml)"]
 
     def test_warnings_pass_unless_strict(self, capsys: pytest.CaptureFixture[str]) -> None:
         """Overdue review is a warning: exit 0, but exit 1 with --strict."""
@@ -119,19 +122,20 @@ class TestPolicyExplain:
         """The summary names the parties, the purpose, each risk level and the never-shared."""
         code, out, _ = _run(capsys, "explain", "isa-marac-referrals", "--policies", str(POLICIES))
         assert code == 0
-        assert "may send to marac-coordinator" in out
+        assert "may send a MARAC referral to SYNTHETIC MARAC coordinator" in out
         assert "At standard risk: nothing is shared." in out
         assert "At high risk: may be shared." in out
         assert "carrying out its public duties set out in law" in out
         assert "must not tell the perpetrator about this" in out
-        assert "Never shared, whatever the risk:\n  - victim: refuge address" in out
+        assert "Never shared, whatever the risk\n  - victim: refuge address" in out
         assert "a6_1_e" not in out
 
     def test_one_way_flow_is_spelled_out(self, capsys: pytest.CaptureFixture[str]) -> None:
         """The Caledonian summary says nothing goes back to the men's service."""
         _, out, _ = _run(capsys, "explain", "isa-caledonian-partner-contact",
                          "--policies", str(POLICIES))
-        assert "Nothing is sent back from caledonian-womens to caledonian-mens" in out
+        assert ("Nothing is sent back from SYNTHETIC Caledonian women's service to SYNTHETIC "
+                "Caledonian men's service (justice social work)") in out
 
     def test_unknown_isa_id(self, capsys: pytest.CaptureFixture[str]) -> None:
         """An unknown id exits 1 and lists the ids that exist."""
