@@ -10,8 +10,8 @@ Rules:
    version never changes, since every receiver pins it by sha256), and so is a version not newer
    (semver) than the newest published one, including a superseded text offered again. A newer
    version is published now, and the version it replaces is superseded at ``now + switch``
-   (never before an earlier supersession of that ISA) and accepted until ``superseded_at +
-   grace``.
+   rounded up to a whole second (never before an earlier supersession of that ISA) and
+   accepted until ``superseded_at + grace``.
 3. :func:`listed_entries`: the manifest lists, per offered ISA, its current version and, in
    format 2 with the document bytes, each earlier version whose ``accept_until`` is still ahead
    (and whose parties are all still members); a version past it leaves the manifest, the
@@ -182,10 +182,17 @@ def _order(record: IsaRecord) -> tuple[int, int, int]:
     return _order_of(record.version)
 
 
+def _whole_second_after(moment: datetime) -> datetime:
+    """``moment`` rounded up to a whole second: times on the wire have no fractions, and a
+    message sealed a fraction of a second before the build must read as sealed before."""
+    whole = moment.replace(microsecond=0)
+    return whole if whole == moment else whole + timedelta(seconds=1)
+
+
 def _supersede(
     current: IsaRecord, mine: Sequence[IsaRecord], now: datetime, terms: IsaTerms
 ) -> IsaRecord:
-    at = now + terms.switch
+    at = _whole_second_after(now + terms.switch)  # every message sealed before is older
     earlier = [utc(r.superseded_at) for r in mine if r.superseded_at is not None]
     if earlier and at <= max(earlier):  # rule 2: in order, strictly
         at = max(earlier) + timedelta(seconds=1)
