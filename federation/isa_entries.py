@@ -29,6 +29,9 @@ Rules:
    (``isa_document_mismatch``); each loads and lints without error against the manifest's
    agencies (``isa_document_invalid``). One bad document refuses the whole manifest (the one
    held stays in force): an agent never runs with part of the federation's agreements.
+6. Loading is memoised by (sha256, agencies), the last ``_MEMO_SIZE`` documents: the bytes and
+   the agencies decide the result, so a manifest re-signed with the same ISAs (every new serial:
+   a re-sign, a key announcement) is not linted again.
 """
 
 from __future__ import annotations
@@ -227,10 +230,14 @@ def _load_document(entry: IsaEntry, document: str, known: list[str]) -> Isa:
             f"{where}: the document hashes to {digest[:16]}..., the entry pins"
             f" {entry.sha256[:16]}...",
         )
-    try:
-        isa = load_isa(f"manifest:{entry.id}@{entry.version}", data, known_agencies=known)
-    except PolicyError as exc:
-        raise ManifestRejected("isa_document_invalid", f"{where}: {exc.problems[0]}") from None
+    key = (digest, tuple(known))
+    isa = _MEMO.get(key)
+    if isa is None:
+        try:
+            isa = load_isa(f"manifest:{entry.id}@{entry.version}", data, known_agencies=known)
+        except PolicyError as exc:
+            raise ManifestRejected("isa_document_invalid", f"{where}: {exc.problems[0]}") from None
+        _remember(key, isa)
     stated = entry_fields(isa)
     differs = [k for k, v in stated.items() if getattr(entry, k) != v]
     if differs:
@@ -238,6 +245,20 @@ def _load_document(entry: IsaEntry, document: str, known: list[str]) -> Isa:
             "isa_document_mismatch", f"{where}: the entry's {', '.join(differs)} differ"
         )
     return isa
+
+
+_MEMO_SIZE = 64
+_MEMO: dict[tuple[str, tuple[str, ...]], Isa] = {}
+
+
+def _remember(key: tuple[str, tuple[str, ...]], isa: Isa) -> None:
+    """Rule 6: keep the newest ``_MEMO_SIZE`` loads (the oldest goes first)."""
+    _MEMO[key] = isa
+    while len(_MEMO) > _MEMO_SIZE:
+        try:
+            _MEMO.pop(next(iter(_MEMO)), None)
+        except (RuntimeError, StopIteration):  # another thread changed it meanwhile
+            break
 
 
 def registry_at(
