@@ -190,6 +190,13 @@ class TestDocuments:
             load_documents([NEW], [SENDER])
         assert refused.value.reason == "isa_document_invalid"
 
+    def test_the_same_document_is_linted_once(self) -> None:
+        """Rule 6: a second manifest carrying the same bytes for the same agencies reuses the
+        loaded ISA (a re-signed manifest costs no second lint)."""
+        first = load_documents([NEW], AGENCIES)[V2.isa.sha256]
+        assert load_documents([NEW], AGENCIES)[V2.isa.sha256] is first
+        assert load_documents([NEW], [*AGENCIES, "syn-council"])[V2.isa.sha256] is not first
+
     def test_entries_without_documents_load_nothing(self) -> None:
         """Format 1: no document, nothing to load (the agent reads its policies_dir)."""
         bare = IsaEntry(**(NEW.model_dump() | {"document": None}))
