@@ -191,7 +191,8 @@ def _expiry(
     if facts.manifest is None or facts.root is None:
         return [CheckResult("expires", "skip", "needs a valid manifest")]
     try:
-        registry = facts.manifest.isas_at(now) or load_registry(settings.trust.policies_dir)
+        carried = facts.manifest.isas_at(now)
+        registry = carried if carried is not None else load_registry(settings.trust.policies_dir)
     except IsaRelayError as exc:
         return [CheckResult("expires", "FAIL", exc.message)]
     found = agent_deadlines(facts.manifest, facts.root, settings.agency, registry, now)
