@@ -40,7 +40,7 @@ Example (``isa-broker dev-federation`` writes one per agency)::
     root_fingerprint = "9f2c..."               # SHA-256 of the root certificate (DER), hex
     manifest_file = "../manifest.json"         # or manifest_url = "http://127.0.0.1:8440/manifest"
     manifest_poll_seconds = 60
-    policies_dir = "../policies"
+    # policies_dir = "../policies"             # only for a format-1 manifest (no ISAs in it)
 
     [audit]
     witness_seconds = 60                       # post the log's signed head (manifest_url only)
@@ -151,7 +151,11 @@ class TrustSettings(_Strict):
         description="warn (/healthz degraded, a log line, a gauge) this many hours before the "
         "held manifest expires (agent.trust rule 5)",
     )  # fmt: skip
-    policies_dir: Path = Field(description="directory of the ISA YAML files the manifest pins")
+    policies_dir: Path | None = Field(
+        default=None,
+        description="directory of the ISA YAML files, read only while the manifest is format 1 "
+        "(a format-2 manifest carries the ISAs: agent.trust rule 8); unset: none",
+    )
     renew_certificate_days: float = Field(
         default=60.0,
         ge=0,

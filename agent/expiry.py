@@ -3,7 +3,7 @@
 Rules:
 1. The deadlines are ``federation.deadlines``' for this agency: the manifest it holds, the root
    and manifest-signer certificates, its own certificate and its own current announced
-   encryption key, and the review and end date of every local ISA (``policies_dir``).
+   encryption key, and the review and end date of every ISA in force (``agent.trust`` rule 8).
 2. Each becomes a gauge of the seconds left (negative once lapsed), the names fixed by
    ``GAUGES``; ISA gauges carry an ``isa`` label, certificate gauges a ``certificate`` label
    (``root``, ``signer``, ``agency``). No personal data: ids, kinds and times only.

@@ -63,7 +63,7 @@ class InitPlan:
     root_fingerprint: str  # as the operator told it, out of band
     broker_urls: tuple[str, ...]
     broker_user: str
-    policies_dir: Path
+    policies_dir: Path | None  # only for a federation still on format-1 manifests
     clients: tuple[tuple[str, tuple[str, ...]], ...]  # (name, scopes): see parse_client
     manifest_url: str | None = None
     manifest_file: Path | None = None
@@ -139,7 +139,7 @@ def _check_inputs(plan: InitPlan) -> bytes:
         raise ConfigError(f"{plan.agency!r}: an agency id is lowercase, like 'police-scotland'")
     if (plan.manifest_url is None) == (plan.manifest_file is None):
         raise ConfigError("give exactly one of --manifest-url and --manifest-file")
-    if not plan.policies_dir.is_dir():
+    if plan.policies_dir is not None and not plan.policies_dir.is_dir():
         raise ConfigError(f"{plan.policies_dir}: the federation's ISA directory does not exist")
     try:
         data = plan.root_certificate.read_bytes()
@@ -239,6 +239,13 @@ def _path(plan: InitPlan, path: Path) -> str:
     return _quote(str(absolute.relative_to(home) if absolute.is_relative_to(home) else absolute))
 
 
+def _policies_line(plan: InitPlan) -> str:
+    """``policies_dir`` only when given: a format-2 manifest carries the ISAs itself."""
+    if plan.policies_dir is None:
+        return '# policies_dir = "policies"   # only while the manifest carries no ISAs (format 1)'
+    return f"policies_dir = {_path(plan, plan.policies_dir)}   # the ISAs, for a format-1 manifest"
+
+
 def render_agent_toml(plan: InitPlan, tokens: list[tuple[IssuedToken, str]]) -> str:
     """The commented ``agent.toml`` for ``plan`` (``tokens``: each client with its hash)."""
     source = (
@@ -272,7 +279,7 @@ root_certificate = {_path(plan, plan.root_copy)}   # the federation root, from t
 root_fingerprint = "{plan.pinned}"   # SHA-256 (DER), checked out of band
 {source}
 # manifest_poll_seconds = 60
-policies_dir = {_path(plan, plan.policies_dir)}   # the federation's ISAs (YAML)
+{_policies_line(plan)}
 
 [broker]
 urls = [{urls}]   # several URLs for failover; amqps:// for TLS

@@ -7,8 +7,11 @@ the accepted message or one reason; this module only does the I/O around it:
 
 0.  wait while trust is fail-closed (the message stays unacknowledged in the broker: a durable
     quarantine; nothing is accepted under a stale manifest);
-1-13. ``receive`` (on ``key_unknown``, re-read the keyring once and call it again: a key may
-    have been rotated meanwhile);
+1-13. ``receive`` with the manifest held and the ISAs it has in force, read together (on
+    ``key_unknown``, re-read the keyring once and call it again: a key may have been rotated
+    meanwhile; on ``isa_version_unknown``, the sender holds a newer manifest than ours: fetch
+    ours once, ``agent.trust`` rule 9, and call it again with the newer one if that brought
+    one, so the two never disagree silently);
 14. store durably, completing step 6: the id is recorded atomically with the delivery, so a
     replay or redelivery is never stored or delivered twice (``receive`` is told
     ``deduplicated_when_stored``); while the store is unavailable (a full disk) retry in place,
@@ -33,7 +36,7 @@ envelope refused before its sender was authenticated) are audited too: the first
 envelope still gets an entry each.
 
 Its dependencies are explicit and frozen (the store protocol, the publisher, the audit sink and
-its repeat counter, trust, the registry, the keyring holder, the signing key, the clock,
+its repeat counter, trust (manifest and ISAs), the keyring holder, the signing key, the clock,
 metrics, and the limits it checks); the keyring is re-read through the holder
 (``agent.keyrotation`` rule 7), receipts go out through the publisher (``agent.publisher``).
 """
@@ -66,9 +69,7 @@ from agent.trust import Trust
 from federation.canonical import canonical_json
 from federation.envelope import Routing
 from federation.errors import ReceiptRejected
-from federation.isa import IsaRegistry
 from federation.keys import SigningKey
-from federation.manifest import Manifest
 from federation.pipeline import leaf_paths
 from federation.receipts import Receipt, accept_receipt, make_receipt, verify_receipt
 from federation.receive import (
@@ -96,7 +97,6 @@ class Receiver:
     audit: AuditSink
     repeats: RepeatAudit
     trust: Trust
-    registry: IsaRegistry
     keys: KeyringHolder
     signing_key: SigningKey
     publisher: Publisher
@@ -141,9 +141,11 @@ class Receiver:
         while not self.trust.state.can_send(self.clock()):  # noqa: ASYNC110
             await asyncio.sleep(_RETRY_PAUSE)
 
-    def _receive(self, delivery: Delivery, manifest: Manifest, now: datetime) -> Accepted | Refused:
+    def _receive(self, delivery: Delivery, now: datetime) -> Accepted | Refused:
+        manifest = self.trust.manifest  # with the ISAs it has in force: one consistent view
+        assert manifest is not None  # step 0 waited for a valid one; none is ever dropped
         facts = ReceiverFacts(
-            recipient=self.agency, manifest=manifest, registry=self.registry,
+            recipient=self.agency, manifest=manifest, registry=self.trust.isas(now),
             keyring=self.keys.current, max_skew=self.max_skew, max_ciphertext=self.max_ciphertext,
         )  # fmt: skip
         return receive(
@@ -153,15 +155,16 @@ class Receiver:
 
     async def _on_envelope(self, delivery: Delivery) -> Outcome:
         await self._wait_for_trust()
-        manifest, now = self.trust.manifest, self.clock()
-        assert manifest is not None
-        accepted = self._receive(delivery, manifest, now)  # 1-13.
+        now = self.clock()
+        accepted = self._receive(delivery, now)  # 1-13.
         if (
             isinstance(accepted, Refused)
             and accepted.reason == "key_unknown"  # 7. a key may have rotated meanwhile:
             and await self.keys.reload()  # re-read the keyring and try once more
         ):
-            accepted = self._receive(delivery, manifest, now)
+            accepted = self._receive(delivery, now)
+        if isinstance(accepted, Refused) and accepted.reason == "isa_version_unknown":
+            accepted = await self._catch_up(delivery, now, accepted)  # 8. a newer manifest?
         if isinstance(accepted, Refused):
             return await self._reject(delivery, accepted)
         header = accepted.header
@@ -192,6 +195,19 @@ class Receiver:
         else:
             await self._audit_replay(header, now)
         return await self._receipt(header, accepted.envelope_sha256, "delivered", None)  # 15.
+
+    async def _catch_up(
+        self, delivery: Delivery, now: datetime, refused: Refused
+    ) -> Accepted | Refused:
+        """Step 8: the sender cites an ISA version our manifest does not list yet; fetch ours
+        once (``agent.trust`` rule 9) and judge again under the newer one, if any."""
+        held = self.trust.manifest.serial if self.trust.manifest is not None else 0
+        if not await self.trust.catch_up(held):
+            log.warning(
+                "%s; our manifest (serial %d) is the newest we can get", refused.detail, held
+            )
+            return refused
+        return self._receive(delivery, now)
 
     async def _until_stored(self, write: Callable[[], Awaitable[T]]) -> T | None:
         """Run a store write, retrying it here while the store is unavailable (a full disk).

@@ -21,6 +21,10 @@ Rules:
 7. A pass is cheap when nothing is due: it scans the inbox in cursor (arrival) order from a
    floor below which every delivery is settled (shredded, or under no obligation), and stops at
    the first delivery younger than the shortest retention period in force.
+8. A delivery keeps the obligation of the ISA version it cites while that version is held
+   (then that of the version in force). The ISAs are read at each pass (they arrive with the
+   manifest, ``agent.trust`` rule 8); when they change, the floor and the shortest period are
+   worked out again.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import calendar
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -68,9 +72,12 @@ def add_period(start: datetime, period: str) -> datetime:
 
 
 def retain_for(registry: IsaRegistry, agency: str, header: dict[str, Any]) -> Retain | None:
-    """The retention obligation of the flow a delivery arrived under (rule 1), if any."""
+    """The retention obligation of the flow a delivery arrived under (rules 1 and 8), if any."""
     isa_ref = header.get("isa")
-    isa = registry.get(isa_ref.get("id", "")) if isinstance(isa_ref, dict) else None
+    if not isinstance(isa_ref, dict):
+        return None
+    isa_id = str(isa_ref.get("id", ""))
+    isa = registry.version(isa_id, str(isa_ref.get("sha256", ""))) or registry.get(isa_id)
     if isa is None:
         return None
     for flow in isa.doc.flows:
@@ -95,9 +102,8 @@ def _lower_bound(period: str) -> timedelta:
 
 def _shortest_period(registry: IsaRegistry, default: str | None) -> timedelta | None:
     periods = [default] if default is not None else []
-    for isa_id in registry.ids():
-        isa = registry.get(isa_id)
-        for flow in isa.doc.flows if isa is not None else []:
+    for isa in registry.held():
+        for flow in isa.doc.flows:
             if flow.obligations.retain is not None:
                 periods.append(flow.obligations.retain.period)
     return min((_lower_bound(p) for p in periods), default=None)
@@ -117,7 +123,7 @@ class Retention:
         self,
         store: RetentionStore,
         audit: AuditSink,
-        registry: IsaRegistry,
+        isas: IsaRegistry | Callable[[datetime], IsaRegistry],
         *,
         agency: str,
         audit_keep: timedelta | None = None,
@@ -125,14 +131,23 @@ class Retention:
     ) -> None:
         self.store = store
         self.audit = audit
-        self.registry = registry
+        self._isas = isas if callable(isas) else (lambda _now: isas)
+        self.registry = isas if isinstance(isas, IsaRegistry) else IsaRegistry()
         self.agency = agency
         self.audit_keep = audit_keep
         self.default_period = default_period
-        self._shortest = _shortest_period(registry, default_period)
+        self._shortest = _shortest_period(self.registry, default_period)
         self._floor = 0  # every delivery at or below this cursor is settled (rule 7)
 
+    def _read_isas(self, now: datetime) -> None:
+        """Rule 8: the ISAs of this pass; another set starts the scan over."""
+        registry = self._isas(now)
+        if registry is not self.registry:
+            self.registry, self._floor = registry, 0
+            self._shortest = _shortest_period(registry, self.default_period)
+
     async def run(self, now: datetime) -> RetentionReport:
+        self._read_isas(now)
         report = RetentionReport()
         report.inbox_purged = await self._inbox(now)
         report.frames_purged = await self._frames(now)

@@ -128,8 +128,11 @@ def broker_urls(settings: Settings) -> list[str]:
     ]
 
 
-def load_registry(policies_dir: Path) -> IsaRegistry:
-    """Every ISA file in ``policies_dir``; a broken file stops the agent (PolicyError)."""
+def load_registry(policies_dir: Path | None) -> IsaRegistry:
+    """Every ISA file in ``policies_dir`` (none when unset: the manifest carries the ISAs,
+    ``agent.trust`` rule 8); a broken file stops the agent (PolicyError)."""
+    if policies_dir is None:
+        return IsaRegistry()
     isas, problems = [], []
     for path in sorted(policies_dir.glob("*.yaml")):
         try:
@@ -151,7 +154,6 @@ class Agent:
     audit: AuditSink
     repeats: RepeatAudit
     trust: TrustHolder
-    registry: IsaRegistry
     signing_key: SigningKey
     rotator: KeyRotator
     clock: Clock
@@ -173,7 +175,7 @@ class Agent:
         limits = self.settings.limits
         return Service(
             agency=self.agency, store=self.store, audit=self.audit, repeats=self.repeats,
-            trust=self.trust, registry=self.registry, keys=self.keys,
+            trust=self.trust, keys=self.keys,
             signing_key=self.signing_key, publisher=self.publisher, clock=self.clock,
             metrics=self.metrics, wake_relay=self.outbox_wakeup.set,
             ttl=timedelta(hours=limits.message_ttl_hours),
@@ -186,7 +188,7 @@ class Agent:
         limits = self.settings.limits
         return Receiver(
             agency=self.agency, store=self.store, audit=self.audit, repeats=self.repeats,
-            trust=self.trust, registry=self.registry, keys=self.keys,
+            trust=self.trust, keys=self.keys,
             signing_key=self.signing_key, publisher=self.publisher, clock=self.clock,
             metrics=self.metrics, on_stored=self.inbox_wakeup.set,
             max_skew=timedelta(seconds=limits.max_clock_skew_seconds),
@@ -203,7 +205,7 @@ class Agent:
         self, *, interval: float = 30.0, audit_keep: timedelta | None = None
     ) -> Housekeeper:
         retention = Retention(
-            self.store, self.audit, self.registry, agency=self.agency, audit_keep=audit_keep
+            self.store, self.audit, self.trust.isas, agency=self.agency, audit_keep=audit_keep
         )
         return Housekeeper(
             store=self.store, repeats=self.repeats, retention=retention, rotator=self.rotator,
@@ -249,8 +251,8 @@ async def open_agent(settings: Settings, *, clock: Clock = utcnow) -> AsyncItera
     private_dirs(settings)
     keys = settings.keys
     signing_key = read_signing_key(keys.signing_key, keys.passphrase)
-    registry = load_registry(settings.trust.policies_dir)
-    trust = TrustHolder(settings.trust, settings.data_dir, clock=clock)
+    local_isas = load_registry(settings.trust.policies_dir)  # format-1 manifests only
+    trust = TrustHolder(settings.trust, settings.data_dir, clock=clock, local_isas=local_isas)
     trust.load_persisted()
     subject_secret = load_subject_secret(subject_key_path(keys.encryption_dir))
     audit = AuditLog(
@@ -265,10 +267,12 @@ async def open_agent(settings: Settings, *, clock: Clock = utcnow) -> AsyncItera
     async with agent_store(settings) as store, audit:
         manifest_auditor = ManifestAuditor(audit, clock)
         trust.on_change(manifest_auditor)
+        trust.on_refused(manifest_auditor.refused)
         await trust.refresh(clock())
+        _say_where_isas_come_from(trust, settings, clock)
         agent = Agent(
             settings=settings, store=store, audit=audit, repeats=RepeatAudit(audit), trust=trust,
-            registry=registry, signing_key=signing_key, rotator=rotator, clock=clock,
+            signing_key=signing_key, rotator=rotator, clock=clock,
         )  # fmt: skip
         try:
             yield agent
@@ -276,6 +280,20 @@ async def open_agent(settings: Settings, *, clock: Clock = utcnow) -> AsyncItera
             await manifest_auditor.drain()
             with contextlib.suppress(StoreUnavailable):
                 await agent.repeats.close(clock())  # nothing counted is lost on shutdown
+
+
+def _say_where_isas_come_from(trust: TrustHolder, settings: Settings, clock: Clock) -> None:
+    """One line at start: which source the ISAs in force come from (``agent.trust`` rule 8)."""
+    manifest, folder = trust.manifest, settings.trust.policies_dir
+    if manifest is not None and manifest.carries_isas:
+        unused = f"; [trust] policies_dir {folder} is not used" if folder is not None else ""
+        versions = ", ".join(f"{i.id} {i.version}" for i in trust.isas(clock()).in_force())
+        log.info("ISAs in force from the manifest: %s%s", versions or "none", unused)
+    elif folder is None:
+        log.warning(
+            "the manifest held carries no ISAs (format 1) and [trust] policies_dir is not set:"
+            " no ISA is in force until a format-2 manifest arrives"
+        )
 
 
 def private_dirs(settings: Settings) -> None:
@@ -300,7 +318,11 @@ def agent_store(settings: Settings) -> SqliteStore:
 
 
 async def run_agent(
-    settings: Settings, *, stop: asyncio.Event, ready: asyncio.Event | None = None
+    settings: Settings,
+    *,
+    stop: asyncio.Event,
+    ready: asyncio.Event | None = None,
+    clock: Clock = utcnow,
 ) -> None:
     """Run until ``stop`` is set; then drain and close everything.
 
@@ -308,7 +330,7 @@ async def run_agent(
     outbox, and the broker session keeps reconnecting in the background.
     """
     revoked: list[str] = []
-    async with open_agent(settings) as ctx, aiohttp.ClientSession() as session:
+    async with open_agent(settings, clock=clock) as ctx, aiohttp.ClientSession() as session:
         poster = _head_poster(ctx, session)
         announcer = _announcer(ctx, session)
         clients = [ApiClient.from_settings(c) for c in settings.api.clients]

@@ -17,9 +17,10 @@ Rules:
    idempotency key. Reading the same unacknowledged delivery again is a disclosure, so the
    first read per client in each window gets a ``deliver`` entry and the rest are counted.
 6. Its dependencies are explicit and frozen (the store protocol, the audit sink and its repeat
-   counter, trust, the ISA registry, the keyring holder, the signing key, the publisher, the
-   clock, metrics and the settings values it uses); ``agent.runtime`` wires them, tests pass
-   fakes. Nothing here reassigns a field of anything shared.
+   counter, trust, the keyring holder, the signing key, the publisher, the clock, metrics and
+   the settings values it uses); ``agent.runtime`` wires them, tests pass fakes. Nothing here
+   reassigns a field of anything shared. The ISAs are trust's in force at the moment of each
+   call (``agent.trust`` rule 8): a new version applies from the next call, no restart.
 7. A submit the ISA permits is then checked against the federation's trust, in this order,
    before anything is sealed or stored: a valid manifest (``TrustUnavailable``), our own
    certificate, the recipient's current key, the recipient's certificate
@@ -74,7 +75,6 @@ from agent.audit import AuditEvent, AuditSink, Flow, RepeatAudit, message_event,
 from agent.clock import Clock
 from agent.errors import (
     Denied,
-    NotFound,
     PayloadTooLarge,
     RecipientCertificateExpired,
     RecipientKeyUnavailable,
@@ -91,7 +91,7 @@ from agent.store import PayloadPurged, Store
 from agent.trust import Trust, sendable_manifest
 from federation.canonical import canonical_json, format_time
 from federation.envelope import WireVersion, seal_envelope
-from federation.isa import Decision, Isa, IsaRegistry, explain
+from federation.isa import Decision, Isa, explain
 from federation.keys import SigningKey
 from federation.manifest import Manifest
 from federation.pipeline import prepare
@@ -142,7 +142,7 @@ _REFUSALS: dict[SendCause, type[SendRefused]] = {
 
 
 def _in_force(manifest: Manifest, isa: Isa, now: datetime) -> bool:
-    entry = manifest.isa(isa.id)
+    entry = manifest.isa_in_force(isa.id, now)
     return entry is not None and entry.sha256 == isa.sha256 and entry.active_at(now)
 
 
@@ -174,7 +174,6 @@ class Service:
     audit: AuditSink
     repeats: RepeatAudit
     trust: Trust
-    registry: IsaRegistry
     keys: KeyringHolder
     signing_key: SigningKey
     publisher: Publisher
@@ -188,15 +187,15 @@ class Service:
     #: seconds a case system should wait before retrying a refusal a new manifest can cure
     retry_after: int = 60
 
-    def _isa(self, isa_id: str) -> Isa:
-        isa = self.registry.get(isa_id)
+    def _isa(self, isa_id: str, now: datetime) -> Isa:
+        isa = self.trust.isas(now).get(isa_id)
         if isa is None:
             raise Denied(f"no ISA {isa_id!r} is in force at this agency", [])
         return isa
 
     async def submit(self, client: str, req: SubmitRequest) -> SubmitResponse:
         now = self.clock()
-        isa = self._isa(req.isa)
+        isa = self._isa(req.isa, now)
         prepared = prepare(
             isa, sender=self.agency, recipient=req.to, purpose=req.purpose,
             message_type=req.type, payload=req.payload, now=now, ttl=self.ttl,
@@ -283,7 +282,8 @@ class Service:
         return asyncio.gather(*records, return_exceptions=True)
 
     async def preview(self, client: str, req: SubmitRequest) -> PreviewResponse:
-        isa = self.registry.get(req.isa)
+        now = self.clock()
+        isa = self.trust.isas(now).get(req.isa)
         if isa is None:
             parse_payload(req.type, req.payload)  # a broken payload is 422 whatever the ISA
             reason = f"No agreement {req.isa!r} is in force at this agency, so nothing is shared."
@@ -291,7 +291,7 @@ class Service:
                                    reasons=[reason])  # fmt: skip
         decision = prepare(
             isa, sender=self.agency, recipient=req.to, purpose=req.purpose,
-            message_type=req.type, payload=req.payload, now=self.clock(), ttl=self.ttl,
+            message_type=req.type, payload=req.payload, now=now, ttl=self.ttl,
         ).decision  # fmt: skip
         return PreviewResponse(
             decision=decision.outcome,
@@ -372,20 +372,15 @@ class Service:
         await self.repeats.count(("ack", client, id), event, now)
 
     async def isas(self) -> list[IsaSummary]:
-        """The ISAs this agency is a party to (the others are none of its business)."""
-        mine = (self._get(i) for i in self.registry.ids())
-        return [self._summary(isa) for isa in mine if isa.party(self.agency) is not None]
+        """The ISAs this agency is a party to, each in the version in force (the others are
+        none of its business)."""
+        now = self.clock()
+        mine = self.trust.isas(now).in_force()
+        return [self._summary(isa, now) for isa in mine if isa.party(self.agency) is not None]
 
-    def _get(self, isa_id: str) -> Isa:
-        isa = self.registry.get(isa_id)
-        if isa is None:  # pragma: no cover - ids() come from the registry
-            raise NotFound(isa_id)
-        return isa
-
-    def _summary(self, isa: Isa) -> IsaSummary:
-        manifest, now = self.trust.manifest, self.clock()
-        entry = manifest.isa(isa.id) if manifest is not None else None
-        active = entry is not None and entry.sha256 == isa.sha256 and entry.active_at(now)
+    def _summary(self, isa: Isa, now: datetime) -> IsaSummary:
+        manifest = self.trust.manifest
+        active = manifest is not None and _in_force(manifest, isa, now)
         to = isa.doc.isa.effective_to
         return IsaSummary(
             id=isa.id,
@@ -458,7 +453,7 @@ class Service:
 
     def _recipients(self, manifest: Manifest, now: datetime) -> list[str]:
         """Every agency a flow of ours lets us send to, under an ISA the manifest has in force."""
-        isas = (self._get(i) for i in self.registry.ids())
+        isas = self.trust.isas(now).in_force()
         flows = (f for isa in isas if _in_force(manifest, isa, now) for f in isa.doc.flows)
         return sorted({to for f in flows if self.agency in f.sender for to in f.to})
 
@@ -473,7 +468,7 @@ class Service:
                 (manifest.expires_at - now).total_seconds() if manifest else 0.0
             ),
         }
-        gauges |= self.trust.expiry_gauges(self.agency, self.registry, now)
+        gauges |= self.trust.expiry_gauges(self.agency, self.trust.isas(now), now)
         return self.metrics.render(gauges)
 
     async def liveness(self) -> LivenessResponse:

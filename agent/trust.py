@@ -20,11 +20,21 @@ Rules:
 7. Root rotation: ``[trust] next_root_certificate`` / ``next_root_fingerprint`` pin a second
    root, checked like the first at start; manifests chaining to either are accepted
    (``federation.manifest`` rule 6) until the operator's procedure ends the overlap.
+8. The ISAs in force (:meth:`TrustHolder.isas`) come from the held manifest when it carries them
+   (format 2, ``federation.manifest`` rule 8), so a new ISA version is applied with the manifest
+   that brings it, in the same assignment, without a restart; for a format-1 manifest they are
+   the ``policies_dir`` files read at start (none without it). A refused manifest (an ISA
+   document not matching its pin among the reasons) is logged and passed to the ``on_refused``
+   listeners (the audit) once per distinct offer; the held manifest stays in force.
+9. ``catch_up`` fetches the source at once for a receiver that met an ISA version its manifest
+   does not list (``federation.receive`` rule 4): at most once per ``CATCH_UP_SECONDS`` whatever
+   the number of callers, which share one fetch.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -50,7 +60,10 @@ __all__ = ["MAX_MANIFEST_BYTES", "Trust", "TrustHolder", "sendable_manifest"]
 log = logging.getLogger(__name__)
 
 Listener = Callable[[Manifest | None, Manifest], None]
+#: called with the refusal's message and the serial held (0: none) (rule 8)
+RefusalListener = Callable[[str, int], None]
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
+CATCH_UP_SECONDS = 10.0
 
 
 async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
@@ -81,13 +94,18 @@ class Trust(Protocol):
 
     def expiry_gauges(self, agency: str, isas: IsaRegistry, now: datetime) -> dict[str, float]: ...
 
+    def isas(self, now: datetime) -> IsaRegistry: ...
+
+    async def catch_up(self, held: int) -> bool: ...
+
 
 def sendable_manifest(trust: Trust, now: datetime, isa: Isa) -> Manifest:
-    """The manifest to send under, or TrustUnavailable (fail closed)."""
+    """The manifest to send under, or TrustUnavailable (fail closed): ``isa`` must be the
+    version that manifest has in force at ``now``, so that sender and receiver agree."""
     manifest = trust.manifest
     if manifest is None or not trust.state.can_send(now):
         raise TrustUnavailable("no valid federation manifest: sending is stopped (fail closed)")
-    entry = manifest.isa(isa.id)
+    entry = manifest.isa_in_force(isa.id, now)
     if entry is None or entry.sha256 != isa.sha256 or entry.version != isa.version:
         raise TrustUnavailable(
             f"the local copy of ISA {isa.id} differs from the one the federation publishes"
@@ -98,9 +116,21 @@ def sendable_manifest(trust: Trust, now: datetime, isa: Isa) -> Manifest:
 class TrustHolder:
     """Holds the current verified manifest; ``refresh`` fetches and applies a newer one."""
 
-    def __init__(self, settings: TrustSettings, data_dir: Path, *, clock: Clock = utcnow) -> None:
+    def __init__(
+        self,
+        settings: TrustSettings,
+        data_dir: Path,
+        *,
+        clock: Clock = utcnow,
+        local_isas: IsaRegistry | None = None,
+    ) -> None:
         self._settings = settings
         self._clock = clock
+        self._local_isas = local_isas or IsaRegistry()  # rule 8: format 1 only
+        self._refusal_listeners: list[RefusalListener] = []
+        self._refused_offer: str | None = None  # digest of the last refused bytes (rule 8)
+        self._catch_up_lock = asyncio.Lock()
+        self._caught_up_at: datetime | None = None
         self._persisted = data_dir / "manifest.json"
         self.root = self._load_root(settings)
         self.also_trusted = self._load_next_root(settings)
@@ -147,6 +177,29 @@ class TrustHolder:
 
     def on_change(self, listener: Listener) -> None:
         self._listeners.append(listener)
+
+    def on_refused(self, listener: RefusalListener) -> None:
+        """Rule 8: ``listener(message, held serial)`` for each distinct refused manifest."""
+        self._refusal_listeners.append(listener)
+
+    def isas(self, now: datetime) -> IsaRegistry:
+        """Rule 8: the ISAs in force at ``now``, one version per id (others held beside)."""
+        manifest = self.manifest
+        carried = manifest.isas_at(now) if manifest is not None else None
+        return self._local_isas if carried is None else carried
+
+    async def catch_up(self, held: int) -> bool:
+        """Rule 9: fetch the source now unless fetched within ``CATCH_UP_SECONDS``; True when a
+        manifest newer than serial ``held`` is in force afterwards."""
+        async with self._catch_up_lock:
+            now = self._clock()
+            recent = self._caught_up_at is not None and (
+                timedelta(0) <= now - self._caught_up_at < timedelta(seconds=CATCH_UP_SECONDS)
+            )
+            if not recent and (self.manifest is None or self.manifest.serial <= held):
+                self._caught_up_at = now
+                await self.refresh(now)
+        return self.manifest is not None and self.manifest.serial > held
 
     def load_persisted(self) -> None:
         """Re-load the manifest accepted before a restart, if any."""
@@ -199,10 +252,10 @@ class TrustHolder:
                 also_trusted=self.also_trusted,
             )
         except ManifestRejected as exc:
-            self._refused = f"manifest refused: {exc.message}"
-            log.warning("manifest refused: %s", exc.message)
+            self._refuse(data, exc)
             return False
         self._refused = None
+        self._refused_offer = None
         new = self.state.manifest
         assert new is not None
         self._persist(data)
@@ -211,6 +264,19 @@ class TrustHolder:
         for listener in self._listeners:
             listener(old, new)
         return True
+
+    def _refuse(self, data: bytes, exc: ManifestRejected) -> None:
+        """Rule 2 and 8: keep the held manifest, say why once per distinct offer."""
+        self._refused = f"manifest refused: {exc.message}"
+        digest = hashlib.sha256(data).hexdigest()
+        if digest == self._refused_offer:
+            return
+        self._refused_offer = digest
+        held = self.manifest.serial if self.manifest is not None else 0
+        kept = f"serial {held} stays in force" if held else "no manifest is held"
+        log.warning("manifest refused (%s): %s", kept, exc.message)
+        for listener in self._refusal_listeners:
+            listener(exc.message, held)
 
     def _persist(self, data: bytes) -> None:
         write_private_atomically(self._persisted, data)

@@ -59,7 +59,7 @@ async def seal_all(
     settings = load_settings(fed.agency(sender).config, environ={})
     async with open_agent(settings) as ctx:
         now = ctx.clock()
-        isa = ctx.registry.get(BENCH_ISA)
+        isa = ctx.trust.isas(now).get(BENCH_ISA)
         assert isa is not None, BENCH_ISA
         prepared = prepare(
             isa,

@@ -142,7 +142,6 @@ encryption_dir = "keys/encryption"
 root_certificate = "../../ca/root.pem"
 root_fingerprint = "{fingerprint}"
 manifest_file = "../../manifest.json"
-policies_dir = "../../policies"
 
 [broker]
 urls = ["{amqp}"]
@@ -254,6 +253,7 @@ def create_dev_federation(
     state = FederationState(
         name="ISA Relay DEV federation (SYNTHETIC)",
         manifest_validity_hours=hours,
+        manifest_format=2,  # the manifest carries the ISAs (broker.fedstate rule 6)
         agencies=tuple(AgencyState(id=a.id, name=a.name, broker_user=a.broker_user) for a in made),
     )
     save_state(layout, state)

@@ -17,6 +17,13 @@ Rules:
    the re-signing loop of ``isa-broker serve``) runs under :func:`federation_lock`: an exclusive
    ``flock`` on ``DIR/.lock``, re-entrant within one process. Two writers can therefore never
    publish the same serial twice, drop each other's change, or roll the serial back.
+6. ISA distribution (issue 15.5): ``manifest_format`` 2 (``manifest build --format``; a new dev
+   federation's; absent from an older ``federation.toml``: 1, which agents before format 2
+   read) carries each ISA's YAML in the manifest. Every build judges the ISAs of
+   ``DIR/policies`` against the versions already published (``broker.isa_history``): a
+   published version never changes, a newer one supersedes the previous version after
+   ``isa_switch_minutes``, which stays accepted for ``isa_grace_days``. A refused build writes
+   nothing but its line in ``DIR/isas/audit.jsonl``.
 
 Layout::
 
@@ -28,7 +35,8 @@ Layout::
     DIR/ca/manifest-signer.pem/.key
     DIR/certs/<agency>.pem         agency signing certificates
     DIR/announcements/<agency>/<kid>.json
-    DIR/policies/*.yaml            the ISAs the manifest pins by SHA-256
+    DIR/policies/*.yaml            the ISAs the manifest pins by SHA-256 (and carries, format 2)
+    DIR/isas/<id>/<version>.yaml, history.json, audit.jsonl   every published ISA version
     DIR/renewals/pending/<agency>.json, audit.jsonl   certificate renewals (broker.renewals)
     DIR/ca/next-root.pem/.key, previous-root.pem/.key   during/after a root rotation
     DIR/agencies/<agency>/         (dev only) each agency's agent.toml, keys/, data/, api-token
@@ -44,12 +52,22 @@ import threading
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from broker.durable import write_durably
+from broker.isa_history import (
+    DEFAULT_GRACE_DAYS,
+    DEFAULT_SWITCH_MINUTES,
+    IsaArchive,
+    Offered,
+    check_isa_terms,
+    listed_entries,
+    plan_publication,
+)
 from broker.key_history import record_manifest
 from federation import pki
 from federation.canonical import b64url_encode, canonical_json, format_time
@@ -59,7 +77,6 @@ from federation.keyfile import load_signing_key
 from federation.keys import KeyAnnouncement, SigningKey, parse_announcement
 from federation.manifest import (
     AgencyEntry,
-    IsaEntry,
     ManifestDocument,
     Revocation,
     build_manifest,
@@ -76,6 +93,7 @@ __all__ = [
     "check_manifest_validity",
     "federation_lock",
     "load_policies",
+    "load_policy_files",
     "load_state",
     "publish_manifest",
     "read_private",
@@ -123,6 +141,9 @@ class FederationState(BaseModel):
     name: str = "ISA Relay federation"
     serial: int = Field(default=0, ge=0)
     manifest_validity_hours: float = Field(default=168.0, gt=0)
+    manifest_format: Literal[1, 2] = 1  # rule 6: absent from an older federation.toml
+    isa_switch_minutes: float = DEFAULT_SWITCH_MINUTES
+    isa_grace_days: float = DEFAULT_GRACE_DAYS
     agencies: tuple[AgencyState, ...] = ()
     revocations: tuple[RevocationState, ...] = ()
 
@@ -215,23 +236,6 @@ def write_private(path: Path, data: bytes) -> None:
         handle.write(data)
 
 
-def write_durably(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so that a crash leaves the old bytes or the new, never a
-    mix: a temporary file fsynced, renamed over it, then the directory (created 0700) fsynced."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def read_private(path: Path) -> SigningKey:
     """Load an Ed25519 key file, refusing group/other-readable files."""
     try:
@@ -257,6 +261,9 @@ def save_state(layout: FederationLayout, state: FederationState) -> None:
         f"name = {_toml(state.name)}",
         f"serial = {state.serial}",
         f"manifest_validity_hours = {state.manifest_validity_hours}",
+        f"manifest_format = {state.manifest_format}",
+        f"isa_switch_minutes = {state.isa_switch_minutes}",
+        f"isa_grace_days = {state.isa_grace_days}",
     ]
     for agency in state.agencies:
         lines += ["", "[[agencies]]"]
@@ -276,33 +283,24 @@ def _toml(value: str) -> str:
 
 def load_policies(directory: Path, known_agencies: list[str] | None = None) -> list[Isa]:
     """Load every ``*.yaml`` ISA in ``directory``; ``PolicyError`` lists all problems."""
+    return [item.isa for item in load_policy_files(directory, known_agencies)]
+
+
+def load_policy_files(directory: Path, known_agencies: list[str] | None = None) -> list[Offered]:
+    """Every ``*.yaml`` ISA in ``directory`` with the bytes it was loaded from (read once)."""
     files = sorted(p for p in directory.glob("*.yaml") if p.is_file())
     if not files:
         raise ConfigError(f"{directory}: no ISA files (*.yaml)")
-    isas, problems = [], []
+    found, problems = [], []
     for path in files:
+        data = path.read_bytes()
         try:
-            isas.append(load_isa(str(path), path.read_bytes(), known_agencies=known_agencies))
+            found.append(Offered(load_isa(str(path), data, known_agencies=known_agencies), data))
         except PolicyError as exc:
             problems += exc.problems
     if problems:
         raise PolicyError(problems)
-    return isas
-
-
-def _isa_entry(isa: Isa) -> IsaEntry:
-    header = isa.doc.isa
-    status = {"terminated": "retired"}.get(header.status, header.status)
-    to = header.effective_to
-    return IsaEntry(
-        id=isa.id,
-        version=isa.version,
-        sha256=isa.sha256,
-        parties=sorted(p.id for p in isa.doc.parties),
-        status=status,
-        effective_from=format_time(datetime.combine(header.effective_from, time(), UTC)),
-        effective_to=None if to is None else format_time(datetime.combine(to, time(), UTC)),
-    )
+    return found
 
 
 def _announcements(layout: FederationLayout, agency: str) -> list[KeyAnnouncement]:
@@ -343,39 +341,68 @@ def _revocations(state: FederationState) -> list[Revocation]:
 
 
 def publish_manifest(
-    layout: FederationLayout, now: datetime, *, validity_hours: float | None = None
+    layout: FederationLayout,
+    now: datetime,
+    *,
+    validity_hours: float | None = None,
+    manifest_format: Literal[1, 2] | None = None,
+    isa_switch_minutes: float | None = None,
+    isa_grace_days: float | None = None,
 ) -> tuple[int, list[str]]:
     """Build, sign, self-verify and write the next manifest, under the lock (rule 5); returns
     (serial, ISA ids).
 
-    ``validity_hours`` (checked, rule 4) replaces the stored lifetime, for this build and later
-    ones; it is saved only when the manifest is written.
+    ``validity_hours`` (checked, rule 4), ``manifest_format`` and the ISA terms (checked,
+    ``broker.isa_history`` rule 4) replace the stored ones, for this build and later ones; they
+    are saved only when the manifest is written. An ISA the history refuses (rule 6) is audited
+    and the build fails with its ``PolicyError``.
     """
     with federation_lock(layout):
-        return _publish_manifest(layout, now, validity_hours)
+        state = load_state(layout)
+        changes = {"manifest_format": manifest_format, "isa_switch_minutes": isa_switch_minutes,
+                   "isa_grace_days": isa_grace_days}  # fmt: skip
+        state = state.model_copy(update={k: v for k, v in changes.items() if v is not None})
+        if validity_hours is not None:
+            hours = check_manifest_validity(validity_hours)
+            state = state.model_copy(update={"manifest_validity_hours": hours})
+        archive = IsaArchive(layout.root)
+        try:
+            return _publish_manifest(layout, now, state, archive)
+        except PolicyError as exc:
+            for problem in exc.problems:
+                archive.audit(now, "refused", file=problem.file, reason=problem.message[:500])
+            raise
+
+
+def _offered_isas(layout: FederationLayout, state: FederationState) -> list[Offered]:
+    """An ISA is published only when every party is a member: a federation of a few agencies
+    (a test, a pilot) leaves out the agreements it cannot honour."""
+    known = {a.id for a in state.agencies}
+    return [
+        item
+        for item in load_policy_files(layout.policies)
+        if {p.id for p in item.isa.doc.parties} <= known
+    ]
 
 
 def _publish_manifest(
-    layout: FederationLayout, now: datetime, validity_hours: float | None
+    layout: FederationLayout, now: datetime, state: FederationState, archive: IsaArchive
 ) -> tuple[int, list[str]]:
-    state = load_state(layout)
-    if validity_hours is not None:
-        hours = check_manifest_validity(validity_hours)
-        state = state.model_copy(update={"manifest_validity_hours": hours})
-    known = {a.id for a in state.agencies}
-    # An ISA is published only when every party is a member: a federation of a few agencies
-    # (a test, a pilot) leaves out the agreements it cannot honour.
-    isas = [
-        isa for isa in load_policies(layout.policies) if {p.id for p in isa.doc.parties} <= known
-    ]
+    terms = check_isa_terms(state.isa_switch_minutes, state.isa_grace_days)
+    offered = _offered_isas(layout, state)
+    publication = plan_publication(archive.records(), offered, now, terms)  # rule 6
+    entries = listed_entries(
+        publication.records, offered, archived=lambda r: archive.read(r, load_isa),
+        members={a.id for a in state.agencies}, now=now, document_version=state.manifest_format,
+    )  # fmt: skip
     serial = state.serial + 1
     document = ManifestDocument(
-        v=1,
+        v=state.manifest_format,
         serial=serial,
         issued_at=format_time(now),
         expires_at=format_time(now + timedelta(hours=state.manifest_validity_hours)),
         agencies=[_agency_entry(layout, a) for a in state.agencies],
-        isas=[_isa_entry(i) for i in isas],
+        isas=entries,
         revocations=_revocations(state),
     )
     root = pki.certificate_from_bytes(layout.root_cert.read_bytes())
@@ -398,8 +425,13 @@ def _publish_manifest(
     tmp.write_bytes(data)
     tmp.replace(layout.manifest)
     save_state(layout, state.model_copy(update={"serial": serial}))
+    if publication.published or publication.superseded:
+        new = {r.sha256 for r in publication.published}
+        archive.keep([item for item in offered if item.isa.sha256 in new])
+        archive.save(publication.records)
+        archive.audit_publication(now, publication)
     record_manifest(layout.root, manifest, by="publish")  # each key's first serial, exactly
-    return serial, [i.id for i in isas]
+    return serial, [item.isa.id for item in offered]
 
 
 def announcement_json(announcement: KeyAnnouncement) -> bytes:

@@ -148,7 +148,8 @@ class EnvelopeRejected(RemoteError):
     ``reason`` is a short code (``bad_frame``, ``bad_signature``, ``unknown_sender``,
     ``sender_mismatch``, ``sender_revoked``, ``sender_certificate_revoked``,
     ``sender_key_expired``, ``wrong_recipient``, ``expired``, ``clock_skew``, ``replay``,
-    ``isa_unknown``, ``isa_mismatch``, ``isa_parties``, ``isa_inactive``, ``key_unknown``,
+    ``isa_unknown``, ``isa_mismatch``, ``isa_superseded``, ``isa_version_unknown``,
+    ``isa_parties``, ``isa_inactive``, ``key_unknown``,
     ``key_retired``, ``key_revoked``, ``decrypt_failed``, ``payload_invalid``,
     ``lawful_basis_mismatch``, ``isa_violation``, ``transport_identity``; see docs/protocol.md
     section 6, whose step numbers ``federation.receive`` uses) for the audit log and the

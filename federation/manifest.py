@@ -14,7 +14,7 @@ Rules:
    and not expired; (8) every agency certificate chains to the root with the agency usage and
    names that agency, and every key announcement is signed by ITS OWN agency's certified key (the
    manifest operator cannot inject a key); ids, users and signing keys are unique and ISA parties
-   are listed agencies.
+   are listed agencies; (9) every ISA document it carries matches its pin and loads (rule 8).
 3. A held manifest past ``expires_at`` puts the holder in the **fail-closed** state
    (``TrustState``): stop sending, keep receiving into quarantine.
 4. Refusals raise ``ManifestRejected(reason)``; the manifest already held stays in force.
@@ -29,12 +29,21 @@ Rules:
    A revoked kid is never sealed to; an envelope already sealed to a revoked key of our own is
    refused unless the code is one of ``KEY_REVOCATIONS_KEEPING_GRACE`` (the key was retired,
    not exposed), when it still decrypts within its grace.
+8. Document format ``v`` 2 (issue 15.5, ISA distribution) carries each listed ISA's YAML bytes
+   (``IsaEntry.document``) and the earlier versions still in their grace window
+   (``superseded_at``, ``accept_until``); format 1 has neither, and its agents read the ISAs
+   from their own ``policies_dir``. Step 8 then checks the versions of each ISA
+   (``federation.isa_entries`` rule 2) and a step 9 every document (its rule 5): a document
+   that does not hash to its pin, or does not load, refuses the whole manifest. A verified
+   format-2 manifest holds the loaded ISAs (:meth:`Manifest.isas_at`), so an agent takes a new
+   ISA version with the manifest that carries it, without a restart. ``to_json`` writes a
+   format-1 document with exactly the fields older agents know.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -42,15 +51,24 @@ from typing import Annotated, Any, Literal
 from cryptography import x509
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from federation import pki
 from federation.canonical import b64url_decode, b64url_encode, canonical_json, parse_canonical
 from federation.errors import ManifestRejected
+from federation.isa import Isa, IsaRegistry
+from federation.isa_entries import (
+    IsaEntry,
+    check_versions,
+    in_force,
+    load_documents,
+    registry_at,
+)
 from federation.keys import KeyAnnouncement, SigningKey, UtcTime, verify_announcement
 from federation.keys import utc as _t
 
 __all__ = [
+    "DOCUMENT_VERSIONS",
     "FORMAT",
     "KEY_REVOCATIONS_KEEPING_GRACE",
     "MANIFEST_TAG",
@@ -71,6 +89,8 @@ __all__ = [
 ]
 
 FORMAT = "isa-relay-manifest/v1"
+DOCUMENT_VERSIONS = (1, 2)  # rule 8: 2 carries the ISA documents
+_V2_ONLY = ("superseded_at", "accept_until", "document")
 MANIFEST_TAG = b"isa-relay/v1 manifest\x00"
 ISSUE_SKEW = timedelta(minutes=5)
 _FILE_KEYS = {"format", "manifest", "signature", "signer_certificate"}
@@ -92,25 +112,6 @@ class AgencyEntry(BaseModel):
     broker_user: str = Field(min_length=1, max_length=64)
     announcements: list[KeyAnnouncement] = Field(default_factory=list)
     revoked_at: Time | None = None
-
-
-class IsaEntry(BaseModel):
-    """An ISA the federation has adopted; ``sha256`` is the hex SHA-256 of its YAML file bytes."""
-
-    model_config = _STRICT
-
-    id: str = Field(min_length=1, max_length=200)
-    version: str = Field(min_length=1, max_length=64)
-    sha256: Hex64
-    parties: list[AgencyId] = Field(min_length=2)
-    status: Literal["draft", "active", "suspended", "retired"]
-    effective_from: Time
-    effective_to: Time | None = None
-
-    def active_at(self, moment: datetime) -> bool:
-        if self.status != "active" or moment < _t(self.effective_from):
-            return False
-        return self.effective_to is None or moment < _t(self.effective_to)
 
 
 # RFC 5280 section 5.3.1 CRLReason names (removeFromCRL and the CA-only ones are meaningless here).
@@ -150,7 +151,7 @@ class ManifestDocument(BaseModel):
 
     model_config = _STRICT
 
-    v: Literal[1]
+    v: Literal[1, 2]
     serial: int = Field(ge=1)
     issued_at: Time
     expires_at: Time
@@ -158,8 +159,26 @@ class ManifestDocument(BaseModel):
     isas: list[IsaEntry]
     revocations: list[Revocation] = Field(default_factory=list)
 
+    @model_validator(mode="after")
+    def _isas_fit_the_format(self) -> ManifestDocument:
+        """Rule 8: format 1 has no documents and no superseded versions; format 2 carries a
+        document for every entry, and a superseded one states its grace."""
+        for entry in self.isas:
+            if self.v == 1 and any(getattr(entry, f) is not None for f in _V2_ONLY):
+                raise ValueError(f"ISA {entry.id}: format 1 carries no document or supersession")
+            if self.v == 2 and entry.document is None:
+                raise ValueError(f"ISA {entry.id} {entry.version}: no document")
+            if (entry.superseded_at is None) != (entry.accept_until is None):
+                raise ValueError(f"ISA {entry.id}: superseded_at and accept_until go together")
+        return self
+
     def to_json(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        body = self.model_dump(mode="json")
+        if self.v == 1:  # exactly the fields agents before format 2 know
+            for entry in body["isas"]:
+                for name in _V2_ONLY:
+                    del entry[name]
+        return body
 
 
 @dataclass(frozen=True)
@@ -180,11 +199,20 @@ class SigningIdentity:
 class Manifest:
     """A verified manifest: the document, the exact file bytes, and the lookups agents need."""
 
-    def __init__(self, document: ManifestDocument, file_bytes: bytes) -> None:
+    def __init__(
+        self,
+        document: ManifestDocument,
+        file_bytes: bytes,
+        documents: Mapping[str, Isa] | None = None,
+    ) -> None:
         self.document = document
         self.file_bytes = file_bytes
         self._agencies = {a.id: a for a in document.agencies}
-        self._isas = {i.id: i for i in document.isas}
+        self._isas: dict[str, list[IsaEntry]] = {}
+        for entry in document.isas:
+            self._isas.setdefault(entry.id, []).append(entry)
+        self._documents = dict(documents or {})
+        self._registries: dict[tuple[str, ...], IsaRegistry] = {}
         self._revoked = {(r.kind, r.ref) for r in document.revocations}
         self._signers: dict[str, SigningIdentity] = {}
         for agency in document.agencies:
@@ -210,7 +238,34 @@ class Manifest:
         return self._agencies.get(agency_id)
 
     def isa(self, isa_id: str) -> IsaEntry | None:
-        return self._isas.get(isa_id)
+        """The current (newest) entry of ISA ``isa_id``, if listed."""
+        return next((e for e in self._isas.get(isa_id, ()) if e.superseded_at is None), None)
+
+    def isa_versions(self, isa_id: str) -> list[IsaEntry]:
+        """Every listed version of ISA ``isa_id`` (rule 8: format 2 may list earlier ones)."""
+        return list(self._isas.get(isa_id, ()))
+
+    def isa_in_force(self, isa_id: str, now: datetime) -> IsaEntry | None:
+        """The version of ISA ``isa_id`` a sender seals under at ``now``
+        (``federation.isa_entries`` rule 3)."""
+        return in_force(self._isas.get(isa_id, ()), now)
+
+    @property
+    def carries_isas(self) -> bool:
+        """Rule 8: True for format 2, whose ISAs come with it."""
+        return self.document.v >= 2
+
+    def isas_at(self, now: datetime) -> IsaRegistry | None:
+        """The carried ISAs in force at ``now`` (with every other listed version beside them);
+        None for a format-1 manifest, whose agents read their own ``policies_dir``."""
+        if not self.carries_isas:
+            return None
+        entries = self.document.isas
+        key = tuple(sorted(e.sha256 for i in self._isas.values() if (e := in_force(i, now))))
+        registry = self._registries.get(key)
+        if registry is None:
+            registry = self._registries[key] = registry_at(entries, self._documents, now)
+        return registry
 
     def is_revoked(self, agency_id: str) -> bool:
         entry = self._agencies.get(agency_id)
@@ -332,10 +387,18 @@ def _check_agencies(document: ManifestDocument, roots: Sequence[x509.Certificate
                 raise ManifestRejected("announcement_invalid", agency.id)
             verify_announcement(announcement, key)
     ids = [a.id for a in document.agencies]
-    if len(set(ids)) != len(ids) or len({i.id for i in document.isas}) != len(document.isas):
+    if len(set(ids)) != len(ids):
         raise ManifestRejected("duplicate")
+    if document.v == 1 and len({i.id for i in document.isas}) != len(document.isas):
+        raise ManifestRejected("duplicate")
+    check_versions(document.isas)  # rule 8: one current version per ISA, in order
     if any(p not in ids for isa in document.isas for p in isa.parties):
         raise ManifestRejected("isa_party_unknown")
+
+
+def _load_isas(document: ManifestDocument) -> dict[str, Isa]:
+    """Step 9 (rule 8): every carried document, loaded and linted, by sha256."""
+    return load_documents(document.isas, [a.id for a in document.agencies])
 
 
 def verify_manifest(
@@ -361,7 +424,7 @@ def verify_manifest(
         _check_agencies(document, roots)  # 8
     except ValueError as exc:
         raise ManifestRejected("malformed") from exc
-    return Manifest(document, data)
+    return Manifest(document, data, _load_isas(document))  # 9
 
 
 def unverified_document(data: bytes) -> ManifestDocument:
@@ -393,7 +456,7 @@ def reload_manifest(
         _check_agencies(document, roots)
     except ValueError as exc:
         raise ManifestRejected("malformed") from exc
-    return Manifest(document, data)
+    return Manifest(document, data, _load_isas(document))
 
 
 @dataclass(frozen=True)
@@ -459,6 +522,18 @@ def _isa_lines(old: IsaEntry, new: IsaEntry) -> list[str]:
     ]
 
 
+def _superseded_lines(old: ManifestDocument, new: ManifestDocument) -> list[str]:
+    """Rule 8: earlier versions newly listed as superseded, and those whose grace ended."""
+    before = {(x.id, x.version) for x in old.isas if x.superseded_at is not None}
+    after = {(x.id, x.version): x for x in new.isas if x.superseded_at is not None}
+    lines = [
+        f"isa {x.id}: v{x.version} superseded at {x.superseded_at}, accepted until {x.accept_until}"
+        for key, x in after.items()
+        if key not in before
+    ]
+    return lines + [f"isa {i}: v{v} no longer accepted" for i, v in before if (i, v) not in after]
+
+
 def diff_manifests(old: ManifestDocument, new: ManifestDocument) -> list[str]:
     """Readable lines saying what changed between two manifests (empty when equal)."""
     lines = [f"serial {old.serial} -> {new.serial}"] if old.serial != new.serial else []
@@ -469,11 +544,13 @@ def diff_manifests(old: ManifestDocument, new: ManifestDocument) -> list[str]:
     lines += [f"- agency {i}" for i in old_a if i not in new_a]
     for i in (i for i in new_a if i in old_a):
         lines += _agency_lines(old_a[i], new_a[i])
-    old_i, new_i = {x.id: x for x in old.isas}, {x.id: x for x in new.isas}
+    old_i = {x.id: x for x in old.isas if x.superseded_at is None}
+    new_i = {x.id: x for x in new.isas if x.superseded_at is None}
     lines += [f"+ isa {i} v{x.version} ({x.status})" for i, x in new_i.items() if i not in old_i]
     lines += [f"- isa {i}" for i in old_i if i not in new_i]
     for i in (i for i in new_i if i in old_i):
         lines += _isa_lines(old_i[i], new_i[i])
+    lines += _superseded_lines(old, new)
     old_r = set(old.revocations)
     lines += [
         f"+ revocation {r.kind} {r.ref} of {r.agency} at {r.revoked_at}"

@@ -18,9 +18,12 @@ docs/protocol.md section 6 and in the tests:
 7.  decrypt with a key we hold, current or in grace and not revoked as exposed, and the
     plaintext's form (``key_revoked``, ``key_unknown``, ``key_retired``, ``decrypt_failed``,
     ``payload_invalid``);
-8.  the manifest lists the cited ISA, same version and sha256, both parties, active
-    (``isa_unknown``, ``isa_mismatch``, ``isa_parties``, ``isa_inactive``);
-9.  our own copy of the ISA is the cited one (``isa_mismatch``);
+8.  the manifest lists the cited ISA (``isa_unknown``) in the cited version with the cited
+    sha256 (``isa_mismatch``; a version it does not list: ``isa_superseded`` if older than its
+    current one, else ``isa_version_unknown``); a superseded version only for a message sealed
+    before ``superseded_at`` and arriving before ``accept_until`` (``isa_superseded``); both
+    parties (``isa_parties``); active (``isa_inactive``);
+9.  our own copy of the cited version is held (``isa_mismatch``);
 10. the payload matches its message type, minimised (``payload_invalid``);
 11. the signed lawful-basis tags are the ones our ISA states (``lawful_basis_mismatch``);
 12. every field is one the ISA allows at the stated risk level, in its form (``isa_violation``);
@@ -37,6 +40,10 @@ Rules:
    :func:`deduplicated_when_stored`, which says that in its name.
 3. A refusal names the envelope's routing (whom to send the signed ``rejected`` receipt) only
    when the sender is authenticated and the copy is not a replay; otherwise nobody is answered.
+4. Steps 8, 9 and 12 judge a message by the ISA version it cites (``federation.isa_entries``
+   rule 4), not by the one in force now. ``isa_version_unknown`` is the one refusal a receiver
+   may cure itself: its manifest can be older than the sender's, so the agent fetches the
+   manifest once and calls :func:`receive` again before refusing.
 """
 
 from __future__ import annotations
@@ -62,6 +69,7 @@ from federation.envelope import (
 )
 from federation.errors import EnvelopeRejected, PayloadInvalid
 from federation.isa import Isa, IsaRegistry, check_received
+from federation.isa_entries import cited_entry
 from federation.keys import Keyring
 from federation.keys import utc as _t
 from federation.manifest import KEY_REVOCATIONS_KEEPING_GRACE, Manifest, SigningIdentity
@@ -234,11 +242,12 @@ def _check_own_key(recipient: str, kid: str, manifest: Manifest) -> None:
 
 
 def _check_isa_listed(header: Header, manifest: Manifest, now: datetime) -> None:
-    isa = manifest.isa(header.isa.id)
-    if isa is None:
+    versions = manifest.isa_versions(header.isa.id)
+    if not versions:
         raise EnvelopeRejected("isa_unknown")
-    if isa.version != header.isa.version or isa.sha256 != header.isa.sha256:
-        raise EnvelopeRejected("isa_mismatch")
+    isa = cited_entry(  # rule 4: the version cited, superseded only within its grace
+        versions, header.isa.version, header.isa.sha256, sealed_at=_t(header.created_at), now=now
+    )
     if header.sender not in isa.parties or header.to not in isa.parties:
         raise EnvelopeRejected("isa_parties")
     if not isa.active_at(now):
@@ -246,8 +255,8 @@ def _check_isa_listed(header: Header, manifest: Manifest, now: datetime) -> None
 
 
 def _our_copy(header: Header, registry: IsaRegistry) -> Isa:
-    isa = registry.get(header.isa.id)
-    if isa is None or isa.sha256 != header.isa.sha256:
+    isa = registry.version(header.isa.id, header.isa.sha256)
+    if isa is None:
         raise EnvelopeRejected("isa_mismatch", "our copy of the ISA differs from the cited one")
     return isa
 

@@ -5,6 +5,9 @@ Rules:
    what changed (agencies, keys, ISAs, revocations) as the detail, at most 2,000 characters.
 2. The trust holder calls listeners synchronously; the record is written by a task kept here
    until done, and ``drain`` awaits the outstanding ones (on shutdown).
+3. Every manifest the agent refuses (once per distinct offer, ``agent.trust`` rule 8) is an
+   entry too: ``manifest_change`` with outcome ``refused``, the reason and the serial kept in
+   force as the detail (an ISA document not matching its pin names the ISA and version).
 """
 
 from __future__ import annotations
@@ -35,6 +38,16 @@ class ManifestAuditor:
         event = AuditEvent(
             "manifest_change", "agent", outcome=f"serial {new.serial}", detail=detail
         )
+        self._record(event)
+
+    def refused(self, message: str, held: int) -> None:
+        """Rule 3: a ``TrustHolder.on_refused`` listener."""
+        kept = f"serial {held} stays in force" if held else "no manifest is held"
+        event = AuditEvent("manifest_change", "agent", outcome="refused",
+                           detail=f"{message}; {kept}"[:2000])  # fmt: skip
+        self._record(event)
+
+    def _record(self, event: AuditEvent) -> None:
         task: asyncio.Future[None] = asyncio.ensure_future(self._audit.record(event, self._clock()))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -10,17 +10,21 @@ Checks, in order (one that needs an earlier result says ``skip`` when that one f
                    expired, and is not older than the one this agent already holds (rollback);
 6. ``identity``    the manifest lists this agency, not revoked, with OUR signing key, our broker
                    user and our current encryption key announced;
-7. ``isas``        every ISA in ``policies_dir`` loads, and the ISAs the manifest lists with this
-                   agency as a party are exactly the local ones, with the same SHA-256; a local
-                   ISA the manifest leaves out because one of its parties has not joined yet
-                   (``broker.fedstate.publish_manifest``) is named, not a failure;
+7. ``isas``        a format-2 manifest carries the ISAs (``agent.trust`` rule 8): the line names
+                   each one this agency is a party to in the version in force now, and any
+                   earlier version still accepted with its deadline (``policies_dir`` is not
+                   used). With a format-1 manifest, every ISA in ``policies_dir`` loads, and the
+                   ISAs the manifest lists with this agency as a party are exactly the local
+                   ones, with the same SHA-256; a local ISA the manifest leaves out because one
+                   of its parties has not joined yet (``broker.fedstate.publish_manifest``) is
+                   named, not a failure;
 8. ``data-dir``    the data directory is (or can be made) a writable directory;
 9. ``broker``      per broker URL: AMQP login with the agency's credentials and a passive check
                    of its inbox queue.
 
 Then, with thresholds (the command line always passes them), one ``expires`` line per thing
 this agent relies on that expires (``agent.expiry``: the manifest, the root, manifest-signer and
-agency certificates, the current announced encryption key, each local ISA's review and end
+agency certificates, the current announced encryption key, each ISA in force's review and end
 date) with its days left: ``FAIL`` once lapsed, ``WARN`` within ``--warn-days`` (default 30) or
 ``--critical-days`` (7), and the manifest within ``[trust] manifest_alert_hours``.
 
@@ -60,6 +64,7 @@ from federation.canonical import format_time
 from federation.deadlines import Thresholds, severity
 from federation.errors import ConfigError, IsaRelayError, ManifestRejected
 from federation.keys import RotationPolicy, SigningKey
+from federation.keys import utc as _t
 from federation.manifest import Manifest, reload_manifest, verify_manifest
 from federation.topology import inbox_queue
 
@@ -158,7 +163,7 @@ async def run_checks(
         ("root", lambda: _sync(_root, settings, facts)),
         ("manifest", lambda: _manifest(settings, facts, now)),
         ("identity", lambda: _sync(_identity, settings, facts, now)),
-        ("isas", lambda: _sync(_isas, settings, facts)),
+        ("isas", lambda: _sync(_isas, settings, facts, now)),
         ("data-dir", lambda: _sync(_data_dir, settings.data_dir)),
     ]
     for number, url in enumerate(broker_urls(settings), start=1):
@@ -186,7 +191,8 @@ def _expiry(
     if facts.manifest is None or facts.root is None:
         return [CheckResult("expires", "skip", "needs a valid manifest")]
     try:
-        registry = load_registry(settings.trust.policies_dir)
+        carried = facts.manifest.isas_at(now)
+        registry = carried if carried is not None else load_registry(settings.trust.policies_dir)
     except IsaRelayError as exc:
         return [CheckResult("expires", "FAIL", exc.message)]
     found = agent_deadlines(facts.manifest, facts.root, settings.agency, registry, now)
@@ -333,8 +339,16 @@ def _identity(settings: Settings, facts: _Facts, now: datetime) -> Outcome:
     return "ok", f"{agency} certified until {format_time(identity.not_after)}{unchecked}"
 
 
-def _isas(settings: Settings, facts: _Facts) -> Outcome:
-    registry = load_registry(settings.trust.policies_dir)  # PolicyError: file:line problems
+def _isas(settings: Settings, facts: _Facts, now: datetime) -> Outcome:
+    if facts.manifest is not None and facts.manifest.carries_isas:
+        return _carried_isas(settings, facts.manifest, now)
+    folder = settings.trust.policies_dir
+    if folder is None:
+        if facts.manifest is None:
+            return "skip", "needs a valid manifest (no [trust] policies_dir is set)"
+        return "FAIL", ("the manifest carries no ISAs (format 1) and [trust] policies_dir is not"
+                        " set: no ISA would be in force")  # fmt: skip
+    registry = load_registry(folder)  # PolicyError: file:line problems
     if facts.manifest is None:
         return "skip", f"{len(registry.ids())} ISAs load; the manifest is needed to compare"
     ours = {i.id: i for i in facts.manifest.document.isas if settings.agency in i.parties}
@@ -360,6 +374,33 @@ def _isas(settings: Settings, facts: _Facts) -> Outcome:
         return "FAIL", "; ".join(problems)
     unpublished = f"; not published yet: {'; '.join(waiting)}" if waiting else ""
     return "ok", f"{len(ours)} ISAs with this agency as a party match the manifest{unpublished}"
+
+
+def _carried_isas(settings: Settings, manifest: Manifest, now: datetime) -> Outcome:
+    """Rule 7, format 2: the versions in force now, and the other versions listed."""
+    registry = manifest.isas_at(now)
+    assert registry is not None  # a format-2 manifest
+    ours = [isa for isa in registry.in_force() if isa.party(settings.agency) is not None]
+    if not ours:
+        return "FAIL", f"the manifest carries no ISA with {settings.agency} as a party"
+    shown = ", ".join(_versions_line(manifest, isa.id, isa.version, now) for isa in ours)
+    unused = "" if settings.trust.policies_dir is None else " (policies_dir is not used)"
+    return "ok", f"in force from the manifest: {shown}{unused}"
+
+
+def _versions_line(manifest: Manifest, isa_id: str, version: str, now: datetime) -> str:
+    """``id version`` and what the manifest says of its other versions."""
+    notes = []
+    for entry in manifest.isa_versions(isa_id):
+        if entry.version == version:
+            if entry.superseded_at is not None:
+                notes.append(f"until {entry.superseded_at}")
+        elif entry.superseded_at is None or _t(entry.superseded_at) > now:
+            notes.append(f"then {entry.version}")
+        else:
+            notes.append(f"{entry.version} accepted until {entry.accept_until} if sealed before"
+                         f" {entry.superseded_at}")  # fmt: skip
+    return f"{isa_id} {version}" + (f" ({'; '.join(notes)})" if notes else "")
 
 
 def _data_dir(path: Path) -> Outcome:

@@ -40,8 +40,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--manifest-url", help="the operator's isa-broker serve URL /manifest")
     source.add_argument("--manifest-file", type=Path, help="or a manifest file kept up to date")
-    parser.add_argument("--policies", type=Path, required=True, metavar="DIR",
-                        help="the federation's ISA files (policies/*.yaml)")  # fmt: skip
+    parser.add_argument("--policies", type=Path, metavar="DIR",
+                        help="the federation's ISA files (policies/*.yaml), only while its "
+                        "manifest is format 1 (a format-2 manifest carries them)")  # fmt: skip
     parser.add_argument("--broker-url", action="append", required=True, metavar="AMQP_URL",
                         help="amqp(s)://HOST:PORT/VHOST; repeat for failover")  # fmt: skip
     parser.add_argument("--broker-user", help="RabbitMQ user (default: the agency id)")

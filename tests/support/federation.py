@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from agent.clock import Clock, utcnow
 from agent.config import Settings, load_settings
 from agent.runtime import run_agent
 from broker.devfed import DevFederation
@@ -85,6 +86,7 @@ class AgentHandle:
     session: aiohttp.ClientSession
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
+    clock: Clock = utcnow  # the agent's clock (a test may run one agent days ahead)
 
     @property
     def url(self) -> str:
@@ -97,7 +99,9 @@ class AgentHandle:
     async def start(self) -> None:
         ready = asyncio.Event()
         self.stop = asyncio.Event()
-        self.task = asyncio.create_task(run_agent(self.settings, stop=self.stop, ready=ready))
+        self.task = asyncio.create_task(
+            run_agent(self.settings, stop=self.stop, ready=ready, clock=self.clock)
+        )
         waiter = asyncio.create_task(ready.wait())
         done, _ = await asyncio.wait({waiter, self.task}, return_when=asyncio.FIRST_COMPLETED)
         if self.task in done:

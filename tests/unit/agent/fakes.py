@@ -130,10 +130,18 @@ class ListAudit:
 
 @dataclass(frozen=True)
 class FixedTrust:
-    """Trust in one manifest (``agent.trust.Trust``)."""
+    """Trust in one manifest (``agent.trust.Trust``) and the ISAs in force with it."""
 
     state: TrustState = field(default_factory=lambda: TrustState(MANIFEST))
     last_error: str | None = None
+    registry: IsaRegistry = field(default_factory=lambda: IsaRegistry([ISA]))
+
+    def isas(self, now: datetime) -> IsaRegistry:
+        return self.registry
+
+    async def catch_up(self, held: int) -> bool:
+        """No source to fetch: never newer."""
+        return False
 
     @property
     def manifest(self) -> Manifest | None:
@@ -166,7 +174,7 @@ def service(
     sender = FED.agencies[SENDER]
     return Service(
         agency=SENDER, store=store, audit=audit, repeats=RepeatAudit(audit),
-        trust=trust or FixedTrust(), registry=IsaRegistry([ISA]),
+        trust=trust or FixedTrust(),
         keys=KeyringHolder(sender.keyring, lambda: sender.keyring),
         signing_key=sender.signing, publisher=publisher or RecordingPublisher(),
         clock=lambda: NOW, metrics=Metrics(), wake_relay=(wake or asyncio.Event()).set,
@@ -196,7 +204,7 @@ def receiver(
     mine = FED.agencies[RECIPIENT]
     return Receiver(
         agency=RECIPIENT, store=store, audit=audit, repeats=RepeatAudit(audit),
-        trust=FixedTrust(), registry=IsaRegistry([ISA]),
+        trust=FixedTrust(),
         keys=KeyringHolder(mine.keyring if keyring is None else keyring,
                            load or (lambda: mine.keyring)),
         signing_key=mine.signing, publisher=publisher, clock=lambda: NOW, metrics=Metrics(),

@@ -76,7 +76,7 @@ async def contexts(fed: DevFederation) -> AsyncIterator[tuple[Agent, Agent, Fake
 def _large_invalid_frame(police: Agent) -> bytes:
     """A frame signed by police-scotland for assist under their ISA, with a ciphertext over
     1 MiB, whose payload fails its schema (step 10): authenticated, so it must be answered."""
-    isa = police.registry.get(ISA_ID)
+    isa = police.trust.isas(NOW).get(ISA_ID)
     assert isa is not None
     manifest = police.trust.manifest
     assert manifest is not None

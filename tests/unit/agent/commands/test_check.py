@@ -21,9 +21,10 @@ import pytest
 from agent.cli import main
 from agent.commands.check import CheckResult, run_checks
 from broker.devfed import DevFederation
-from broker.fedstate import publish_manifest
+from broker.fedstate import publish_manifest, read_private
 from devtools import federation as tools_federation
-from federation.manifest import unverified_document
+from federation import pki
+from federation.manifest import build_manifest, unverified_document
 from federation.topology import inbox_queue
 from tests.support.federation import free_port
 from tests.support.processes import isolated_federation_at
@@ -49,6 +50,24 @@ def fed(
     root = tmp_path_factory.mktemp("check") / "fed"
     with isolated_federation_at(root, rabbit_server, now=BUILT) as made:
         yield made
+
+
+def format_1(fed: DevFederation, policies: Path, agency: str = AGENCY) -> Path:
+    """The agency's agent.toml on a format-1 copy of the federation's manifest (one that carries
+    no ISA, as before issue 15.5), reading the ISAs from ``policies``."""
+    doc = unverified_document(fed.layout.manifest.read_bytes())
+    current = [e.model_copy(update={"document": None}) for e in doc.isas if not e.superseded]
+    data = build_manifest(
+        doc.model_copy(update={"v": 1, "isas": current}),
+        signer_key=read_private(fed.layout.signer_key),
+        signer_cert=pki.certificate_from_bytes(fed.layout.signer_cert.read_bytes()),
+    )
+    copy = policies.with_name(f"manifest-v1-{uuid.uuid4().hex[:8]}.json")
+    copy.write_bytes(data)
+    path = variant(fed, agency, manifest_file=str(copy))
+    trust = f"[trust]\npolicies_dir = {json.dumps(str(policies))}\n"
+    path.write_text(path.read_text().replace("[trust]\n", trust))
+    return path
 
 
 def variant(fed: DevFederation, agency: str = AGENCY, **lines: object) -> Path:
@@ -204,7 +223,7 @@ class TestTrustFailures:
         shutil.copytree(fed.layout.policies, policies)
         with (policies / "police-to-assist.yaml").open("a") as handle:
             handle.write("# a local edit\n")
-        results = await check(variant(fed, policies_dir=str(policies)))
+        results = await check(format_1(fed, policies))
         assert verdicts(results) == all_ok_but(isas="FAIL")
         assert "isa-police-assist-advocacy" in results["isas"].detail
         assert "differs from the manifest" in results["isas"].detail
@@ -259,11 +278,22 @@ class TestPartialFederation:
     async def test_an_isa_waiting_for_a_party_to_join_is_named_not_failed(
         self, partial: DevFederation
     ) -> None:
-        """Regression (a newly onboarded agency failed check): unpublished ISAs pass, named."""
-        results = await check(partial.agency(AGENCY).config)
+        """Regression (a newly onboarded agency failed check): unpublished ISAs pass, named
+        (a format-1 manifest, whose ISAs the agent reads from its policies_dir)."""
+        results = await check(format_1(partial, partial.layout.policies))
         assert verdicts(results) == all_ok_but()
         assert "isa-marac-referrals (until " in results["isas"].detail
         assert results["isas"].detail.startswith("1 ISAs with this agency as a party match")
+
+    async def test_the_isas_line_names_the_versions_the_manifest_carries(
+        self, partial: DevFederation
+    ) -> None:
+        """Format 2 (issue 15.5): the ISAs come with the manifest; the line names each version
+        in force with this agency as a party, and nothing unpublished is looked for."""
+        results = await check(partial.agency(AGENCY).config)
+        assert verdicts(results) == all_ok_but()
+        line = "in force from the manifest: isa-police-assist-advocacy 1.0.0"
+        assert results["isas"].detail == line
 
 
 class TestExpiryLines:

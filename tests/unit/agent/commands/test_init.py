@@ -158,6 +158,17 @@ class TestFiles:
         assert settings.trust.manifest_file == federation.manifest.resolve()
         assert (settings.broker.user, settings.broker.password) == ("syn-assist", "")
 
+    def test_without_policies_the_config_reads_its_isas_from_the_manifest(
+        self, federation: FederationLayout, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Issue 15.5: --policies is optional; without it policies_dir is unset (commented)."""
+        home = tmp_path / "a"
+        dropped = ("--policies", str(federation.policies))
+        args = [a for a in argv(federation, home) if a not in dropped]
+        assert main(args, clock=lambda: NOW) == 0
+        capsys.readouterr()
+        assert load_settings(home / "agent.toml", environ={}).trust.policies_dir is None
+
     def test_a_root_that_does_not_match_the_fingerprint_writes_nothing(
         self, federation: FederationLayout, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
