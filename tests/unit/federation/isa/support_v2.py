@@ -1,7 +1,7 @@
 """The v2 fixtures (tests/fixtures/isa_v2): an ISA recording every ICO-code element, and defects.
 
-``complete.yaml`` is written against the fake catalogue of :mod:`tests.unit.federation.isa.support`; each
-other file is a copy of it with exactly one defect.
+``complete.yaml`` is written against the fake catalogue of
+:mod:`tests.unit.federation.isa.support`; each other file is a copy of it with exactly one defect.
 """
 
 from __future__ import annotations

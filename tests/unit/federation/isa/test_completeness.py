@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 
 from federation.isa import completeness, load_isa
-from tests.unit.federation.isa.support_v2 import COMPLETE, lint_text, parse_text
 from tests.unit.federation.isa.support import CLEAN_ISA, fake_catalogue
+from tests.unit.federation.isa.support_v2 import COMPLETE, lint_text, parse_text
 
 HEADER = 4  # the line of ``isa:`` in complete.yaml, where a missing block is reported
 

@@ -19,8 +19,8 @@ from federation.isa.model import RISK_LEVELS, Flow, RiskLevel
 from federation.isa.plan import expand, labels_for, never_share_paths, plan_for
 from federation.isa.rendering import Explanation, Node, Section
 from federation.isa.wording import field_phrase
-from tests.unit.federation.isa.support_v2 import COMPLETE
 from tests.unit.federation.isa.support import CLEAN_ISA, fake_catalogue
+from tests.unit.federation.isa.support_v2 import COMPLETE
 
 POLICIES = Path(__file__).resolve().parents[4] / "policies"
 SHIPPED = sorted(POLICIES.glob("*.yaml"))

@@ -6,8 +6,8 @@ import pytest
 
 from federation.errors import PolicyError
 from federation.isa import load_isa
-from tests.unit.federation.isa.support_v2 import COMPLETE, V2, lint_text
 from tests.unit.federation.isa.support import fake_catalogue
+from tests.unit.federation.isa.support_v2 import COMPLETE, V2, lint_text
 
 
 def _lint(name: str) -> list[str]:

@@ -13,8 +13,8 @@ from federation.isa import Isa, load_isa, to_odrl
 from federation.isa.model import RISK_LEVELS
 from federation.isa.odrl import field_iri
 from federation.isa.plan import plan_for
-from tests.unit.federation.isa.support_v2 import COMPLETE
 from tests.unit.federation.isa.support import fake_catalogue
+from tests.unit.federation.isa.support_v2 import COMPLETE
 
 POLICIES = Path(__file__).resolve().parents[4] / "policies"
 ODRL = Namespace("http://www.w3.org/ns/odrl/2/")
