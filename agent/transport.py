@@ -359,9 +359,11 @@ class AmqpTransport:
                         queue = await channel.declare_queue(inbox_queue(self._agency), passive=True)
                         return await _Consumer.start(channel, queue, on_message)
             except TransportError as exc:
-                log.warning("%s; retrying in %.1f s", exc.message, delay)
                 if channel is not None:
                     await self._bounded(channel.close())
+                if lost.ended:  # the session's line says so: not one of ours as well
+                    raise ConnectionLost(lost.reason) from exc
+                log.warning("%s; retrying in %.1f s", exc.message, delay)
             if await lost.within(delay):
                 raise ConnectionLost(lost.reason)
             delay = min(delay * 2, _MAX_CONSUME_RETRY)
