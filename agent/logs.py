@@ -11,11 +11,12 @@ Rules:
    never echoed (a header is client input).
 3. Configured once, at the edge (``agent.commands.run``); library code only gets loggers.
 4. The AMQP libraries do not narrate our reconnections: aiormq's connection records (an error
-   per failed attempt, another per lost connection) and its "consumer cancelled by the broker"
-   notice become DEBUG records, kept only where DEBUG is enabled (:func:`quiet_amqp_logs`,
-   installed by ``agent.transport``). ``agent.broker_session`` logs one line per attempt
-   instead. (Before: three lines a second from three loggers, 3,239 lines in 27 minutes from
-   one revoked agent.)
+   per failed attempt, another per lost connection), its "consumer cancelled by the broker"
+   notice and its "closing channel because RPC call cancelled" (our own timeout or shutdown
+   cancelled a consumer's start) become DEBUG records, kept only where DEBUG is enabled
+   (:func:`quiet_amqp_logs`, installed by ``agent.transport``). ``agent.broker_session`` logs
+   one line per attempt instead. (Before: three lines a second from three loggers, 3,239
+   lines in 27 minutes from one revoked agent.)
 """
 
 from __future__ import annotations
@@ -47,7 +48,11 @@ _TEXT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 #: rule 4: logger -> the message templates demoted (None: all of them, up to ERROR)
 _AMQP_NOISE: dict[str, tuple[str, ...] | None] = {
     "aiormq.connection": None,
-    "aiormq.channel": ("Consumer %r cancelled by the broker",),
+    "aiormq.channel": (
+        "Consumer %r cancelled by the broker",
+        "Closing channel %r because RPC call %s cancelled",
+        "Closing channel %r locally because RPC call %s cancelled",
+    ),
 }
 
 

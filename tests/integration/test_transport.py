@@ -588,7 +588,7 @@ class TestReconnectionLog:
                 proxy.refuse()
                 await _until(lambda: len(_failed_attempts(caplog)) >= 6, seconds=20)
                 proxy.relay()
-                await _until(lambda: len(council.ups) == 2, seconds=10)
+                await _until(lambda: len(council.ups) == 2 and council.transport.consuming, 10)
         lost, *failed = [r for r in caplog.records if r.levelno >= logging.WARNING]
         [up] = [r for r in caplog.records if r.getMessage().startswith("broker connection up")]
         assert {r.name for r in [lost, *failed, up]} == {"agent.broker_session"}

@@ -35,7 +35,7 @@ class TestQuietAmqpLogs:
             ("DEBUG", "Unexpected connection close from remote")
         ]
 
-    def test_only_the_consumer_cancelled_notice_of_aiormq_channel_is_demoted(
+    def test_only_the_cancel_notices_of_aiormq_channel_are_demoted(
         self, caplog: pytest.LogCaptureFixture
     ) -> None:
         """aiormq.channel keeps its other warnings (they are not about reconnecting)."""
@@ -43,6 +43,7 @@ class TestQuietAmqpLogs:
         caplog.set_level(logging.INFO)
         channel = logging.getLogger("aiormq.channel")
         channel.warning("Consumer %r cancelled by the broker on %r", "ctag", "ch")
+        channel.warning("Closing channel %r because RPC call %s cancelled", "ch", "Qos")
         channel.warning("Frame %r has no consumer tag", "f")
         assert records(caplog, "aiormq.channel") == [("WARNING", "Frame 'f' has no consumer tag")]
 
