@@ -6,8 +6,8 @@ Rules:
    broker connection is up; ``consuming`` whether our inbox consumer runs (the receiver stops
    retrying a store write in place once it does not). :class:`agent.transport.AmqpTransport`
    implements it.
-2. The broker session comes and goes (``agent.runtime`` reconnects with backoff), so the agent's
-   parts hold a :class:`LatePublisher`: not connected, and ``publish`` raising
+2. The broker session comes and goes (``agent.broker_session`` reconnects with backoff), so the
+   agent's parts hold a :class:`LatePublisher`: not connected, and ``publish`` raising
    ``TransportError("not connected")``, except while a transport is attached to it. Attaching
    is the publisher's own business (``with publisher.attached(transport):``); no one else
    swaps a transport in or out of a shared object.

@@ -29,8 +29,7 @@ import contextlib
 import logging
 import math
 import os
-import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -53,9 +52,10 @@ from agent.audit import (
     witness_url,
 )
 from agent.auth import ApiClient
+from agent.broker_session import BrokerSession
 from agent.clock import Clock, utcnow
 from agent.config import Settings
-from agent.errors import StoreUnavailable, TransportError
+from agent.errors import StoreUnavailable
 from agent.keyrotation import KeyringHolder, KeyRotator
 from agent.keystore import load_keyring, load_store_key, read_signing_key, store_key_path
 from agent.manifest_server import server_url
@@ -69,7 +69,7 @@ from agent.retention import Retention
 from agent.service import Service
 from agent.store import DEFAULT_FILENAME as STORE_FILENAME
 from agent.store import SqliteStore
-from agent.transport import AccessRefused, AmqpTransport, JitteredBackoff
+from agent.transport import AmqpTransport
 from agent.trust import Trust, TrustHolder
 from agent.webhook import Backoff, WebhookPusher
 from federation.errors import ConfigError, LocalError, PolicyError
@@ -96,8 +96,6 @@ WEBHOOK_ACTOR = "webhook"
 #: ``isa-agent run``'s exit status when the manifest lists this agency as revoked (sysexits'
 #: EX_NOPERM; ``deploy/systemd/isa-agent@.service`` does not restart on it)
 EXIT_REVOKED = 77
-#: broker sessions: 1 s doubling to 60 s, each delay drawn from its upper half
-SESSION_BACKOFF = JitteredBackoff(initial=1.0, maximum=60.0)
 
 
 class ListenError(ConfigError):
@@ -426,42 +424,30 @@ async def _final_audit(ctx: Agent, poster: HeadPoster | None) -> None:
         await poster.post_now()
 
 
-async def _broker_session(
-    ctx: Agent,
-    connected: asyncio.Event,
-    stop: _StopOnRevocation,
-    backoff: JitteredBackoff = SESSION_BACKOFF,
-) -> None:
-    """Connect, consume until cancelled; on failure, retry with exponential backoff and jitter,
-    one line per attempt; refused credentials re-read the manifest, which may say we are
-    revoked (rule 6). While a session is up its transport is attached to the agent's publisher
-    (rule 5)."""
-    settings, failures, receiver = ctx.settings, 0, ctx.receiver()
-    while True:
-        try:
-            async with AmqpTransport(
-                broker_urls(settings),
-                broker_user=settings.broker.user,
-                agency=settings.agency,
-                prefetch=settings.broker.prefetch,
-            ) as transport:
-                with ctx.publisher.attached(transport):
-                    failures = 0
-                    connected.set()
-                    ctx.outbox_wakeup.set()
-                    await transport.consume(receiver)
-        except TransportError as exc:
-            if isinstance(exc, AccessRefused):
-                await ctx.trust.refresh(ctx.clock())
-                if stop.check():
-                    return
-            failures += 1
-            delay = backoff.delay(failures, random.random())  # noqa: S311 (jitter, not secrets)
-            log.warning(
-                "broker session failed (attempt %d: %s); retrying in %.1f s",
-                failures, exc.message, delay,
-            )  # fmt: skip
-            await asyncio.sleep(delay)
+async def _broker_session(ctx: Agent, connected: asyncio.Event, stop: _StopOnRevocation) -> None:
+    """The broker session (``agent.broker_session``): reconnected with exponential backoff and
+    jitter, one line per attempt; refused credentials re-read the manifest, which may say we
+    are revoked (rule 6). While a session is up its transport is attached to the agent's
+    publisher (rule 5) and consumes our inbox."""
+    settings, receiver = ctx.settings, ctx.receiver()
+
+    def make(urls: Sequence[str]) -> AmqpTransport:
+        return AmqpTransport(
+            urls, broker_user=settings.broker.user, agency=settings.agency,
+            prefetch=settings.broker.prefetch,
+        )  # fmt: skip
+
+    async def body(transport: AmqpTransport) -> None:
+        with ctx.publisher.attached(transport):
+            connected.set()
+            ctx.outbox_wakeup.set()
+            await transport.consume(receiver)
+
+    async def refused() -> bool:
+        await ctx.trust.refresh(ctx.clock())
+        return stop.check()
+
+    await BrokerSession(broker_urls(settings), make).run(body, refused)
 
 
 async def _supervise(

@@ -1,4 +1,5 @@
-"""The AMQP transport against a real RabbitMQ: confirms, manual acks, dead-letters, reconnection.
+"""The AMQP transport against a real RabbitMQ: confirms, manual acks, dead-letters; and the
+broker session that reconnects it (``agent.broker_session``): one log line per attempt.
 
 Each test gets a fresh vhost with the production topology (declared here with the admin
 connection, as provisioning would) and per-agency broker users with the production permissions:
@@ -9,17 +10,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import aio_pika
 import pytest
 from yarl import URL
 
+from agent.broker_session import BrokerSession
 from agent.errors import TransportError
-from agent.transport import AmqpTransport, Delivery, Outcome, Unroutable
+from agent.transport import (
+    AccessRefused,
+    AmqpTransport,
+    ConnectionLost,
+    Delivery,
+    JitteredBackoff,
+    Outcome,
+    Unroutable,
+)
 from federation.topology import (
     DEAD_LETTER_EXCHANGE,
     DEFAULT_DELIVERY_LIMIT,
@@ -33,6 +44,8 @@ pytestmark = pytest.mark.rabbitmq
 
 POLICE, COUNCIL = "syn-police", "syn-council"
 PASSWORD = "synthetic-test-password"
+#: the sessions' waits in these tests, drawn with no jitter: 0.05, 0.1, 0.2, 0.4, 0.4, ... s
+FAST = JitteredBackoff(initial=0.05, maximum=0.4)
 
 
 @dataclass(frozen=True)
@@ -53,6 +66,17 @@ class Federation:
             reconnect_interval=0.2,
             **kwargs,  # type: ignore[arg-type]
         )
+
+    def session(self, agency: str, urls: list[str] | None = None) -> BrokerSession:
+        """``agency``'s broker session over ``urls`` (default: its own), with the FAST waits."""
+
+        def make(urls: Sequence[str]) -> AmqpTransport:
+            return AmqpTransport(
+                urls, broker_user=self.users[agency], agency=agency, reconnect_interval=0.2,
+                connect_timeout=2,
+            )  # fmt: skip
+
+        return BrokerSession(urls or [self.url(agency)], make, backoff=FAST, draw=lambda: 0.0)
 
     async def queue_depth(self, queue: str) -> int:
         """Messages ready in ``queue`` (passive declare as admin: exact, no stats lag)."""
@@ -111,7 +135,7 @@ async def federation(rabbit_vhost: RabbitVhost) -> AsyncIterator[Federation]:
         yield Federation(rabbit_vhost, users)
     finally:
         for user in users.values():
-            rabbit_vhost.server.api("DELETE", f"users/{user}")
+            rabbit_vhost.server.discard_user(user)  # a test may have removed it (revocation)
 
 
 class Inbox:
@@ -146,6 +170,69 @@ async def consuming(transport: AmqpTransport, handler: Inbox) -> AsyncIterator[N
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+class Running:
+    """A broker session running in a task, as the agent runs it: each time it is up, its
+    transport consumes into ``handler``; ``refused`` answers as the agent would (scripted)."""
+
+    def __init__(self, handler: Inbox, stop_on_refusal: int | None = None) -> None:
+        self.handler, self.ups, self.refusals = handler, list[AmqpTransport](), 0
+        self._stop_on_refusal = stop_on_refusal
+        self.task: asyncio.Task[None] | None = None
+
+    @property
+    def returned(self) -> bool:
+        """The session's ``run`` returned by itself (not cancelled, no error)."""
+        task = self.task
+        return task is not None and task.done() and not task.cancelled() and not task.exception()
+
+    @property
+    def transport(self) -> AmqpTransport:
+        return self.ups[-1]
+
+    async def body(self, transport: AmqpTransport) -> None:
+        self.ups.append(transport)
+        await transport.consume(self.handler)
+
+    async def refused(self) -> bool:
+        self.refusals += 1
+        return self.refusals == self._stop_on_refusal
+
+    async def publish(self, recipient: str, body: bytes, message_id: str) -> None:
+        """What the outbox relay does: retry shortly until the session's transport confirms."""
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                await self.transport.publish(
+                    recipient, body, message_id=message_id, kind="envelope"
+                )
+                return
+            except (TransportError, IndexError):
+                assert time.monotonic() < deadline, "never reconnected"
+                await asyncio.sleep(0.2)
+
+
+@contextlib.asynccontextmanager
+async def running(
+    session: BrokerSession, handler: Inbox, stop_on_refusal: int | None = None
+) -> AsyncIterator[Running]:
+    """``session`` running until the block ends; the block starts once it is first up."""
+    run = Running(handler, stop_on_refusal)
+    run.task = task = asyncio.create_task(session.run(run.body, run.refused))
+    try:
+        await _until(lambda: (bool(run.ups) and run.transport.consuming) or task.done(), 10)
+        yield run
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _until(condition: Callable[[], bool], seconds: float) -> None:
+    async with asyncio.timeout(seconds):
+        while not condition():  # noqa: ASYNC110 (log records and sessions have no event to wait on)
+            await asyncio.sleep(0.02)
 
 
 async def send(federation: Federation, count: int = 1, prefix: str = "env") -> None:
@@ -400,44 +487,65 @@ class TestConnection:
             assert transport.connected
         assert await federation.queue_depth(inbox_queue(COUNCIL)) == 1
 
+    async def test_a_forced_close_ends_the_consumer_with_connection_lost(
+        self, federation: Federation
+    ) -> None:
+        """The operator closes the connection: consume raises ConnectionLost saying so, and the
+        spent transport refuses to publish (the broker session opens a new one)."""
+        async with federation.transport(COUNCIL) as council:
+            task = asyncio.create_task(council.consume(Inbox()))
+            await _until(lambda: council.consuming, seconds=10)
+            _force_close(federation, [council.connection_name])
+            with pytest.raises(ConnectionLost, match="CONNECTION_FORCED") as caught:
+                await asyncio.wait_for(task, 10)
+            with pytest.raises(TransportError):
+                await council.publish(POLICE, b"IRL1", message_id="e-1", kind="envelope")
+        assert not council.connected
+        assert PASSWORD not in caught.value.message
+
     async def test_it_reconnects_after_a_forced_close_and_delivers_what_follows(
         self, federation: Federation
     ) -> None:
-        """Both agents' connections killed by the operator: they come back and deliver."""
+        """Both agents' connections killed by the operator: their sessions come back and
+        deliver."""
         inbox = Inbox()
         async with (
-            federation.transport(POLICE) as police,
-            federation.transport(COUNCIL) as council,
-            consuming(council, inbox),
+            running(federation.session(POLICE), Inbox()) as police,
+            running(federation.session(COUNCIL), inbox) as council,
         ):
-            await police.publish(COUNCIL, b"before", message_id="e-1", kind="envelope")
+            await police.publish(COUNCIL, b"before", "e-1")
             await inbox.wait_for(1)
-            _force_close(federation, [police.connection_name, council.connection_name])
-            await _publish_until_confirmed(police, b"after", "e-2")
+            _force_close(
+                federation, [police.transport.connection_name, council.transport.connection_name]
+            )
+            await police.publish(COUNCIL, b"after", "e-2")
             deliveries = await inbox.wait_until(
                 lambda: any(d.body == b"after" for d in inbox.deliveries), seconds=20
             )
         # at-least-once: "before" may come twice if its ack raced the forced close
         assert {d.body for d in deliveries} == {b"before", b"after"}
+        assert (len(police.ups), len(council.ups)) == (2, 2)
 
     async def test_it_fails_over_to_the_next_url_when_its_broker_goes_away(
         self, federation: Federation
     ) -> None:
-        """With the first broker address gone for good, both agents move to the second one."""
+        """With the first broker address gone for good, both sessions move to the second."""
         server = federation.vhost.server
         async with TcpProxy(server.host, server.port) as proxy:
-            police = _via(federation, POLICE, proxy)
-            council = _via(federation, COUNCIL, proxy)
             inbox = Inbox()
-            async with police, council, consuming(council, inbox):
-                await police.publish(COUNCIL, b"before", message_id="e-1", kind="envelope")
+            async with (
+                running(_via(federation, POLICE, proxy), Inbox()) as police,
+                running(_via(federation, COUNCIL, proxy), inbox),
+            ):
+                await police.publish(COUNCIL, b"before", "e-1")
                 await inbox.wait_for(1)
                 await proxy.shut_down()
-                await _publish_until_confirmed(police, b"after", "e-2")
+                await police.publish(COUNCIL, b"after", "e-2")
                 deliveries = await inbox.wait_until(
                     lambda: any(d.body == b"after" for d in inbox.deliveries), seconds=20
                 )
         assert {d.body for d in deliveries} == {b"before", b"after"}
+        assert police.transport.answered == 1  # the direct URL, second in the list
 
     async def test_shutdown_does_not_hang_when_the_broker_is_gone(
         self, federation: Federation
@@ -465,27 +573,94 @@ class TestConnection:
         assert not council.connected
 
 
-def _via(federation: Federation, agency: str, proxy: TcpProxy) -> AmqpTransport:
-    """A transport whose first URL goes through ``proxy`` and whose second is direct."""
+class TestReconnectionLog:
+    async def test_an_outage_logs_one_line_per_attempt_with_growing_delays(
+        self, federation: Federation, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """Regression (three lines a second from three loggers): while the broker refuses, each
+        attempt the broker side sees is one warning of ours; the waits double to the cap."""
+        caplog.set_level(logging.INFO)
+        server = federation.vhost.server
+        async with TcpProxy(server.host, server.port) as proxy:
+            url = str(URL(federation.url(COUNCIL)).with_port(proxy.port))
+            async with running(federation.session(COUNCIL, [url]), Inbox()) as council:
+                caplog.clear()
+                proxy.refuse()
+                await _until(lambda: len(_failed_attempts(caplog)) >= 6, seconds=20)
+                proxy.relay()
+                await _until(lambda: len(council.ups) == 2 and council.transport.consuming, 10)
+        lost, *failed = [r for r in caplog.records if r.levelno >= logging.WARNING]
+        [up] = [r for r in caplog.records if r.getMessage().startswith("broker connection up")]
+        assert {r.name for r in [lost, *failed, up]} == {"agent.broker_session"}
+        assert lost.getMessage().startswith("broker connection lost (")
+        assert failed == _failed_attempts(caplog)  # nothing else, from no other logger
+        assert len(failed) == proxy.refused  # one line per attempt made
+        assert [r.args[0] for r in failed] == list(range(1, len(failed) + 1))  # type: ignore[index]
+        waits = [r.args[-1] for r in [lost, *failed]]  # type: ignore[index]
+        assert waits[:6] == [0.05, 0.1, 0.2, 0.4, 0.4, 0.4]
+        assert up.args == (len(failed) + 1,)
+
+    async def test_a_revoked_agency_logs_one_line_per_refused_attempt_then_stops(
+        self, federation: Federation, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """Its broker user removed (revocation provisioned): each refused attempt is one line
+        with a growing wait, and once the manifest says revoked the session stops at once."""
+        caplog.set_level(logging.INFO)
+        async with running(federation.session(COUNCIL), Inbox(), stop_on_refusal=4) as council:
+            caplog.clear()
+            federation.vhost.server.api("DELETE", f"users/{federation.users[COUNCIL]}")
+            await _until(lambda: council.task is not None and council.task.done(), seconds=20)
+        assert council.returned
+        lines = [r for r in caplog.records if r.levelno >= logging.WARNING]
+        assert {r.name for r in lines} == {"agent.broker_session"}
+        lost, *failed = lines
+        assert lost.getMessage().startswith("broker connection lost (")
+        assert len(failed) == 3 == council.refusals - 1  # the 4th refusal stopped, silently
+        assert all("ACCESS_REFUSED" in r.getMessage() for r in failed)
+        assert [r.args[-1] for r in lines] == [0.05, 0.1, 0.2, 0.4]  # type: ignore[index]
+        assert len(council.ups) == 1
+
+    async def test_wrong_credentials_are_access_refused(self, federation: Federation) -> None:
+        """A broker refusing our user and password is AccessRefused, naming no password."""
+        url = URL(federation.url(COUNCIL)).with_password("not-the-password")
+        transport = AmqpTransport([str(url)], broker_user=federation.users[COUNCIL], agency=COUNCIL)
+        with pytest.raises(AccessRefused) as caught:
+            await transport.open()
+        assert "not-the-password" not in caught.value.message
+
+
+def _failed_attempts(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.getMessage().startswith("broker connection attempt")]
+
+
+def _via(federation: Federation, agency: str, proxy: TcpProxy) -> BrokerSession:
+    """A session whose first URL goes through ``proxy`` and whose second is direct."""
     direct = federation.url(agency)
-    through = URL(direct).with_port(proxy.port)
-    return AmqpTransport(
-        [str(through), direct],
-        broker_user=federation.users[agency],
-        agency=agency,
-        reconnect_interval=0.2,
-        connect_timeout=2,
-    )
+    return federation.session(agency, [str(URL(direct).with_port(proxy.port)), direct])
 
 
 class TcpProxy:
-    """A TCP relay standing in for a broker node that can be taken away for good."""
+    """A TCP relay standing in for a broker node that can be taken away for good, or refuse
+    (accept and close, counting each connection) for a while."""
 
     def __init__(self, host: str, port: int) -> None:
         self._target = (host, port)
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self.port = 0
+        self.refusing = False
+        self.refused = 0  # connections accepted and closed at once while refusing
+
+    def refuse(self) -> None:
+        """Cut every relayed connection; close each new one at once (an outage that counts)."""
+        self.refusing = True
+        for writer in list(self._writers):
+            writer.transport.abort()
+        self._writers.clear()
+
+    def relay(self) -> None:
+        """End the outage: relay new connections again."""
+        self.refusing = False
 
     async def __aenter__(self) -> TcpProxy:
         self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
@@ -505,6 +680,10 @@ class TcpProxy:
         self._writers.clear()
 
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.refusing:
+            self.refused += 1
+            writer.transport.abort()
+            return
         up_reader, up_writer = await asyncio.open_connection(*self._target)
         self._writers |= {writer, up_writer}
         await asyncio.gather(
@@ -538,15 +717,3 @@ def _force_close(federation: Federation, names: list[str]) -> None:
         time.sleep(0.2)
     for name in targets:
         server.api("DELETE", f"connections/{urllib.parse.quote(name, safe='')}")
-
-
-async def _publish_until_confirmed(transport: AmqpTransport, body: bytes, message_id: str) -> None:
-    """What the outbox relay does: retry with a short backoff until the broker confirms."""
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            await transport.publish(COUNCIL, body, message_id=message_id, kind="envelope")
-            return
-        except TransportError:
-            assert time.monotonic() < deadline, "never reconnected"
-            await asyncio.sleep(0.2)

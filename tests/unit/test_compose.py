@@ -32,6 +32,8 @@ COMPOSE = REPO / "docker-compose.yml"
 DOCKERFILE = REPO / "docker" / "Dockerfile"
 INIT = REPO / "docker" / "federation-init.sh"
 HEALTHCHECK = REPO / "docker" / "healthcheck.py"
+#: docker-compose v1 (1.29.2), installed by scripts/bootstrap into a venv of its own
+COMPOSE_V1 = REPO / ".venv" / "tools" / "compose-v1" / "bin" / "docker-compose"
 IMAGE_ROOT = "/opt/isa-relay/"  # the Dockerfile's WORKDIR: the repository's files land here
 AGENT_PORT = 8441  # inside each agent container (the init script sets it)
 
@@ -265,6 +267,30 @@ class TestPaths:
         copied = {src for srcs, _ in dockerfile_copies() for src in srcs}
         assert {"pyproject.toml", "constraints.txt", "README.md"} <= copied
         assert {"federation", "agent", "broker", "policies"} <= copied
+
+
+def compose_v1_config(path: Path) -> subprocess.CompletedProcess[str]:
+    """``docker-compose -f PATH config -q`` with the real v1 (it needs no Docker engine)."""
+    assert COMPOSE_V1.is_file(), f"{COMPOSE_V1} missing: run scripts/bootstrap (it installs it)"
+    return subprocess.run(
+        [str(COMPOSE_V1), "-f", str(path), "config", "-q"],
+        capture_output=True, text=True, check=False, cwd=path.parent,
+    )  # fmt: skip
+
+
+class TestComposeV1:
+    def test_docker_compose_v1_config_accepts_the_file(self) -> None:
+        """``docker-compose config`` (v1, 1.29.2) passes on docker-compose.yml (issue 16.8)."""
+        done = compose_v1_config(COMPOSE)
+        assert (done.returncode, done.stderr) == (0, "")
+
+    def test_docker_compose_v1_refuses_a_top_level_name(self, tmp_path: Path) -> None:
+        """The check can fail: the same file with a top-level ``name:`` (the bug) is refused."""
+        named = tmp_path / "docker-compose.yml"
+        named.write_text("name: isa-relay\n" + COMPOSE.read_text())
+        done = compose_v1_config(named)
+        assert done.returncode != 0
+        assert "'name' does not match any of the regexes" in done.stderr
 
 
 class _Answer(http.server.BaseHTTPRequestHandler):
