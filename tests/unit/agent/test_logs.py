@@ -4,6 +4,7 @@ broker session's one line per attempt is the only one an operator sees."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 
 import pytest
 
@@ -12,6 +13,16 @@ from agent.logs import quiet_amqp_logs
 
 def records(caplog: pytest.LogCaptureFixture, name: str) -> list[tuple[str, str]]:
     return [(r.levelname, r.getMessage()) for r in caplog.records if r.name == name]
+
+
+@pytest.fixture(autouse=True)
+def _aiormq_level_unset() -> Iterator[None]:
+    """``isa-agent check`` (run in-process by other unit tests) sets ``aiormq`` to CRITICAL."""
+    logger = logging.getLogger("aiormq")
+    level = logger.level
+    logger.setLevel(logging.NOTSET)
+    yield
+    logger.setLevel(level)
 
 
 class TestQuietAmqpLogs:
