@@ -29,7 +29,16 @@ from federation.isa.evaluation import Decision, ReferralFacts, WithheldField, ev
 from federation.isa.explanation import explain
 from federation.isa.linting import check_errors, duplicate_isa_ids, lint
 from federation.isa.load import load_isa, parse_isa
-from federation.isa.model import RISK_LEVELS, Flow, Isa, IsaDocument, Retain, RiskLevel
+from federation.isa.model import (
+    DEFAULT_REVIEW,
+    RISK_LEVELS,
+    Flow,
+    Isa,
+    IsaDocument,
+    Retain,
+    ReviewRule,
+    RiskLevel,
+)
 from federation.isa.plan import labels_for, never_share_paths
 from federation.isa.received import check_received
 from federation.isa.registry import IsaRegistry
@@ -44,6 +53,7 @@ from federation.isa.transforms import (
 
 __all__ = [
     "AGE_BANDS",
+    "DEFAULT_REVIEW",
     "RISK_LEVELS",
     "Catalogue",
     "Decision",
@@ -53,6 +63,7 @@ __all__ = [
     "IsaRegistry",
     "ReferralFacts",
     "Retain",
+    "ReviewRule",
     "RiskLevel",
     "WithheldField",
     "age_band",

@@ -11,6 +11,8 @@ Rules:
    from the GDPR / DPA 2018 lawful basis, which is recorded per party per purpose.
 4. Field paths are catalogue leaf paths (``victim.date_of_birth``, ``children[].name``); a ``*``
    in a pattern matches any run of characters (``dash.q*``, ``children[].*``).
+5. Who may review a REVIEW decision, and within what time, is a :class:`ReviewRule`: on the
+   risk level's rule, else on the flow, else :data:`DEFAULT_REVIEW` (``Flow.review_rule``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from federation.isa.catalogue import Catalogue, default_catalogue
 from federation.topology import AGENCY_ID_PATTERN
 
 __all__ = [
+    "DEFAULT_REVIEW",
     "RISK_LEVELS",
     "AgencyId",
     "ByRiskLevel",
@@ -49,6 +52,7 @@ __all__ = [
     "Purpose",
     "Retain",
     "Review",
+    "ReviewRule",
     "RiskLevel",
     "TransformName",
 ]
@@ -174,12 +178,26 @@ class ConsentModel(BaseModel):
     high: ConsentRule
 
 
+class ReviewRule(BaseModel):
+    """Who may approve, narrow or return a referral held for review (a person asserting this
+    ``role``, never its submitter), and ``within`` what time before it is overdue and escalates."""
+
+    model_config = _STRICT
+    role: Slug
+    within: Duration
+
+
+#: Rule 5: the review rule where an ISA names none.
+DEFAULT_REVIEW = ReviewRule(role="reviewer", within="P2D")
+
+
 class LevelRule(BaseModel):
     model_config = _STRICT
     decision: LevelDecision
     field_sets: list[Slug] = []
     fields: list[Text] = []
     transforms: dict[Text, TransformName] = {}
+    review: ReviewRule | None = None
 
 
 class ByRiskLevel(BaseModel):
@@ -232,6 +250,14 @@ class Flow(BaseModel):
     transforms: dict[Text, TransformName] = {}
     deny_fields: list[Text] = []
     obligations: Obligations = Obligations()
+    review: ReviewRule | None = None
+
+    def review_rule(self, level: RiskLevel) -> ReviewRule:
+        """Rule 5: who reviews a REVIEW decision of this flow at ``level``, and how fast."""
+        rule = self.by_risk_level.rule(level)
+        if rule is not None and rule.review is not None:
+            return rule.review
+        return self.review or DEFAULT_REVIEW
 
 
 class IsaDocument(BaseModel):
