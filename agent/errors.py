@@ -4,10 +4,13 @@
 
     federation.errors.LocalError
     ├── BadRequest              400  malformed JSON / wrong types / unknown fields in a request
+    │   └── ActorRequired       400  the operation needs a named person (X-Actor-Id) or their
+    │                                justification, and the request has none (agent.actor)
     ├── Unauthorized            401  missing or unknown bearer token
     ├── Forbidden               403  the token lacks the scope for this endpoint
     ├── Denied                  403  the ISA denies this referral (carries the Decision's reasons);
-    │                                raised only from an ISA decision, never for trust or keys
+    │                                raised only from an ISA decision (at submit, or decided
+    │                                again at a review's approval), never for trust or keys
     ├── NotFound                404
     │   └── PayloadPurged       410  the delivery exists but its payload was crypto-shredded
     ├── IdempotencyConflict     409  idempotency key reused with a different body
@@ -35,6 +38,7 @@ from collections.abc import Sequence
 from federation.errors import LocalError
 
 __all__ = [
+    "ActorRequired",
     "AnnouncementNotAccepted",
     "BadRequest",
     "Denied",
@@ -60,6 +64,13 @@ __all__ = [
 class BadRequest(LocalError):
     http_status = 400
     title = "Bad request"
+
+
+class ActorRequired(BadRequest):
+    """A referral held for review needs its submitter named, a review action its reviewer and
+    their justification (``agent.actor``); nothing was stored."""
+
+    title = "An acting person is required"
 
 
 class Unauthorized(LocalError):

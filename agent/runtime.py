@@ -180,6 +180,7 @@ class Agent:
             send_version=self.settings.envelope.send_version,
             max_ciphertext=limits.max_ciphertext_bytes,
             retry_after=max(1, math.ceil(self.settings.trust.manifest_poll_seconds)),
+            review_hold=timedelta(hours=limits.review_hold_hours),
         )  # fmt: skip
 
     def receiver(self) -> Receiver:
@@ -206,8 +207,8 @@ class Agent:
             self.store, self.audit, self.registry, agency=self.agency, audit_keep=audit_keep
         )
         return Housekeeper(
-            store=self.store, repeats=self.repeats, retention=retention, rotator=self.rotator,
-            clock=self.clock, metrics=self.metrics, interval=interval,
+            store=self.store, audit=self.audit, repeats=self.repeats, retention=retention,
+            rotator=self.rotator, clock=self.clock, metrics=self.metrics, interval=interval,
         )  # fmt: skip
 
 

@@ -153,14 +153,13 @@ def act(state: ReviewState, action: ReviewAction) -> ReviewState:
         raise ReviewSettled(state, action) from None
 
 
-def check_reviewer(
-    person: str | None, role: str | None, *, submitter: str, rule: ReviewRule
-) -> None:
-    """Rule 1: ``person`` asserting ``role`` may act on a review ``submitter`` submitted."""
+def check_reviewer(person: str | None, role: str | None, *, submitter: str, required: str) -> None:
+    """Rule 1: ``person`` asserting ``role`` may act on a review ``submitter`` submitted, whose
+    ISA rule (``ReviewRule.role``, fixed when it was held) ``required``."""
     if not person:
         raise NotAReviewer("a review action must name the person acting (X-Actor-Id)")
-    if role != rule.role:
-        raise NotAReviewer(f"only a person with the role {rule.role!r} may review this referral")
+    if role != required:
+        raise NotAReviewer(f"only a person with the role {required!r} may review this referral")
     if person == submitter:
         raise OwnSubmission("the person who submitted this referral cannot review it")
 

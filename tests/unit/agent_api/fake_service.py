@@ -100,7 +100,7 @@ class FakeService:
 
     # --- sending ---------------------------------------------------------------------------
 
-    async def submit(self, client: str, req: SubmitRequest) -> SubmitResponse:
+    async def submit(self, client: str, req: SubmitRequest, actor: object = None) -> SubmitResponse:
         self._maybe_bug()
         if self.fail_closed:
             raise TrustUnavailable("the federation manifest has expired; sending is stopped")

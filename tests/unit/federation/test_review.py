@@ -79,26 +79,30 @@ class TestStates:
 class TestCheckReviewer:
     def test_a_second_person_with_the_role_may_review(self) -> None:
         """Another person asserting the ISA's review role passes."""
-        check_reviewer("SYN-reviewer-2", "marac_reviewer", submitter="SYN-worker-1", rule=RULE)
+        check_reviewer(
+            "SYN-reviewer-2", "marac_reviewer", submitter="SYN-worker-1", required=RULE.role
+        )
 
     def test_the_submitter_may_not_review_their_own_referral(self) -> None:
         """The submitter, even holding the role, is refused (OwnSubmission, 403)."""
         with pytest.raises(OwnSubmission) as info:
-            check_reviewer("SYN-worker-1", "marac_reviewer", submitter="SYN-worker-1", rule=RULE)
+            check_reviewer(
+                "SYN-worker-1", "marac_reviewer", submitter="SYN-worker-1", required=RULE.role
+            )
         assert info.value.http_status == 403
 
     @pytest.mark.parametrize("role", [None, "", "reviewer", "practitioner", "MARAC_REVIEWER"])
     def test_a_person_without_the_review_role_is_refused(self, role: str | None) -> None:
         """Any other role (or none) is NotAReviewer (403), naming the role needed."""
         with pytest.raises(NotAReviewer) as info:
-            check_reviewer("SYN-reviewer-2", role, submitter="SYN-worker-1", rule=RULE)
+            check_reviewer("SYN-reviewer-2", role, submitter="SYN-worker-1", required=RULE.role)
         assert "marac_reviewer" in info.value.message
 
     @pytest.mark.parametrize("person", [None, ""])
     def test_nobody_named_is_refused(self, person: str | None) -> None:
         """Without a person (no X-Actor-Id) nobody can review."""
         with pytest.raises(NotAReviewer, match="X-Actor-Id"):
-            check_reviewer(person, "marac_reviewer", submitter="SYN-worker-1", rule=RULE)
+            check_reviewer(person, "marac_reviewer", submitter="SYN-worker-1", required=RULE.role)
 
 
 class TestNarrow:

@@ -1,0 +1,80 @@
+"""The person acting through an API client, as the case system asserts them in request headers.
+
+Rules:
+1. The bearer token names a client, a system (``agent.auth``). The person using it is named by
+   the case system, which authenticated them: ``X-Actor-Id`` (an opaque staff id, 1-128 of
+   ``A-Z a-z 0-9 . _ : @ -``), ``X-Actor-Role`` (a role, as the ISAs' review rules name them:
+   ``a-z 0-9 _ -``, starting with a letter) and ``X-Actor-Justification`` (why they act, 1-500
+   printable characters; a request body's ``justification`` field takes precedence).
+2. The headers are optional; an operation that needs a person says so (a referral held for
+   review needs its submitter; a review action needs its reviewer). A role or justification
+   without an id, or any value out of its form, is a 400 naming the header, never echoing it.
+3. The agent records what is asserted, with the client that asserted it
+   (:meth:`Actor.label`: ``client/person``), so every audit entry about a person's act is
+   attributable to the client vouching for them. A value never appears in a log line.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from agent.api_models import RequestInvalid
+
+__all__ = [
+    "ACTOR_HEADERS",
+    "ACTOR_ID_HEADER",
+    "ACTOR_JUSTIFICATION_HEADER",
+    "ACTOR_ROLE_HEADER",
+    "Actor",
+    "actor_from_headers",
+]
+
+ACTOR_ID_HEADER: Final = "X-Actor-Id"
+ACTOR_ROLE_HEADER: Final = "X-Actor-Role"
+ACTOR_JUSTIFICATION_HEADER: Final = "X-Actor-Justification"
+ACTOR_HEADERS: Final = (ACTOR_ID_HEADER, ACTOR_ROLE_HEADER, ACTOR_JUSTIFICATION_HEADER)
+
+_ID: Final = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
+_ROLE: Final = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+_TEXT: Final = re.compile(r"^[^\x00-\x1f\x7f]{1,500}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """A person, as asserted: their id, their role (if given) and why they act (if given)."""
+
+    id: str
+    role: str | None = None
+    justification: str | None = None
+
+    def label(self, client: str) -> str:
+        """Rule 3: who acted, as the audit log names them: ``client/person``."""
+        return f"{client}/{self.id}"
+
+    def because(self, justification: str | None) -> Actor:
+        """This actor with ``justification`` (a body field) in place of the header's."""
+        if justification is None:
+            return self
+        return Actor(self.id, self.role, justification)
+
+
+def actor_from_headers(headers: Mapping[str, str]) -> Actor | None:
+    """Rules 1-2: the asserted person, None when no actor header is sent."""
+    person, role, why = (headers.get(name) for name in ACTOR_HEADERS)
+    errors: dict[str, str] = {}
+    if person is not None and not _ID.fullmatch(person):
+        errors[ACTOR_ID_HEADER] = "1-128 of A-Z a-z 0-9 . _ : @ -"
+    if role is not None and not _ROLE.fullmatch(role):
+        errors[ACTOR_ROLE_HEADER] = "a role: a-z 0-9 _ -, starting with a letter, at most 63"
+    if why is not None and not _TEXT.fullmatch(why):
+        errors[ACTOR_JUSTIFICATION_HEADER] = "1-500 printable characters"
+    if person is None and (role is not None or why is not None):
+        errors[ACTOR_ID_HEADER] = (
+            f"required with {ACTOR_ROLE_HEADER} or {ACTOR_JUSTIFICATION_HEADER}"
+        )
+    if errors:
+        raise RequestInvalid("bad actor headers", errors)
+    return None if person is None else Actor(person, role, why)
