@@ -125,6 +125,7 @@ from federation.review import (
     check_reviewer,
     due_at,
     narrow,
+    wire_required,
 )
 from federation.sending import SendBlock, SendCause, recipient_block, send_block, sender_block
 
@@ -428,7 +429,9 @@ class Service:
         now = self.clock()
         actor = actor.because(req.justification) if actor is not None else None
         review, person = await self._reviewable(client, id, actor, ReviewAction.NARROW, now)
-        keep = narrow(shared_now(review), req.shared_fields)  # 422: never widens
+        keep = narrow(
+            shared_now(review), req.shared_fields, required=wire_required(review.message_type)
+        )
         narrowed = await self.store.narrow_review(id, keep, by=person.label(client), at=now)
         event = review_event(narrowed, person.label(client), "narrowed", person=person,
                              fields=keep)  # fmt: skip

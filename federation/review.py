@@ -19,8 +19,10 @@ Rules:
    :data:`TRANSITIONS` is the whole state machine: a pair missing from it is settled.
 3. A narrowing only ever withholds more (:func:`narrow`): the fields that leave after it are a
    non-empty subset of those that would leave before it. Naming a field the decision withheld
-   (or one the referral does not hold) is :class:`NarrowingWidens`; naming none is
-   :class:`NarrowingInvalid` (return the referral instead). Both are 422 and change nothing.
+   (or one the referral does not hold) is :class:`NarrowingWidens`; naming none, or leaving out
+   a field the message type requires on the wire (:func:`wire_required`: ``synthetic``; the
+   recipient would reject the payload), is :class:`NarrowingInvalid` (return the referral
+   instead). Both are 422 and change nothing.
 4. What leaves on approval is decided again at that moment (:func:`approval_decision`): the
    ISA's fresh decision, cut down to the narrowing. A review therefore never sends more than the
    fresh decision shares, which is what PERMIT would send at that moment; a fresh DENY sends
@@ -39,6 +41,7 @@ from typing import Final
 from federation.errors import LocalError
 from federation.isa import Decision, ReviewRule, WithheldField
 from federation.periods import add_period
+from federation.referrals import MESSAGE_TYPES
 
 __all__ = [
     "NARROWED",
@@ -57,6 +60,7 @@ __all__ = [
     "due_at",
     "is_overdue",
     "narrow",
+    "wire_required",
 ]
 
 #: The reason code of a field a reviewer withheld (rule 3).
@@ -164,7 +168,17 @@ def check_reviewer(person: str | None, role: str | None, *, submitter: str, requ
         raise OwnSubmission("the person who submitted this referral cannot review it")
 
 
-def narrow(shared: Collection[str], keep: Collection[str]) -> tuple[str, ...]:
+def wire_required(message_type: str) -> tuple[str, ...]:
+    """The fields every payload of ``message_type`` must hold, minimised or not (rule 3)."""
+    model = MESSAGE_TYPES.get(message_type)
+    if model is None:
+        return ()
+    return tuple(sorted(name for name, f in model.model_fields.items() if f.is_required()))
+
+
+def narrow(
+    shared: Collection[str], keep: Collection[str], *, required: Collection[str] = ()
+) -> tuple[str, ...]:
     """Rule 3: the fields that leave after a narrowing to ``keep`` of the ``shared`` ones."""
     wider = sorted(set(keep) - set(shared))
     if wider:
@@ -172,6 +186,10 @@ def narrow(shared: Collection[str], keep: Collection[str]) -> tuple[str, ...]:
         raise NarrowingWidens(f"{len(wider)} field(s) named would not be shared", errors)
     if not keep:
         raise NarrowingInvalid("a narrowing must leave at least one field (or return it instead)")
+    dropped = sorted(set(required) & set(shared) - set(keep))
+    if dropped:
+        errors = dict.fromkeys(dropped, "the message type requires it: it cannot be withheld")
+        raise NarrowingInvalid(f"{len(dropped)} required field(s) left out", errors)
     return tuple(sorted(set(keep)))
 
 

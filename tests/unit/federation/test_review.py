@@ -31,6 +31,7 @@ from federation.review import (
     due_at,
     is_overdue,
     narrow,
+    wire_required,
 )
 from federation.synth import generate_referral
 
@@ -130,6 +131,17 @@ class TestNarrow:
         """An empty narrowing is 422: return the referral instead."""
         with pytest.raises(NarrowingInvalid, match="return"):
             narrow(self.SHARED, [])
+
+    def test_a_field_the_wire_requires_cannot_be_left_out(self) -> None:
+        """``synthetic`` is required by every message type: leaving it out is 422 naming it."""
+        assert wire_required("marac_referral") == ("synthetic",)
+        with pytest.raises(NarrowingInvalid) as info:
+            narrow((*self.SHARED, "synthetic"), ["victim.name"], required=("synthetic",))
+        assert list(info.value.errors) == ["synthetic"]
+
+    def test_a_required_field_the_review_does_not_share_is_no_obstacle(self) -> None:
+        """Only a required field that would leave must stay."""
+        assert narrow(self.SHARED, ["victim.name"], required=("synthetic",)) == ("victim.name",)
 
     @settings(max_examples=50, deadline=None)
     @given(st.sets(st.sampled_from((*SHARED, "dash.q1.answer", "children[].name"))))
