@@ -5,10 +5,11 @@ Rules:
    the case system, which authenticated them: ``X-Actor-Id`` (an opaque staff id, 1-128 of
    ``A-Z a-z 0-9 . _ : @ -``), ``X-Actor-Role`` (a role, as the ISAs' review rules name them:
    ``a-z 0-9 _ -``, starting with a letter) and ``X-Actor-Justification`` (why they act, 1-500
-   printable characters; a request body's ``justification`` field takes precedence).
+   printable characters, blank is none; a request body's ``justification`` takes precedence).
 2. The headers are optional; an operation that needs a person says so (a referral held for
-   review needs its submitter; a review action needs its reviewer). A role or justification
-   without an id, or any value out of its form, is a 400 naming the header, never echoing it.
+   review needs its submitter; a review action needs its reviewer): ``ActorRequired`` (422).
+   A value out of its form is a 400 naming the header, never echoing it; a role or a
+   justification without an id is ``ActorRequired``: it asserts nobody.
 3. The agent records what is asserted, with the client that asserted it
    (:meth:`Actor.label`: ``client/person``), so every audit entry about a person's act is
    attributable to the client vouching for them. A value never appears in a log line.
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from agent.api_models import RequestInvalid
+from agent.errors import ActorRequired
 
 __all__ = [
     "ACTOR_HEADERS",
@@ -64,6 +66,7 @@ class Actor:
 def actor_from_headers(headers: Mapping[str, str]) -> Actor | None:
     """Rules 1-2: the asserted person, None when no actor header is sent."""
     person, role, why = (headers.get(name) for name in ACTOR_HEADERS)
+    why = (why or "").strip() or None
     errors: dict[str, str] = {}
     if person is not None and not _ID.fullmatch(person):
         errors[ACTOR_ID_HEADER] = "1-128 of A-Z a-z 0-9 . _ : @ -"
@@ -71,10 +74,11 @@ def actor_from_headers(headers: Mapping[str, str]) -> Actor | None:
         errors[ACTOR_ROLE_HEADER] = "a role: a-z 0-9 _ -, starting with a letter, at most 63"
     if why is not None and not _TEXT.fullmatch(why):
         errors[ACTOR_JUSTIFICATION_HEADER] = "1-500 printable characters"
-    if person is None and (role is not None or why is not None):
-        errors[ACTOR_ID_HEADER] = (
-            f"required with {ACTOR_ROLE_HEADER} or {ACTOR_JUSTIFICATION_HEADER}"
-        )
     if errors:
         raise RequestInvalid("bad actor headers", errors)
+    if person is None and (role is not None or why is not None):
+        raise ActorRequired(
+            f"{ACTOR_ROLE_HEADER} and {ACTOR_JUSTIFICATION_HEADER} need {ACTOR_ID_HEADER}: "
+            "name the person acting"
+        )
     return None if person is None else Actor(person, role, why)

@@ -541,7 +541,7 @@ class AgentService(Protocol):
         """Minimise, seal and store in the outbox; return only once durable. A REVIEW decision
         is held unsent for review (status ``review_pending``); it needs ``actor``.
 
-        Raises Denied (403, with reasons), ActorRequired (400), PayloadInvalid (422),
+        Raises Denied (403, with reasons), ActorRequired (422), PayloadInvalid (422),
         IdempotencyConflict (409), StoreUnavailable / TrustUnavailable (503).
         """
         ...

@@ -4,8 +4,9 @@
 
     federation.errors.LocalError
     ├── BadRequest              400  malformed JSON / wrong types / unknown fields in a request
-    │   └── ActorRequired       400  the operation needs a named person (X-Actor-Id) or their
-    │                                justification, and the request has none (agent.actor)
+    ├── ActorRequired           422  the operation needs a named person (X-Actor-Id) or their
+    │                                justification, and the well-formed request has none
+    │                                (agent.actor); nothing was stored or changed
     ├── Unauthorized            401  missing or unknown bearer token
     ├── Forbidden               403  the token lacks the scope for this endpoint
     ├── Denied                  403  the ISA denies this referral (carries the Decision's reasons);
@@ -66,10 +67,12 @@ class BadRequest(LocalError):
     title = "Bad request"
 
 
-class ActorRequired(BadRequest):
+class ActorRequired(LocalError):
     """A referral held for review needs its submitter named, a review action its reviewer and
-    their justification (``agent.actor``); nothing was stored."""
+    their justification (``agent.actor``); nothing was stored. 422: the request is well formed
+    (every actor header is optional on its own), but it cannot be done without them."""
 
+    http_status = 422
     title = "An acting person is required"
 
 

@@ -132,7 +132,7 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
               "Approve: the ISA decides again now (trust, certificates and the recipient's key "
               "as for a submit), then the referral is sealed and queued like a submit. A person "
               "with the ISA's reviewer role who did not submit it; a justification is required.",
-              "send", 200, ReviewView, (400, 401, 403, 404, 409, 413, 503),
+              "send", 200, ReviewView, (400, 401, 403, 404, 409, 413, 422, 503),
               body=ApproveRequest, params=("id", *_ACTOR_PARAMS),
               links=(("GetSentMessage", "getMessage", "$response.body#/message_id"),)),
     Operation("post", "/v1/reviews/{id}/narrow", "narrowReview",
@@ -141,7 +141,7 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
               params=("id", *_ACTOR_PARAMS)),
     Operation("post", "/v1/reviews/{id}/return", "returnReview",
               "Return it to its submitter with a reason: it is never sent.", "send",
-              200, ReviewView, (400, 401, 403, 404, 409, 413, 503), body=ReturnRequest,
+              200, ReviewView, (400, 401, 403, 404, 409, 413, 422, 503), body=ReturnRequest,
               params=("id", *_ACTOR_PARAMS)),
     Operation("get", "/v1/events", "listEvents",
               "Status events (delivered, rejected with its reason, expired, review pending / "
@@ -194,16 +194,15 @@ _REVIEW_409: Final = (
 
 #: Rule 6: (path, status) -> the problem kinds it can answer, with what each means.
 PROBLEM_TYPES: Final[dict[tuple[str, int], tuple[tuple[str, str], ...]]] = {
-    ("/v1/messages", 400): (
-        ("request-invalid", "The body or a header does not match its schema (`errors`)."),
+    ("/v1/messages", 422): (
+        ("payload-invalid", "The payload does not match its message type (`errors`)."),
         ("actor-required", "The ISA holds this referral for review, which needs the person "
-         "submitting it named (X-Actor-Id). Nothing was held or sent."),
-        ("bad-request", "Wrong content type, or not UTF-8 JSON."),
+         "submitting it named (X-Actor-Id); or X-Actor-Role / X-Actor-Justification came "
+         "without X-Actor-Id. Nothing was held or sent."),
     ),
-    ("/v1/reviews/{id}/approve", 400): (
+    ("/v1/reviews/{id}/approve", 422): (
         ("actor-required", "No justification (body `justification` or "
-         "X-Actor-Justification). Nothing changed."),
-        ("request-invalid", "The body or a header does not match its schema (`errors`)."),
+         "X-Actor-Justification), or a role without X-Actor-Id. Nothing changed."),
     ),
     ("/v1/reviews/{id}/approve", 403): (
         *_REVIEW_403,
@@ -216,7 +215,12 @@ PROBLEM_TYPES: Final[dict[tuple[str, int], tuple[tuple[str, str], ...]]] = {
     ("/v1/reviews/{id}/narrow", 422): (
         ("narrowing-widens", "A field named would not leave (the decision withheld it, or the "
          "referral does not hold it): a narrowing only withholds more (`errors`)."),
-        ("narrowing-invalid", "No field left: return the referral instead."),
+        ("narrowing-invalid", "No field left, or a field the message type requires left out "
+         "(`errors`): return the referral instead."),
+        ("actor-required", "No justification, or a role without X-Actor-Id. Nothing changed."),
+    ),
+    ("/v1/reviews/{id}/return", 422): (
+        ("actor-required", "X-Actor-Role or X-Actor-Justification without X-Actor-Id."),
     ),
     ("/v1/reviews/{id}/return", 403): _REVIEW_403,
     ("/v1/reviews/{id}/return", 409): _REVIEW_409,
@@ -455,7 +459,7 @@ _PARAMETERS: Final[dict[str, dict[str, Any]]] = {
         "required": False,
         "description": "Why the person acts (audited); a body `justification` wins. A review "
         "approval or narrowing needs one.",
-        "schema": {"type": "string", "minLength": 1, "maxLength": 500},
+        "schema": {"type": "string", "pattern": "^[^\\x00-\\x1f\\x7f]{1,500}$"},
     },
     "limit": {
         "name": "limit",

@@ -34,7 +34,7 @@ Rules:
    ``Retry-After`` = the manifest poll interval: a newer manifest can cure them. Our own expired
    certificate needs the agency's renewal, so retrying in a loop does not help.
 9. A REVIEW decision answers 202 ``review_pending`` once the referral is durably held for review
-   (``federation.review``): the submitter must be named (``X-Actor-Id``, else 400
+   (``federation.review``): the submitter must be named (``X-Actor-Id``, else 422
    ``actor-required``, nothing held). A reviewer (``agent.actor``: the ISA's role, not the
    submitter, a justification) approves, narrows or returns it. Checks run in this order: the
    review exists (404), the person may review it (403), it is pending (409), then for an

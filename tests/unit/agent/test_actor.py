@@ -6,6 +6,7 @@ import pytest
 
 from agent.actor import Actor, actor_from_headers
 from agent.api_models import RequestInvalid
+from agent.errors import ActorRequired
 
 
 class TestActorFromHeaders:
@@ -28,8 +29,6 @@ class TestActorFromHeaders:
             ({"X-Actor-Id": "a", "X-Actor-Role": "Reviewer"}, "X-Actor-Role"),
             ({"X-Actor-Id": "a", "X-Actor-Justification": "line\nbreak"}, "X-Actor-Justification"),
             ({"X-Actor-Id": "a", "X-Actor-Justification": "x" * 501}, "X-Actor-Justification"),
-            ({"X-Actor-Role": "marac_reviewer"}, "X-Actor-Id"),
-            ({"X-Actor-Justification": "SYN"}, "X-Actor-Id"),
         ],
     )
     def test_a_malformed_header_is_a_400_naming_it(
@@ -43,6 +42,21 @@ class TestActorFromHeaders:
 
 
 class TestActor:
+    @pytest.mark.parametrize(
+        "headers", [{"X-Actor-Role": "marac_reviewer"}, {"X-Actor-Justification": "SYN"}]
+    )
+    def test_a_role_or_justification_without_a_person_is_actor_required(
+        self, headers: dict[str, str]
+    ) -> None:
+        """Asserting a role for nobody: 422 actor-required, naming X-Actor-Id."""
+        with pytest.raises(ActorRequired, match="X-Actor-Id") as info:
+            actor_from_headers(headers)
+        assert info.value.http_status == 422
+
+    def test_a_blank_justification_is_none(self) -> None:
+        """Whitespace only is no justification (HTTP strips it anyway)."""
+        assert actor_from_headers({"X-Actor-Id": "a", "X-Actor-Justification": "  "}) == Actor("a")
+
     def test_the_label_names_the_client_and_the_person(self) -> None:
         """Audit entries name ``client/person``: the client vouches for the person."""
         assert Actor("SYN-1").label("case-system") == "case-system/SYN-1"

@@ -153,9 +153,9 @@ class TestHeldForReview:
         assert response.headers["Location"] == f"/v1/reviews/{body['id']}"
 
     async def test_without_the_submitter_named_nothing_is_held(self, rig: Rig) -> None:
-        """No X-Actor-Id: 400 actor-required; no review, no message, no event."""
+        """No X-Actor-Id: 422 actor-required; no review, no message, no event."""
         status, body = await rig.call("POST", "/v1/messages", medium())
-        assert (status, problem_type(body)) == (400, "actor-required")
+        assert (status, problem_type(body)) == (422, "actor-required")
         assert await rig.store.reviews_page(0, 10) == []
         assert await rig.events() == []
 
@@ -185,8 +185,8 @@ class TestHeldForReview:
 
     @pytest.mark.parametrize(
         ("headers", "bad"),
-        [({"X-Actor-Id": "has space"}, "X-Actor-Id"), ({"X-Actor-Role": "marac_reviewer"},
-          "X-Actor-Id"), ({"X-Actor-Id": "a", "X-Actor-Role": "Bad Role"}, "X-Actor-Role")],
+        [({"X-Actor-Id": "has space"}, "X-Actor-Id"),
+         ({"X-Actor-Id": "a", "X-Actor-Role": "Bad Role"}, "X-Actor-Role")],
     )  # fmt: skip
     async def test_malformed_actor_headers_are_400_naming_the_header(
         self, rig: Rig, headers: dict[str, str], bad: str
@@ -195,6 +195,13 @@ class TestHeldForReview:
         status, body = await rig.call("POST", "/v1/messages", medium(), headers)
         assert (status, list(body["errors"])) == (400, [bad])
         assert "has space" not in json.dumps(body)
+        assert await rig.store.reviews_page(0, 10) == []
+
+    async def test_a_role_without_a_person_is_422_and_holds_nothing(self, rig: Rig) -> None:
+        """X-Actor-Role with no X-Actor-Id asserts nobody: 422 actor-required."""
+        headers = {"X-Actor-Role": "practitioner"}
+        status, body = await rig.call("POST", "/v1/messages", medium(), headers)
+        assert (status, problem_type(body)) == (422, "actor-required")
         assert await rig.store.reviews_page(0, 10) == []
 
 
@@ -253,11 +260,11 @@ class TestApprove:
         assert await self._unchanged(rig, held["id"])
 
     async def test_an_approval_needs_a_justification(self, rig: Rig) -> None:
-        """No justification in body or header: 400 actor-required; nothing changed."""
+        """No justification in body or header: 422 actor-required; nothing changed."""
         held = await rig.hold()
         headers = {k: v for k, v in REVIEWER.items() if k != "X-Actor-Justification"}
         status, body = await rig.call("POST", f"/v1/reviews/{held['id']}/approve", {}, headers)
-        assert (status, problem_type(body)) == (400, "actor-required")
+        assert (status, problem_type(body)) == (422, "actor-required")
         assert await self._unchanged(rig, held["id"])
 
     async def test_a_second_approval_is_409_and_sends_nothing_more(self, rig: Rig) -> None:
