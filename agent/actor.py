@@ -2,10 +2,12 @@
 
 Rules:
 1. The bearer token names a client, a system (``agent.auth``). The person using it is named by
-   the case system, which authenticated them: ``X-Actor-Id`` (an opaque staff id, 1-128 of
-   ``A-Z a-z 0-9 . _ : @ -``), ``X-Actor-Role`` (a role, as the ISAs' review rules name them:
-   ``a-z 0-9 _ -``, starting with a letter) and ``X-Actor-Justification`` (why they act, 1-500
-   printable characters, blank is none; a request body's ``justification`` takes precedence).
+   the case system, which authenticated them: ``X-Actor-Id`` (a staff identifier, never a name
+   or an e-mail address: 1-64 of ``A-Z a-z 0-9 . _ -``, starting with a letter or digit),
+   ``X-Actor-Role`` (a role, as the ISAs' review rules name them: 1-40 of ``a-z 0-9 _ -``,
+   starting with a letter) and ``X-Actor-Justification`` (why they act: 1-500 printable ASCII
+   characters, by reference, never personal data; a request body's ``justification`` takes
+   precedence). The names and forms are those of the general actor headers (issue 18).
 2. The headers are optional; an operation that needs a person says so (a referral held for
    review needs its submitter; a review action needs its reviewer): ``ActorRequired`` (422).
    A value out of its form is a 400 naming the header, never echoing it; a role or a
@@ -28,20 +30,26 @@ from agent.errors import ActorRequired
 __all__ = [
     "ACTOR_HEADERS",
     "ACTOR_ID_HEADER",
-    "ACTOR_JUSTIFICATION_HEADER",
+    "ACTOR_ID_PATTERN",
     "ACTOR_ROLE_HEADER",
+    "ACTOR_ROLE_PATTERN",
+    "JUSTIFICATION_HEADER",
+    "JUSTIFICATION_PATTERN",
     "Actor",
     "actor_from_headers",
 ]
 
 ACTOR_ID_HEADER: Final = "X-Actor-Id"
 ACTOR_ROLE_HEADER: Final = "X-Actor-Role"
-ACTOR_JUSTIFICATION_HEADER: Final = "X-Actor-Justification"
-ACTOR_HEADERS: Final = (ACTOR_ID_HEADER, ACTOR_ROLE_HEADER, ACTOR_JUSTIFICATION_HEADER)
+JUSTIFICATION_HEADER: Final = "X-Actor-Justification"
+ACTOR_HEADERS: Final = (ACTOR_ID_HEADER, ACTOR_ROLE_HEADER, JUSTIFICATION_HEADER)
 
-_ID: Final = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
-_ROLE: Final = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
-_TEXT: Final = re.compile(r"^[^\x00-\x1f\x7f]{1,500}$")
+ACTOR_ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+ACTOR_ROLE_PATTERN: Final = r"^[a-z][a-z0-9_-]{0,39}$"
+JUSTIFICATION_PATTERN: Final = r"^[!-~]([ -~]{0,498}[!-~])?$"
+_ID: Final = re.compile(ACTOR_ID_PATTERN)
+_ROLE: Final = re.compile(ACTOR_ROLE_PATTERN)
+_TEXT: Final = re.compile(JUSTIFICATION_PATTERN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,16 +77,16 @@ def actor_from_headers(headers: Mapping[str, str]) -> Actor | None:
     why = (why or "").strip() or None
     errors: dict[str, str] = {}
     if person is not None and not _ID.fullmatch(person):
-        errors[ACTOR_ID_HEADER] = "1-128 of A-Z a-z 0-9 . _ : @ -"
+        errors[ACTOR_ID_HEADER] = "a staff identifier: 1-64 of A-Z a-z 0-9 . _ - (no name)"
     if role is not None and not _ROLE.fullmatch(role):
-        errors[ACTOR_ROLE_HEADER] = "a role: a-z 0-9 _ -, starting with a letter, at most 63"
+        errors[ACTOR_ROLE_HEADER] = "a role code: 1-40 of a-z 0-9 _ -, starting with a letter"
     if why is not None and not _TEXT.fullmatch(why):
-        errors[ACTOR_JUSTIFICATION_HEADER] = "1-500 printable characters"
+        errors[JUSTIFICATION_HEADER] = "1-500 printable ASCII characters (no personal data)"
     if errors:
         raise RequestInvalid("bad actor headers", errors)
     if person is None and (role is not None or why is not None):
         raise ActorRequired(
-            f"{ACTOR_ROLE_HEADER} and {ACTOR_JUSTIFICATION_HEADER} need {ACTOR_ID_HEADER}: "
+            f"{ACTOR_ROLE_HEADER} and {JUSTIFICATION_HEADER} need {ACTOR_ID_HEADER}: "
             "name the person acting"
         )
     return None if person is None else Actor(person, role, why)

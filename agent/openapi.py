@@ -26,7 +26,14 @@ from typing import Any, Final, Literal
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from agent.actor import ACTOR_ID_HEADER, ACTOR_JUSTIFICATION_HEADER, ACTOR_ROLE_HEADER
+from agent.actor import (
+    ACTOR_ID_HEADER,
+    ACTOR_ID_PATTERN,
+    ACTOR_ROLE_HEADER,
+    ACTOR_ROLE_PATTERN,
+    JUSTIFICATION_HEADER,
+    JUSTIFICATION_PATTERN,
+)
 from agent.api_models import (
     DEFAULT_INBOX_LIMIT,
     ID_PATTERN,
@@ -441,9 +448,10 @@ _PARAMETERS: Final[dict[str, dict[str, Any]]] = {
         "in": "header",
         "required": False,
         "description": "The person acting, as the case system authenticated them (an opaque "
-        "staff id, 1-128 of A-Z a-z 0-9 . _ : @ -). Required to submit a referral the ISA holds "
-        "for review, and to act on a review (the reviewer, who must not be the submitter).",
-        "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:@-]{1,128}$"},
+        "staff identifier, never a name or an e-mail address). Required to submit a referral "
+        "the ISA holds for review, and to act on a review (the reviewer, who must not be the "
+        "submitter).",
+        "schema": {"type": "string", "pattern": ACTOR_ID_PATTERN},
     },
     "actor_role": {
         "name": ACTOR_ROLE_HEADER,
@@ -451,15 +459,15 @@ _PARAMETERS: Final[dict[str, dict[str, Any]]] = {
         "required": False,
         "description": "The person's role; a review action needs the reviewer role the ISA "
         "names for the referral (e.g. marac_reviewer).",
-        "schema": {"type": "string", "pattern": "^[a-z][a-z0-9_-]{0,62}$"},
+        "schema": {"type": "string", "pattern": ACTOR_ROLE_PATTERN},
     },
     "actor_justification": {
-        "name": ACTOR_JUSTIFICATION_HEADER,
+        "name": JUSTIFICATION_HEADER,
         "in": "header",
         "required": False,
-        "description": "Why the person acts (audited); a body `justification` wins. A review "
-        "approval or narrowing needs one.",
-        "schema": {"type": "string", "pattern": "^[^\\x00-\\x1f\\x7f]{1,500}$"},
+        "description": "Why the person acts (audited; by reference, never personal data); a "
+        "body `justification` wins. A review approval or narrowing needs one.",
+        "schema": {"type": "string", "pattern": JUSTIFICATION_PATTERN},
     },
     "limit": {
         "name": "limit",
