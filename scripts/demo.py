@@ -179,7 +179,7 @@ def approve(sender: Agent, review_id: str, row: Row) -> str:
     status, approved = sender.call("POST", f"/v1/reviews/{review_id}/approve", why, reviewer)
     if status != 200:
         raise DemoError(f"approval of review {review_id} answered {status}: {approved}")
-    row.why += f" Held for review; approved by a second person ({role}) and sent."
+    row.why += f" Held for review; approved by a second person ({role}) and sent"
     return str(approved["message_id"])
 
 
