@@ -121,6 +121,7 @@ from federation.referrals import parse_payload
 from federation.review import (
     ReviewAction,
     ReviewRefused,
+    ReviewSettled,
     act,
     check_reviewer,
     due_at,
@@ -457,7 +458,7 @@ class Service:
         now = self.clock()
         actor = actor.because(req.justification) if actor is not None else None
         review, person = await self._reviewable(client, id, actor, ReviewAction.APPROVE, now)
-        held = SubmitRequest.model_validate_json(await self.store.review_request(id))
+        held = await self._held_request(id)
         isa = self._isa(held.isa)
         prepared = prepare_approved(
             isa, sender=self.agency, recipient=held.to, purpose=held.purpose,
@@ -477,6 +478,14 @@ class Service:
         await self._audit_approval(client, person, approved, held, prepared, now)
         self.wake_relay()
         return review_view(approved, now)
+
+    async def _held_request(self, id: str) -> SubmitRequest:
+        """The request held for review ``id``; settled meanwhile (shredded) is ReviewSettled."""
+        try:
+            return SubmitRequest.model_validate_json(await self.store.review_request(id))
+        except PayloadPurged:
+            settled = await self.store.review(id)
+            raise ReviewSettled(settled.state, ReviewAction.APPROVE) from None
 
     async def _approval_refused(
         self, client: str, review: ReviewRecord, person: Actor, decision: Decision,

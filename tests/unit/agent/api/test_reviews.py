@@ -23,6 +23,7 @@ from agent.auth import ApiClient, hash_token
 from agent.metrics import Metrics
 from agent.reviews import watch_reviews
 from agent.service import Service
+from agent.store import ReviewRecord
 from federation.manifest import TrustState
 from federation.pipeline import leaf_paths
 from federation.review import ReviewState
@@ -94,6 +95,16 @@ class Rig:
         return [(e["event"], e["review_id"], e["message_id"]) for e in page["items"]]
 
 
+class StaleOnce(MemoryStore):
+    """A store whose next ``review`` read returns ``stale`` (what a racing reader saw)."""
+
+    stale: ReviewRecord | None = None
+
+    async def review(self, review_id: str) -> ReviewRecord:
+        stale, self.stale = self.stale, None
+        return stale if stale is not None else await super().review(review_id)
+
+
 def medium(seed: int = 1, **changes: Any) -> dict[str, Any]:
     payload = generate_referral(KIND, random.Random(seed), risk_level="medium")
     body = {"to": RECIPIENT, "isa": ISA.id, "purpose": PURPOSE, "type": KIND, "payload": payload}
@@ -120,7 +131,8 @@ class _RigContext:
         self.client: Client | None = None
 
     async def __aenter__(self) -> Rig:
-        store, audit, clock, metrics = MemoryStore(), ListAudit(), Clock(), Metrics()
+        store = self.changes.pop("store", None) or MemoryStore()
+        audit, clock, metrics = ListAudit(), Clock(), Metrics()
         base = fakes.service(store, audit, publisher=RecordingPublisher())
         service: Service = dataclasses.replace(base, clock=clock, metrics=metrics,
                                                **self.changes)  # fmt: skip
@@ -327,6 +339,20 @@ class TestApprove:
         approved = rig.audit.entries[-3][0]
         assert "justification: SYN: meets the MARAC threshold" in approved.detail
         assert "role marac_reviewer" in approved.detail
+
+    async def test_a_review_settled_during_an_approval_is_409_not_410(self) -> None:
+        """Returned between the approval's checks and its read of the held request (a race):
+        409 review-settled, and nothing is sent."""
+        store = StaleOnce()
+        async with make_rig(store=store) as rig:
+            rig.store = store
+            held = await rig.hold()
+            store.stale = await store.review(held["id"])
+            await store.return_review(held["id"], "SYN: race", by="x", at=NOW)
+            status, body = await rig.call("POST", f"/v1/reviews/{held['id']}/approve", {},
+                                          REVIEWER)  # fmt: skip
+            assert (status, problem_type(body)) == (409, "review-settled")
+            assert await store.outbox_depth() == 0
 
     @staticmethod
     async def _unchanged(rig: Rig, review_id: str) -> bool:
