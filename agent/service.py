@@ -397,11 +397,12 @@ class Service:
     async def _reviewable(
         self, client: str, id: str, actor: Actor | None, action: ReviewAction, now: datetime
     ) -> tuple[ReviewRecord, Actor]:
-        """Rule 9's first checks: 404, then 403 (the person), then 409 (pending); a refusal
-        is audited (once per window) before it is raised."""
+        """Rule 9's first checks: 404, then 403 (the person), then 409 (pending), then the
+        justification (422); a refused person or state is audited (once per window) first."""
         review = await self.store.review(id)
+        person, role = (actor.id, actor.role) if actor is not None else (None, None)
         try:
-            person = self._reviewer(review, actor, action)
+            check_reviewer(person, role, submitter=review.submitter, required=review.role)
             act(review.state, action)
         except ReviewRefused as exc:
             who = actor.label(client) if actor is not None else client
@@ -410,19 +411,13 @@ class Service:
             if await self.repeats.admit(("review", who, id, outcome), event, now):
                 await self.audit.record(event, now)
             raise
-        return review, person
-
-    @staticmethod
-    def _reviewer(review: ReviewRecord, actor: Actor | None, action: ReviewAction) -> Actor:
-        person, role = (actor.id, actor.role) if actor is not None else (None, None)
-        check_reviewer(person, role, submitter=review.submitter, required=review.role)
         assert actor is not None  # check_reviewer refuses nobody
         if not actor.justification and action is not ReviewAction.RETURN:
             raise ActorRequired(
                 "a reviewer must give a justification (the body's justification or the "
                 "X-Actor-Justification header); nothing was changed"
             )
-        return actor
+        return review, actor
 
     async def narrow_review(
         self, client: str, id: str, actor: Actor | None, req: NarrowRequest
