@@ -11,7 +11,8 @@ Rules:
    never its message, which could hold payload values) and answered with an opaque 500.
 3. Order of checks: route and method, then the bearer token (401) and scope (403), then the
    query (unknown names, bad values: 400), then the body: size (413), content type, UTF-8 JSON,
-   a JSON object, nesting depth, then the model (400).
+   a JSON object, nesting depth, then the model (400), then the actor headers (``agent.actor``:
+   400 when malformed). An approval's body is optional (no body is ``{}``).
    Payload validation against the message type is the service's (422).
 4. Nothing a client sent (payload values, tokens) is echoed into an error or a log line; field
    *paths* are named, truncated.
@@ -42,14 +43,18 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from pydantic import BaseModel
 
+from agent.actor import Actor, actor_from_headers
 from agent.api_models import (
     DEFAULT_INBOX_LIMIT,
     ID_PATTERN,
     MAX_CURSOR,
     MAX_INBOX_LIMIT,
     AgentService,
+    ApproveRequest,
+    NarrowRequest,
     Problem,
     RequestInvalid,
+    ReturnRequest,
     SubmitRequest,
     parse_request,
 )
@@ -127,6 +132,12 @@ def create_app(
     router.add_get(f"/v1/messages/{{id:{_ID_ROUTE}}}", _message, allow_head=False)
     router.add_get("/v1/inbox", _inbox, allow_head=False)
     router.add_post(f"/v1/inbox/{{id:{_ID_ROUTE}}}/ack", _ack)
+    router.add_get("/v1/reviews", _reviews, allow_head=False)
+    router.add_get(f"/v1/reviews/{{id:{_ID_ROUTE}}}", _review, allow_head=False)
+    router.add_post(f"/v1/reviews/{{id:{_ID_ROUTE}}}/approve", _approve)
+    router.add_post(f"/v1/reviews/{{id:{_ID_ROUTE}}}/narrow", _narrow)
+    router.add_post(f"/v1/reviews/{{id:{_ID_ROUTE}}}/return", _return)
+    router.add_get("/v1/events", _events, allow_head=False)
     router.add_get("/v1/isas", _isas, allow_head=False)
     router.add_get("/healthz", _healthz, allow_head=False)
     router.add_get("/livez", _livez, allow_head=False)
@@ -142,8 +153,9 @@ def create_app(
 async def _submit(request: web.Request) -> web.StreamResponse:
     client = _authorize(request, "send")
     req = await _read_model(request, SubmitRequest)
-    answer = await request.app[_SERVICE].submit(client.name, req)
-    return _json(answer, status=202, headers={"Location": f"/v1/messages/{answer.id}"})
+    answer = await request.app[_SERVICE].submit(client.name, req, _actor(request))
+    where = "reviews" if answer.status == "review_pending" else "messages"
+    return _json(answer, status=202, headers={"Location": f"/v1/{where}/{answer.id}"})
 
 
 async def _preview(request: web.Request) -> web.StreamResponse:
@@ -168,6 +180,44 @@ async def _ack(request: web.Request) -> web.StreamResponse:
     client = _authorize(request, "receive")
     await request.app[_SERVICE].ack(client.name, _path_id(request))
     return web.Response(status=204)
+
+
+async def _reviews(request: web.Request) -> web.StreamResponse:
+    _authorize(request, "send", query=("after", "limit"))
+    after, limit = _page(request)
+    return _json(await request.app[_SERVICE].reviews(after, limit))
+
+
+async def _review(request: web.Request) -> web.StreamResponse:
+    _authorize(request, "send")
+    return _json(await request.app[_SERVICE].review(_path_id(request)))
+
+
+async def _approve(request: web.Request) -> web.StreamResponse:
+    client = _authorize(request, "send")
+    req = await _read_model(request, ApproveRequest, optional=True)
+    service, id = request.app[_SERVICE], _path_id(request)
+    return _json(await service.approve_review(client.name, id, _actor(request), req))
+
+
+async def _narrow(request: web.Request) -> web.StreamResponse:
+    client = _authorize(request, "send")
+    req = await _read_model(request, NarrowRequest)
+    service, id = request.app[_SERVICE], _path_id(request)
+    return _json(await service.narrow_review(client.name, id, _actor(request), req))
+
+
+async def _return(request: web.Request) -> web.StreamResponse:
+    client = _authorize(request, "send")
+    req = await _read_model(request, ReturnRequest)
+    service, id = request.app[_SERVICE], _path_id(request)
+    return _json(await service.return_review(client.name, id, _actor(request), req))
+
+
+async def _events(request: web.Request) -> web.StreamResponse:
+    _authorize(request, "send", query=("after", "limit"))
+    after, limit = _page(request)
+    return _json(await request.app[_SERVICE].events(after, limit))
 
 
 async def _isas(request: web.Request) -> web.StreamResponse:
@@ -228,7 +278,19 @@ def _check_query(request: web.Request, allowed: tuple[str, ...]) -> None:
         raise RequestInvalid("unknown query parameter", errors)
 
 
-async def _read_model(request: web.Request, model: type[M]) -> M:
+def _actor(request: web.Request) -> Actor | None:
+    return actor_from_headers(request.headers)
+
+
+def _page(request: web.Request) -> tuple[int, int]:
+    after = _query_int(request, "after", default=0, low=0, high=MAX_CURSOR)
+    limit = _query_int(request, "limit", default=DEFAULT_INBOX_LIMIT, low=1, high=MAX_INBOX_LIMIT)
+    return after, limit
+
+
+async def _read_model(request: web.Request, model: type[M], *, optional: bool = False) -> M:
+    if optional and not request.body_exists:
+        return model()
     limit = request.app[_LIMIT]
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"request body is larger than {limit} bytes")

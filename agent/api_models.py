@@ -21,11 +21,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any, Final, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.errors import BadRequest
+
+if TYPE_CHECKING:
+    from agent.actor import Actor
 
 __all__ = [
     "DEFAULT_INBOX_LIMIT",
@@ -35,6 +38,7 @@ __all__ = [
     "MAX_JSON_DEPTH",
     "TIME_PATTERN",
     "AgentService",
+    "ApproveRequest",
     "BrokerHealth",
     "CertificateHealth",
     "HealthResponse",
@@ -48,6 +52,7 @@ __all__ = [
     "LivenessResponse",
     "ManifestHealth",
     "MessageStatusResponse",
+    "NarrowRequest",
     "PreviewResponse",
     "ProbeCheck",
     "ProbeFinding",
@@ -55,10 +60,16 @@ __all__ = [
     "ReadinessResponse",
     "ReceiptView",
     "RequestInvalid",
+    "ReturnRequest",
+    "ReviewPage",
+    "ReviewView",
+    "StatusEventPage",
+    "StatusEventView",
     "SubmitRequest",
     "SubmitResponse",
     "UnreachableRecipient",
     "WebhookDelivery",
+    "WebhookStatusEvent",
     "WithheldField",
     "parse_json_object",
     "parse_request",
@@ -77,7 +88,21 @@ _NAME_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 M = TypeVar("M", bound=BaseModel)
 Decision = Literal["PERMIT", "DENY", "REVIEW"]
 MessageStatus = Literal["queued", "sent", "delivered", "rejected", "expired"]
+#: A submit's answer: a message's status, or (REVIEW) where the review holding it stands.
+SubmitStatus = MessageStatus | Literal["review_pending", "review_returned", "review_expired"]
+ReviewStatus = Literal["pending", "approved", "returned", "expired"]
+StatusEventKind = Literal[
+    "delivered", "rejected", "expired", "review_pending", "review_narrowed", "review_approved",
+    "review_returned", "review_overdue", "review_expired",
+]  # fmt: skip
 Risk = Literal["standard", "medium", "high"]
+_JUSTIFICATION = Field(
+    default=None,
+    min_length=1,
+    max_length=500,
+    description="Why the reviewer acts, for the audit log (else the X-Actor-Justification "
+    "header; one of them is required).",
+)
 
 
 class _Wire(BaseModel):
@@ -108,6 +133,26 @@ class SubmitRequest(_Wire):
     )
 
 
+class ApproveRequest(_Wire):
+    """Approve a referral held for review: it is decided again now and, if still allowed, sent."""
+
+    justification: str | None = _JUSTIFICATION
+
+
+class NarrowRequest(_Wire):
+    """Withhold more: ``shared_fields`` are the fields that will leave, a subset of those the
+    review shares now (naming any other is 422 ``narrowing-widens``). It stays pending."""
+
+    shared_fields: list[str] = Field(max_length=1000)
+    justification: str | None = _JUSTIFICATION
+
+
+class ReturnRequest(_Wire):
+    """Return the referral to its submitter, with a reason: it is never sent."""
+
+    reason: str = Field(min_length=1, max_length=500, description="Why, for the submitter.")
+
+
 # --- responses -----------------------------------------------------------------------------
 
 
@@ -117,12 +162,19 @@ class WithheldField(_Wire):
 
 
 class SubmitResponse(_Wire):
-    """202: the message is durably in the outbox (never answered before that)."""
+    """202: the message is durably in the outbox (never answered before that), or, for a REVIEW
+    decision, status ``review_pending``: held UNSENT in this agent's review queue until a
+    reviewer approves it. Then ``id`` is the review's id (``GET /v1/reviews/{id}``), not a
+    message's: a case system must not treat it as sent. The review names the message it sent
+    once approved (and the status events say so)."""
 
     id: str
-    status: MessageStatus
+    status: SubmitStatus
     shared_fields: list[str]
     withheld_fields: list[WithheldField]
+    review_id: str | None = Field(
+        default=None, description="Set when the referral is held for review (its id)."
+    )
 
 
 class PreviewResponse(_Wire):
@@ -303,6 +355,79 @@ class WebhookDelivery(_Wire):
     delivery: InboxItem
 
 
+class ReviewView(_Wire):
+    """A referral held for review: what would leave if it is approved now and why, never a
+    payload value. ``shared_fields`` already reflects any narrowing; the ISA decides again at
+    approval, so what leaves then is at most these."""
+
+    id: str
+    cursor: int = Field(ge=1)
+    status: ReviewStatus
+    overdue: bool = Field(description="Pending past due_at: escalated.")
+    to: str
+    isa: IsaRef
+    purpose: str
+    type: str
+    risk: Risk
+    submitted_by: str = Field(description="The person who submitted it (X-Actor-Id).")
+    reviewer_role: str = Field(description="The role a reviewer must hold (the ISA's).")
+    held_at: str = Field(pattern=TIME_PATTERN)
+    due_at: str = Field(pattern=TIME_PATTERN)
+    expires_at: str = Field(pattern=TIME_PATTERN)
+    escalated_at: str | None
+    shared_fields: list[str]
+    withheld_fields: list[WithheldField]
+    narrowed: bool
+    reasons: list[str]
+    decided_at: str | None
+    decided_by: str | None = Field(description="client/person who approved or returned it.")
+    return_reason: str | None
+    message_id: str | None = Field(description="The message an approval sent.")
+
+
+class ReviewPage(_Wire):
+    """Pending reviews, oldest first; ``next_cursor`` is the ``after`` to ask with next."""
+
+    items: list[ReviewView]
+    next_cursor: int = Field(ge=0)
+
+
+class StatusEventView(_Wire):
+    """One status event about a message or a review of this agency; no payload values."""
+
+    cursor: int = Field(ge=1)
+    id: str = Field(description="Unique: de-duplicate on it.")
+    event: StatusEventKind
+    at: str = Field(pattern=TIME_PATTERN)
+    client: str = Field(description="The API client that submitted the referral.")
+    message_id: str | None
+    review_id: str | None
+    to: str
+    isa: str | None
+    purpose: str | None
+    type: str | None
+    reason: str | None = Field(
+        description="rejected: the recipient's reason code; expired: why; review_returned: "
+        "the reviewer's reason."
+    )
+
+
+class StatusEventPage(_Wire):
+    """Events with ``cursor > after``, in order; ``next_cursor`` is the ``after`` to ask with
+    next (unchanged when the page is empty)."""
+
+    items: list[StatusEventView]
+    next_cursor: int = Field(ge=0)
+
+
+class WebhookStatusEvent(_Wire):
+    """A status event POSTed to the case system's webhook, signed (see :mod:`agent.webhook`)."""
+
+    event: Literal["status"] = "status"
+    sent_at: str = Field(pattern=TIME_PATTERN, description="Also the X-ISA-Relay-Timestamp.")
+    status: StatusEventView
+
+
 class Problem(_Wire):
     """RFC 9457 problem details; ``errors`` maps field path to message, ``reasons`` is the ISA's."""
 
@@ -410,12 +535,46 @@ class AgentService(Protocol):
     they are mapped to problem+json. Anything else is a bug (logged 500).
     """
 
-    async def submit(self, client: str, req: SubmitRequest) -> SubmitResponse:
-        """Minimise, seal and store in the outbox; return only once durable.
+    async def submit(
+        self, client: str, req: SubmitRequest, actor: Actor | None = None
+    ) -> SubmitResponse:
+        """Minimise, seal and store in the outbox; return only once durable. A REVIEW decision
+        is held unsent for review (status ``review_pending``); it needs ``actor``.
 
-        Raises Denied (403, with reasons), PayloadInvalid (422), IdempotencyConflict (409),
-        StoreUnavailable / TrustUnavailable (503).
+        Raises Denied (403, with reasons), ActorRequired (422), PayloadInvalid (422),
+        IdempotencyConflict (409), StoreUnavailable / TrustUnavailable (503).
         """
+        ...
+
+    async def reviews(self, after: int, limit: int) -> ReviewPage:
+        """Pending reviews with ``cursor > after``, oldest first, at most ``limit``."""
+        ...
+
+    async def review(self, id: str) -> ReviewView:
+        """One review, whatever its status. Raises NotFound."""
+        ...
+
+    async def approve_review(
+        self, client: str, id: str, actor: Actor | None, req: ApproveRequest
+    ) -> ReviewView:
+        """Decide again and send (``federation.review`` rules 1, 2, 4). Raises NotFound,
+        NotAReviewer / OwnSubmission / Denied (403), ReviewSettled (409), the submit's 503s."""
+        ...
+
+    async def narrow_review(
+        self, client: str, id: str, actor: Actor | None, req: NarrowRequest
+    ) -> ReviewView:
+        """Withhold more (rule 3). Raises NotFound, 403s, ReviewSettled, NarrowingInvalid."""
+        ...
+
+    async def return_review(
+        self, client: str, id: str, actor: Actor | None, req: ReturnRequest
+    ) -> ReviewView:
+        """Return it with a reason: never sent. Raises NotFound, 403s, ReviewSettled."""
+        ...
+
+    async def events(self, after: int, limit: int) -> StatusEventPage:
+        """Status events with ``cursor > after``, in order, at most ``limit``."""
         ...
 
     async def preview(self, client: str, req: SubmitRequest) -> PreviewResponse:

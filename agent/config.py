@@ -249,6 +249,10 @@ class WebhookSettings(_Strict):
     max_backoff_seconds: float = Field(
         default=300.0, gt=0, description="longest wait between retries of a failed push"
     )
+    status_events: bool = Field(
+        default=True,
+        description="also push status events (delivered, rejected, expired, reviews) to url",
+    )
 
 
 class LimitSettings(_Strict):
@@ -265,6 +269,11 @@ class LimitSettings(_Strict):
     )
     housekeeping_seconds: float = Field(
         default=30.0, gt=0, description="how often expiry, retention and key lifecycle are checked"
+    )
+    review_hold_hours: float = Field(
+        default=336.0,
+        gt=0,
+        description="a referral held for review this long without a decision expires, unsent",
     )
 
 

@@ -4,10 +4,14 @@
 
     federation.errors.LocalError
     ├── BadRequest              400  malformed JSON / wrong types / unknown fields in a request
+    ├── ActorRequired           422  the operation needs a named person (X-Actor-Id) or their
+    │                                justification, and the well-formed request has none
+    │                                (agent.actor); nothing was stored or changed
     ├── Unauthorized            401  missing or unknown bearer token
     ├── Forbidden               403  the token lacks the scope for this endpoint
     ├── Denied                  403  the ISA denies this referral (carries the Decision's reasons);
-    │                                raised only from an ISA decision, never for trust or keys
+    │                                raised only from an ISA decision (at submit, or decided
+    │                                again at a review's approval), never for trust or keys
     ├── NotFound                404
     │   └── PayloadPurged       410  the delivery exists but its payload was crypto-shredded
     ├── IdempotencyConflict     409  idempotency key reused with a different body
@@ -35,6 +39,7 @@ from collections.abc import Sequence
 from federation.errors import LocalError
 
 __all__ = [
+    "ActorRequired",
     "AnnouncementNotAccepted",
     "BadRequest",
     "Denied",
@@ -60,6 +65,15 @@ __all__ = [
 class BadRequest(LocalError):
     http_status = 400
     title = "Bad request"
+
+
+class ActorRequired(LocalError):
+    """A referral held for review needs its submitter named, a review action its reviewer and
+    their justification (``agent.actor``); nothing was stored. 422: the request is well formed
+    (every actor header is optional on its own), but it cannot be done without them."""
+
+    http_status = 422
+    title = "An acting person is required"
 
 
 class Unauthorized(LocalError):

@@ -53,6 +53,11 @@ COUNTERS: Final[Mapping[str, str]] = {
     "isa_agent_receipts_refused_total": "Receipts refused: bad signature, not published by "
     "their issuer, not from the envelope's recipient, or citing another frame's hash.",
     "isa_agent_expired_total": "Our messages that expired undelivered.",
+    "isa_agent_reviews_held_total": "Referrals held unsent for review (202 review_pending).",
+    "isa_agent_reviews_approved_total": "Reviews approved: decided again and sent.",
+    "isa_agent_reviews_returned_total": "Reviews returned with a reason: never sent.",
+    "isa_agent_reviews_overdue_total": "Reviews past their ISA's time limit, escalated.",
+    "isa_agent_reviews_expired_total": "Reviews held past review_hold_hours: never sent.",
 }
 
 GAUGES: Final[Mapping[str, str]] = {

@@ -26,22 +26,37 @@ from typing import Any, Final, Literal
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
+from agent.actor import (
+    ACTOR_ID_HEADER,
+    ACTOR_ID_PATTERN,
+    ACTOR_ROLE_HEADER,
+    ACTOR_ROLE_PATTERN,
+    JUSTIFICATION_HEADER,
+    JUSTIFICATION_PATTERN,
+)
 from agent.api_models import (
     DEFAULT_INBOX_LIMIT,
     ID_PATTERN,
     MAX_CURSOR,
     MAX_INBOX_LIMIT,
+    ApproveRequest,
     HealthResponse,
     InboxPage,
     IsaSummary,
     LivenessResponse,
     MessageStatusResponse,
+    NarrowRequest,
     PreviewResponse,
     Problem,
     ReadinessResponse,
+    ReturnRequest,
+    ReviewPage,
+    ReviewView,
+    StatusEventPage,
     SubmitRequest,
     SubmitResponse,
     WebhookDelivery,
+    WebhookStatusEvent,
 )
 from agent.openapi_referrals import (
     referral_body_schema,
@@ -56,11 +71,13 @@ _REF: Final = "#/components/schemas/{model}"
 
 _ERROR_TEXT: Final = {
     400: "Malformed request: unknown or bad query parameters; for a body, wrong content type, "
-    "invalid JSON, not an object, or unknown or mistyped fields (``errors`` names each).",
+    "invalid JSON, not an object, or unknown or mistyped fields (``errors`` names each); "
+    "malformed actor headers (`request-invalid`, naming the header).",
     401: "Missing or invalid bearer token.",
     403: "The token lacks the scope (`forbidden`), or (submit) the ISA denies the referral "
     "(`denied`, with the ISA's ``reasons``); never for keys, certificates or the manifest.",
-    404: "No such message or delivery (ids are lowercase UUIDs; any other id is not found).",
+    404: "No such message, delivery or review (ids are lowercase UUIDs; any other id is not "
+    "found).",
     409: "The idempotency key was used before with a different body.",
     413: "The request body is larger than the configured limit.",
     422: "The payload does not match its message type (``errors`` maps field path to message).",
@@ -86,10 +103,16 @@ class Operation:
     links: tuple[tuple[str, str, str], ...] = ()  # (name, operationId, id expression)
 
 
+#: The actor headers (``agent.actor``), on the operations a person performs.
+_ACTOR_PARAMS: Final = ("actor_id", "actor_role", "actor_justification")
+
 OPERATIONS: Final[tuple[Operation, ...]] = (
     Operation("post", "/v1/messages", "submitMessage",
-              "Submit a referral; 202 only once it is durably in the outbox.", "send",
+              "Submit a referral; 202 only once it is durably in the outbox. A REVIEW decision "
+              "is 202 with status `review_pending`: held UNSENT for review (`id` is then the "
+              "review's; the referral is not sent until a reviewer approves it).", "send",
               202, SubmitResponse, (400, 401, 403, 409, 413, 422, 503), body=SubmitRequest,
+              params=_ACTOR_PARAMS,
               links=(("GetMessage", "getMessage", "$response.body#/id"),)),
     Operation("post", "/v1/messages/preview", "previewMessage",
               "What would be shared and why; nothing is stored or sent.", "send",
@@ -104,6 +127,34 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
     Operation("post", "/v1/inbox/{id}/ack", "ackDelivery",
               "The case system has stored this delivery.", "receive",
               204, "empty", (400, 401, 403, 404, 503), params=("id",)),
+    Operation("get", "/v1/reviews", "listReviews",
+              "Referrals held for review, pending, oldest first (what would leave, never a "
+              "payload value); `overdue` once past the ISA's time limit.", "send",
+              200, ReviewPage, (400, 401, 403, 503), params=("after", "limit"),
+              links=(("GetFirstReview", "getReview", "$response.body#/items/0/id"),)),
+    Operation("get", "/v1/reviews/{id}", "getReview",
+              "One review, whatever its status; once approved it names the message it sent.",
+              "send", 200, ReviewView, (400, 401, 403, 404, 503), params=("id",)),
+    Operation("post", "/v1/reviews/{id}/approve", "approveReview",
+              "Approve: the ISA decides again now (trust, certificates and the recipient's key "
+              "as for a submit), then the referral is sealed and queued like a submit. A person "
+              "with the ISA's reviewer role who did not submit it; a justification is required.",
+              "send", 200, ReviewView, (400, 401, 403, 404, 409, 413, 422, 503),
+              body=ApproveRequest, params=("id", *_ACTOR_PARAMS),
+              links=(("GetSentMessage", "getMessage", "$response.body#/message_id"),)),
+    Operation("post", "/v1/reviews/{id}/narrow", "narrowReview",
+              "Withhold more fields (never fewer); it stays pending until approved.", "send",
+              200, ReviewView, (400, 401, 403, 404, 409, 413, 422, 503), body=NarrowRequest,
+              params=("id", *_ACTOR_PARAMS)),
+    Operation("post", "/v1/reviews/{id}/return", "returnReview",
+              "Return it to its submitter with a reason: it is never sent.", "send",
+              200, ReviewView, (400, 401, 403, 404, 409, 413, 422, 503), body=ReturnRequest,
+              params=("id", *_ACTOR_PARAMS)),
+    Operation("get", "/v1/events", "listEvents",
+              "Status events (delivered, rejected with its reason, expired, review pending / "
+              "narrowed / approved / returned / overdue / expired), in order, cursor-paged; "
+              "durable; no payload values. The webhook pushes the same events.", "send",
+              200, StatusEventPage, (400, 401, 403, 503), params=("after", "limit")),
     Operation("get", "/v1/isas", "listIsas",
               "The ISAs this agency is party to, in plain English.", "any",
               200, "isa-list", (400, 401, 503)),
@@ -129,8 +180,64 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
 )  # fmt: skip
 
 
+_REVIEW_403: Final = (
+    (
+        "not-a-reviewer",
+        "No person named (X-Actor-Id), or X-Actor-Role is not the reviewer "
+        "role the ISA names for this referral. Nothing changed.",
+    ),
+    (
+        "own-submission",
+        "The person acting submitted this referral: someone else must review it. Nothing changed.",
+    ),
+    ("forbidden", "The token lacks the send scope."),
+)
+_REVIEW_409: Final = (
+    (
+        "review-settled",
+        "The review was already approved (sent), returned or expired. Nothing changed.",
+    ),
+)
+
 #: Rule 6: (path, status) -> the problem kinds it can answer, with what each means.
 PROBLEM_TYPES: Final[dict[tuple[str, int], tuple[tuple[str, str], ...]]] = {
+    ("/v1/messages", 422): (
+        ("payload-invalid", "The payload does not match its message type (`errors`)."),
+        ("actor-required", "The ISA holds this referral for review, which needs the person "
+         "submitting it named (X-Actor-Id); or X-Actor-Role / X-Actor-Justification came "
+         "without X-Actor-Id. Nothing was held or sent."),
+    ),
+    ("/v1/reviews/{id}/approve", 422): (
+        ("actor-required", "No justification (body `justification` or "
+         "X-Actor-Justification), or a role without X-Actor-Id. Nothing changed."),
+    ),
+    ("/v1/reviews/{id}/approve", 403): (
+        *_REVIEW_403,
+        ("denied", "Decided again now, the ISA no longer lets it leave (with its `reasons`). "
+         "The review stays pending."),
+    ),
+    ("/v1/reviews/{id}/approve", 409): _REVIEW_409,
+    ("/v1/reviews/{id}/narrow", 403): _REVIEW_403,
+    ("/v1/reviews/{id}/narrow", 409): _REVIEW_409,
+    ("/v1/reviews/{id}/narrow", 422): (
+        ("narrowing-widens", "A field named would not leave (the decision withheld it, or the "
+         "referral does not hold it): a narrowing only withholds more (`errors`)."),
+        ("narrowing-invalid", "No field left, or a field the message type requires left out "
+         "(`errors`): return the referral instead."),
+        ("actor-required", "No justification, or a role without X-Actor-Id. Nothing changed."),
+    ),
+    ("/v1/reviews/{id}/return", 422): (
+        ("actor-required", "X-Actor-Role or X-Actor-Justification without X-Actor-Id."),
+    ),
+    ("/v1/reviews/{id}/return", 403): _REVIEW_403,
+    ("/v1/reviews/{id}/return", 409): _REVIEW_409,
+    ("/v1/reviews/{id}/approve", 503): (
+        ("store-unavailable", "The agent cannot store durably: nothing changed."),
+        ("trust-unavailable", "As for a submit; the review stays pending."),
+        ("sender-certificate-expired", "As for a submit; the review stays pending."),
+        ("recipient-key-unavailable", "As for a submit; the review stays pending."),
+        ("recipient-certificate-expired", "As for a submit; the review stays pending."),
+    ),
     ("/v1/messages", 503): (
         ("store-unavailable", "The agent cannot store durably: nothing was accepted."),
         ("trust-unavailable", "No valid federation manifest (fail closed), or our copy of the "
@@ -161,7 +268,7 @@ def build_openapi(*, max_body_bytes: int) -> dict[str, Any]:
             "description": _INFO,
         },
         "paths": paths,
-        "webhooks": {"delivery": _WEBHOOK},
+        "webhooks": {"delivery": _WEBHOOK, "status": _STATUS_WEBHOOK},
         "components": {
             "schemas": schemas,
             "securitySchemes": {
@@ -203,8 +310,14 @@ def _component_schemas() -> dict[str, Any]:
         ReadinessResponse,
         Problem,
         WebhookDelivery,
+        ReviewView,
+        ReviewPage,
+        StatusEventPage,
+        WebhookStatusEvent,
     )
+    requests: tuple[type[BaseModel], ...] = (ApproveRequest, NarrowRequest, ReturnRequest)
     models: list[tuple[type[BaseModel], JsonSchemaMode]] = [(SubmitRequest, "validation")]
+    models += [(m, "validation") for m in requests]
     models += [(m, "validation") for m in referral_models()]
     models += [(m, "serialization") for m in responses]
     _, top = models_json_schema(models, ref_template=_REF)
@@ -327,8 +440,34 @@ _PARAMETERS: Final[dict[str, dict[str, Any]]] = {
         "name": "after",
         "in": "query",
         "required": False,
-        "description": "Return deliveries with a cursor greater than this (default 0).",
+        "description": "Return items with a cursor greater than this (default 0).",
         "schema": {"type": "integer", "minimum": 0, "maximum": MAX_CURSOR, "default": 0},
+    },
+    "actor_id": {
+        "name": ACTOR_ID_HEADER,
+        "in": "header",
+        "required": False,
+        "description": "The person acting, as the case system authenticated them (an opaque "
+        "staff identifier, never a name or an e-mail address). Required to submit a referral "
+        "the ISA holds for review, and to act on a review (the reviewer, who must not be the "
+        "submitter).",
+        "schema": {"type": "string", "pattern": ACTOR_ID_PATTERN},
+    },
+    "actor_role": {
+        "name": ACTOR_ROLE_HEADER,
+        "in": "header",
+        "required": False,
+        "description": "The person's role; a review action needs the reviewer role the ISA "
+        "names for the referral (e.g. marac_reviewer).",
+        "schema": {"type": "string", "pattern": ACTOR_ROLE_PATTERN},
+    },
+    "actor_justification": {
+        "name": JUSTIFICATION_HEADER,
+        "in": "header",
+        "required": False,
+        "description": "Why the person acts (audited; by reference, never personal data); a "
+        "body `justification` wins. A review approval or narrowing needs one.",
+        "schema": {"type": "string", "pattern": JUSTIFICATION_PATTERN},
     },
     "limit": {
         "name": "limit",
@@ -374,6 +513,32 @@ _WEBHOOK: Final[dict[str, Any]] = {
         },
         "responses": {
             "2XX": {"description": "Taken: the delivery is marked delivered."},
+            "default": {"description": "Anything else (or no answer): retried with backoff."},
+        },
+    }
+}
+
+
+#: The status events the agent POSTs to the same webhook ([webhook] status_events).
+_STATUS_WEBHOOK: Final[dict[str, Any]] = {
+    "post": {
+        "summary": "A status event (delivered, rejected, expired, a review's), pushed in order; "
+        "retried until a 2xx, never dropped. The body's `event` is `status` (a delivery's is "
+        "`delivery`).",
+        "parameters": [
+            _header(
+                "X-ISA-Relay-Signature",
+                "sha256=<hex HMAC-SHA256 of the exact body bytes with the shared secret>.",
+            ),
+            _header("X-ISA-Relay-Timestamp", "UTC YYYY-MM-DDTHH:MM:SSZ; equals sent_at."),
+            _header("X-ISA-Relay-Delivery", "The event id: de-duplicate on it."),
+        ],
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": _ref(WebhookStatusEvent)}}},
+        },
+        "responses": {
+            "2XX": {"description": "Taken: the event is not pushed again."},
             "default": {"description": "Anything else (or no answer): retried with backoff."},
         },
     }

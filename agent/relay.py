@@ -5,7 +5,10 @@ Rules:
    only after the broker confirmed it; a failed attempt is retried with exponential backoff
    (capped), never dropped. A restart resumes from the outbox: nothing lives only in memory.
 2. A message past ``expires_at`` without a receipt becomes ``expired`` (the non-delivery report
-   is its status and history entry, which the case system reads with GET /v1/messages/{id}).
+   is its status and history entry, which the case system reads with GET /v1/messages/{id},
+   and its ``expired`` status event, written by the store in the same commit).
+5. Reviews have a timer too (``agent.reviews.watch_reviews``, every tick): overdue ones
+   escalate, those held too long expire unsent.
 3. Every loop waits on an event or a timer and is cancelled cleanly by the TaskGroup.
 4. Dependencies are explicit and frozen (the store protocol, the publisher, the audit sink, the
    clock, metrics; the housekeeper's retention and key rotator); ``agent.runtime`` wires them.
@@ -27,6 +30,7 @@ from agent.keyrotation import KeyRotator
 from agent.metrics import Metrics
 from agent.publisher import Publisher
 from agent.retention import Retention
+from agent.reviews import watch_reviews
 from agent.store import OutgoingMessage, Store
 from federation.errors import IsaRelayError
 
@@ -108,6 +112,7 @@ class Housekeeper:
     """
 
     store: Store
+    audit: AuditSink
     repeats: RepeatAudit
     retention: Retention
     rotator: KeyRotator
@@ -123,6 +128,7 @@ class Housekeeper:
     async def tick(self) -> None:
         await self._flush_repeats()
         await self._expire()
+        await self._reviews()
         await self._retain()
         await self._rotate()
 
@@ -141,6 +147,13 @@ class Housekeeper:
         if expired:
             self.metrics.inc("isa_agent_expired_total", len(expired))
             log.warning("%d messages expired undelivered (non-delivery)", len(expired))
+
+    async def _reviews(self) -> None:
+        """Rule 5."""
+        try:
+            await watch_reviews(self.store, self.audit, self.metrics, self.clock())
+        except StoreUnavailable:
+            log.error("cannot move the review timer; retrying next tick")
 
     async def _retain(self) -> None:
         try:

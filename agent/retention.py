@@ -30,8 +30,6 @@ Rules:
 from __future__ import annotations
 
 import asyncio
-import calendar
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -40,10 +38,11 @@ from typing import Any, Protocol
 from agent.audit import AuditEvent, AuditSink, message_event
 from agent.store import InboxItem
 from federation.isa import IsaRegistry, Retain
+from federation.periods import PERIOD_PATTERN, add_period
 
 __all__ = ["Retention", "RetentionReport", "add_period", "retain_for"]
 
-_PERIOD = re.compile(r"^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?$")
+_PERIOD = PERIOD_PATTERN
 PAGE = 500
 FRAME_BATCH = 64  # envelopes per store transaction and audit commit: a few ms each
 FRAME_PAUSE = 0.05  # seconds between batches: up to ~1,300 purges/s, the writer stays free
@@ -57,18 +56,6 @@ class RetentionStore(Protocol):
     async def purge_inbox_payload(self, message_id: str, now: datetime) -> None: ...
 
     async def purge_delivered_frames(self, now: datetime, limit: int = ...) -> Sequence[str]: ...
-
-
-def add_period(start: datetime, period: str) -> datetime:
-    """``start`` plus an ISO 8601 ``PnYnMnWnD`` period (calendar months; day clamped)."""
-    match = _PERIOD.match(period)
-    if match is None or period == "P":
-        raise ValueError(f"not an ISO 8601 period of years, months, weeks and days: {period!r}")
-    years, months, weeks, days = (int(g or 0) for g in match.groups())
-    total = start.month - 1 + months + 12 * years
-    year, month = start.year + total // 12, total % 12 + 1
-    day = min(start.day, calendar.monthrange(year, month)[1])
-    return start.replace(year=year, month=month, day=day) + timedelta(weeks=weeks, days=days)
 
 
 def retain_for(registry: IsaRegistry, agency: str, header: dict[str, Any]) -> Retain | None:

@@ -40,7 +40,7 @@ from yarl import URL
 
 from agent.announcer import Announcer
 from agent.api import create_app
-from agent.api_models import InboxItem
+from agent.api_models import InboxItem, StatusEventView
 from agent.audit import (
     AuditLog,
     AuditSink,
@@ -66,6 +66,7 @@ from agent.receiver import Receiver
 from agent.relay import Housekeeper, OutboxRelay
 from agent.renewal import CertificateRenewer, renewal_url
 from agent.retention import Retention
+from agent.reviews import webhook_event
 from agent.service import Service
 from agent.store import DEFAULT_FILENAME as STORE_FILENAME
 from agent.store import SqliteStore
@@ -180,6 +181,7 @@ class Agent:
             send_version=self.settings.envelope.send_version,
             max_ciphertext=limits.max_ciphertext_bytes,
             retry_after=max(1, math.ceil(self.settings.trust.manifest_poll_seconds)),
+            review_hold=timedelta(hours=limits.review_hold_hours),
         )  # fmt: skip
 
     def receiver(self) -> Receiver:
@@ -206,8 +208,8 @@ class Agent:
             self.store, self.audit, self.trust.isas, agency=self.agency, audit_keep=audit_keep
         )
         return Housekeeper(
-            store=self.store, repeats=self.repeats, retention=retention, rotator=self.rotator,
-            clock=self.clock, metrics=self.metrics, interval=interval,
+            store=self.store, audit=self.audit, repeats=self.repeats, retention=retention,
+            rotator=self.rotator, clock=self.clock, metrics=self.metrics, interval=interval,
         )  # fmt: skip
 
 
@@ -495,6 +497,9 @@ async def _supervise(
             )
             tasks.append(group.create_task(pusher.run(), name="webhook"))
             tasks.append(group.create_task(_forward(ctx.inbox_wakeup, pusher), name="wake"))
+            if webhook.status_events:
+                events = _event_pusher(ctx, session)
+                tasks.append(group.create_task(events.run(), name="webhook-status-events"))
         if ready is not None:
             await _first(connected, stop)  # ready once the broker session is up (or stopping)
             ready.set()
@@ -520,6 +525,23 @@ def _days(days: float | None) -> timedelta | None:
 async def _pending(service: Service, limit: int) -> list[InboxItem]:
     """Deliveries the webhook has not yet handed over (unacknowledged, oldest first)."""
     return (await service.inbox(WEBHOOK_ACTOR, 0, limit)).items
+
+
+def _event_pusher(ctx: Agent, session: aiohttp.ClientSession) -> WebhookPusher:
+    """Status events to the same webhook (``agent.webhook`` rule 7), polled every second."""
+    webhook, store = ctx.settings.webhook, ctx.store
+    assert webhook is not None
+
+    async def pending(limit: int) -> list[StatusEventView]:
+        return [webhook_event(e) for e in await store.unpushed_events(limit)]
+
+    async def pushed(event_id: str) -> None:
+        await store.mark_event_pushed(event_id, ctx.clock())
+
+    return WebhookPusher(
+        webhook.url, webhook.secret, session, fetch_pending=pending, mark_delivered=pushed,
+        backoff=Backoff(maximum=webhook.max_backoff_seconds), clock=ctx.clock, poll_seconds=1.0,
+    )  # fmt: skip
 
 
 async def _forward(event: asyncio.Event, pusher: WebhookPusher) -> None:

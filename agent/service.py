@@ -2,7 +2,8 @@
 
 Rules:
 1. ``submit`` answers 202 only after the sealed envelope is committed to the outbox; the relay
-   (``agent.relay``) publishes it later. Nothing is sent for DENY or REVIEW.
+   (``agent.relay``) publishes it later. Nothing is sent for DENY or REVIEW: a REVIEW decision
+   is held, unsent, in the review queue (rule 9).
 2. ``preview`` runs the same decision and stores nothing.
 3. Responses carry field paths and reasons, never payload values (except the inbox, which hands
    verified payloads to the agency's own case system).
@@ -33,6 +34,17 @@ Rules:
    counted into the window's ``repeat`` entry. All but ``sender-certificate-expired`` carry
    ``Retry-After`` = the manifest poll interval: a newer manifest can cure them. Our own expired
    certificate needs the agency's renewal, so retrying in a loop does not help.
+9. A REVIEW decision answers 202 ``review_pending`` once the referral is durably held for review
+   (``federation.review``): the submitter must be named (``X-Actor-Id``, else 422
+   ``actor-required``, nothing held). A reviewer (``agent.actor``: the ISA's role, not the
+   submitter, a justification) approves, narrows or returns it. Checks run in this order: the
+   review exists (404), the person may review it (403), it is pending (409), then for an
+   approval the ISA decides again NOW and the trust checks of rule 7 run as for a submit; a
+   fresh DENY is 403 ``denied`` and a trust failure its 503, and either way the review STAYS
+   PENDING (a reviewer may try again once the cause is cured, or return it; it escalates when
+   overdue and expires unsent after ``review_hold_hours``). An approval then seals and queues
+   the message exactly as a submit does, in the commit that settles the review. Every act is
+   audited with the person (``agent.reviews`` rule 2); refusals too, once per window (rule 5).
 8. ``health`` and ``readiness`` judge the same facts: no valid manifest or our certificate not
    valid is ``fail_closed`` / ``not_ready`` (nothing can be sent); recipients that cannot be
    sent to now (rules 2-3, per recipient of our ISA flows) are listed and make the agent
@@ -45,12 +57,15 @@ import asyncio
 import hashlib
 import json
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from agent.actor import Actor
 from agent.api_models import (
+    ApproveRequest,
     BrokerHealth,
     CertificateHealth,
     HealthResponse,
@@ -63,9 +78,14 @@ from agent.api_models import (
     LivenessResponse,
     ManifestHealth,
     MessageStatusResponse,
+    NarrowRequest,
     PreviewResponse,
     ReadinessResponse,
     ReceiptView,
+    ReturnRequest,
+    ReviewPage,
+    ReviewView,
+    StatusEventPage,
     SubmitRequest,
     SubmitResponse,
     UnreachableRecipient,
@@ -74,6 +94,7 @@ from agent.api_models import (
 from agent.audit import AuditEvent, AuditSink, Flow, RepeatAudit, message_event, record_after_commit
 from agent.clock import Clock
 from agent.errors import (
+    ActorRequired,
     Denied,
     PayloadTooLarge,
     RecipientCertificateExpired,
@@ -87,15 +108,26 @@ from agent.keyrotation import KeyringHolder
 from agent.metrics import Metrics
 from agent.probes import ReadinessFacts, judge_readiness
 from agent.publisher import Publisher
-from agent.store import PayloadPurged, Store
+from agent.reviews import event_page, review_event, review_view, shared_now, submit_answer
+from agent.store import PayloadPurged, ReviewRecord, Store
 from agent.trust import Trust, sendable_manifest
 from federation.canonical import canonical_json, format_time
-from federation.envelope import WireVersion, seal_envelope
+from federation.envelope import Sealed, WireVersion, seal_envelope
 from federation.isa import Decision, Isa, explain
 from federation.keys import SigningKey
 from federation.manifest import Manifest
-from federation.pipeline import prepare
+from federation.pipeline import Prepared, prepare, prepare_approved
 from federation.referrals import parse_payload
+from federation.review import (
+    ReviewAction,
+    ReviewRefused,
+    ReviewSettled,
+    act,
+    check_reviewer,
+    due_at,
+    narrow,
+    wire_required,
+)
 from federation.sending import SendBlock, SendCause, recipient_block, send_block, sender_block
 
 __all__ = ["Service"]
@@ -160,9 +192,28 @@ def _certificate_problem(health: HealthResponse | None) -> str | None:
     return health.certificate.detail
 
 
+def _body(req: SubmitRequest) -> bytes:
+    return canonical_json(req.model_dump(mode="json", by_alias=True, exclude={"idempotency_key"}))
+
+
 def _body_sha256(req: SubmitRequest) -> str:
-    body = req.model_dump(mode="json", by_alias=True, exclude={"idempotency_key"})
-    return hashlib.sha256(canonical_json(body)).hexdigest()
+    return hashlib.sha256(_body(req)).hexdigest()
+
+
+def _held_review(
+    review_id: str, client: str, actor: Actor, req: SubmitRequest, decision: Decision, isa: Isa,
+    now: datetime, hold: timedelta,
+) -> ReviewRecord:  # fmt: skip
+    """Rule 9: the review a REVIEW decision holds; the ISA's rule names its role and limit."""
+    flow = next(f for f in isa.doc.flows if f.id == decision.flow_id)
+    rule = flow.review_rule(decision.risk_level)
+    return ReviewRecord(
+        id=review_id, client=client, submitter=actor.id, role=rule.role, recipient=req.to,
+        isa_id=isa.id, isa_version=isa.version, purpose=req.purpose, message_type=req.type,
+        risk=decision.risk_level, shared_fields=decision.shared_fields,
+        withheld_fields=tuple((w.path, w.reason) for w in decision.withheld_fields),
+        reasons=decision.reasons, held_at=now, due_at=due_at(now, rule), expires_at=now + hold,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -186,6 +237,8 @@ class Service:
     max_ciphertext: int
     #: seconds a case system should wait before retrying a refusal a new manifest can cure
     retry_after: int = 60
+    #: how long a referral stays held for review before it expires unsent (rule 9)
+    review_hold: timedelta = timedelta(days=14)
 
     def _isa(self, isa_id: str, now: datetime) -> Isa:
         isa = self.trust.isas(now).get(isa_id)
@@ -193,7 +246,9 @@ class Service:
             raise Denied(f"no ISA {isa_id!r} is in force at this agency", [])
         return isa
 
-    async def submit(self, client: str, req: SubmitRequest) -> SubmitResponse:
+    async def submit(
+        self, client: str, req: SubmitRequest, actor: Actor | None = None
+    ) -> SubmitResponse:
         now = self.clock()
         isa = self._isa(req.isa, now)
         prepared = prepare(
@@ -202,20 +257,13 @@ class Service:
         )  # fmt: skip
         decision = prepared.decision
         if prepared.spec is None:
+            if decision.outcome == "REVIEW":
+                return await self._hold(client, req, actor, decision, isa, now)  # rule 9
             await self.audit.record(_decision_event(client, decision, req, None), now)
             self.metrics.inc("isa_agent_denied_total")
-            verb = "needs human review" if decision.outcome == "REVIEW" else "is not permitted"
-            raise Denied(f"this referral {verb} under {isa.id}", decision.reasons)
+            raise Denied(f"this referral is not permitted under {isa.id}", decision.reasons)
         manifest = await self._sendable(client, req, decision, isa, now)  # rule 7
-        key = manifest.current_encryption_key(req.to, now)
-        if key is None:  # pragma: no cover - _sendable checked it (federation.sending rule 2)
-            raise RecipientKeyUnavailable(f"{req.to} has no current encryption key")
-        sealed = seal_envelope(
-            prepared.payload, prepared.spec, signing_key=self.signing_key,
-            recipient_public=key.public_bytes(), now=now, version=self.send_version,
-        )  # fmt: skip
-        if sealed.ciphertext_length > self.max_ciphertext:
-            raise PayloadTooLarge("the sealed referral is over [limits] max_ciphertext_bytes")
+        sealed = self._seal(prepared, req.to, manifest, now)
         result = await self.store.enqueue_outgoing(
             message_id=sealed.header.id, client=client, idempotency_key=req.idempotency_key,
             body_sha256=_body_sha256(req) if req.idempotency_key is not None else "",
@@ -244,6 +292,60 @@ class Service:
             shared_fields=list(decision.shared_fields),
             withheld_fields=_withheld(decision),
         )
+
+    def _seal(self, prepared: Prepared, to: str, manifest: Manifest, now: datetime) -> Sealed:
+        """Seal a permitted (or approved) referral for ``to``'s current key."""
+        key = manifest.current_encryption_key(to, now)
+        if key is None:  # pragma: no cover - _sendable checked it (federation.sending rule 2)
+            raise RecipientKeyUnavailable(f"{to} has no current encryption key")
+        assert prepared.spec is not None  # the caller sends only what was prepared to send
+        sealed = seal_envelope(
+            prepared.payload, prepared.spec, signing_key=self.signing_key,
+            recipient_public=key.public_bytes(), now=now, version=self.send_version,
+        )  # fmt: skip
+        if sealed.ciphertext_length > self.max_ciphertext:
+            raise PayloadTooLarge("the sealed referral is over [limits] max_ciphertext_bytes")
+        return sealed
+
+    async def _hold(
+        self, client: str, req: SubmitRequest, actor: Actor | None, decision: Decision,
+        isa: Isa, now: datetime,
+    ) -> SubmitResponse:  # fmt: skip
+        """Rule 9: hold a REVIEW decision for review, unsent; 202 ``review_pending``."""
+        if actor is None:
+            await self.audit.record(_decision_event(client, decision, req, None), now)
+            raise ActorRequired(
+                "this referral needs review by a second person, so the person submitting it "
+                "must be named (X-Actor-Id); nothing was held or sent"
+            )
+        review = _held_review(str(uuid.uuid4()), client, actor, req, decision, isa, now,
+                              self.review_hold)  # fmt: skip
+        keyed = req.idempotency_key is not None
+        held = await self.store.hold_for_review(
+            review, idempotency_key=req.idempotency_key, request=_body(req),
+            body_sha256=_body_sha256(req) if keyed else "",
+        )  # fmt: skip
+        review = held.review
+        if not held.created:  # the same idempotency key again (rule 5)
+            repeat = message_event("submit", client, review.id, req.to, outcome="idempotent_repeat")
+            await self.repeats.count(("submit", client, review.id), repeat, now)
+            return await self._submit_answer(review)
+        self.metrics.inc("isa_agent_reviews_held_total")
+        flow = _flow(decision, req, decision.lawful_basis)
+        why = f"; justification: {actor.justification}" if actor.justification else ""
+        detail = f"held for review by role {review.role} until {format_time(review.due_at)}{why}"
+        submitted = message_event("submit", actor.label(client), review.id, req.to, flow,
+                                  outcome="review_pending", detail=detail)  # fmt: skip
+        decided = _decision_event(client, decision, req, review.id)
+        await record_after_commit(self.audit, now, decided, submitted, log=log, done="held")
+        return submit_answer(review)
+
+    async def _submit_answer(self, review: ReviewRecord) -> SubmitResponse:
+        """A repeat's answer: where the review stands (once approved, its message's status)."""
+        if review.message_id is None:
+            return submit_answer(review)
+        status = await self.store.message_status(review.message_id)
+        return submit_answer(review, status.status.value)
 
     async def _sendable(
         self, client: str, req: SubmitRequest, decision: Decision, isa: Isa, now: datetime
@@ -280,6 +382,142 @@ class Service:
         order; await the result for each one's outcome: None, or the exception it raised."""
         records = [self.audit.record(event, at) for event in events]
         return asyncio.gather(*records, return_exceptions=True)
+
+    # -- reviews (rule 9) ---------------------------------------------------------------------
+
+    async def reviews(self, after: int, limit: int) -> ReviewPage:
+        now = self.clock()
+        items = [review_view(r, now) for r in await self.store.reviews_page(after, limit)]
+        return ReviewPage(items=items, next_cursor=items[-1].cursor if items else after)
+
+    async def review(self, id: str) -> ReviewView:
+        return review_view(await self.store.review(id), self.clock())
+
+    async def _reviewable(
+        self, client: str, id: str, actor: Actor | None, action: ReviewAction, now: datetime
+    ) -> tuple[ReviewRecord, Actor]:
+        """Rule 9's first checks: 404, then 403 (the person), then 409 (pending), then the
+        justification (422); a refused person or state is audited (once per window) first."""
+        review = await self.store.review(id)
+        person, role = (actor.id, actor.role) if actor is not None else (None, None)
+        try:
+            check_reviewer(person, role, submitter=review.submitter, required=review.role)
+            act(review.state, action)
+        except ReviewRefused as exc:
+            who = actor.label(client) if actor is not None else client
+            outcome = f"{action.value}_refused"
+            event = review_event(review, who, outcome, person=actor, detail=exc.message)
+            if await self.repeats.admit(("review", who, id, outcome), event, now):
+                await self.audit.record(event, now)
+            raise
+        assert actor is not None  # check_reviewer refuses nobody
+        if not actor.justification and action is not ReviewAction.RETURN:
+            raise ActorRequired(
+                "a reviewer must give a justification (the body's justification or the "
+                "X-Actor-Justification header); nothing was changed"
+            )
+        return review, actor
+
+    async def narrow_review(
+        self, client: str, id: str, actor: Actor | None, req: NarrowRequest
+    ) -> ReviewView:
+        now = self.clock()
+        actor = actor.because(req.justification) if actor is not None else None
+        review, person = await self._reviewable(client, id, actor, ReviewAction.NARROW, now)
+        keep = narrow(
+            shared_now(review), req.shared_fields, required=wire_required(review.message_type)
+        )
+        narrowed = await self.store.narrow_review(id, keep, by=person.label(client), at=now)
+        event = review_event(narrowed, person.label(client), "narrowed", person=person,
+                             fields=keep)  # fmt: skip
+        await record_after_commit(self.audit, now, event, log=log, done="narrowed")
+        return review_view(narrowed, now)
+
+    async def return_review(
+        self, client: str, id: str, actor: Actor | None, req: ReturnRequest
+    ) -> ReviewView:
+        now = self.clock()
+        _review, person = await self._reviewable(client, id, actor, ReviewAction.RETURN, now)
+        by = person.label(client)
+        returned = await self.store.return_review(id, req.reason, by=by, at=now)
+        event = review_event(returned, by, "returned", person=person,
+                             detail=f"reason: {req.reason}")  # fmt: skip
+        self.metrics.inc("isa_agent_reviews_returned_total")
+        await record_after_commit(self.audit, now, event, log=log, done="returned")
+        return review_view(returned, now)
+
+    async def approve_review(
+        self, client: str, id: str, actor: Actor | None, req: ApproveRequest
+    ) -> ReviewView:
+        now = self.clock()
+        actor = actor.because(req.justification) if actor is not None else None
+        review, person = await self._reviewable(client, id, actor, ReviewAction.APPROVE, now)
+        held = await self._held_request(id)
+        isa = self._isa(held.isa, now)
+        prepared = prepare_approved(
+            isa, sender=self.agency, recipient=held.to, purpose=held.purpose,
+            message_type=held.type, payload=held.payload, keep=review.narrowed, now=now,
+            ttl=self.ttl,
+        )  # fmt: skip
+        if prepared.spec is None:  # decided again: no longer allowed; it stays pending
+            await self._approval_refused(client, review, person, prepared.decision, now)
+        manifest = await self._sendable(person.label(client), held, prepared.decision, isa, now)
+        sealed = self._seal(prepared, held.to, manifest, now)
+        assert prepared.spec is not None
+        approved = await self.store.approve_review(
+            id, by=person.label(client), at=now, message_id=sealed.header.id,
+            header=sealed.header.to_json(), frame=sealed.frame,
+            expires_at=prepared.spec.expires_at,
+        )  # fmt: skip
+        await self._audit_approval(client, person, approved, held, prepared, now)
+        self.wake_relay()
+        return review_view(approved, now)
+
+    async def _held_request(self, id: str) -> SubmitRequest:
+        """The request held for review ``id``; settled meanwhile (shredded) is ReviewSettled."""
+        try:
+            return SubmitRequest.model_validate_json(await self.store.review_request(id))
+        except PayloadPurged:
+            settled = await self.store.review(id)
+            raise ReviewSettled(settled.state, ReviewAction.APPROVE) from None
+
+    async def _approval_refused(
+        self, client: str, review: ReviewRecord, person: Actor, decision: Decision,
+        now: datetime,
+    ) -> None:  # fmt: skip
+        """Rule 9: the fresh decision no longer lets it leave: audited, 403, still pending."""
+        event = review_event(review, person.label(client), "approve_refused", person=person,
+                             detail=f"decided again: {decision.outcome}")  # fmt: skip
+        await self.audit.record(event, now)
+        raise Denied(
+            f"decided again now, the ISA no longer lets this referral leave ({decision.outcome});"
+            " it stays pending: return it, or approve it once the cause is cured",
+            decision.reasons,
+        )
+
+    async def _audit_approval(
+        self, client: str, person: Actor, review: ReviewRecord, held: SubmitRequest,
+        prepared: Prepared, now: datetime,
+    ) -> None:  # fmt: skip
+        """The review's approval, then the message's decision and submit, as a submit's."""
+        by, decision = person.label(client), prepared.decision
+        assert prepared.spec is not None
+        assert review.message_id is not None
+        mid = review.message_id
+        approved = review_event(review, by, "approved", person=person,
+                                detail=f"sent as message {mid}",
+                                fields=decision.shared_fields)  # fmt: skip
+        flow = _flow(decision, held, prepared.spec.lawful_basis)
+        decided = _decision_event(by, decision, held, mid)
+        submitted = message_event("submit", by, mid, held.to, flow, outcome="queued",
+                                  detail=f"approved from review {review.id}")  # fmt: skip
+        self.metrics.inc("isa_agent_reviews_approved_total")
+        self.metrics.inc("isa_agent_submitted_total")
+        await record_after_commit(self.audit, now, approved, decided, submitted, log=log,
+                                  done="approved")  # fmt: skip
+
+    async def events(self, after: int, limit: int) -> StatusEventPage:
+        return event_page(await self.store.events_page(after, limit), after)
 
     async def preview(self, client: str, req: SubmitRequest) -> PreviewResponse:
         now = self.clock()

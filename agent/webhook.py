@@ -1,4 +1,5 @@
-"""Optional webhook push of inbox deliveries to the case system, signed and retried, never dropped.
+"""Optional webhook push of inbox deliveries and status events to the case system, signed and
+retried, never dropped.
 
 Rules:
 1. A delivery stays pending until the webhook answers 2xx: only then is ``mark_delivered(id)``
@@ -15,6 +16,10 @@ Rules:
 5. Redirects are not followed (personal data goes only to the configured URL). Logs name the
    delivery id and the outcome, never the payload, the secret or the URL's query.
 6. Time and sleeping come in through ``clock`` and ``sleep`` so tests never wait.
+7. One pusher pushes one kind: deliveries (body ``{"event": "delivery", "delivery": ...}``) or
+   status events (``{"event": "status", "status": ...}``, ``agent.reviews``), each its own task
+   with its own order and retries, so a case system refusing one kind never holds up the other.
+   ``X-ISA-Relay-Delivery`` is the delivery's or the event's id.
 """
 
 from __future__ import annotations
@@ -29,8 +34,9 @@ from dataclasses import dataclass
 from typing import Final
 
 import aiohttp
+from pydantic import BaseModel
 
-from agent.api_models import InboxItem, WebhookDelivery
+from agent.api_models import InboxItem, StatusEventView, WebhookDelivery, WebhookStatusEvent
 from agent.clock import Clock, utcnow
 from federation.canonical import canonical_json, format_time
 from federation.errors import ConfigError, IsaRelayError
@@ -42,6 +48,7 @@ __all__ = [
     "Backoff",
     "FetchPending",
     "MarkDelivered",
+    "Pushed",
     "WebhookPusher",
     "sign",
     "verify_signature",
@@ -51,10 +58,12 @@ SIGNATURE_HEADER: Final = "X-ISA-Relay-Signature"
 TIMESTAMP_HEADER: Final = "X-ISA-Relay-Timestamp"
 DELIVERY_HEADER: Final = "X-ISA-Relay-Delivery"
 
-FetchPending = Callable[[int], Awaitable[Sequence[InboxItem]]]
-"""``fetch_pending(limit)``: deliveries not yet pushed, oldest first."""
+Pushed = InboxItem | StatusEventView
+"""What a pusher pushes: a delivery, or a status event (rule 7)."""
+FetchPending = Callable[[int], Awaitable[Sequence[Pushed]]]
+"""``fetch_pending(limit)``: deliveries (or status events) not yet pushed, oldest first."""
 MarkDelivered = Callable[[str], Awaitable[None]]
-"""``mark_delivered(id)``: the webhook took this delivery (answered 2xx)."""
+"""``mark_delivered(id)``: the webhook took this delivery or event (answered 2xx)."""
 
 _log = logging.getLogger("agent.webhook")
 
@@ -146,7 +155,7 @@ class WebhookPusher:
             await self.deliver(item)
         return len(items)
 
-    async def deliver(self, item: InboxItem) -> int:
+    async def deliver(self, item: Pushed) -> int:
         """POST one delivery until a 2xx, then mark it delivered; return the attempts made."""
         attempt = 1
         while not await self.attempt(item):
@@ -159,12 +168,10 @@ class WebhookPusher:
         await self._mark_delivered(item.id)
         return attempt
 
-    async def attempt(self, item: InboxItem) -> bool:
+    async def attempt(self, item: Pushed) -> bool:
         """One signed POST; True only for a 2xx answer."""
         sent_at = format_time(self._clock())
-        body = canonical_json(
-            WebhookDelivery(sent_at=sent_at, delivery=item).model_dump(mode="json")
-        )
+        body = canonical_json(_body(item, sent_at).model_dump(mode="json"))
         headers = {
             "Content-Type": "application/json",
             SIGNATURE_HEADER: sign(self._secret, body),
@@ -183,3 +190,10 @@ class WebhookPusher:
         except (aiohttp.ClientError, TimeoutError) as exc:
             _log.warning("webhook: delivery %s not sent (%s)", item.id, type(exc).__name__)
             return False
+
+
+def _body(item: Pushed, sent_at: str) -> BaseModel:
+    """Rule 7: the signed body for a delivery or a status event."""
+    if isinstance(item, InboxItem):
+        return WebhookDelivery(sent_at=sent_at, delivery=item)
+    return WebhookStatusEvent(sent_at=sent_at, status=item)

@@ -164,12 +164,17 @@ class Agent(AgentProcess):
 
     token: str = field(default="", repr=False)
 
-    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        """One API call with the agent's token; (HTTP status, parsed JSON or text)."""
+    def call(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, Any]:
+        """One API call with the agent's token (and ``headers``, e.g. the acting person's);
+        (HTTP status, parsed JSON or text)."""
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(self.url + path, data=data, method=method)  # noqa: S310
         request.add_header("Authorization", f"Bearer {self.token}")
         request.add_header("Content-Type", "application/json")
+        for name, value in (headers or {}).items():
+            request.add_header(name, value)
         try:
             with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
                 return int(response.status), _json(response.read())

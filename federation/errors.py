@@ -11,7 +11,13 @@ distinct from remote ones (a peer's envelope, receipt or manifest)::
     │   ├── PayloadInvalid            a referral fails its schema (field errors)     (422)
     │   ├── KeyFileError              a key file is missing, unsafe or undecryptable (500 → CLI)
     │   ├── CryptoError               a local crypto operation failed                (500)
-    │   └── outbox.IllegalTransition  a status move the outbox table forbids (a bug)  (409)
+    │   ├── outbox.IllegalTransition  a status move the outbox table forbids (a bug)  (409)
+    │   └── review.ReviewRefused      a review action that is not allowed; changes nothing
+    │       ├── NotAReviewer          no person named, or not the ISA's review role  (403)
+    │       ├── OwnSubmission         the reviewer is the referral's submitter       (403)
+    │       ├── ReviewSettled         approved, returned or expired already          (409)
+    │       └── NarrowingInvalid      a narrowing to nothing                         (422)
+    │           └── NarrowingWidens   a narrowing naming a field that would not leave (422)
     └── RemoteError                   something a peer sent is unacceptable
         ├── EnvelopeRejected          ONE opaque error for every envelope failure; carries only a
         │                             reason code for the audit log and the rejection receipt

@@ -1,8 +1,9 @@
 """The message pipeline's pure steps, between the case system and the envelope.
 
 This module performs no I/O. The sending agent calls :func:`prepare` (schema -> ISA decision ->
-minimisation -> envelope spec) and then ``envelope.seal``. The receiving agent calls
-``federation.receive.receive``, whose step 11 (docs/protocol.md section 6) uses
+minimisation -> envelope spec) and then ``envelope.seal``; for a referral a person approved after
+a REVIEW decision it calls :func:`prepare_approved` (``federation.review`` rule 4). The receiving
+agent calls ``federation.receive.receive``, whose step 11 (docs/protocol.md section 6) uses
 :func:`expected_lawful_basis` from here.
 
 Lawful-basis tags are the ISA's per-party basis flattened to ``{"<agency>.<field>": code or
@@ -11,7 +12,7 @@ Lawful-basis tags are the ISA's per-party basis flattened to ``{"<agency>.<field
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,7 +24,9 @@ from federation.isa import (
     ReferralFacts,
     evaluate_and_minimise,
 )
+from federation.minimise import minimise
 from federation.referrals import parse_payload
+from federation.review import approval_decision
 
 __all__ = [
     "Prepared",
@@ -31,6 +34,7 @@ __all__ = [
     "lawful_basis_tags",
     "leaf_paths",
     "prepare",
+    "prepare_approved",
 ]
 
 LawfulBasisTags = dict[str, str | list[str]]
@@ -95,18 +99,49 @@ def prepare(
     )
     if decision.outcome != "PERMIT":
         return Prepared(decision, {}, None)
-    spec = EnvelopeSpec(
-        type=message_type,
-        sender=sender,
-        recipient=recipient,
+    return Prepared(decision, minimised, _spec(isa, decision, now + ttl))
+
+
+def prepare_approved(
+    isa: Isa,
+    *,
+    sender: str,
+    recipient: str,
+    purpose: str,
+    message_type: str,
+    payload: Mapping[str, Any],
+    keep: Collection[str] | None,
+    now: datetime,
+    ttl: timedelta,
+) -> Prepared:
+    """:func:`prepare` for a referral a reviewer approved at ``now``: the ISA decides again, and
+    what it shares (PERMIT or REVIEW alike) is cut down to the reviewer's narrowing ``keep``
+    (None: no narrowing). ``spec`` is None when the fresh decision is DENY or shares nothing."""
+    facts = ReferralFacts.of(parse_payload(message_type, payload))
+    decision, minimised = evaluate_and_minimise(
+        isa, sender=sender, recipient=recipient, purpose=purpose, message_type=message_type,
+        referral=facts, now=now,
+    )  # fmt: skip
+    approved = approval_decision(decision, keep)
+    if approved.outcome == "DENY" or not approved.shared_fields:
+        return Prepared(approved, {}, None)
+    if approved.shared_fields != decision.shared_fields:
+        minimised = minimise(facts.payload, approved)
+    return Prepared(approved, minimised, _spec(isa, approved, now + ttl))
+
+
+def _spec(isa: Isa, decision: Decision, expires_at: datetime) -> EnvelopeSpec:
+    return EnvelopeSpec(
+        type=decision.message_type,
+        sender=decision.sender,
+        recipient=decision.recipient,
         isa=IsaRef(id=isa.id, version=isa.version, sha256=isa.sha256),
-        purpose=purpose,
+        purpose=decision.purpose,
         lawful_basis=lawful_basis_tags(decision.lawful_basis),
         risk=decision.risk_level,
         handling=list(decision.handling),
-        expires_at=now + ttl,
+        expires_at=expires_at,
     )
-    return Prepared(decision, minimised, spec)
 
 
 def leaf_paths(payload: Mapping[str, Any], prefix: str = "") -> set[str]:

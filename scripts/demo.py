@@ -3,7 +3,8 @@
 Steps, one progress line each: 1. build a dev federation in ``--dir`` (default ``.demo/``);
 2. provision it on its own vhost; 3. start one ``isa-agent run`` process per agency (logs in
 ``DIR/logs/``) and wait for each ``/healthz``; 4. per scenario below, ask the sender's agent for
-a preview, then submit (PERMIT -> 202; DENY and REVIEW -> 403, nothing sent); 5. wait for every
+a preview, then submit (PERMIT -> 202; DENY -> 403, nothing sent; REVIEW -> 202 held unsent,
+then approved by a second person holding the ISA's reviewer role, which sends it); 5. wait for every
 signed receipt, read each delivery from the recipient's inbox, print the table; 6. stop the
 agents (SIGTERM, wait) and remove the vhost and its users, unless ``--keep``.
 
@@ -161,16 +162,40 @@ def _body(scenario: Scenario, seed: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
+#: The people acting in the demo's case systems (synthetic staff ids): who submits, who reviews.
+SUBMITTER = {"X-Actor-Id": "SYN-practitioner-1", "X-Actor-Role": "practitioner"}
+REVIEWER_ID = "SYN-reviewer-2"
+
+
+def approve(sender: Agent, review_id: str, row: Row) -> str:
+    """A second person, holding the reviewer role the ISA names, approves a held referral;
+    returns the id of the message it sent."""
+    status, review = sender.call("GET", f"/v1/reviews/{review_id}")
+    if status != 200:
+        raise DemoError(f"review {review_id} answered {status}: {review}")
+    role = review["reviewer_role"]
+    reviewer = {"X-Actor-Id": REVIEWER_ID, "X-Actor-Role": role}
+    why = {"justification": "SYN: demo approval by a second person"}
+    status, approved = sender.call("POST", f"/v1/reviews/{review_id}/approve", why, reviewer)
+    if status != 200:
+        raise DemoError(f"approval of review {review_id} answered {status}: {approved}")
+    row.why += f" Held for review; approved by a second person ({role}) and sent"
+    return str(approved["message_id"])
+
+
 def send_one(agents: dict[str, Agent], scenario: Scenario, seed: int) -> Sent:
-    """Preview, then submit; the row records the decision and what happened to the submit."""
+    """Preview, then submit (a held referral is then approved by a second person); the row
+    records the decision and what happened to the submit."""
     sender, body = agents[scenario.sender], _body(scenario, seed)
     status, preview = sender.call("POST", "/v1/messages/preview", body)
     if status != 200:
         raise DemoError(f"preview by {scenario.sender} answered {status}: {preview}")
     row = Row.of(scenario, preview)
     sent = Sent(scenario, row, body["payload"], shared=set(preview["shared_fields"]))
-    status, answer = sender.call("POST", "/v1/messages", body)
-    if status == 202:
+    status, answer = sender.call("POST", "/v1/messages", body, SUBMITTER)
+    if status == 202 and answer["status"] == "review_pending":
+        sent.id, row.delivery = approve(sender, answer["id"], row), "approved"
+    elif status == 202:
         sent.id, row.delivery = answer["id"], answer["status"]
     elif status == 403:
         row.delivery, row.receipt = "refused (403)", "nothing sent"
@@ -291,9 +316,12 @@ _EDGES = {"refuge_address": "refuge address in the referral", "victim_not_aware"
 def summarise_withheld(preview: dict[str, Any], edge: str | None) -> str:
     """The main reasons, plain: the ISA's own words for DENY/REVIEW, grouped counts for PERMIT."""
     note = f"[{_EDGES[edge]}] " if edge else ""
-    if preview["decision"] != "PERMIT":
+    if preview["decision"] == "DENY":
         said = [r for r in preview["reasons"] if not re.match(r"^\d+ fields shared", r)]
         return f"{note}{said[-1] if said else preview['decision']} Nothing is sent."
+    if preview["decision"] == "REVIEW":
+        said = [r for r in preview["reasons"] if not re.match(r"^\d+ fields shared", r)]
+        return f"{note}{said[-1] if said else 'A person must review it.'}"
     groups: dict[str, list[str]] = {}
     for withheld in preview["withheld_fields"]:
         reason = _SHORT.get(withheld["reason"], withheld["reason"])
@@ -371,9 +399,10 @@ def _totals(rows: list[Row]) -> str:
         1 for r in rows if r.delivery == "delivered" and r.receipt.endswith(" verified")
     )
     return (
-        f"{len(rows)} synthetic referrals: {count['PERMIT']} PERMIT ({delivered} delivered "
-        f"with a verified signed receipt, each recipient holding exactly the previewed "
-        f"fields), {count['REVIEW']} REVIEW and {count['DENY']} DENY (refused, nothing sent)."
+        f"{len(rows)} synthetic referrals: {count['PERMIT']} PERMIT and {count['REVIEW']} REVIEW "
+        f"(held, then approved by a second person; {delivered} delivered with a verified "
+        f"signed receipt, each recipient holding exactly the previewed fields) and "
+        f"{count['DENY']} DENY (refused, nothing sent)."
     )
 
 

@@ -2,10 +2,10 @@
 
 Rules:
 1. One event per submit, policy decision, send, receive, reject, deliver (to the case system),
-   ack, receipt, purge, key rotation and manifest change (DPA 2018 s62: who, what, when, under
-   which agreement and purpose, to whom). Repeats of an event (a replayed envelope, a second
-   ack, a re-read delivery) are counted into one ``repeat`` entry per window
-   (:mod:`agent.audit.repeats`), so a flood is visible but cannot multiply the log.
+   ack, receipt, purge, key rotation, manifest change and act on a review (DPA 2018 s62: who,
+   what, when, under which agreement and purpose, to whom). Repeats of an event (a replayed
+   envelope, a second ack, a re-read delivery) are counted into one ``repeat`` entry per
+   window (:mod:`agent.audit.repeats`), so a flood is visible but cannot multiply the log.
 2. Events carry field PATHS and reasons, never values. ``subject_source`` is the payload the
    event is about; the sink may only derive keyed hashes of the subjects' identifiers from it
    (for subject-access search) and must never store it.
@@ -59,6 +59,7 @@ Action = Literal[
     "key_rotation",
     "manifest_change",
     "repeat",
+    "review",
 ]
 
 

@@ -5,7 +5,9 @@ The modules inside:
 
 - ``sqlite``   :class:`SqliteStore`, the store the agent runs on (outbox, inbox, seen ids)
 - ``records``  the values it returns and the :class:`Store` protocol a fake also implements
-- ``sql``      the schema and the SQL of each operation (plain functions of a connection)
+- ``sql``      the schema and the SQL of each operation (plain functions of a connection), and
+               the status events
+- ``reviews``  the SQL of referrals held for review (``federation.review``)
 - ``writer``   :class:`WriterThread`: one writer thread per SQLite file, with group commit
 - ``file``     :class:`SqliteFile`: one file's writer thread and reader (the audit log's too)
 - ``crypto``   :class:`PayloadSealer`: per-message data keys, wrapped by the key-encryption key
@@ -27,7 +29,11 @@ from agent.store.records import (
     PayloadPurged,
     ReceiptOutcome,
     ReceiptRecord,
+    ReviewHeld,
+    ReviewRecord,
     SentEnvelope,
+    StatusEvent,
+    StatusEventKind,
     Store,
 )
 from agent.store.sqlite import DEFAULT_FILENAME, SqliteStore
@@ -46,9 +52,13 @@ __all__ = [
     "PayloadSealer",
     "ReceiptOutcome",
     "ReceiptRecord",
+    "ReviewHeld",
+    "ReviewRecord",
     "SentEnvelope",
     "SqliteFile",
     "SqliteStore",
+    "StatusEvent",
+    "StatusEventKind",
     "Store",
     "WriterThread",
     "migrate",

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 
 from agent.errors import PayloadPurged
 from federation.outbox import Status
+from federation.review import ReviewState
 
 __all__ = [
     "EnqueueResult",
@@ -28,7 +29,11 @@ __all__ = [
     "PayloadPurged",
     "ReceiptOutcome",
     "ReceiptRecord",
+    "ReviewHeld",
+    "ReviewRecord",
     "SentEnvelope",
+    "StatusEvent",
+    "StatusEventKind",
     "Store",
 ]
 
@@ -114,6 +119,80 @@ class InboxItem(BaseModel):
     purged: bool
 
 
+class ReviewRecord(BaseModel):
+    """A referral held for review (``federation.review``): what would leave and why, who
+    submitted it and who may review it, never its payload. ``cursor`` (the store's order of
+    holding, from 1) and the settling fields are the store's to fill."""
+
+    model_config = _FROZEN
+    id: str
+    cursor: int = 0
+    client: str
+    submitter: str
+    role: str
+    recipient: str
+    isa_id: str
+    isa_version: str
+    purpose: str
+    message_type: str
+    risk: str
+    shared_fields: tuple[str, ...]
+    withheld_fields: tuple[tuple[str, str], ...]  # (path, reason in plain words)
+    reasons: tuple[str, ...]
+    narrowed: tuple[str, ...] | None = None  # the fields left after a narrowing
+    state: ReviewState = ReviewState.PENDING
+    held_at: datetime
+    due_at: datetime
+    expires_at: datetime
+    escalated_at: datetime | None = None
+    decided_at: datetime | None = None
+    decided_by: str | None = None
+    note: str = ""  # why it was returned
+    message_id: str | None = None  # the message an approval sent
+
+
+class ReviewHeld(BaseModel):
+    """``created`` is False when an identical request with the same idempotency key came before."""
+
+    model_config = _FROZEN
+    review: ReviewRecord
+    created: bool
+
+
+#: The status events the case system is told about (``GET /v1/events``, the webhook).
+StatusEventKind = Literal[
+    "delivered",
+    "rejected",
+    "expired",
+    "review_pending",
+    "review_narrowed",
+    "review_approved",
+    "review_returned",
+    "review_overdue",
+    "review_expired",
+]
+
+
+class StatusEvent(BaseModel):
+    """One status event, in the order the store committed it (``cursor``); no payload values:
+    ids, agencies, the ISA, purpose and type, and a reason (a rejection's code, an expiry, a
+    reviewer's reason for returning)."""
+
+    model_config = _FROZEN
+    cursor: int
+    id: str
+    event: StatusEventKind
+    at: datetime
+    client: str
+    message_id: str | None
+    review_id: str | None
+    recipient: str
+    isa_id: str | None
+    purpose: str | None
+    message_type: str | None
+    reason: str | None
+
+
 class Store(Protocol):
     """The agent's durable store. Every write returns only after its COMMIT.
 
@@ -191,3 +270,74 @@ class Store(Protocol):
     async def message_status(self, message_id: str) -> MessageStatus: ...
 
     async def outbox_depth(self) -> int: ...
+
+    # -- reviews (federation.review) and status events ------------------------------------
+
+    async def hold_for_review(
+        self,
+        review: ReviewRecord,
+        *,
+        idempotency_key: str | None,
+        body_sha256: str,
+        request: bytes,
+    ) -> ReviewHeld:
+        """Hold ``review`` pending with its ``request`` (stored encrypted) and a
+        ``review_pending`` event, in one commit; a repeat of the same key and body returns the
+        first review (``created`` False), another body with it is ``IdempotencyConflict``."""
+        ...
+
+    async def review(self, review_id: str) -> ReviewRecord: ...
+
+    async def review_request(self, review_id: str) -> bytes:
+        """The held request; ``PayloadPurged`` once the review is settled (it is shredded)."""
+        ...
+
+    async def reviews_page(
+        self, after_cursor: int, limit: int, *, pending_only: bool = True
+    ) -> Sequence[ReviewRecord]: ...
+
+    async def narrow_review(
+        self, review_id: str, keep: tuple[str, ...], *, by: str, at: datetime
+    ) -> ReviewRecord:
+        """Pending stays pending with ``narrowed`` = ``keep`` (checked by the caller against
+        ``federation.review.narrow``), and a ``review_narrowed`` event."""
+        ...
+
+    async def return_review(
+        self, review_id: str, reason: str, *, by: str, at: datetime
+    ) -> ReviewRecord:
+        """Pending -> returned, its request shredded, a ``review_returned`` event."""
+        ...
+
+    async def approve_review(
+        self,
+        review_id: str,
+        *,
+        by: str,
+        at: datetime,
+        message_id: str,
+        header: Mapping[str, Any],
+        frame: bytes,
+        expires_at: datetime,
+    ) -> ReviewRecord:
+        """Pending -> approved with the sealed message queued in the outbox (as a submit
+        queues it), its request shredded and a ``review_approved`` event, in one commit."""
+        ...
+
+    async def escalate_overdue_reviews(self, now: datetime) -> Sequence[ReviewRecord]:
+        """Pending reviews past ``due_at`` not yet escalated: mark them, one ``review_overdue``
+        event each; returns them."""
+        ...
+
+    async def expire_reviews(self, now: datetime) -> Sequence[ReviewRecord]:
+        """Pending reviews past ``expires_at`` become expired (never sent), shredded, one
+        ``review_expired`` event each; returns them."""
+        ...
+
+    async def events_page(self, after_cursor: int, limit: int) -> Sequence[StatusEvent]: ...
+
+    async def unpushed_events(self, limit: int) -> Sequence[StatusEvent]:
+        """Events the webhook has not taken yet, oldest first."""
+        ...
+
+    async def mark_event_pushed(self, event_id: str, now: datetime) -> None: ...

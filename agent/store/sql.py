@@ -2,7 +2,9 @@
 
 Rules: every function here takes an open ``sqlite3.Connection`` and runs in the thread that owns
 it (the writer for writes, the reader for reads); none commits (the writer thread does that).
-Times in the database are INTEGER microseconds since the Unix epoch, UTC.
+Times in the database are INTEGER microseconds since the Unix epoch, UTC. A status move that the
+case system is told about (delivered, rejected, expired; the reviews' in ``agent.store.reviews``)
+writes its ``events`` row in the same job, so the event commits with the move or not at all.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import sqlite3
+import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from importlib import resources
@@ -28,23 +31,28 @@ from agent.store.records import (
     ReceiptOutcome,
     ReceiptRecord,
     SentEnvelope,
+    StatusEvent,
+    StatusEventKind,
 )
 from federation.outbox import Event, Status, transition
 from federation.receipts import receipt_event
 
 __all__ = [
     "MIGRATIONS",
+    "REVIEWS_AND_EVENTS",
     "SCHEMA",
     "ReadJob",
     "add_history",
     "apply_event",
     "apply_receipt",
     "connect",
+    "emit_event",
     "from_us",
     "in_snapshot",
     "insert_outgoing",
     "insert_seen",
     "read_due",
+    "read_events",
     "read_inbox_page",
     "read_sent",
     "read_status",
@@ -89,9 +97,15 @@ def add_history(
 
 
 def apply_event(
-    conn: sqlite3.Connection, message_id: str, event: Event, at: int, detail: str
+    conn: sqlite3.Connection,
+    message_id: str,
+    event: Event,
+    at: int,
+    detail: str,
+    reason: str | None = None,
 ) -> Status:
-    """Move one outgoing message through the state machine and write its history."""
+    """Move one outgoing message through the state machine and write its history; a move to
+    delivered, rejected (``reason``: its code) or expired is also a status event."""
     row = conn.execute("SELECT status FROM outbox WHERE id = ?", (message_id,)).fetchone()
     if row is None:
         raise NotFound(f"no outgoing message {message_id!r}")
@@ -102,7 +116,81 @@ def apply_event(
         return current
     conn.execute("UPDATE outbox SET status = ? WHERE id = ?", (new.value, message_id))
     add_history(conn, message_id, at, new, detail)
+    if new in _TOLD:
+        _emit_status(conn, message_id, new, at, reason)
     return new
+
+
+#: The outbox statuses the case system is told about, as status events.
+_TOLD: dict[Status, StatusEventKind] = {
+    Status.DELIVERED: "delivered",
+    Status.REJECTED: "rejected",
+    Status.EXPIRED: "expired",
+}
+
+
+def _emit_status(
+    conn: sqlite3.Connection, message_id: str, status: Status, at: int, reason: str | None
+) -> None:
+    client, recipient, header_json = conn.execute(
+        "SELECT client, recipient, header_json FROM outbox WHERE id = ?", (message_id,)
+    ).fetchone()
+    header = _header(header_json)
+    isa = header.get("isa")
+    emit_event(
+        conn, _TOLD[status], at, client=client, recipient=recipient, message_id=message_id,
+        isa_id=isa.get("id") if isinstance(isa, dict) else None,
+        purpose=header.get("purpose"), message_type=header.get("type"), reason=reason,
+    )  # fmt: skip
+
+
+def emit_event(
+    conn: sqlite3.Connection,
+    event: StatusEventKind,
+    at: int,
+    *,
+    client: str,
+    recipient: str,
+    message_id: str | None = None,
+    review_id: str | None = None,
+    isa_id: str | None = None,
+    purpose: str | None = None,
+    message_type: str | None = None,
+    reason: str | None = None,
+) -> None:
+    """Append one status event (in the caller's job: it commits with the move it reports)."""
+    conn.execute(
+        "INSERT INTO events (id, event, at, client, message_id, review_id, recipient, isa_id,"
+        " purpose, message_type, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (str(uuid.uuid4()), event, at, client, message_id, review_id, recipient, isa_id,
+         purpose, message_type, reason),
+    )  # fmt: skip
+
+
+_EVENT_COLUMNS = (
+    "cursor, id, event, at, client, message_id, review_id, recipient, isa_id, purpose,"
+    " message_type, reason"
+)
+
+
+def read_events(
+    conn: sqlite3.Connection, after_cursor: int, limit: int, *, unpushed: bool = False
+) -> list[StatusEvent]:
+    """Events with a cursor above ``after_cursor`` (or, ``unpushed``, those the webhook has not
+    taken), in cursor order."""
+    where = "pushed_at IS NULL AND cursor > ?" if unpushed else "cursor > ?"
+    rows = conn.execute(
+        f"SELECT {_EVENT_COLUMNS} FROM events WHERE {where} ORDER BY cursor LIMIT ?",  # noqa: S608
+        (after_cursor, limit),
+    ).fetchall()
+    return [
+        StatusEvent(
+            cursor=r[0], id=r[1], event=r[2], at=from_us(r[3]), client=r[4], message_id=r[5],
+            review_id=r[6], recipient=r[7], isa_id=r[8], purpose=r[9], message_type=r[10],
+            reason=r[11],
+        )
+        for r in rows
+    ]  # fmt: skip
 
 
 def shred(conn: sqlite3.Connection, message_ids: Sequence[str], at: int) -> None:
@@ -163,7 +251,7 @@ def apply_receipt(
     detail = f"receipt: {status}" + (f" ({reason})" if reason else "")
     event = receipt_event("delivered" if status == "delivered" else "rejected", reason or None)
     before = Status(row[0])
-    if apply_event(conn, envelope_id, event, at, detail) is before:
+    if apply_event(conn, envelope_id, event, at, detail, reason or None) is before:
         return "ignored"
     conn.execute(
         "INSERT OR REPLACE INTO receipts (envelope_id, frame, status, reason, at)"
@@ -298,5 +386,51 @@ def connect(path: Path) -> sqlite3.Connection:
 
 SCHEMA = resources.files("agent.store").joinpath("schema.sql").read_text(encoding="utf-8")
 
+#: Migration 2: referrals held for review (``agent.store.reviews``) and the status events the
+#: case system reads (``GET /v1/events``) and the webhook pushes (``pushed_at``).
+REVIEWS_AND_EVENTS = """
+CREATE TABLE reviews (
+    cursor           INTEGER PRIMARY KEY AUTOINCREMENT,
+    id               TEXT NOT NULL UNIQUE,
+    client           TEXT NOT NULL,
+    idempotency_key  TEXT,
+    body_sha256      TEXT NOT NULL,
+    submitter        TEXT NOT NULL,
+    role             TEXT NOT NULL,
+    recipient        TEXT NOT NULL,
+    summary_json     TEXT NOT NULL,
+    request          BLOB NOT NULL,
+    data_key         BLOB,
+    state            TEXT NOT NULL,
+    narrowed_json    TEXT,
+    held_at          INTEGER NOT NULL,
+    due_at           INTEGER NOT NULL,
+    expires_at       INTEGER NOT NULL,
+    escalated_at     INTEGER,
+    decided_at       INTEGER,
+    decided_by       TEXT,
+    note             TEXT NOT NULL DEFAULT '',
+    message_id       TEXT,
+    UNIQUE (client, idempotency_key)
+);
+CREATE INDEX reviews_pending ON reviews (state, due_at);
+CREATE TABLE events (
+    cursor        INTEGER PRIMARY KEY AUTOINCREMENT,
+    id            TEXT NOT NULL UNIQUE,
+    event         TEXT NOT NULL,
+    at            INTEGER NOT NULL,
+    client        TEXT NOT NULL,
+    message_id    TEXT,
+    review_id     TEXT,
+    recipient     TEXT NOT NULL,
+    isa_id        TEXT,
+    purpose       TEXT,
+    message_type  TEXT,
+    reason        TEXT,
+    pushed_at     INTEGER
+);
+CREATE INDEX events_unpushed ON events (cursor) WHERE pushed_at IS NULL;
+"""
+
 #: The store's numbered migrations (agent.store.migrations): 1 is release 48272d7's schema.
-MIGRATIONS: tuple[Migration, ...] = ((1, SCHEMA),)
+MIGRATIONS: tuple[Migration, ...] = ((1, SCHEMA), (2, REVIEWS_AND_EVENTS))

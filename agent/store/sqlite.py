@@ -19,6 +19,10 @@ Rules:
    kept in ``data_keys``; purging deletes the key (crypto-shredding; ``secure_delete=ON`` and a
    WAL checkpoint so the key bytes do not linger in the file). With a key-encryption key the
    data keys are wrapped too, so the file alone reveals nothing (``agent/store/crypto.py``).
+   Requests held for review are sealed the same way, and shredded once the review is settled
+   (``agent.store.reviews``).
+7. Status events (delivered, rejected, expired, the reviews') are written in the job of the
+   move they report, so the feed (``events_page``) and the webhook never miss or invent one.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from typing import Any, Literal, Self, TypeVar
 
 from agent.errors import NotFound
 from agent.lifetime import AsyncResource
+from agent.store import reviews
 from agent.store.crypto import PayloadSealer
 from agent.store.file import SqliteFile
 from agent.store.records import (
@@ -40,7 +45,10 @@ from agent.store.records import (
     OutgoingMessage,
     PayloadPurged,
     ReceiptOutcome,
+    ReviewHeld,
+    ReviewRecord,
     SentEnvelope,
+    StatusEvent,
 )
 from agent.store.sql import (
     MIGRATIONS,
@@ -51,6 +59,7 @@ from agent.store.sql import (
     insert_outgoing,
     insert_seen,
     read_due,
+    read_events,
     read_inbox_page,
     read_sent,
     read_status,
@@ -400,3 +409,112 @@ class SqliteStore(AsyncResource):
         # the next checkpoint leak nothing; truncating the WAL after every batch stalled the
         # writer for 20-40 ms each time, and every submit queued behind it.
         return await self._write(job)
+
+    # -- reviews (agent.store.reviews) -------------------------------------------------------
+
+    async def hold_for_review(
+        self,
+        review: ReviewRecord,
+        *,
+        idempotency_key: str | None,
+        body_sha256: str,
+        request: bytes,
+    ) -> ReviewHeld:
+        """Hold ``review`` pending, its request sealed under a fresh data key (rule 6)."""
+        ciphertext, key = self._sealer.seal(request)
+        return await self._write(
+            lambda conn: reviews.insert_review(
+                conn,
+                review,
+                idempotency_key=idempotency_key,
+                body_sha256=body_sha256,
+                request=ciphertext,
+                data_key=key,
+            )
+        )
+
+    async def review(self, review_id: str) -> ReviewRecord:
+        return await self._read(lambda conn: reviews.read_review(conn, review_id))
+
+    async def review_request(self, review_id: str) -> bytes:
+        ciphertext, key = await self._read(lambda conn: reviews.read_request(conn, review_id))
+        if key is None:
+            raise PayloadPurged(f"the request held for review {review_id!r} has been shredded")
+        return self._sealer.open(ciphertext, key, review_id)
+
+    async def reviews_page(
+        self, after_cursor: int, limit: int, *, pending_only: bool = True
+    ) -> Sequence[ReviewRecord]:
+        return await self._read(
+            lambda conn: reviews.read_reviews(conn, after_cursor, limit, pending_only)
+        )
+
+    async def narrow_review(
+        self, review_id: str, keep: tuple[str, ...], *, by: str, at: datetime
+    ) -> ReviewRecord:
+        at_us = to_us(at)
+        return await self._write(lambda conn: reviews.narrow(conn, review_id, keep, at_us))
+
+    async def return_review(
+        self, review_id: str, reason: str, *, by: str, at: datetime
+    ) -> ReviewRecord:
+        at_us = to_us(at)
+        return await self._write(
+            lambda conn: reviews.return_(conn, review_id, reason, by, at_us), checkpoint=True
+        )
+
+    async def approve_review(
+        self,
+        review_id: str,
+        *,
+        by: str,
+        at: datetime,
+        message_id: str,
+        header: Mapping[str, Any],
+        frame: bytes,
+        expires_at: datetime,
+    ) -> ReviewRecord:
+        header_json = canonical_json(dict(header)).decode("utf-8")
+        at_us, expires = to_us(at), to_us(expires_at)
+        return await self._write(
+            lambda conn: reviews.approve(
+                conn,
+                review_id,
+                by=by,
+                at=at_us,
+                message_id=message_id,
+                header_json=header_json,
+                frame=frame,
+                expires=expires,
+            ),
+            checkpoint=True,
+        )
+
+    async def escalate_overdue_reviews(self, now: datetime) -> Sequence[ReviewRecord]:
+        at = to_us(now)
+        return await self._write(lambda conn: reviews.escalate_overdue(conn, at))
+
+    async def expire_reviews(self, now: datetime) -> Sequence[ReviewRecord]:
+        at = to_us(now)
+        return await self._write(lambda conn: reviews.expire_overdue_reviews(conn, at))
+
+    # -- status events ------------------------------------------------------------------------
+
+    async def events_page(self, after_cursor: int, limit: int) -> Sequence[StatusEvent]:
+        return await self._read(lambda conn: read_events(conn, after_cursor, limit))
+
+    async def unpushed_events(self, limit: int) -> Sequence[StatusEvent]:
+        return await self._read(lambda conn: read_events(conn, 0, limit, unpushed=True))
+
+    async def mark_event_pushed(self, event_id: str, now: datetime) -> None:
+        at = to_us(now)
+
+        def job(conn: sqlite3.Connection) -> None:
+            changed = conn.execute(
+                "UPDATE events SET pushed_at = COALESCE(pushed_at, ?) WHERE id = ?",
+                (at, event_id),
+            ).rowcount
+            if not changed:
+                raise NotFound(f"no status event {event_id!r}")
+
+        await self._write(job)

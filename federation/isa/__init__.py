@@ -34,7 +34,16 @@ from federation.isa.evaluation import Decision, ReferralFacts, WithheldField, ev
 from federation.isa.explanation import explain, explain_html, explanation
 from federation.isa.linting import check_errors, completeness, duplicate_isa_ids, lint
 from federation.isa.load import load_isa, parse_isa
-from federation.isa.model import RISK_LEVELS, Flow, Isa, IsaDocument, Retain, RiskLevel
+from federation.isa.model import (
+    DEFAULT_REVIEW,
+    RISK_LEVELS,
+    Flow,
+    Isa,
+    IsaDocument,
+    Retain,
+    ReviewRule,
+    RiskLevel,
+)
 from federation.isa.odrl import to_odrl
 from federation.isa.plan import labels_for, never_share_paths
 from federation.isa.received import check_received
@@ -50,6 +59,7 @@ from federation.isa.transforms import (
 
 __all__ = [
     "AGE_BANDS",
+    "DEFAULT_REVIEW",
     "RISK_LEVELS",
     "Catalogue",
     "Decision",
@@ -59,6 +69,7 @@ __all__ = [
     "IsaRegistry",
     "ReferralFacts",
     "Retain",
+    "ReviewRule",
     "RiskLevel",
     "WithheldField",
     "age_band",

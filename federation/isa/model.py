@@ -15,6 +15,8 @@ Rules:
    on each one missing.
 5. Field paths are catalogue leaf paths (``victim.date_of_birth``, ``children[].name``); a ``*``
    in a pattern matches any run of characters (``dash.q*``, ``children[].*``).
+6. Who may review a REVIEW decision, and within what time, is a :class:`ReviewRule`: on the
+   risk level's rule, else on the flow, else :data:`DEFAULT_REVIEW` (``Flow.review_rule``).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from federation.isa.elements import (
 from federation.topology import AGENCY_ID_PATTERN
 
 __all__ = [
+    "DEFAULT_REVIEW",
     "RISK_LEVELS",
     "AgencyId",
     "ByRiskLevel",
@@ -68,6 +71,7 @@ __all__ = [
     "Purpose",
     "Retain",
     "Review",
+    "ReviewRule",
     "ReviewTrigger",
     "RiskLevel",
     "TransformName",
@@ -221,12 +225,26 @@ class ConsentModel(BaseModel):
     common_law_confidentiality: CommonLawConfidentiality | None = None
 
 
+class ReviewRule(BaseModel):
+    """Who may approve, narrow or return a referral held for review (a person asserting this
+    ``role``, never its submitter), and ``within`` what time before it is overdue and escalates."""
+
+    model_config = _STRICT
+    role: Slug
+    within: Duration
+
+
+#: Rule 6: the review rule where an ISA names none.
+DEFAULT_REVIEW = ReviewRule(role="reviewer", within="P2D")
+
+
 class LevelRule(BaseModel):
     model_config = _STRICT
     decision: LevelDecision
     field_sets: list[Slug] = []
     fields: list[Text] = []
     transforms: dict[Text, TransformName] = {}
+    review: ReviewRule | None = None
 
 
 class ByRiskLevel(BaseModel):
@@ -282,6 +300,14 @@ class Flow(BaseModel):
     trigger: Literal["event", "scheduled", "on_request"] | None = None
     frequency: Text | None = None
     channel: Text | None = None
+    review: ReviewRule | None = None
+
+    def review_rule(self, level: RiskLevel) -> ReviewRule:
+        """Rule 6: who reviews a REVIEW decision of this flow at ``level``, and how fast."""
+        rule = self.by_risk_level.rule(level)
+        if rule is not None and rule.review is not None:
+            return rule.review
+        return self.review or DEFAULT_REVIEW
 
 
 class IsaDocument(BaseModel):

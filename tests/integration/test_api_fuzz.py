@@ -309,7 +309,8 @@ def mutated_referrals(draw: st.DrawFn) -> dict[str, Any]:
 def test_mutated_referrals_get_consistent_documented_answers(
     real_agent: str, body: dict[str, Any]
 ) -> None:
-    """Preview and submit agree: 422 both or neither, DENY is 403, PERMIT a 202 sharing the same."""
+    """Preview and submit agree: 422 both or neither, DENY is 403, PERMIT a 202 sharing the same,
+    REVIEW a 202 review_pending (once the submitter is named) holding the same."""
     headers = {"Authorization": f"Bearer {REAL_TOKEN}"}
     preview = requests.post(
         f"{real_agent}/v1/messages/preview", json=body, headers=headers, timeout=30
@@ -328,5 +329,12 @@ def test_mutated_referrals_get_consistent_documented_answers(
         assert submit.status_code == 202, submit.text
         accepted = SubmitResponse.model_validate_json(submit.content)
         assert accepted.shared_fields == decision.shared_fields
-    else:
-        assert submit.status_code in {202, 403}, submit.text
+    else:  # REVIEW: without the submitter named nothing is held; with it, held unsent
+        assert submit.status_code == 422, submit.text
+        assert Problem.model_validate_json(submit.content).type.endswith(":actor-required")
+        named = headers | {"X-Actor-Id": "SYN-fuzz-worker-1"}
+        held = requests.post(f"{real_agent}/v1/messages", json=body, headers=named, timeout=30)
+        assert held.status_code == 202, held.text
+        accepted = SubmitResponse.model_validate_json(held.content)
+        assert (accepted.status, accepted.review_id) == ("review_pending", accepted.id)
+        assert accepted.shared_fields == decision.shared_fields

@@ -148,12 +148,19 @@ class TestDemoRun:
         assert len(permitted) >= 10
         assert all(re.search(r"delivered\s+delivered, verified$", row) for row in permitted)
 
-    def test_review_and_deny_are_refused_and_nothing_is_sent(self, demo: Run) -> None:
-        """At least one REVIEW and one DENY; each is refused with 403 and nothing is sent."""
-        refused = demo.rows_with("REVIEW") + demo.rows_with("DENY")
-        assert demo.rows_with("REVIEW")
-        assert demo.rows_with("DENY")
+    def test_deny_is_refused_and_nothing_is_sent(self, demo: Run) -> None:
+        """At least one DENY; each is refused with 403 and nothing is sent."""
+        refused = demo.rows_with("DENY")
+        assert refused
         assert all(row.endswith("refused (403)  nothing sent") for row in refused)
+
+    def test_a_review_is_approved_by_a_second_person_and_delivered(self, demo: Run) -> None:
+        """At least one REVIEW: held, approved by a second person, delivered and verified."""
+        reviewed = demo.rows_with("REVIEW")
+        assert reviewed
+        assert all(re.search(r"delivered\s+delivered, verified$", row) for row in reviewed)
+        said = r"approved\s+by\s+a\s+second\s+person\s+\(marac_reviewer\)\s+and\s+sent"
+        assert re.search(said, demo.out)
 
     def test_marac_risk_levels_give_three_different_decisions(self, demo: Run) -> None:
         """MARAC referrals: standard -> DENY, medium -> REVIEW, high -> PERMIT."""

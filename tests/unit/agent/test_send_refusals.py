@@ -237,10 +237,12 @@ def _raises_under(body: list[ast.stmt], guard: str) -> Iterator[tuple[str, ast.R
 
 class TestDeniedIsOnlyTheIsa:
     def test_denied_is_raised_only_where_the_isa_decides(self) -> None:
-        """The only 403 denied raises: no ISA in force, and the decision's DENY or REVIEW."""
+        """The only 403 denied raises: no ISA in force, the decision's DENY, and the ISA
+        deciding again at a review's approval that the referral may no longer leave."""
         assert _denied_raise_sites() == [
             "agent/service.py:_isa:isa is None",
             "agent/service.py:submit:prepared.spec is None",
+            "agent/service.py:_approval_refused:",
         ]
 
 

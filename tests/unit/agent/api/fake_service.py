@@ -9,6 +9,9 @@ It follows the contract the real service must keep, with a toy ISA:
   (``standard``|``medium``|``high``); otherwise :class:`PayloadInvalid` with field errors.
   Payloads of the other message types are checked by the real ``parse_payload`` (pure core),
   so a payload that breaks its type's documented schema is a 422, as with the real agent.
+- One referral is held for review from the start (``REVIEW_ID``, submitted by ``SYN-worker-1``,
+  reviewer role ``marac_reviewer``); approve, narrow and return keep the real rules
+  (``federation.review``), and each act is a status event of ``events``.
 - Flags make it misbehave the way a real agent can: ``store_down`` (503 on submit),
   ``fail_closed`` (503 on submit, health ``fail_closed``), ``bug`` (a RuntimeError anywhere).
 """
@@ -19,7 +22,9 @@ import itertools
 import uuid
 from typing import Any
 
+from agent.actor import Actor
 from agent.api_models import (
+    ApproveRequest,
     BrokerHealth,
     CertificateHealth,
     HealthResponse,
@@ -33,21 +38,36 @@ from agent.api_models import (
     LivenessResponse,
     ManifestHealth,
     MessageStatusResponse,
+    NarrowRequest,
     PreviewResponse,
     ReadinessResponse,
+    ReturnRequest,
+    ReviewPage,
+    ReviewView,
+    StatusEventPage,
+    StatusEventView,
     SubmitRequest,
     SubmitResponse,
     WithheldField,
 )
-from agent.errors import Denied, IdempotencyConflict, NotFound, StoreUnavailable, TrustUnavailable
+from agent.errors import (
+    ActorRequired,
+    Denied,
+    IdempotencyConflict,
+    NotFound,
+    StoreUnavailable,
+    TrustUnavailable,
+)
 from agent.probes import ReadinessFacts, judge_readiness
 from federation.errors import PayloadInvalid
 from federation.referrals import parse_payload
+from federation.review import ReviewAction, ReviewState, act, check_reviewer, narrow
 
-__all__ = ["NOW", "FakeService", "synthetic_delivery", "valid_submit"]
+__all__ = ["NOW", "REVIEW_ID", "FakeService", "synthetic_delivery", "valid_submit"]
 
 NOW = "2026-01-05T09:30:00Z"
 SHARED = ("risk", "subject.name")
+REVIEW_ID = str(uuid.UUID(int=999, version=4))
 
 
 def valid_submit(**overrides: Any) -> dict[str, Any]:
@@ -97,10 +117,15 @@ class FakeService:
         self.inbox_items = {n: synthetic_delivery(n) for n in range(1, deliveries + 1)}
         self._idempotency: dict[str, tuple[SubmitRequest, SubmitResponse]] = {}
         self._ids = (str(uuid.UUID(int=n, version=4)) for n in itertools.count(1000))
+        self.held = {REVIEW_ID: _held_review()}
+        self.status_events: list[StatusEventView] = []
+        self._event("review_pending", self.held[REVIEW_ID])
 
     # --- sending ---------------------------------------------------------------------------
 
-    async def submit(self, client: str, req: SubmitRequest) -> SubmitResponse:
+    async def submit(
+        self, client: str, req: SubmitRequest, actor: Actor | None = None
+    ) -> SubmitResponse:
         self._maybe_bug()
         if self.fail_closed:
             raise TrustUnavailable("the federation manifest has expired; sending is stopped")
@@ -143,6 +168,78 @@ class FakeService:
         if id not in self.outbox:
             raise NotFound("no such message")
         return self.outbox[id]
+
+    # --- reviews ---------------------------------------------------------------------------
+
+    async def reviews(self, after: int, limit: int) -> ReviewPage:
+        self._maybe_bug()
+        pending = [r for r in self.held.values() if r.status == "pending" and r.cursor > after]
+        items = sorted(pending, key=lambda r: r.cursor)[:limit]
+        return ReviewPage(items=items, next_cursor=items[-1].cursor if items else after)
+
+    async def review(self, id: str) -> ReviewView:
+        self._maybe_bug()
+        if id not in self.held:
+            raise NotFound("no such review")
+        return self.held[id]
+
+    async def approve_review(
+        self, client: str, id: str, actor: Actor | None, req: ApproveRequest
+    ) -> ReviewView:
+        view = self._act(id, actor, ReviewAction.APPROVE, req.justification)
+        message_id = next(self._ids)
+        return self._settle(view, "approved", "review_approved", message_id=message_id)
+
+    async def narrow_review(
+        self, client: str, id: str, actor: Actor | None, req: NarrowRequest
+    ) -> ReviewView:
+        view = self._act(id, actor, ReviewAction.NARROW, req.justification)
+        keep = narrow(view.shared_fields, req.shared_fields)
+        narrowed = view.model_copy(update={"shared_fields": list(keep), "narrowed": True})
+        self.held[id] = narrowed
+        self._event("review_narrowed", narrowed)
+        return narrowed
+
+    async def return_review(
+        self, client: str, id: str, actor: Actor | None, req: ReturnRequest
+    ) -> ReviewView:
+        view = self._act(id, actor, ReviewAction.RETURN, req.reason)
+        return self._settle(view, "returned", "review_returned", return_reason=req.reason)
+
+    async def events(self, after: int, limit: int) -> StatusEventPage:
+        self._maybe_bug()
+        items = [e for e in self.status_events if e.cursor > after][:limit]
+        return StatusEventPage(items=items, next_cursor=items[-1].cursor if items else after)
+
+    def _act(
+        self, id: str, actor: Actor | None, action: ReviewAction, why: str | None
+    ) -> ReviewView:
+        self._maybe_bug()
+        view = self.held.get(id)
+        if view is None:
+            raise NotFound("no such review")
+        person, role = (actor.id, actor.role) if actor is not None else (None, None)
+        check_reviewer(person, role, submitter=view.submitted_by, required=view.reviewer_role)
+        act(ReviewState(view.status), action)
+        if not (why or (actor is not None and actor.justification)):
+            raise ActorRequired("a reviewer must give a justification")
+        return view
+
+    def _settle(self, view: ReviewView, status: str, event: str, **changes: Any) -> ReviewView:
+        settled = view.model_copy(update={"status": status, "decided_at": NOW, **changes})
+        self.held[view.id] = settled
+        self._event(event, settled)
+        return settled
+
+    def _event(self, event: str, view: ReviewView) -> None:
+        self.status_events.append(
+            StatusEventView.model_validate(
+                {"cursor": len(self.status_events) + 1, "id": next(self._ids), "event": event,
+                 "at": NOW, "client": "case-send", "message_id": view.message_id,
+                 "review_id": view.id, "to": view.to, "isa": view.isa.id,
+                 "purpose": view.purpose, "type": view.type, "reason": view.return_reason}
+            )
+        )  # fmt: skip
 
     # --- receiving -------------------------------------------------------------------------
 
@@ -214,6 +311,18 @@ class FakeService:
     def _maybe_bug(self) -> None:
         if self.bug:
             raise RuntimeError("synthetic bug holding SYN-SECRET-VALUE")
+
+
+def _held_review() -> ReviewView:
+    return ReviewView.model_validate(
+        {"id": REVIEW_ID, "cursor": 1, "status": "pending", "overdue": False, "to": "assist",
+         "isa": {"id": "SYN-ISA-1", "version": "1"}, "purpose": "marac", "type": "marac_referral",
+         "risk": "medium", "submitted_by": "SYN-worker-1", "reviewer_role": "marac_reviewer",
+         "held_at": NOW, "due_at": "2026-01-07T09:30:00Z", "expires_at": "2026-01-19T09:30:00Z",
+         "escalated_at": None, "shared_fields": list(SHARED), "withheld_fields": [],
+         "narrowed": False, "reasons": ["At medium risk a person must review this."],
+         "decided_at": None, "decided_by": None, "return_reason": None, "message_id": None}
+    )  # fmt: skip
 
 
 def _evaluate(req: SubmitRequest) -> tuple[list[str], list[WithheldField], list[str]]:
