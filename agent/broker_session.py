@@ -8,7 +8,8 @@ Rules:
    no public hook for a failed attempt, and with aiormq it logged each attempt three times from
    three loggers (3,239 lines in 27 minutes from one revoked agent).
 2. The waits back off exponentially with jitter up to a cap (:class:`JitteredBackoff`: 1 s
-   doubling to 60 s, each drawn from its upper half): the n-th wait since the session was last
+   doubling to 15 s, each drawn from its upper half; a cap of 60 s kept agents away for up to a
+   minute after a restarted broker was back): the n-th wait since the session was last
    up (a loss counts as the first) is ``backoff.delay(n)``. The count starts again once a
    session comes up.
 3. Exactly ONE line per attempt, from this module's logger, with the attempt's number and the
@@ -38,8 +39,8 @@ __all__ = ["RECONNECT_BACKOFF", "Body", "BrokerSession", "OpenTransport", "Refus
 
 log = logging.getLogger(__name__)
 
-#: rule 2: 1 s doubling to 60 s, each delay drawn from its upper half
-RECONNECT_BACKOFF = JitteredBackoff(initial=1.0, maximum=60.0)
+#: rule 2: 1 s doubling to 15 s, each delay drawn from its upper half
+RECONNECT_BACKOFF = JitteredBackoff(initial=1.0, maximum=15.0)
 
 #: builds (does not open) a transport over the URLs, in the order to try them
 OpenTransport = Callable[[Sequence[str]], AmqpTransport]
