@@ -1,0 +1,466 @@
+"""The time-travel soak (issue 15, "Done when"): a federation left to run for simulated years.
+
+Four agencies with ISA flows between them run as real ``isa-agent run`` processes on the real
+RabbitMQ, beside the federation's ``isa-broker serve``, all under one fake clock that the soak
+moves (:mod:`devtools.soak.clock`). The only operator actions are the scheduled jobs the README
+("Nothing to remember") tells operators to install; everything else must happen by itself.
+
+Steps of one run (:meth:`Soak.run`):
+1. Build: the soak's ISA copies, a provisioned dev federation built at the real time
+   (:mod:`devtools.soak.processes`); the clock is set to federation day ``first_day``; serve and
+   the agents start and must all become ready (every key announced, every recipient reachable).
+2. Each step (at most ``step_hours``; a simulated day by default):
+   a. the clock moves to the step's moment; referrals go out at once, on every flow;
+   b. the processes get ``settle_seconds`` of real time to notice (polls, key rotation,
+      announcements, renewal requests, re-signing all run on real-time intervals);
+   c. the scheduled jobs run once under the fake clock: ``isa-broker agency renew --pending``
+      and ``isa-broker manifest renew-signer --within-days 60`` (hourly in the README: once per
+      step is less help than operators are told to give, never more);
+   d. the provoked events due by then happen (``EVENTS``: the single-key revocation, the ISA
+      version change);
+   e. referrals go out again on every flow; each recipient's inbox is read and acknowledged;
+      each agent's ``/healthz`` is sampled.
+3. End: the inboxes are drained until every accepted referral arrived (or ``drain_seconds``
+   pass); each sender's status of every accepted referral is read; the figures are gathered
+   from the federation directory and the ledger (:mod:`devtools.soak.ledger`); the processes
+   stop and the federation's vhost and users are removed from the broker.
+
+Rules:
+1. A refusal is provoked only if the soak caused it: a submit to the agency whose key it revoked,
+   answered ``recipient-key-unavailable``, between the revocation and the moment every agent
+   holds the manifest with that agency's new key. Everything else that is not a 202 counts as
+   an unprovoked refusal.
+2. Before provoking the revocation the soak waits until everything accepted so far has been
+   delivered, and after it until every agent holds the revoking serial, so that no referral is
+   sealed to the revoked key (those would be refused as ``key_revoked``, by design).
+3. The ISA version change is a step function of its own (:func:`change_isa_version`) that is a
+   no-op reporting "not available" until ISA distribution through the manifest (issue 15.5,
+   branch w/isadist) is merged; the figures report it as such.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from broker import cli as broker_cli
+from broker.devfed import DevFederation
+from broker.keys_report import load_manifest
+from devtools import federation as tools_federation
+from devtools.localfed import Agent, RunError
+from devtools.management import Broker
+from devtools.soak import processes
+from devtools.soak.clock import SteppedClock
+from devtools.soak.isas import write_soak_isas
+from devtools.soak.ledger import Figures, Ledger, Refusal
+from federation.manifest import Manifest
+from federation.synth import generate_referral
+
+__all__ = ["AGENCIES", "EVENTS", "FLOWS", "Flow", "Soak", "SoakPlan", "change_isa_version",
+           "revoke_one_key"]  # fmt: skip
+
+AGENCIES = ["police-scotland", "assist", "council-sw", "womens-aid"]
+ISA_FILES = ["police-to-assist.yaml", "police-to-council-sw.yaml", "womens-aid-to-police.yaml"]
+REVOKED = "assist"  # whose current encryption key the soak revokes (keyCompromise)
+KEY_UNAVAILABLE = "urn:isa-relay:problem:recipient-key-unavailable"
+SCHEDULED_JOBS = (
+    ("agency", "renew", "--pending"),
+    ("manifest", "renew-signer", "--within-days", "60"),
+)
+DAY = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Flow:
+    """One flow an ISA permits: who sends what to whom, and at which risk level."""
+
+    sender: str
+    recipient: str
+    isa: str
+    purpose: str
+    type: str
+    risk: str
+
+    def body(self, seed: int) -> dict[str, Any]:
+        """A submit request the ISA permits, with a synthetic payload."""
+        rng = random.Random(seed)  # noqa: S311 - synthetic test data
+        payload = generate_referral(self.type, rng, risk_level=self.risk)  # type: ignore[arg-type]
+        return {"to": self.recipient, "isa": self.isa, "purpose": self.purpose,
+                "type": self.type, "payload": payload}  # fmt: skip
+
+
+FLOWS = (
+    Flow("police-scotland", "assist", "isa-police-assist-advocacy", "advocacy_after_charge",
+         "police_concern", "high"),
+    Flow("police-scotland", "council-sw", "isa-police-council-concerns",
+         "child_and_adult_protection", "police_concern", "medium"),
+    Flow("womens-aid", "police-scotland", "isa-womens-aid-police", "report_to_police",
+         "support_referral", "medium"),
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SoakPlan:
+    """How long, in what steps, how much traffic, and when the provoked events happen."""
+
+    days: float
+    first_day: float = 0.0  # the federation day the soak starts on (0: the day it is built)
+    step_hours: float = 24.0
+    per_flow: int = 1  # referrals per flow in each of a step's two sends
+    revoke_at: float | None = 0.4  # fraction of the run at which the key is revoked
+    isa_change_at: float | None = 0.6
+    settle_seconds: float = 1.0
+    poll_seconds: float = 0.5
+    housekeeping_seconds: float = 1.0
+    drain_seconds: float = 120.0
+    progress_every_days: float = 10.0
+
+    @classmethod
+    def short(cls) -> SoakPlan:
+        """The short form (``scripts/test``): 60 days from federation day 295, so the agency
+        and signer certificates (365 days) fall due for renewal (60 days ahead) on day 305."""
+        return cls(days=60, first_day=295, progress_every_days=20)
+
+    @classmethod
+    def long(cls, days: float = 800) -> SoakPlan:
+        """The long form: ``days`` from the day the federation is built."""
+        return cls(days=days)
+
+    @property
+    def steps(self) -> int:
+        return max(1, round(self.days * 24 / self.step_hours))
+
+
+@dataclass(frozen=True)
+class Event:
+    """A provoked event (step 2d): at ``at`` (a fraction of the run), ``action`` says what it did
+    and whether it happened (False: not available)."""
+
+    name: str
+    at: Callable[[SoakPlan], float | None]
+    action: Callable[[Soak], tuple[bool, str]]
+
+
+@dataclass
+class Provocation:
+    """A revoked key whose agency cannot be sent to until its new key is published (rule 1)."""
+
+    agency: str
+    kid: str
+    serial: int
+    started: float
+    ended: float | None = None
+
+
+def revoke_one_key(soak: Soak) -> tuple[bool, str]:
+    """``isa-broker key revoke`` of one agency's current encryption key as compromised (the
+    provoked single-key revocation, rule 2); its agent must rotate away by itself."""
+    soak.quiesce()
+    manifest = soak.manifest()
+    current = manifest.current_encryption_key(REVOKED, soak.clock.now())
+    if current is None:
+        return False, f"{REVOKED} has no current key to revoke"
+    soak.isa_broker("key", "revoke", "--federation", str(soak.fed.layout.root), "--agency",
+                    REVOKED, "--kid", current.kid, "--reason", "keyCompromise",
+                    "--note", "time-travel soak: provoked")  # fmt: skip
+    serial = soak.manifest().serial
+    soak.provocation = Provocation(REVOKED, current.kid, serial, time.monotonic())
+    soak.wait_all_hold(serial)
+    soak.watch_revocation(within=60.0)
+    return True, f"{REVOKED}'s key {current.kid} revoked (keyCompromise) in serial {serial}"
+
+
+def change_isa_version(soak: Soak) -> tuple[bool, str]:
+    """The ISA version change (rule 3). Not available until ISA distribution through the
+    manifest (issue 15.5, branch w/isadist) is merged: then this publishes a new version of
+    one soak ISA through the documented operator step and lets the agents apply it."""
+    del soak
+    return False, "not available: ISA distribution through the manifest (15.5) is not merged"
+
+
+EVENTS = (
+    Event("single-key revocation", lambda plan: plan.revoke_at, revoke_one_key),
+    Event("ISA version change", lambda plan: plan.isa_change_at, change_isa_version),
+)
+
+
+@dataclass
+class Soak:
+    """One soak run in ``root`` (steps 1-3)."""
+
+    root: Path
+    plan: SoakPlan
+    broker: Broker = field(default_factory=Broker.from_env)
+    say: Callable[[str], None] = print
+    ledger: Ledger = field(default_factory=Ledger)
+    figures: Figures = field(default_factory=Figures)
+    provocation: Provocation | None = None
+    health: Counter[str] = field(default_factory=Counter)
+    problems: list[str] = field(default_factory=list)
+    _fed: DevFederation | None = None
+    _clock: SteppedClock | None = None
+    _agents: dict[str, Agent] = field(default_factory=dict)
+    _cursors: Counter[str] = field(default_factory=Counter)
+    _seed: int = 0
+    _done: set[str] = field(default_factory=set)
+    _built: datetime = field(default_factory=lambda: datetime.now(UTC).replace(microsecond=0))
+
+    @property
+    def fed(self) -> DevFederation:
+        assert self._fed is not None, "the soak's federation is not built yet"
+        return self._fed
+
+    @property
+    def clock(self) -> SteppedClock:
+        assert self._clock is not None, "the soak's clock is not set up yet"
+        return self._clock
+
+    def day(self) -> float:
+        """The federation day the fake clock is on (0: the day it was built)."""
+        return (self.clock.now() - self._built) / DAY
+
+    # --- step 1 and 3: the federation and its processes ------------------------------------
+
+    def run(self) -> Figures:
+        started = time.monotonic()
+        with self._federation():
+            first_serial = self.manifest().serial
+            for step in range(1, self.plan.steps + 1):
+                self.step(step)
+            self.finish()
+            self.gather(first_serial)
+        self.figures.wall_seconds = time.monotonic() - started
+        return self.figures
+
+    @contextlib.contextmanager
+    def _federation(self) -> Iterator[None]:
+        plan, root = self.plan, self.root
+        root.mkdir(parents=True, exist_ok=True)
+        last = self._built + (plan.first_day + plan.days) * DAY
+        isas = root / "isas"
+        write_soak_isas(isas, ISA_FILES, built=self._built.date(), last_day=last.date())
+        self._clock = SteppedClock(root / "faketime-offset")
+        self._fed = processes.build(root, self.broker, isas=isas, agencies=AGENCIES,
+                                    built=self._built)  # fmt: skip
+        server = processes.ManifestServer(self.fed.layout.root, root / "logs" / "serve.log")
+        (root / "logs").mkdir(exist_ok=True)
+        try:
+            self.clock.move_to(self._built + plan.first_day * DAY)
+            server.start(self.clock)
+            self._agents = processes.start_agents(
+                self.fed, root, self.clock, manifest_url=server.url + "/manifest",
+                poll_seconds=plan.poll_seconds, housekeeping_seconds=plan.housekeeping_seconds,
+            )  # fmt: skip
+            self.say(f"soak: {len(self._agents)} agents ready on federation day "
+                     f"{self.day():.1f}; {plan.steps} steps of {plan.step_hours:g} h")  # fmt: skip
+            yield
+        finally:
+            self.problems += processes.stop_agents(self._agents)
+            server.stop()
+            tools_federation.remove(self.fed, self.broker)
+
+    def manifest(self) -> Manifest:
+        """The federation directory's current manifest, verified."""
+        return load_manifest(self.fed.layout)
+
+    def isa_broker(self, *argv: str) -> str:
+        """One ``isa-broker`` command in this process under the fake clock; its output. A
+        failure is a problem of the run (the scheduled jobs must never fail)."""
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            code = broker_cli.main(list(argv), clock=self.clock.now)
+        text = out.getvalue().strip()
+        if text:
+            with (self.root / "logs" / "jobs.log").open("a") as log:
+                log.write(f"[day {self.day():.2f}] isa-broker {' '.join(argv[:2])}: {text}\n")
+        if code != 0:
+            self.problems.append(f"day {self.day():.1f}: isa-broker {' '.join(argv)} "
+                                 f"exited {code}: {text[-300:]}")  # fmt: skip
+        return text
+
+    # --- step 2 -------------------------------------------------------------------------------
+
+    def step(self, step: int) -> None:
+        plan = self.plan
+        start = self._built + plan.first_day * DAY
+        self.clock.move_to(start + timedelta(hours=step * plan.step_hours))
+        self.send_all()
+        time.sleep(plan.settle_seconds)
+        for job in SCHEDULED_JOBS:
+            self.isa_broker(*job[:2], "--federation", str(self.fed.layout.root), *job[2:])
+        self.provoke(step)
+        self.send_all()
+        self.drain()
+        self.sample_health()
+        self.watch_revocation(within=0)
+        self.figures.steps = step
+        every = max(1, round(plan.progress_every_days * 24 / plan.step_hours))
+        if step % every == 0 or step == plan.steps:
+            ledger = self.ledger
+            self.say(f"day {self.day():6.1f}: accepted {len(ledger.accepted)}, delivered "
+                     f"{len(ledger.deliveries)}, refused {len(ledger.refused)}, serial "
+                     f"{self.manifest().serial}, health {dict(self.health)}")  # fmt: skip
+
+    def provoke(self, step: int) -> None:
+        done_at = step / self.plan.steps
+        for event in EVENTS:
+            at = event.at(self.plan)
+            if at is None or at > done_at or event.name in self._done:
+                continue
+            self._done.add(event.name)
+            happened, what = event.action(self)
+            self.say(f"day {self.day():6.1f}: {event.name}: {what}")
+            if event.name == "ISA version change":
+                self.figures.isa_version_changes += int(happened)
+                self.figures.isa_version_change_note = what
+            else:
+                self.figures.revocations += int(happened)
+
+    def send_all(self) -> None:
+        for flow in FLOWS:
+            for _ in range(self.plan.per_flow):
+                self.send(flow)
+
+    def send(self, flow: Flow) -> None:
+        self._seed += 1
+        try:
+            status, body = self._agents[flow.sender].call("POST", "/v1/messages",
+                                                          flow.body(self._seed))  # fmt: skip
+        except RunError as exc:
+            status, body = 0, {"type": f"unreachable: {exc}"}
+        if status == 202:
+            self.ledger.accept(str(body["id"]), flow.sender, flow.recipient)
+            return
+        problem = str(body.get("type")) if isinstance(body, dict) else f"HTTP {status}"
+        held = self.provocation
+        provoked = (held is not None and held.ended is None and flow.recipient == held.agency
+                    and problem == KEY_UNAVAILABLE)  # fmt: skip
+        self.ledger.refuse(Refusal(self.day(), flow.sender, flow.recipient, status, problem,
+                                   provoked))  # fmt: skip
+
+    def drain(self) -> None:
+        """Read and acknowledge every recipient's new inbox items."""
+        for agency in {f.recipient for f in FLOWS}:
+            agent = self._agents[agency]
+            status, page = agent.call("GET", f"/v1/inbox?after={self._cursors[agency]}&limit=500")
+            if status != 200:
+                self.problems.append(f"day {self.day():.1f}: {agency} inbox answered {status}")
+                continue
+            for item in page["items"]:
+                self.ledger.deliver(str(item["id"]), agency)
+                ack, _ = agent.call("POST", f"/v1/inbox/{item['id']}/ack")
+                if ack != 204:
+                    self.problems.append(f"{agency}: ack of {item['id']} answered {ack}")
+            self._cursors[agency] = int(page["next_cursor"])
+
+    def sample_health(self) -> None:
+        for agency, agent in self._agents.items():
+            status, body = agent.call("GET", "/healthz")
+            state = str(body.get("status")) if isinstance(body, dict) else f"HTTP {status}"
+            self.health[state] += 1
+            if state not in ("ok", "degraded"):
+                detail = json.dumps(body)[:400] if isinstance(body, dict) else ""
+                self.problems.append(f"day {self.day():.1f}: {agency} /healthz {state} {detail}")
+
+    def held_serials(self) -> dict[str, int | None]:
+        serials: dict[str, int | None] = {}
+        for agency, agent in self._agents.items():
+            _, body = agent.call("GET", "/healthz")
+            manifest = body.get("manifest") if isinstance(body, dict) else None
+            serials[agency] = manifest.get("serial") if isinstance(manifest, dict) else None
+        return serials
+
+    def wait_all_hold(self, serial: int, within: float = 30.0) -> None:
+        deadline = time.monotonic() + within
+        while any((s or 0) < serial for s in self.held_serials().values()):
+            if time.monotonic() > deadline:
+                self.problems.append(f"not every agent held serial {serial} within {within:g}s: "
+                                     f"{self.held_serials()}")  # fmt: skip
+                return
+            time.sleep(0.1)
+
+    def watch_revocation(self, within: float) -> None:
+        """Until the revoked agency's new key is held by every agent (rule 1), sending to it
+        every half second (provoked refusals, or 202s once the new key is out)."""
+        held = self.provocation
+        if held is None or held.ended is not None:
+            return
+        deadline = time.monotonic() + within
+        flow = next(f for f in FLOWS if f.recipient == held.agency)
+        while True:
+            manifest = self.manifest()
+            current = manifest.current_encryption_key(held.agency, self.clock.now())
+            if (
+                current is not None
+                and current.kid != held.kid
+                and all((s or 0) >= manifest.serial for s in self.held_serials().values())
+            ):
+                held.ended = time.monotonic()
+                self.figures.revocation_window_seconds = held.ended - held.started
+                self.say(f"day {self.day():6.1f}: {held.agency}'s new key {current.kid} held "
+                         f"by every agent {held.ended - held.started:.1f} s after the "
+                         "revocation")  # fmt: skip
+                return
+            if time.monotonic() > deadline:
+                return
+            self.send(flow)
+            time.sleep(0.5)
+
+    def quiesce(self, within: float = 60.0) -> None:
+        """Until everything accepted so far has been delivered (rule 2)."""
+        deadline = time.monotonic() + within
+        while self.ledger.undelivered and time.monotonic() < deadline:
+            self.drain()
+            time.sleep(0.2)
+
+    # --- step 3 -------------------------------------------------------------------------------
+
+    def finish(self) -> None:
+        self.quiesce(self.plan.drain_seconds)
+        statuses: Counter[str] = Counter()
+        for message_id, (sender, _) in self.ledger.accepted.items():
+            status, body = self._agents[sender].call("GET", f"/v1/messages/{message_id}")
+            statuses[str(body.get("status")) if status == 200 else f"HTTP {status}"] += 1
+        self.figures.sender_statuses = dict(statuses)
+        self.figures.receipts_delivered = statuses["delivered"]
+
+    def gather(self, first_serial: int) -> None:
+        """The figures from the ledger and the federation directory (step 3)."""
+        fig, ledger, layout = self.figures, self.ledger, self.fed.layout
+        fig.agencies, fig.first_day = len(AGENCIES), self.plan.first_day
+        fig.days, fig.step_hours = fig.steps * self.plan.step_hours / 24, self.plan.step_hours
+        fig.key_rotations_by_agency = {
+            a: len(list(layout.announcements(a).glob("*.json"))) - 1 for a in AGENCIES
+        }
+        fig.key_rotations = sum(fig.key_rotations_by_agency.values())
+        events = _renewal_events(layout.root / "renewals" / "audit.jsonl")
+        issued = Counter(e["agency"] for e in events if e.get("event") == "issued")
+        fig.agency_renewals_by_agency = {a: issued[a] for a in AGENCIES}
+        fig.agency_renewals = sum(issued.values())
+        fig.signer_renewals = sum(1 for e in events if e.get("event") == "signer_renewed")
+        fig.manifest_serials = self.manifest().serial - first_serial
+        resigns = layout.root / "resign-log.jsonl"
+        fig.manifest_resigns = len(resigns.read_text().splitlines()) if resigns.exists() else 0
+        fig.accepted, fig.delivered = len(ledger.accepted), len(ledger.deliveries)
+        fig.lost, fig.duplicated = len(ledger.undelivered), len(ledger.duplicated)
+        fig.strays = len(ledger.strays) + len(ledger.unexpected)
+        fig.refused_provoked = sum(1 for r in ledger.refused if r.provoked)
+        fig.refused_unprovoked = sum(1 for r in ledger.refused if not r.provoked)
+        fig.refusal_causes = dict(Counter(r.problem.rsplit(":", 1)[-1] for r in ledger.refused))
+        fig.health_samples = dict(self.health)
+        fig.run_problems = list(self.problems)
+
+
+def _renewal_events(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
