@@ -123,14 +123,17 @@ class Figures:
             return ", ".join(f"{a} {n}" for a, n in sorted(by.items()))
 
         last = self.first_day + self.days
+        rotations = f"{self.key_rotations} ({per(self.key_rotations_by_agency)})"
+        renewals = f"{self.agency_renewals} ({per(self.agency_renewals_by_agency)})"
+        serials = f"{self.manifest_serials} ({self.manifest_resigns} by re-signing)"
         return [
             ("agencies (real agent processes)", str(self.agencies)),
-            ("days simulated", f"{self.days:.1f} (federation days {self.first_day:g} to {last:.1f})"),
+            ("days simulated", f"{self.days:.1f} (federation days {self.first_day:g}-{last:.1f})"),
             ("steps", f"{self.steps} (of at most {self.step_hours:g} h)"),
-            ("key rotations (published)", f"{self.key_rotations} ({per(self.key_rotations_by_agency)})"),
-            ("agency certificate renewals", f"{self.agency_renewals} ({per(self.agency_renewals_by_agency)})"),
+            ("key rotations (published)", rotations),
+            ("agency certificate renewals", renewals),
             ("manifest-signer renewals", str(self.signer_renewals)),
-            ("manifest serials published", f"{self.manifest_serials} ({self.manifest_resigns} by re-signing)"),
+            ("manifest serials published", serials),
             ("single-key revocations", str(self.revocations)),
             ("ISA version changes", f"{self.isa_version_changes} ({self.isa_version_change_note})"),
             ("messages accepted (202)", str(self.accepted)),
@@ -142,7 +145,7 @@ class Figures:
             ("delivered receipts at the senders", str(self.receipts_delivered)),
             ("revocation to new key published", f"{self.revocation_window_seconds:.1f} s real"),
             ("wall time", f"{self.wall_seconds / 60:.1f} min"),
-        ]  # fmt: skip
+        ]
 
     def table(self) -> str:
         rows = self.rows()

@@ -63,8 +63,10 @@ def build(root: Path, broker: Broker, *, isas: Path, agencies: list[str],
           built: datetime) -> DevFederation:  # fmt: skip
     """Rule 1: a provisioned dev federation in ``root / "federation"`` built at ``built``."""
     vhost = f"soak-{uuid.uuid4().hex[:10]}"
-    fed = tools_federation.create(root / "federation", broker, vhost=vhost, policies=isas,
-                                  agencies=agencies, user_prefix=f"{vhost}.", now=built)  # fmt: skip
+    fed = tools_federation.create(
+        root / "federation", broker, vhost=vhost, policies=isas, agencies=agencies,
+        user_prefix=f"{vhost}.", now=built,
+    )  # fmt: skip
     try:
         tools_federation.provision(fed)
     except tools_federation.ProvisionFailed as exc:
@@ -155,8 +157,10 @@ def start_agents(fed: DevFederation, root: Path, clock: SteppedClock, *, manifes
     agents = {}
     for agency in fed.agencies:
         port = free_port()
-        configure_agent(agency.config, manifest_url=manifest_url, port=port,
-                        poll_seconds=poll_seconds, housekeeping_seconds=housekeeping_seconds)  # fmt: skip
+        configure_agent(
+            agency.config, manifest_url=manifest_url, port=port, poll_seconds=poll_seconds,
+            housekeeping_seconds=housekeeping_seconds,
+        )  # fmt: skip
         agent = Agent(agency.id, agency.config, f"http://127.0.0.1:{port}",
                       root / "logs" / f"{agency.id}.log", env=clock.environ(),
                       preexec=_die_with_parent, token=agency.api_token)  # fmt: skip

@@ -46,11 +46,12 @@ import json
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from broker import cli as broker_cli
 from broker.devfed import DevFederation
@@ -77,6 +78,8 @@ SCHEDULED_JOBS = (
     ("manifest", "renew-signer", "--within-days", "60"),
 )
 DAY = timedelta(days=1)
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -119,7 +122,7 @@ class SoakPlan:
     revoke_at: float | None = 0.4  # fraction of the run at which the key is revoked
     isa_change_at: float | None = 0.6
     settle_seconds: float = 1.0
-    poll_seconds: float = 0.5
+    poll_seconds: float = 1.0
     housekeeping_seconds: float = 1.0
     drain_seconds: float = 120.0
     progress_every_days: float = 10.0
@@ -212,7 +215,9 @@ class Soak:
     _cursors: Counter[str] = field(default_factory=Counter)
     _seed: int = 0
     _done: set[str] = field(default_factory=set)
+    timings: dict[str, float] = field(default_factory=dict)  # real seconds spent per phase
     _built: datetime = field(default_factory=lambda: datetime.now(UTC).replace(microsecond=0))
+    _pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(8))
 
     @property
     def fed(self) -> DevFederation:
@@ -254,7 +259,7 @@ class Soak:
         server = processes.ManifestServer(self.fed.layout.root, root / "logs" / "serve.log")
         (root / "logs").mkdir(exist_ok=True)
         try:
-            self.clock.move_to(self._built + plan.first_day * DAY)
+            self.clock.move_to(max(self._built + plan.first_day * DAY, self.clock.now()))
             server.start(self.clock)
             self._agents = processes.start_agents(
                 self.fed, root, self.clock, manifest_url=server.url + "/manifest",
@@ -264,6 +269,7 @@ class Soak:
                      f"{self.day():.1f}; {plan.steps} steps of {plan.step_hours:g} h")  # fmt: skip
             yield
         finally:
+            self._pool.shutdown()
             self.problems += processes.stop_agents(self._agents)
             server.stop()
             tools_federation.remove(self.fed, self.broker)
@@ -293,22 +299,42 @@ class Soak:
         plan = self.plan
         start = self._built + plan.first_day * DAY
         self.clock.move_to(start + timedelta(hours=step * plan.step_hours))
-        self.send_all()
-        time.sleep(plan.settle_seconds)
-        for job in SCHEDULED_JOBS:
-            self.isa_broker(*job[:2], "--federation", str(self.fed.layout.root), *job[2:])
-        self.provoke(step)
-        self.send_all()
-        self.drain()
-        self.sample_health()
-        self.watch_revocation(within=0)
+        settled = time.monotonic() + plan.settle_seconds
+        with self._timed("send"):
+            self.send_all()
+        with self._timed("drain"):
+            self.drain()
+        time.sleep(max(0.0, settled - time.monotonic()))
+        with self._timed("jobs"):
+            for job in SCHEDULED_JOBS:
+                self.isa_broker(*job[:2], "--federation", str(self.fed.layout.root), *job[2:])
+        with self._timed("events"):
+            self.provoke(step)
+        with self._timed("send"):
+            self.send_all()
+        with self._timed("health"):
+            self.sample_health()
+            self.watch_revocation(within=0)
         self.figures.steps = step
         every = max(1, round(plan.progress_every_days * 24 / plan.step_hours))
         if step % every == 0 or step == plan.steps:
-            ledger = self.ledger
-            self.say(f"day {self.day():6.1f}: accepted {len(ledger.accepted)}, delivered "
-                     f"{len(ledger.deliveries)}, refused {len(ledger.refused)}, serial "
-                     f"{self.manifest().serial}, health {dict(self.health)}")  # fmt: skip
+            self.progress()
+
+    def progress(self) -> None:
+        ledger, spent = self.ledger, ", ".join(f"{k} {v:.0f}" for k, v in self.timings.items())
+        self.say(
+            f"day {self.day():6.1f}: accepted {len(ledger.accepted)}, delivered "
+            f"{len(ledger.deliveries)}, refused {len(ledger.refused)}, serial "
+            f"{self.manifest().serial}, health {dict(self.health)}; real s: {spent}"
+        )
+
+    @contextlib.contextmanager
+    def _timed(self, phase: str) -> Iterator[None]:
+        began = time.monotonic()
+        try:
+            yield
+        finally:
+            self.timings[phase] = self.timings.get(phase, 0.0) + time.monotonic() - began
 
     def provoke(self, step: int) -> None:
         done_at = step / self.plan.steps
@@ -325,18 +351,31 @@ class Soak:
             else:
                 self.figures.revocations += int(happened)
 
-    def send_all(self) -> None:
-        for flow in FLOWS:
-            for _ in range(self.plan.per_flow):
-                self.send(flow)
+    def _each(self, call: Callable[[T], R], items: Iterable[T]) -> list[R]:
+        """``call`` on every item at once (one HTTP call each, in worker threads)."""
+        return list(self._pool.map(call, items))
 
-    def send(self, flow: Flow) -> None:
-        self._seed += 1
+    def send_all(self) -> None:
+        self.send(*(flow for flow in FLOWS for _ in range(self.plan.per_flow)))
+
+    def send(self, *flows: Flow) -> None:
+        """Submit one referral on each of ``flows`` at once; record each answer (rule 1)."""
+        requests = []
+        for flow in flows:
+            self._seed += 1
+            requests.append((flow, flow.body(self._seed)))
+        for (flow, _), (status, body) in zip(requests, self._each(self._submit, requests),
+                                             strict=True):  # fmt: skip
+            self._record(flow, status, body)
+
+    def _submit(self, request: tuple[Flow, dict[str, Any]]) -> tuple[int, Any]:
+        flow, body = request
         try:
-            status, body = self._agents[flow.sender].call("POST", "/v1/messages",
-                                                          flow.body(self._seed))  # fmt: skip
+            return self._agents[flow.sender].call("POST", "/v1/messages", body)
         except RunError as exc:
-            status, body = 0, {"type": f"unreachable: {exc}"}
+            return 0, {"type": f"unreachable: {exc}"}
+
+    def _record(self, flow: Flow, status: int, body: Any) -> None:
         if status == 202:
             self.ledger.accept(str(body["id"]), flow.sender, flow.recipient)
             return
@@ -349,33 +388,43 @@ class Soak:
 
     def drain(self) -> None:
         """Read and acknowledge every recipient's new inbox items."""
-        for agency in {f.recipient for f in FLOWS}:
-            agent = self._agents[agency]
-            status, page = agent.call("GET", f"/v1/inbox?after={self._cursors[agency]}&limit=500")
-            if status != 200:
-                self.problems.append(f"day {self.day():.1f}: {agency} inbox answered {status}")
-                continue
-            for item in page["items"]:
-                self.ledger.deliver(str(item["id"]), agency)
-                ack, _ = agent.call("POST", f"/v1/inbox/{item['id']}/ack")
-                if ack != 204:
-                    self.problems.append(f"{agency}: ack of {item['id']} answered {ack}")
-            self._cursors[agency] = int(page["next_cursor"])
+        recipients = sorted({f.recipient for f in FLOWS})
+        for agency, (ids, problems) in zip(recipients, self._each(self._read_inbox, recipients),
+                                           strict=True):  # fmt: skip
+            for message_id in ids:
+                self.ledger.deliver(message_id, agency)
+            self.problems += problems
+
+    def _read_inbox(self, agency: str) -> tuple[list[str], list[str]]:
+        """One page of ``agency``'s inbox after its cursor, each item acknowledged."""
+        agent, problems = self._agents[agency], []
+        status, page = agent.call("GET", f"/v1/inbox?after={self._cursors[agency]}&limit=500")
+        if status != 200:
+            return [], [f"day {self.day():.1f}: {agency} inbox answered {status}"]
+        ids = [str(item["id"]) for item in page["items"]]
+        for message_id in ids:
+            ack, _ = agent.call("POST", f"/v1/inbox/{message_id}/ack")
+            if ack != 204:
+                problems.append(f"{agency}: ack of {message_id} answered {ack}")
+        self._cursors[agency] = int(page["next_cursor"])
+        return ids, problems
+
+    def _healthz(self, agency: str) -> tuple[str, dict[str, Any]]:
+        status, body = self._agents[agency].call("GET", "/healthz")
+        return agency, body if isinstance(body, dict) else {"status": f"HTTP {status}"}
 
     def sample_health(self) -> None:
-        for agency, agent in self._agents.items():
-            status, body = agent.call("GET", "/healthz")
-            state = str(body.get("status")) if isinstance(body, dict) else f"HTTP {status}"
+        for agency, body in self._each(self._healthz, list(self._agents)):
+            state = str(body.get("status"))
             self.health[state] += 1
             if state not in ("ok", "degraded"):
-                detail = json.dumps(body)[:400] if isinstance(body, dict) else ""
+                detail = json.dumps(body)[:400]
                 self.problems.append(f"day {self.day():.1f}: {agency} /healthz {state} {detail}")
 
     def held_serials(self) -> dict[str, int | None]:
         serials: dict[str, int | None] = {}
-        for agency, agent in self._agents.items():
-            _, body = agent.call("GET", "/healthz")
-            manifest = body.get("manifest") if isinstance(body, dict) else None
+        for agency, body in self._each(self._healthz, list(self._agents)):
+            manifest = body.get("manifest")
             serials[agency] = manifest.get("serial") if isinstance(manifest, dict) else None
         return serials
 
