@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devtools.soak", description=__doc__)
     parser.add_argument("--days", type=float, default=800.0, help="simulated days (default 800)")
     parser.add_argument("--short", action="store_true", help="the short form of scripts/test")
-    parser.add_argument("--step-hours", type=float, default=24.0, help="hours per step (<= 24)")
+    parser.add_argument("--step-hours", type=float, default=23.0, help="hours per step (<= 24)")
     parser.add_argument("--dir", type=Path, help="keep the run's files here (default: a temp dir)")
     args = parser.parse_args(argv)
     if not 0 < args.step_hours <= 24:

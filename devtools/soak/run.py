@@ -117,7 +117,10 @@ class SoakPlan:
 
     days: float
     first_day: float = 0.0  # the federation day the soak starts on (0: the day it is built)
-    step_hours: float = 24.0
+    # Less than a day: the serve re-signs with 72 h left and agents warn below 48 h; with steps of
+    # exactly 24 h aligned on the moment a manifest was signed, one step lands a hair before the
+    # 72 h mark and the next a hair after the 48 h one, and the agents warn before serve acts.
+    step_hours: float = 23.0
     per_flow: int = 1  # referrals per flow in each of a step's two sends
     revoke_at: float | None = 0.4  # fraction of the run at which the key is revoked
     isa_change_at: float | None = 0.6
@@ -129,9 +132,11 @@ class SoakPlan:
 
     @classmethod
     def short(cls) -> SoakPlan:
-        """The short form (``scripts/test``): 60 days from federation day 295, so the agency
-        and signer certificates (365 days) fall due for renewal (60 days ahead) on day 305."""
-        return cls(days=60, first_day=295, progress_every_days=20)
+        """The short form (``scripts/test``): 50 days from federation day 297, so the agency
+        and signer certificates (365 days) fall due for renewal (60 days ahead) on day 305; the
+        agents start with the keys of day 0 long expired and rotate at once, then again after
+        27 days."""
+        return cls(days=50, first_day=297, progress_every_days=25)
 
     @classmethod
     def long(cls, days: float = 800) -> SoakPlan:
@@ -414,10 +419,15 @@ class Soak:
         return agency, body if isinstance(body, dict) else {"status": f"HTTP {status}"}
 
     def sample_health(self) -> None:
+        """Each agent's ``/healthz``: ``fail_closed`` (or no answer) is a problem of the run;
+        ``degraded`` is counted with its causes (a key just rotated and not published yet...)."""
         for agency, body in self._each(self._healthz, list(self._agents)):
             state = str(body.get("status"))
             self.health[state] += 1
-            if state not in ("ok", "degraded"):
+            if state == "degraded":
+                for cause in _degraded_causes(body):
+                    self.health[f"degraded: {cause}"] += 1
+            elif state != "ok":
                 detail = json.dumps(body)[:400]
                 self.problems.append(f"day {self.day():.1f}: {agency} /healthz {state} {detail}")
 
@@ -507,6 +517,20 @@ class Soak:
         fig.refusal_causes = dict(Counter(r.problem.rsplit(":", 1)[-1] for r in ledger.refused))
         fig.health_samples = dict(self.health)
         fig.run_problems = list(self.problems)
+
+
+def _degraded_causes(body: dict[str, Any]) -> list[str]:
+    """Why a ``/healthz`` answer is ``degraded`` (agent.service: health)."""
+    causes = []
+    if not body.get("broker", {}).get("connected", True):
+        causes.append("broker unreachable")
+    if not body.get("keys", {}).get("valid", True):
+        causes.append("own new key not published yet")
+    if body.get("manifest", {}).get("warning"):
+        causes.append("manifest expiry warning")
+    if body.get("unreachable_recipients"):
+        causes.append("a recipient cannot be sent to")
+    return causes
 
 
 def _renewal_events(path: Path) -> list[dict[str, Any]]:
