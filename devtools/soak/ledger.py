@@ -17,7 +17,7 @@ Rules:
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 __all__ = ["Figures", "Ledger", "Refusal"]
 
@@ -66,6 +66,18 @@ class Ledger:
     def unexpected(self) -> list[str]:
         """Delivered ids the soak never had accepted (rule 2)."""
         return sorted(m for m in self.deliveries if m not in self.accepted)
+
+    def counted(self, figures: Figures) -> Figures:
+        """``figures`` with this ledger's counts (rule 3)."""
+        refused = self.refused
+        return replace(
+            figures, accepted=len(self.accepted), delivered=len(self.deliveries),
+            lost=len(self.undelivered), duplicated=len(self.duplicated),
+            strays=len(self.strays) + len(self.unexpected),
+            refused_provoked=sum(1 for r in refused if r.provoked),
+            refused_unprovoked=sum(1 for r in refused if not r.provoked),
+            refusal_causes=dict(Counter(r.problem.rsplit(":", 1)[-1] for r in refused)),
+        )  # fmt: skip
 
 
 @dataclass

@@ -509,14 +509,9 @@ class Soak:
         fig.manifest_serials = self.manifest().serial - first_serial
         resigns = layout.root / "resign-log.jsonl"
         fig.manifest_resigns = len(resigns.read_text().splitlines()) if resigns.exists() else 0
-        fig.accepted, fig.delivered = len(ledger.accepted), len(ledger.deliveries)
-        fig.lost, fig.duplicated = len(ledger.undelivered), len(ledger.duplicated)
-        fig.strays = len(ledger.strays) + len(ledger.unexpected)
-        fig.refused_provoked = sum(1 for r in ledger.refused if r.provoked)
-        fig.refused_unprovoked = sum(1 for r in ledger.refused if not r.provoked)
-        fig.refusal_causes = dict(Counter(r.problem.rsplit(":", 1)[-1] for r in ledger.refused))
         fig.health_samples = dict(self.health)
         fig.run_problems = list(self.problems)
+        self.figures = ledger.counted(fig)
 
 
 def _degraded_causes(body: dict[str, Any]) -> list[str]:
