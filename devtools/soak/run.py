@@ -10,7 +10,8 @@ Steps of one run (:meth:`Soak.run`):
    (:mod:`devtools.soak.processes`); the clock is set to federation day ``first_day``; serve and
    the agents start and must all become ready (every key announced, every recipient reachable).
 2. Each step (at most ``step_hours``; a simulated day by default):
-   a. the clock moves to the step's moment; referrals go out at once, on every flow;
+   a. the clock moves to the step's moment; each agent's ``/healthz`` is sampled; referrals
+      go out at once, on every flow, and each recipient's inbox is read and acknowledged;
    b. the processes get ``settle_seconds`` of real time to notice (polls, key rotation,
       announcements, renewal requests, re-signing all run on real-time intervals);
    c. the scheduled jobs run once under the fake clock: ``isa-broker agency renew --pending``
@@ -18,8 +19,8 @@ Steps of one run (:meth:`Soak.run`):
       step is less help than operators are told to give, never more);
    d. the provoked events due by then happen (``EVENTS``: the single-key revocation, the ISA
       version change);
-   e. referrals go out again on every flow; each recipient's inbox is read and acknowledged;
-      each agent's ``/healthz`` is sampled.
+   e. referrals go out again on every flow;
+   f. the step ends once the processes have caught up with the simulated day (rule 4).
 3. End: the inboxes are drained until every accepted referral arrived (or ``drain_seconds``
    pass); each sender's status of every accepted referral is read; the figures are gathered
    from the federation directory and the ledger (:mod:`devtools.soak.ledger`); the processes
@@ -36,6 +37,16 @@ Rules:
 3. The ISA version change is a step function of its own (:func:`change_isa_version`) that is a
    no-op reporting "not available" until ISA distribution through the manifest (issue 15.5,
    branch w/isadist) is merged; the figures report it as such.
+4. Simulated time never outruns the processes. A simulated day passes in a second or two of
+   real time, while serve checks whether to re-sign, agents poll the manifest and post their
+   new keys every real second: a rotated key took 2-4 real seconds, two or three simulated
+   days, to reach every sender, which in a deployment (polls every minute) takes minutes, and
+   senders then refused a recipient whose previous key had lapsed meanwhile. So each step ends
+   with :meth:`Soak.catch_up`: until serve has re-signed a manifest that is due, every agent's
+   own current key is published, and every agent holds the newest serial, what 23 hours of
+   polling would have done. Not catching up within 20 s is a problem of the run. ``/healthz``
+   is sampled at the start of each step, after the clock moved and before anything else:
+   the state an agency's monitoring would see on an ordinary day.
 """
 
 from __future__ import annotations
@@ -56,6 +67,7 @@ from typing import Any, TypeVar
 from broker import cli as broker_cli
 from broker.devfed import DevFederation
 from broker.keys_report import load_manifest
+from broker.resign import resign_due
 from devtools import federation as tools_federation
 from devtools.localfed import Agent, RunError
 from devtools.management import Broker
@@ -78,6 +90,7 @@ SCHEDULED_JOBS = (
     ("manifest", "renew-signer", "--within-days", "60"),
 )
 DAY = timedelta(days=1)
+RESIGN_BEFORE = timedelta(hours=72)  # isa-broker serve's default --resign-before, as installed
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -305,6 +318,8 @@ class Soak:
         start = self._built + plan.first_day * DAY
         self.clock.move_to(start + timedelta(hours=step * plan.step_hours))
         settled = time.monotonic() + plan.settle_seconds
+        with self._timed("health"):
+            self.sample_health()
         with self._timed("send"):
             self.send_all()
         with self._timed("drain"):
@@ -317,8 +332,8 @@ class Soak:
             self.provoke(step)
         with self._timed("send"):
             self.send_all()
-        with self._timed("health"):
-            self.sample_health()
+        with self._timed("catch-up"):
+            self.catch_up()
             self.watch_revocation(within=0)
         self.figures.steps = step
         every = max(1, round(plan.progress_every_days * 24 / plan.step_hours))
@@ -438,6 +453,27 @@ class Soak:
             serials[agency] = manifest.get("serial") if isinstance(manifest, dict) else None
         return serials
 
+    def catch_up(self, within: float = 20.0) -> None:
+        """Rule 4: until serve has re-signed a manifest that is due, every agent's own current
+        key is in the manifest it holds, and every agent holds the federation's newest serial."""
+        deadline = time.monotonic() + within
+        while True:
+            due = resign_due(self.manifest().expires_at, self.clock.now(), RESIGN_BEFORE)
+            newest = self.manifest().serial
+            lagging = [
+                agency for agency, body in self._each(self._healthz, list(self._agents))
+                if (body.get("manifest") or {}).get("serial", 0) < newest
+                or not (body.get("keys") or {}).get("valid")
+            ]  # fmt: skip
+            if not due and not lagging:
+                return
+            if time.monotonic() > deadline:
+                what = "serve has not re-signed a due manifest" if due else ""
+                what += f" {lagging} lag behind serial {newest} or their own key" if lagging else ""
+                self.problems.append(f"day {self.day():.1f}: not caught up in {within:g}s:{what}")
+                return
+            time.sleep(0.1)
+
     def wait_all_hold(self, serial: int, within: float = 30.0) -> None:
         deadline = time.monotonic() + within
         while any((s or 0) < serial for s in self.held_serials().values()):
@@ -510,7 +546,11 @@ class Soak:
         resigns = layout.root / "resign-log.jsonl"
         fig.manifest_resigns = len(resigns.read_text().splitlines()) if resigns.exists() else 0
         fig.health_samples = dict(self.health)
-        fig.run_problems = list(self.problems)
+        unprovoked = [r for r in ledger.refused if not r.provoked]
+        fig.run_problems = list(self.problems) + [
+            f"day {r.day:.1f}: {r.sender} -> {r.recipient} answered {r.status} {r.problem}"
+            for r in unprovoked[:20]
+        ]
         self.figures = ledger.counted(fig)
 
 
