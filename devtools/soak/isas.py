@@ -4,7 +4,8 @@ Rules:
 1. The shipped ISAs (``policies/*.yaml``) carry fixed dates (in force from 2026-01-01 to
    2027-12-31, reviewed by 2027-06-30); a soak of 800 simulated days from today crosses them.
    So the soak writes copies whose ``effective_from`` is a day before its federation is built
-   and whose ``effective_to`` and ``review.next_review`` lie after its last simulated day.
+   and whose ``effective_to`` and ``review.next_review`` lie 60 days after its last simulated
+   day (beyond the monitoring's 30-day warning: a person's date is not the soak's subject).
    Nothing else in a file changes: flows, field sets and lawful bases are the shipped ones.
 2. Each copy says in its first line that it is a soak copy (SYNTHETIC, like the original).
 3. The dates are lines of the file's ``isa:`` header; a file without exactly one of each is
@@ -47,7 +48,7 @@ def write_soak_isas(
 ) -> list[Path]:
     """Write the soak copies of ``files`` (names in ``shipped``) into ``out``; their paths."""
     out.mkdir(parents=True, exist_ok=True)
-    starts, ends = built - timedelta(days=1), last_day + timedelta(days=30)
+    starts, ends = built - timedelta(days=1), last_day + timedelta(days=60)
     written = []
     for name in files:
         text = (shipped / name).read_text(encoding="utf-8")

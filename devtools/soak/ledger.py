@@ -111,6 +111,7 @@ class Figures:
     sender_statuses: dict[str, int] = field(default_factory=dict)
     revocation_window_seconds: float = 0.0
     health_samples: dict[str, int] = field(default_factory=dict)
+    monitoring: dict[str, int] = field(default_factory=dict)
     wall_seconds: float = 0.0
     run_problems: list[str] = field(default_factory=list)
 
@@ -168,5 +169,7 @@ class Figures:
             lines.append(f"{'refusal causes':<{width}}  {causes}")
         health = ", ".join(f"{k} {v}" for k, v in sorted(self.health_samples.items()))
         lines.append(f"{'agent /healthz samples':<{width}}  {health}")
+        watched = ", ".join(f"{k} x{v}" for k, v in sorted(self.monitoring.items()))
+        lines.append(f"{'monitoring runs':<{width}}  {watched}")
         lines += [f"problem: {p}" for p in self.run_problems]
         return "\n".join(lines)

@@ -47,6 +47,10 @@ Rules:
    polling would have done. Not catching up within 20 s is a problem of the run. ``/healthz``
    is sampled at the start of each step, after the clock moved and before anything else:
    the state an agency's monitoring would see on an ordinary day.
+5. The monitoring the README tells operators to schedule stays quiet in a federation that
+   maintains itself: ``isa-broker keys report`` runs every ``watch_every_days`` and at the end,
+   each agency's ``isa-agent check`` at the end, both in this process under the fake clock.
+   Any exit status but 0 (an expiry warning, an overdue rotation...) is a problem of the run.
 """
 
 from __future__ import annotations
@@ -57,13 +61,14 @@ import json
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+from agent import cli as agent_cli
 from broker import cli as broker_cli
 from broker.devfed import DevFederation
 from broker.keys_report import load_manifest
@@ -93,6 +98,7 @@ DAY = timedelta(days=1)
 RESIGN_BEFORE = timedelta(hours=72)  # isa-broker serve's default --resign-before, as installed
 T = TypeVar("T")
 R = TypeVar("R")
+CommandMain = Callable[..., int]  # isa-broker's / isa-agent's main(argv, *, clock)
 
 
 @dataclass(frozen=True)
@@ -142,6 +148,7 @@ class SoakPlan:
     housekeeping_seconds: float = 1.0
     drain_seconds: float = 120.0
     progress_every_days: float = 10.0
+    watch_every_days: float = 10.0  # how often the operator's keys report runs (rule 5)
 
     @classmethod
     def short(cls) -> SoakPlan:
@@ -226,6 +233,7 @@ class Soak:
     figures: Figures = field(default_factory=Figures)
     provocation: Provocation | None = None
     health: Counter[str] = field(default_factory=Counter)
+    monitoring: Counter[str] = field(default_factory=Counter)  # command: exit status -> runs
     problems: list[str] = field(default_factory=list)
     _fed: DevFederation | None = None
     _clock: SteppedClock | None = None
@@ -299,17 +307,32 @@ class Soak:
     def isa_broker(self, *argv: str) -> str:
         """One ``isa-broker`` command in this process under the fake clock; its output. A
         failure is a problem of the run (the scheduled jobs must never fail)."""
+        return self._command("isa-broker", broker_cli.main, argv)
+
+    def _command(self, program: str, main: CommandMain, argv: Sequence[str]) -> str:
         out = io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-            code = broker_cli.main(list(argv), clock=self.clock.now)
+            code = main(list(argv), clock=self.clock.now)
         text = out.getvalue().strip()
         if text:
             with (self.root / "logs" / "jobs.log").open("a") as log:
-                log.write(f"[day {self.day():.2f}] isa-broker {' '.join(argv[:2])}: {text}\n")
+                log.write(f"[day {self.day():.2f}] {program} {' '.join(argv[:2])}: {text}\n")
+        self.monitoring[f"{program} {argv[0]} {argv[1] if program == 'isa-broker' else ''}"
+                        .strip() + f": exit {code}"] += 1  # fmt: skip
         if code != 0:
-            self.problems.append(f"day {self.day():.1f}: isa-broker {' '.join(argv)} "
-                                 f"exited {code}: {text[-300:]}")  # fmt: skip
+            alerts = [line for line in text.splitlines() if not line.startswith(("ok", "  [ok]"))]
+            self.problems.append(f"day {self.day():.1f}: {program} {' '.join(argv[:2])} "
+                                 f"exited {code}: {' | '.join(alerts)[-400:]}")  # fmt: skip
         return text
+
+    def watch(self) -> None:
+        """Rule 5: the operator's monitoring, ``isa-broker keys report``, must stay quiet."""
+        self.isa_broker("keys", "report", "--federation", str(self.fed.layout.root))
+
+    def check_agents(self) -> None:
+        """Rule 5: each agency's ``isa-agent check`` must pass (at the end of the run)."""
+        for agency in self.fed.agencies:
+            self._command("isa-agent", agent_cli.main, ("check", "--config", str(agency.config)))
 
     # --- step 2 -------------------------------------------------------------------------------
 
@@ -336,6 +359,9 @@ class Soak:
             self.catch_up()
             self.watch_revocation(within=0)
         self.figures.steps = step
+        if step % max(1, round(plan.watch_every_days * 24 / plan.step_hours)) == 0:
+            with self._timed("watch"):
+                self.watch()
         every = max(1, round(plan.progress_every_days * 24 / plan.step_hours))
         if step % every == 0 or step == plan.steps:
             self.progress()
@@ -521,6 +547,8 @@ class Soak:
 
     def finish(self) -> None:
         self.quiesce(self.plan.drain_seconds)
+        self.watch()
+        self.check_agents()
         statuses: Counter[str] = Counter()
         for message_id, (sender, _) in self.ledger.accepted.items():
             status, body = self._agents[sender].call("GET", f"/v1/messages/{message_id}")
@@ -546,6 +574,7 @@ class Soak:
         resigns = layout.root / "resign-log.jsonl"
         fig.manifest_resigns = len(resigns.read_text().splitlines()) if resigns.exists() else 0
         fig.health_samples = dict(self.health)
+        fig.monitoring = dict(self.monitoring)
         unprovoked = [r for r in ledger.refused if not r.provoked]
         fig.run_problems = list(self.problems) + [
             f"day {r.day:.1f}: {r.sender} -> {r.recipient} answered {r.status} {r.problem}"
