@@ -42,6 +42,7 @@ class Ledger:
     refused: list[Refusal] = field(default_factory=list)
     deliveries: Counter[str] = field(default_factory=Counter)  # message id -> times seen
     strays: list[str] = field(default_factory=list)
+    isa_versions: Counter[str] = field(default_factory=Counter)  # "ISA id version" -> deliveries
 
     def accept(self, message_id: str, sender: str, recipient: str) -> None:
         self.accepted[message_id] = (sender, recipient)
@@ -49,8 +50,9 @@ class Ledger:
     def refuse(self, refusal: Refusal) -> None:
         self.refused.append(refusal)
 
-    def deliver(self, message_id: str, recipient: str) -> None:
+    def deliver(self, message_id: str, recipient: str, isa: str = "") -> None:
         self.deliveries[message_id] += 1
+        self.isa_versions[isa] += 1
         if self.accepted.get(message_id, ("", recipient))[1] != recipient:
             self.strays.append(message_id)
 
@@ -77,6 +79,7 @@ class Ledger:
             refused_provoked=sum(1 for r in refused if r.provoked),
             refused_unprovoked=sum(1 for r in refused if not r.provoked),
             refusal_causes=dict(Counter(r.problem.rsplit(":", 1)[-1] for r in refused)),
+            deliveries_by_isa=dict(self.isa_versions),
         )  # fmt: skip
 
 
@@ -107,6 +110,7 @@ class Figures:
     refused_provoked: int = 0
     refused_unprovoked: int = 0
     refusal_causes: dict[str, int] = field(default_factory=dict)
+    deliveries_by_isa: dict[str, int] = field(default_factory=dict)  # "ISA id version" -> n
     receipts_delivered: int = 0
     sender_statuses: dict[str, int] = field(default_factory=dict)
     revocation_window_seconds: float = 0.0
@@ -169,6 +173,8 @@ class Figures:
             lines.append(f"{'refusal causes':<{width}}  {causes}")
         health = ", ".join(f"{k} {v}" for k, v in sorted(self.health_samples.items()))
         lines.append(f"{'agent /healthz samples':<{width}}  {health}")
+        by_isa = ", ".join(f"{k}: {v}" for k, v in sorted(self.deliveries_by_isa.items()))
+        lines.append(f"{'deliveries by ISA version':<{width}}  {by_isa}")
         watched = ", ".join(f"{k} x{v}" for k, v in sorted(self.monitoring.items()))
         lines.append(f"{'monitoring runs':<{width}}  {watched}")
         lines += [f"problem: {p}" for p in self.run_problems]

@@ -34,9 +34,9 @@ Rules:
 2. Before provoking the revocation the soak waits until everything accepted so far has been
    delivered, and after it until every agent holds the revoking serial, so that no referral is
    sealed to the revoked key (those would be refused as ``key_revoked``, by design).
-3. The ISA version change is a step function of its own (:func:`change_isa_version`) that is a
-   no-op reporting "not available" until ISA distribution through the manifest (issue 15.5,
-   branch w/isadist) is merged; the figures report it as such.
+3. The ISA version change is a step function of its own (:func:`change_isa_version`): the
+   operator's documented steps for a new version of one ISA (issue 15.5). Each delivery is
+   counted by the ISA version it cites, so the figures show the switch.
 4. Simulated time never outruns the processes. A simulated day passes in a second or two of
    real time, while serve checks whether to re-sign, agents poll the manifest and post their
    new keys every real second: a rotated key took 2-4 real seconds, two or three simulated
@@ -59,6 +59,7 @@ import contextlib
 import io
 import json
 import random
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -89,6 +90,7 @@ __all__ = ["AGENCIES", "EVENTS", "FLOWS", "Flow", "Soak", "SoakPlan", "change_is
 AGENCIES = ["police-scotland", "assist", "council-sw", "womens-aid"]
 ISA_FILES = ["police-to-assist.yaml", "police-to-council-sw.yaml", "womens-aid-to-police.yaml"]
 REVOKED = "assist"  # whose current encryption key the soak revokes (keyCompromise)
+CHANGED_ISA = "police-to-assist.yaml"  # the ISA whose version the soak changes
 KEY_UNAVAILABLE = "urn:isa-relay:problem:recipient-key-unavailable"
 SCHEDULED_JOBS = (
     ("agency", "renew", "--pending"),
@@ -208,11 +210,24 @@ def revoke_one_key(soak: Soak) -> tuple[bool, str]:
 
 
 def change_isa_version(soak: Soak) -> tuple[bool, str]:
-    """The ISA version change (rule 3). Not available until ISA distribution through the
-    manifest (issue 15.5, branch w/isadist) is merged: then this publishes a new version of
-    one soak ISA through the documented operator step and lets the agents apply it."""
-    del soak
-    return False, "not available: ISA distribution through the manifest (15.5) is not merged"
+    """The ISA version change (rule 3), as README "Publishing a new ISA version" tells the
+    operator: a higher ``isa.version`` of one ISA in ``DIR/policies``, ``isa-broker policy
+    lint``, ``isa-broker manifest build``. Agents take it with the manifest that carries it,
+    without a restart; the new version governs ``--isa-switch-minutes`` (15) after the build,
+    and referrals sealed under the old one before that are still accepted in its grace."""
+    path = soak.fed.layout.policies / CHANGED_ISA
+    text = path.read_text(encoding="utf-8")
+    old = re.search(r"^  version: (\d+)\.(\d+)\.(\d+)$", text, re.MULTILINE)
+    if old is None:
+        return False, f"{CHANGED_ISA} has no version line"
+    new = f"{old[1]}.{int(old[2]) + 1}.0"
+    path.write_text(text.replace(old[0], f"  version: {new}", 1), encoding="utf-8")
+    soak.isa_broker("policy", "lint", str(soak.fed.layout.policies))
+    soak.isa_broker("manifest", "build", "--federation", str(soak.fed.layout.root))
+    serial = soak.manifest().serial
+    soak.wait_all_hold(serial)
+    version = old[0].split(": ")[1]
+    return True, f"{CHANGED_ISA} {version} -> {new} published in serial {serial}"
 
 
 EVENTS = (
@@ -435,25 +450,26 @@ class Soak:
     def drain(self) -> None:
         """Read and acknowledge every recipient's new inbox items."""
         recipients = sorted({f.recipient for f in FLOWS})
-        for agency, (ids, problems) in zip(recipients, self._each(self._read_inbox, recipients),
-                                           strict=True):  # fmt: skip
-            for message_id in ids:
-                self.ledger.deliver(message_id, agency)
+        for agency, (items, problems) in zip(recipients, self._each(self._read_inbox, recipients),
+                                             strict=True):  # fmt: skip
+            for message_id, isa in items:
+                self.ledger.deliver(message_id, agency, isa)
             self.problems += problems
 
-    def _read_inbox(self, agency: str) -> tuple[list[str], list[str]]:
-        """One page of ``agency``'s inbox after its cursor, each item acknowledged."""
+    def _read_inbox(self, agency: str) -> tuple[list[tuple[str, str]], list[str]]:
+        """One page of ``agency``'s inbox after its cursor, each item acknowledged: (message
+        id, "ISA id version") of each item, and the problems met."""
         agent, problems = self._agents[agency], []
         status, page = agent.call("GET", f"/v1/inbox?after={self._cursors[agency]}&limit=500")
         if status != 200:
             return [], [f"day {self.day():.1f}: {agency} inbox answered {status}"]
-        ids = [str(item["id"]) for item in page["items"]]
-        for message_id in ids:
+        items = [(str(i["id"]), f"{i['isa']['id']} {i['isa']['version']}") for i in page["items"]]
+        for message_id, _ in items:
             ack, _ = agent.call("POST", f"/v1/inbox/{message_id}/ack")
             if ack != 204:
                 problems.append(f"{agency}: ack of {message_id} answered {ack}")
         self._cursors[agency] = int(page["next_cursor"])
-        return ids, problems
+        return items, problems
 
     def _healthz(self, agency: str) -> tuple[str, dict[str, Any]]:
         status, body = self._agents[agency].call("GET", "/healthz")
