@@ -7,6 +7,7 @@ unprovoked, 1 otherwise (the problems are printed after the figures), 2 when it 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -28,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     plan = SoakPlan.short() if args.short else SoakPlan.long(args.days)
     if not args.short:
         plan = SoakPlan(days=args.days, step_hours=args.step_hours)
+    # SIGTERM unwinds like Ctrl-C: the agents and serve are stopped, the vhost and users removed.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     root = args.dir or Path(tempfile.mkdtemp(prefix="isa-soak-"))
     print(f"soak in {root}", flush=True)
     try:

@@ -54,3 +54,13 @@ class TestLedger:
         ledger.deliver("m1", "assist")
         figures = ledger.counted(Figures(receipts_delivered=0, sender_statuses={"sent": 1}))
         assert figures.problems() == ["senders hold {'sent': 1} for 1 accepted"]
+
+    def test_deliveries_are_counted_by_the_isa_version_they_cite(self) -> None:
+        """The figures show how many deliveries went under each version of an ISA."""
+        ledger = Ledger()
+        for n, version in enumerate(("1.0.0", "1.0.0", "1.1.0")):
+            ledger.accept(f"m{n}", "police-scotland", "assist")
+            ledger.deliver(f"m{n}", "assist", f"isa-police-assist-advocacy {version}")
+        assert _figures(ledger).deliveries_by_isa == {
+            "isa-police-assist-advocacy 1.0.0": 2, "isa-police-assist-advocacy 1.1.0": 1,
+        }  # fmt: skip
