@@ -10,9 +10,9 @@ Rules:
    are re-rendered the same way; ANY other exception is a bug, logged (class and stack frames,
    never its message, which could hold payload values) and answered with an opaque 500.
 3. Order of checks: route and method, then the bearer token (401) and scope (403), then the
-   query (unknown names, bad values: 400), then the body: size (413), content type, UTF-8 JSON,
-   a JSON object, nesting depth, then the model (400), then the actor headers (``agent.actor``:
-   400 when malformed). An approval's body is optional (no body is ``{}``).
+   ``X-Actor-*`` headers (400, rule 7), then the query (unknown names, bad values: 400), then
+   the body: size (413), content type, UTF-8 JSON, a JSON object, nesting depth, then the
+   model (400).
    Payload validation against the message type is the service's (422).
 4. Nothing a client sent (payload values, tokens) is echoed into an error or a log line; field
    *paths* are named, truncated.
@@ -25,6 +25,21 @@ Rules:
 6. Every response carries ``X-Request-Id``, and so does every log line written while handling
    it (``agent.logs``): the client's own id when it is 1-64 of ``A-Z a-z 0-9 . _ : -`` (the
    one client value echoed, being an opaque id by construction), else a fresh random one.
+7. Every authenticated call names the person acting in ``X-Actor-Id`` and ``X-Actor-Role``,
+   and for a disclosure the reason in ``X-Actor-Justification`` (``agent.actor``); the service
+   records them in every audit entry the call causes. Each handler states what it needs
+   (:data:`agent.openapi.OPERATIONS` documents the same, ``actor``): with ``require_actor``
+   (``[api] require_actor``, the default) a call about messages or reviews (submit, preview,
+   status, inbox, ack, the review queue, the event feed) without a person is refused (400
+   ``actor-required``), and a disclosure (submit, inbox) without a justification too (400
+   ``justification-required``). Without
+   ``require_actor``, or for the calls about the agent itself (``/v1/isas``, ``/metrics``),
+   a call naming nobody is recorded as the system ``system:<client>``; an ISA whose flow says
+   ``log: dpa2018_s62`` still needs the person and the reason (``agent.service`` rule 10).
+   Erasure on request, legal holds and a review's approve / narrow / return need both always
+   (``always``, ``agent.service`` rules 11 and 12; a body's ``justification`` then replaces the
+   header's for that act). A referral the ISA holds for review needs its submitter named
+   even without ``require_actor`` (400 ``actor-required``, ``agent.service`` rule 12).
 """
 
 from __future__ import annotations
@@ -37,13 +52,19 @@ import time
 import traceback
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Literal, TypeVar
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from pydantic import BaseModel
 
-from agent.actor import Actor, actor_from_headers
+from agent.actor import (
+    ACTOR_HEADERS,
+    Caller,
+    parse_actor,
+    require_accountable,
+    require_person,
+)
 from agent.api_models import (
     DEFAULT_INBOX_LIMIT,
     ID_PATTERN,
@@ -51,6 +72,7 @@ from agent.api_models import (
     MAX_INBOX_LIMIT,
     AgentService,
     ApproveRequest,
+    CaseEventRequest,
     NarrowRequest,
     Problem,
     RequestInvalid,
@@ -84,11 +106,14 @@ _SERVICE: Final = web.AppKey("isa_service", AgentService)
 _AUTH: Final = web.AppKey("isa_auth", Authenticator)
 _OPENAPI: Final = web.AppKey("isa_openapi", bytes)
 _LIMIT: Final = web.AppKey("isa_max_body", int)
+_REQUIRE_ACTOR: Final = web.AppKey("isa_require_actor", bool)
 REQUEST_ID_HEADER: Final = "X-Request-Id"
 _METHODS: Final = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 
 M = TypeVar("M", bound=BaseModel)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+#: Rule 7: what a handler needs of the X-Actor-* headers under ``require_actor``.
+ActorNeed = Literal["always", "justified", "person", "optional"]
 
 
 # --- app factory ---------------------------------------------------------------------------
@@ -116,22 +141,30 @@ def create_app(
     clients: Iterable[ApiClient],
     *,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    require_actor: bool = True,
 ) -> web.Application:
-    """The aiohttp application serving DESIGN's local API over ``service``."""
+    """The aiohttp application serving DESIGN's local API over ``service``; ``require_actor``
+    refuses calls about messages that name no person (rule 7)."""
     app = web.Application(
         middlewares=[_request_id_middleware, _problem_middleware], client_max_size=max_body_bytes
     )
     app[_SERVICE] = service
     app[_AUTH] = Authenticator(clients)
     app[_LIMIT] = max_body_bytes
+    app[_REQUIRE_ACTOR] = require_actor
     app[_HTTP_METRICS] = _HttpMetrics()
-    app[_OPENAPI] = json.dumps(build_openapi(max_body_bytes=max_body_bytes)).encode("utf-8")
+    document = build_openapi(max_body_bytes=max_body_bytes, require_actor=require_actor)
+    app[_OPENAPI] = json.dumps(document).encode("utf-8")
     router = app.router
     router.add_post("/v1/messages", _submit)
     router.add_post("/v1/messages/preview", _preview)
     router.add_get(f"/v1/messages/{{id:{_ID_ROUTE}}}", _message, allow_head=False)
     router.add_get("/v1/inbox", _inbox, allow_head=False)
     router.add_post(f"/v1/inbox/{{id:{_ID_ROUTE}}}/ack", _ack)
+    router.add_post(f"/v1/inbox/{{id:{_ID_ROUTE}}}/erase", _erase)
+    router.add_put(f"/v1/inbox/{{id:{_ID_ROUTE}}}/hold", _hold)
+    router.add_delete(f"/v1/inbox/{{id:{_ID_ROUTE}}}/hold", _release)
+    router.add_post(f"/v1/inbox/{{id:{_ID_ROUTE}}}/events", _case_event)
     router.add_get("/v1/reviews", _reviews, allow_head=False)
     router.add_get(f"/v1/reviews/{{id:{_ID_ROUTE}}}", _review, allow_head=False)
     router.add_post(f"/v1/reviews/{{id:{_ID_ROUTE}}}/approve", _approve)
@@ -151,78 +184,103 @@ def create_app(
 
 
 async def _submit(request: web.Request) -> web.StreamResponse:
-    client = _authorize(request, "send")
+    caller = _authorize(request, "send", "justified")
     req = await _read_model(request, SubmitRequest)
-    answer = await request.app[_SERVICE].submit(client.name, req, _actor(request))
+    answer = await request.app[_SERVICE].submit(caller, req)
     where = "reviews" if answer.status == "review_pending" else "messages"
     return _json(answer, status=202, headers={"Location": f"/v1/{where}/{answer.id}"})
 
 
 async def _preview(request: web.Request) -> web.StreamResponse:
-    client = _authorize(request, "send")
+    caller = _authorize(request, "send", "person")
     req = await _read_model(request, SubmitRequest)
-    return _json(await request.app[_SERVICE].preview(client.name, req))
+    return _json(await request.app[_SERVICE].preview(caller, req))
 
 
 async def _message(request: web.Request) -> web.StreamResponse:
-    _authorize(request, "send")
-    return _json(await request.app[_SERVICE].message(_path_id(request)))
+    caller = _authorize(request, "send", "person")
+    return _json(await request.app[_SERVICE].message(caller, _path_id(request)))
 
 
 async def _inbox(request: web.Request) -> web.StreamResponse:
-    client = _authorize(request, "receive", query=("after", "limit"))
+    caller = _authorize(request, "receive", "justified", query=("after", "limit"))
     after = _query_int(request, "after", default=0, low=0, high=MAX_CURSOR)
     limit = _query_int(request, "limit", default=DEFAULT_INBOX_LIMIT, low=1, high=MAX_INBOX_LIMIT)
-    return _json(await request.app[_SERVICE].inbox(client.name, after, limit))
+    return _json(await request.app[_SERVICE].inbox(caller, after, limit))
 
 
 async def _ack(request: web.Request) -> web.StreamResponse:
-    client = _authorize(request, "receive")
-    await request.app[_SERVICE].ack(client.name, _path_id(request))
+    caller = _authorize(request, "receive", "person")
+    await request.app[_SERVICE].ack(caller, _path_id(request))
+    return web.Response(status=204)
+
+
+async def _erase(request: web.Request) -> web.StreamResponse:
+    caller = _authorize(request, "receive", "always")
+    await request.app[_SERVICE].erase(caller, _path_id(request))
+    return web.Response(status=204)
+
+
+async def _hold(request: web.Request) -> web.StreamResponse:
+    caller = _authorize(request, "receive", "always")
+    await request.app[_SERVICE].legal_hold(caller, _path_id(request), True)
+    return web.Response(status=204)
+
+
+async def _release(request: web.Request) -> web.StreamResponse:
+    caller = _authorize(request, "receive", "always")
+    await request.app[_SERVICE].legal_hold(caller, _path_id(request), False)
+    return web.Response(status=204)
+
+
+async def _case_event(request: web.Request) -> web.StreamResponse:
+    caller = _authorize(request, "receive", "person")
+    req = await _read_model(request, CaseEventRequest)
+    await request.app[_SERVICE].case_event(caller, _path_id(request), req.event)
     return web.Response(status=204)
 
 
 async def _reviews(request: web.Request) -> web.StreamResponse:
-    _authorize(request, "send", query=("after", "limit"))
+    caller = _authorize(request, "send", "person", query=("after", "limit"))
     after, limit = _page(request)
-    return _json(await request.app[_SERVICE].reviews(after, limit))
+    return _json(await request.app[_SERVICE].reviews(caller, after, limit))
 
 
 async def _review(request: web.Request) -> web.StreamResponse:
-    _authorize(request, "send")
-    return _json(await request.app[_SERVICE].review(_path_id(request)))
+    caller = _authorize(request, "send", "person")
+    return _json(await request.app[_SERVICE].review(caller, _path_id(request)))
 
 
 async def _approve(request: web.Request) -> web.StreamResponse:
-    client = _authorize(request, "send")
+    caller = _authorize(request, "send", "always")
     req = await _read_model(request, ApproveRequest, optional=True)
     service, id = request.app[_SERVICE], _path_id(request)
-    return _json(await service.approve_review(client.name, id, _actor(request), req))
+    return _json(await service.approve_review(caller, id, req))
 
 
 async def _narrow(request: web.Request) -> web.StreamResponse:
-    client = _authorize(request, "send")
+    caller = _authorize(request, "send", "always")
     req = await _read_model(request, NarrowRequest)
     service, id = request.app[_SERVICE], _path_id(request)
-    return _json(await service.narrow_review(client.name, id, _actor(request), req))
+    return _json(await service.narrow_review(caller, id, req))
 
 
 async def _return(request: web.Request) -> web.StreamResponse:
-    client = _authorize(request, "send")
+    caller = _authorize(request, "send", "always")
     req = await _read_model(request, ReturnRequest)
     service, id = request.app[_SERVICE], _path_id(request)
-    return _json(await service.return_review(client.name, id, _actor(request), req))
+    return _json(await service.return_review(caller, id, req))
 
 
 async def _events(request: web.Request) -> web.StreamResponse:
-    _authorize(request, "send", query=("after", "limit"))
+    caller = _authorize(request, "send", "person", query=("after", "limit"))
     after, limit = _page(request)
-    return _json(await request.app[_SERVICE].events(after, limit))
+    return _json(await request.app[_SERVICE].events(caller, after, limit))
 
 
 async def _isas(request: web.Request) -> web.StreamResponse:
-    _authorize(request, None)
-    summaries = await request.app[_SERVICE].isas()
+    caller = _authorize(request, None, "optional")
+    summaries = await request.app[_SERVICE].isas(caller)
     body = "[" + ",".join(s.model_dump_json() for s in summaries) + "]"
     return web.Response(text=body, content_type="application/json")
 
@@ -245,8 +303,8 @@ async def _readyz(request: web.Request) -> web.StreamResponse:
 
 
 async def _metrics(request: web.Request) -> web.StreamResponse:
-    _authorize(request, "admin")
-    service_text = (await request.app[_SERVICE].metrics_text()).rstrip("\n")
+    caller = _authorize(request, "admin", "optional")
+    service_text = (await request.app[_SERVICE].metrics_text(caller)).rstrip("\n")
     text = (service_text + "\n" if service_text else "") + request.app[_HTTP_METRICS].render()
     return web.Response(
         body=text.encode("utf-8"),
@@ -263,11 +321,21 @@ async def _openapi(request: web.Request) -> web.StreamResponse:
 
 
 def _authorize(
-    request: web.Request, scope: Scope | None, *, query: tuple[str, ...] = ()
-) -> ApiClient:
+    request: web.Request, scope: Scope | None, need: ActorNeed, *, query: tuple[str, ...] = ()
+) -> Caller:
+    """Rule 3: the token and its scope, the actor (rule 7), then the query's names."""
     client = request.app[_AUTH].authorize(request.headers.get("Authorization"), scope)
+    actor = parse_actor({name: request.headers.getall(name, []) for name in ACTOR_HEADERS})
+    caller = Caller.system(client.name) if actor is None else Caller(client.name, actor)
+    if need == "always":
+        why = "an erasure, a legal hold or a review act always requires it"
+        require_accountable(caller.actor, why)
+    elif request.app[_REQUIRE_ACTOR] and need != "optional":
+        why = "this agent requires it ([api] require_actor)"
+        check = require_accountable if need == "justified" else require_person
+        check(caller.actor, why)
     _check_query(request, query)
-    return client
+    return caller
 
 
 def _check_query(request: web.Request, allowed: tuple[str, ...]) -> None:
@@ -276,10 +344,6 @@ def _check_query(request: web.Request, allowed: tuple[str, ...]) -> None:
     if unknown:
         errors = {name[:100] or "(empty)": "unknown query parameter" for name in unknown[:20]}
         raise RequestInvalid("unknown query parameter", errors)
-
-
-def _actor(request: web.Request) -> Actor | None:
-    return actor_from_headers(request.headers)
 
 
 def _page(request: web.Request) -> tuple[int, int]:

@@ -21,14 +21,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, TypeVar
+from typing import Any, Final, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from agent.actor import Caller
 from agent.errors import BadRequest
-
-if TYPE_CHECKING:
-    from agent.actor import Actor
 
 __all__ = [
     "DEFAULT_INBOX_LIMIT",
@@ -40,6 +38,7 @@ __all__ = [
     "AgentService",
     "ApproveRequest",
     "BrokerHealth",
+    "CaseEventRequest",
     "CertificateHealth",
     "HealthResponse",
     "HistoryEntry",
@@ -130,6 +129,15 @@ class SubmitRequest(_Wire):
         min_length=1,
         max_length=200,
         description="Resubmitting the same body with the same key returns the first answer.",
+    )
+
+
+class CaseEventRequest(_Wire):
+    """What the case system reports about the case a delivery belongs to."""
+
+    event: Literal["case_closed", "activity"] = Field(
+        description="case_closed: the case was closed now; activity: it was worked on now. "
+        "An ISA whose retention counts from either starts its period then."
     )
 
 
@@ -533,70 +541,81 @@ class AgentService(Protocol):
 
     Every method may raise the errors of :mod:`agent.errors` or :mod:`federation.errors`;
     they are mapped to problem+json. Anything else is a bug (logged 500).
+
+    Every method an authenticated client calls takes its :class:`~agent.actor.Caller` (the
+    client and the person it acts for) and records them in the audit log (DPA 2018 s62); the
+    probes take none and record nothing.
     """
 
-    async def submit(
-        self, client: str, req: SubmitRequest, actor: Actor | None = None
-    ) -> SubmitResponse:
+    async def submit(self, caller: Caller, req: SubmitRequest) -> SubmitResponse:
         """Minimise, seal and store in the outbox; return only once durable. A REVIEW decision
-        is held unsent for review (status ``review_pending``); it needs ``actor``.
+        is held unsent for review (status ``review_pending``); it needs the caller's person.
 
-        Raises Denied (403, with reasons), ActorRequired (422), PayloadInvalid (422),
+        Raises Denied (403, with reasons), ActorRequired (400), PayloadInvalid (422),
         IdempotencyConflict (409), StoreUnavailable / TrustUnavailable (503).
         """
         ...
 
-    async def reviews(self, after: int, limit: int) -> ReviewPage:
+    async def reviews(self, caller: Caller, after: int, limit: int) -> ReviewPage:
         """Pending reviews with ``cursor > after``, oldest first, at most ``limit``."""
         ...
 
-    async def review(self, id: str) -> ReviewView:
+    async def review(self, caller: Caller, id: str) -> ReviewView:
         """One review, whatever its status. Raises NotFound."""
         ...
 
-    async def approve_review(
-        self, client: str, id: str, actor: Actor | None, req: ApproveRequest
-    ) -> ReviewView:
+    async def approve_review(self, caller: Caller, id: str, req: ApproveRequest) -> ReviewView:
         """Decide again and send (``federation.review`` rules 1, 2, 4). Raises NotFound,
         NotAReviewer / OwnSubmission / Denied (403), ReviewSettled (409), the submit's 503s."""
         ...
 
-    async def narrow_review(
-        self, client: str, id: str, actor: Actor | None, req: NarrowRequest
-    ) -> ReviewView:
+    async def narrow_review(self, caller: Caller, id: str, req: NarrowRequest) -> ReviewView:
         """Withhold more (rule 3). Raises NotFound, 403s, ReviewSettled, NarrowingInvalid."""
         ...
 
-    async def return_review(
-        self, client: str, id: str, actor: Actor | None, req: ReturnRequest
-    ) -> ReviewView:
+    async def return_review(self, caller: Caller, id: str, req: ReturnRequest) -> ReviewView:
         """Return it with a reason: never sent. Raises NotFound, 403s, ReviewSettled."""
         ...
 
-    async def events(self, after: int, limit: int) -> StatusEventPage:
+    async def events(self, caller: Caller, after: int, limit: int) -> StatusEventPage:
         """Status events with ``cursor > after``, in order, at most ``limit``."""
         ...
 
-    async def preview(self, client: str, req: SubmitRequest) -> PreviewResponse:
+    async def preview(self, caller: Caller, req: SubmitRequest) -> PreviewResponse:
         """Evaluate the ISA without storing or sending. Raises PayloadInvalid (422)."""
         ...
 
-    async def message(self, id: str) -> MessageStatusResponse:
+    async def message(self, caller: Caller, id: str) -> MessageStatusResponse:
         """Status, history and receipt of one sent message. Raises NotFound."""
         ...
 
-    async def inbox(self, client: str, after: int, limit: int) -> InboxPage:
+    async def inbox(self, caller: Caller, after: int, limit: int) -> InboxPage:
         """Unacknowledged deliveries with ``cursor > after``, oldest first, at most ``limit``.
 
-        ``client`` (the API client reading them) is audited as the one who consulted the data
-        (DPA 2018 s62)."""
+        ``caller`` (the API client reading them, and its person) is audited as the one who
+        consulted the data (DPA 2018 s62)."""
         ...
 
-    async def ack(self, client: str, id: str) -> None:
-        """``client`` has the delivery. Raises NotFound. Acking twice is fine."""
+    async def ack(self, caller: Caller, id: str) -> None:
+        """``caller`` has the delivery. Raises NotFound. Acking twice is fine."""
         ...
 
-    async def isas(self) -> list[IsaSummary]:
+    async def erase(self, caller: Caller, id: str) -> None:
+        """Erasure on request: shred the delivery's payload now. Raises NotFound, LegalHold
+        (409), ActorRequired / JustificationRequired (400)."""
+        ...
+
+    async def legal_hold(self, caller: Caller, id: str, held: bool) -> None:
+        """Place (``held``) or release a legal hold on a delivery. Raises NotFound."""
+        ...
+
+    async def case_event(
+        self, caller: Caller, id: str, event: Literal["case_closed", "activity"]
+    ) -> None:
+        """The case system reports the delivery's case closed, or active, now. NotFound."""
+        ...
+
+    async def isas(self, caller: Caller) -> list[IsaSummary]:
         """The ISAs this agency is party to."""
         ...
 
@@ -604,7 +623,7 @@ class AgentService(Protocol):
         """Manifest, keys, broker and outbox depth; never raises for an unhealthy state."""
         ...
 
-    async def metrics_text(self) -> str:
+    async def metrics_text(self, caller: Caller) -> str:
         """Prometheus text exposition format 0.0.4."""
         ...
 

@@ -54,6 +54,7 @@ Example (``isa-broker dev-federation`` writes one per agency)::
     [api]
     listen = "127.0.0.1:8441"
     max_body_bytes = 262144
+    require_actor = true                       # X-Actor-Id/-Role (and -Justification) needed
 
     [log]
     format = "text"                            # or "json": one JSON object per line
@@ -220,6 +221,13 @@ class ApiSettings(_Strict):
         default=256 * 1024, ge=1024, le=64 * 1024 * 1024,
         description="larger request bodies are refused with 413",
     )  # fmt: skip
+    require_actor: bool = Field(
+        default=True,
+        description="calls about messages must name the person acting (X-Actor-Id, "
+        "X-Actor-Role) and disclosures why (X-Actor-Justification), else 400; false records "
+        "such calls as the system `system:<client>` (a flow with `log: dpa2018_s62` still "
+        "needs both). DPA 2018 s62 logs who consulted or disclosed: keep true in production",
+    )
     clients: tuple[ApiClientSettings, ...] = Field(
         default=(), description="the case systems and their tokens (none: the API refuses all)"
     )

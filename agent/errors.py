@@ -4,9 +4,10 @@
 
     federation.errors.LocalError
     ├── BadRequest              400  malformed JSON / wrong types / unknown fields in a request
-    ├── ActorRequired           422  the operation needs a named person (X-Actor-Id) or their
-    │                                justification, and the well-formed request has none
-    │                                (agent.actor); nothing was stored or changed
+    │   ├── ActorInvalid        400  a malformed or repeated ``X-Actor-*`` header (agent.actor)
+    │   ├── ActorRequired       400  no ``X-Actor-Id``/``X-Actor-Role`` where a person must be
+    │   │                            named (``[api] require_actor``, an ISA's ``log: dpa2018_s62``)
+    │   └── JustificationRequired 400  a disclosure without ``X-Actor-Justification``
     ├── Unauthorized            401  missing or unknown bearer token
     ├── Forbidden               403  the token lacks the scope for this endpoint
     ├── Denied                  403  the ISA denies this referral (carries the Decision's reasons);
@@ -15,6 +16,7 @@
     ├── NotFound                404
     │   └── PayloadPurged       410  the delivery exists but its payload was crypto-shredded
     ├── IdempotencyConflict     409  idempotency key reused with a different body
+    ├── LegalHold               409  the delivery is under legal hold: it may not be erased
     ├── PayloadTooLarge         413
     ├── StoreUnavailable        503  cannot store durably (disk full, I/O error): nothing accepted
     │   └── SchemaTooNew        503  a database written by a newer release: never downgraded
@@ -39,12 +41,15 @@ from collections.abc import Sequence
 from federation.errors import LocalError
 
 __all__ = [
+    "ActorInvalid",
     "ActorRequired",
     "AnnouncementNotAccepted",
     "BadRequest",
     "Denied",
     "Forbidden",
     "IdempotencyConflict",
+    "JustificationRequired",
+    "LegalHold",
     "NotFound",
     "PayloadPurged",
     "PayloadTooLarge",
@@ -67,13 +72,22 @@ class BadRequest(LocalError):
     title = "Bad request"
 
 
-class ActorRequired(LocalError):
-    """A referral held for review needs its submitter named, a review action its reviewer and
-    their justification (``agent.actor``); nothing was stored. 422: the request is well formed
-    (every actor header is optional on its own), but it cannot be done without them."""
+class ActorInvalid(BadRequest):
+    """An ``X-Actor-*`` header is malformed, repeated or given without its partner."""
 
-    http_status = 422
-    title = "An acting person is required"
+    title = "Invalid actor header"
+
+
+class ActorRequired(BadRequest):
+    """The call must name the person acting (``X-Actor-Id`` and ``X-Actor-Role``)."""
+
+    title = "The person acting must be named"
+
+
+class JustificationRequired(BadRequest):
+    """A disclosure must say why (``X-Actor-Justification``): DPA 2018 s62."""
+
+    title = "A justification is required"
 
 
 class Unauthorized(LocalError):
@@ -112,6 +126,13 @@ class PayloadPurged(NotFound):
 class IdempotencyConflict(LocalError):
     http_status = 409
     title = "Idempotency key reused with a different body"
+
+
+class LegalHold(LocalError):
+    """A legal hold suspends every shredding of the delivery's payload (issue 18.5)."""
+
+    http_status = 409
+    title = "Under legal hold"
 
 
 class PayloadTooLarge(LocalError):

@@ -127,9 +127,7 @@ def parse_client(text: str) -> tuple[str, tuple[str, ...]]:
     name, sep, scopes = text.partition(":")
     chosen = tuple(s.strip() for s in scopes.split(",") if s.strip())
     if not sep or not name.strip() or not chosen or any(s not in SCOPES for s in chosen):
-        raise ConfigError(
-            f"--client {text!r}: write NAME:SCOPES, scopes among {', '.join(SCOPES)}"
-        )
+        raise ConfigError(f"--client {text!r}: write NAME:SCOPES, scopes among {', '.join(SCOPES)}")
     return name.strip(), chosen
 
 
@@ -256,7 +254,7 @@ def render_agent_toml(plan: InitPlan, tokens: list[tuple[IssuedToken, str]]) -> 
     )
     urls = ", ".join(_quote(u) for u in plan.broker_urls)
     clients = "".join(
-        f"\n[[api.clients]]\nname = {_quote(t.client)}\ntoken_sha256 = \"{digest}\""
+        f'\n[[api.clients]]\nname = {_quote(t.client)}\ntoken_sha256 = "{digest}"'
         f"   # SHA-256 of the token shown once by isa-agent init\n"
         f"scopes = [{', '.join(_quote(s) for s in t.scopes)}]\n"
         for t, digest in tokens
@@ -290,6 +288,7 @@ user = {_quote(plan.broker_user)}   # the user the operator created (isa-broker 
 [api]
 listen = {_quote(plan.listen)}
 # max_body_bytes = 262144
+# require_actor = true                   # calls name the person (X-Actor-Id, X-Actor-Role)
 {clients}
 # [envelope]
 # send_version = 1                       # only while a recipient's agent cannot read v2

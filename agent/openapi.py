@@ -16,6 +16,13 @@ Rules:
    with an example each; a 403 on submit is only ever the ISA's decision.
 5. Submit and preview bodies are a ``oneOf`` of one schema per referral message type, keyed by
    ``type``, with synthetic examples the dev federation accepts (``agent.openapi_referrals``).
+7. Every authenticated operation documents the ``X-Actor-*`` headers (``agent.actor``) as
+   header parameters, required as the agent requires them: with ``require_actor``, id and
+   role on the operations about messages and reviews (``actor`` ``person``), and the
+   justification too on disclosures (``justified``); optional where ``actor`` is ``optional``
+   (the ISA list, the metrics) or ``require_actor`` is off; all three always for erasure, legal
+   holds and a review's approve / narrow / return (``always``). Its 400 names the three actor
+   problem types (one status for every actor problem: 400).
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from agent.actor import (
     ACTOR_ROLE_PATTERN,
     JUSTIFICATION_HEADER,
     JUSTIFICATION_PATTERN,
+    MAX_JUSTIFICATION,
 )
 from agent.api_models import (
     DEFAULT_INBOX_LIMIT,
@@ -40,6 +48,7 @@ from agent.api_models import (
     MAX_CURSOR,
     MAX_INBOX_LIMIT,
     ApproveRequest,
+    CaseEventRequest,
     HealthResponse,
     InboxPage,
     IsaSummary,
@@ -78,7 +87,9 @@ _ERROR_TEXT: Final = {
     "(`denied`, with the ISA's ``reasons``); never for keys, certificates or the manifest.",
     404: "No such message, delivery or review (ids are lowercase UUIDs; any other id is not "
     "found).",
-    409: "The idempotency key was used before with a different body.",
+    409: "Conflict: the idempotency key was used before with a different body (submit), the "
+    "delivery is under legal hold (erase: `urn:isa-relay:problem:legal-hold`), or the review "
+    "is no longer pending (approve, narrow, return).",
     413: "The request body is larger than the configured limit.",
     422: "The payload does not match its message type (``errors`` maps field path to message).",
     503: "The agent cannot do this now: no durable store, no valid manifest (fail-closed) or "
@@ -90,7 +101,7 @@ _ERROR_TEXT: Final = {
 class Operation:
     """One route: what it needs, takes and answers."""
 
-    method: Literal["get", "post"]
+    method: Literal["get", "post", "put", "delete"]
     path: str
     operation_id: str
     summary: str
@@ -101,10 +112,9 @@ class Operation:
     body: type[BaseModel] | None = None
     params: tuple[str, ...] = ()
     links: tuple[tuple[str, str, str], ...] = ()  # (name, operationId, id expression)
+    #: rule 7: what the X-Actor-* headers must name under require_actor ("none": unauthenticated)
+    actor: Literal["always", "justified", "person", "optional", "none"] = "none"
 
-
-#: The actor headers (``agent.actor``), on the operations a person performs.
-_ACTOR_PARAMS: Final = ("actor_id", "actor_role", "actor_justification")
 
 OPERATIONS: Final[tuple[Operation, ...]] = (
     Operation("post", "/v1/messages", "submitMessage",
@@ -112,52 +122,75 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
               "is 202 with status `review_pending`: held UNSENT for review (`id` is then the "
               "review's; the referral is not sent until a reviewer approves it).", "send",
               202, SubmitResponse, (400, 401, 403, 409, 413, 422, 503), body=SubmitRequest,
-              params=_ACTOR_PARAMS,
-              links=(("GetMessage", "getMessage", "$response.body#/id"),)),
+              links=(("GetMessage", "getMessage", "$response.body#/id"),), actor="justified"),
     Operation("post", "/v1/messages/preview", "previewMessage",
               "What would be shared and why; nothing is stored or sent.", "send",
-              200, PreviewResponse, (400, 401, 403, 413, 422, 503), body=SubmitRequest),
+              200, PreviewResponse, (400, 401, 403, 413, 422, 503), body=SubmitRequest,
+              actor="person"),
     Operation("get", "/v1/messages/{id}", "getMessage",
               "Status, history and receipt of a sent message.", "send",
-              200, MessageStatusResponse, (400, 401, 403, 404, 503), params=("id",)),
+              200, MessageStatusResponse, (400, 401, 403, 404, 503), params=("id",),
+              actor="person"),
     Operation("get", "/v1/inbox", "listInbox",
               "Verified, decrypted deliveries not yet acknowledged, oldest first.", "receive",
               200, InboxPage, (400, 401, 403, 503), params=("after", "limit"),
-              links=(("AckFirstDelivery", "ackDelivery", "$response.body#/items/0/id"),)),
+              links=(("AckFirstDelivery", "ackDelivery", "$response.body#/items/0/id"),),
+              actor="justified"),
     Operation("post", "/v1/inbox/{id}/ack", "ackDelivery",
               "The case system has stored this delivery.", "receive",
-              204, "empty", (400, 401, 403, 404, 503), params=("id",)),
+              204, "empty", (400, 401, 403, 404, 503), params=("id",), actor="person"),
+    Operation("post", "/v1/inbox/{id}/erase", "eraseDelivery",
+              "Erasure on request: crypto-shred the delivery's payload now (audited with the "
+              "person and the reason). Never under legal hold (409). Erasing again is 204.",
+              "receive", 204, "empty", (400, 401, 403, 404, 409, 503), params=("id",),
+              actor="always"),
+    Operation("put", "/v1/inbox/{id}/hold", "placeLegalHold",
+              "Place a legal hold: neither retention nor erasure shreds the payload until it "
+              "is released (audited with the person and the reason).", "receive",
+              204, "empty", (400, 401, 403, 404, 503), params=("id",), actor="always"),
+    Operation("delete", "/v1/inbox/{id}/hold", "releaseLegalHold",
+              "Release the legal hold: retention applies again at its next pass.", "receive",
+              204, "empty", (400, 401, 403, 404, 503), params=("id",), actor="always"),
+    Operation("post", "/v1/inbox/{id}/events", "reportCaseEvent",
+              "The case system reports the delivery's case closed, or active, now; an ISA "
+              "whose retention counts from that event starts its period then.", "receive",
+              204, "empty", (400, 401, 403, 404, 413, 503), body=CaseEventRequest,
+              params=("id",), actor="person"),
     Operation("get", "/v1/reviews", "listReviews",
               "Referrals held for review, pending, oldest first (what would leave, never a "
               "payload value); `overdue` once past the ISA's time limit.", "send",
               200, ReviewPage, (400, 401, 403, 503), params=("after", "limit"),
-              links=(("GetFirstReview", "getReview", "$response.body#/items/0/id"),)),
+              links=(("GetFirstReview", "getReview", "$response.body#/items/0/id"),),
+              actor="person"),
     Operation("get", "/v1/reviews/{id}", "getReview",
               "One review, whatever its status; once approved it names the message it sent.",
-              "send", 200, ReviewView, (400, 401, 403, 404, 503), params=("id",)),
+              "send", 200, ReviewView, (400, 401, 403, 404, 503), params=("id",),
+              actor="person"),
     Operation("post", "/v1/reviews/{id}/approve", "approveReview",
               "Approve: the ISA decides again now (trust, certificates and the recipient's key "
               "as for a submit), then the referral is sealed and queued like a submit. A person "
               "with the ISA's reviewer role who did not submit it; a justification is required.",
               "send", 200, ReviewView, (400, 401, 403, 404, 409, 413, 422, 503),
-              body=ApproveRequest, params=("id", *_ACTOR_PARAMS),
-              links=(("GetSentMessage", "getMessage", "$response.body#/message_id"),)),
+              body=ApproveRequest, params=("id",),
+              links=(("GetSentMessage", "getMessage", "$response.body#/message_id"),),
+              actor="always"),
     Operation("post", "/v1/reviews/{id}/narrow", "narrowReview",
               "Withhold more fields (never fewer); it stays pending until approved.", "send",
               200, ReviewView, (400, 401, 403, 404, 409, 413, 422, 503), body=NarrowRequest,
-              params=("id", *_ACTOR_PARAMS)),
+              params=("id",), actor="always"),
     Operation("post", "/v1/reviews/{id}/return", "returnReview",
               "Return it to its submitter with a reason: it is never sent.", "send",
               200, ReviewView, (400, 401, 403, 404, 409, 413, 422, 503), body=ReturnRequest,
-              params=("id", *_ACTOR_PARAMS)),
+              params=("id",), actor="always"),
     Operation("get", "/v1/events", "listEvents",
               "Status events (delivered, rejected with its reason, expired, review pending / "
               "narrowed / approved / returned / overdue / expired), in order, cursor-paged; "
               "durable; no payload values. The webhook pushes the same events.", "send",
-              200, StatusEventPage, (400, 401, 403, 503), params=("after", "limit")),
+              200, StatusEventPage, (400, 401, 403, 503), params=("after", "limit"),
+              actor="person"),
     Operation("get", "/v1/isas", "listIsas",
               "The ISAs this agency is party to, in plain English.", "any",
-              200, "isa-list", (400, 401, 503)),
+              200, "isa-list", (400, 401, 503), actor="optional"),
     Operation("get", "/livez", "liveness",
               "Liveness probe: the process, its event loop and its store answer (503: restart "
               "me). Never depends on the broker or the manifest.", "none",
@@ -174,7 +207,7 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
               200, HealthResponse, (400, 503)),
     Operation("get", "/metrics", "metrics",
               "Prometheus metrics (needs the admin scope).", "admin",
-              200, "metrics", (400, 401, 403, 503)),
+              200, "metrics", (400, 401, 403, 503), actor="optional"),
     Operation("get", "/v1/openapi.json", "openapi",
               "This document.", "none", 200, "openapi", (400,)),
 )  # fmt: skip
@@ -254,12 +287,13 @@ PROBLEM_TYPES: Final[dict[tuple[str, int], tuple[tuple[str, str], ...]]] = {
 }  # fmt: skip
 
 
-def build_openapi(*, max_body_bytes: int) -> dict[str, Any]:
-    """The OpenAPI 3.1 document for the API as configured (the body limit is documented)."""
+def build_openapi(*, max_body_bytes: int, require_actor: bool = True) -> dict[str, Any]:
+    """The OpenAPI 3.1 document for the API as configured (the body limit, and whether calls
+    must name the person acting, are documented)."""
     schemas = _component_schemas()
     paths: dict[str, dict[str, Any]] = {}
     for op in OPERATIONS:
-        paths.setdefault(op.path, {})[op.method] = _operation(op, max_body_bytes)
+        paths.setdefault(op.path, {})[op.method] = _operation(op, max_body_bytes, require_actor)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -315,7 +349,12 @@ def _component_schemas() -> dict[str, Any]:
         StatusEventPage,
         WebhookStatusEvent,
     )
-    requests: tuple[type[BaseModel], ...] = (ApproveRequest, NarrowRequest, ReturnRequest)
+    requests: tuple[type[BaseModel], ...] = (
+        CaseEventRequest,
+        ApproveRequest,
+        NarrowRequest,
+        ReturnRequest,
+    )
     models: list[tuple[type[BaseModel], JsonSchemaMode]] = [(SubmitRequest, "validation")]
     models += [(m, "validation") for m in requests]
     models += [(m, "validation") for m in referral_models()]
@@ -326,11 +365,12 @@ def _component_schemas() -> dict[str, Any]:
     return schemas
 
 
-def _operation(op: Operation, max_body_bytes: int) -> dict[str, Any]:
+def _operation(op: Operation, max_body_bytes: int, require_actor: bool) -> dict[str, Any]:
     out: dict[str, Any] = {"operationId": op.operation_id, "summary": op.summary}
     out["security"] = _security(op.scope)
-    if op.params:
-        out["parameters"] = [_PARAMETERS[name] for name in op.params]
+    parameters = [_PARAMETERS[name] for name in op.params] + _actor_parameters(op, require_actor)
+    if parameters:
+        out["parameters"] = parameters
     if op.body is not None:
         out["requestBody"] = {
             "required": True,
@@ -342,6 +382,8 @@ def _operation(op: Operation, max_body_bytes: int) -> dict[str, Any]:
         responses[str(status)] = _problem(status, _ERROR_TEXT[status])
     for status, kinds in ((st, k) for (path, st), k in PROBLEM_TYPES.items() if path == op.path):
         _list_problem_types(responses[str(status)], status, kinds)
+    if op.actor != "none":
+        responses["400"]["description"] += _ACTOR_PROBLEMS
     if op.path in _SELF_DESCRIBING_503:
         schema = {"$ref": _ref(_SELF_DESCRIBING_503[op.path])}
         responses["503"]["content"]["application/json"] = {"schema": schema}
@@ -443,32 +485,6 @@ _PARAMETERS: Final[dict[str, dict[str, Any]]] = {
         "description": "Return items with a cursor greater than this (default 0).",
         "schema": {"type": "integer", "minimum": 0, "maximum": MAX_CURSOR, "default": 0},
     },
-    "actor_id": {
-        "name": ACTOR_ID_HEADER,
-        "in": "header",
-        "required": False,
-        "description": "The person acting, as the case system authenticated them (an opaque "
-        "staff identifier, never a name or an e-mail address). Required to submit a referral "
-        "the ISA holds for review, and to act on a review (the reviewer, who must not be the "
-        "submitter).",
-        "schema": {"type": "string", "pattern": ACTOR_ID_PATTERN},
-    },
-    "actor_role": {
-        "name": ACTOR_ROLE_HEADER,
-        "in": "header",
-        "required": False,
-        "description": "The person's role; a review action needs the reviewer role the ISA "
-        "names for the referral (e.g. marac_reviewer).",
-        "schema": {"type": "string", "pattern": ACTOR_ROLE_PATTERN},
-    },
-    "actor_justification": {
-        "name": JUSTIFICATION_HEADER,
-        "in": "header",
-        "required": False,
-        "description": "Why the person acts (audited; by reference, never personal data); a "
-        "body `justification` wins. A review approval or narrowing needs one.",
-        "schema": {"type": "string", "pattern": JUSTIFICATION_PATTERN},
-    },
     "limit": {
         "name": "limit",
         "in": "query",
@@ -483,6 +499,45 @@ _PARAMETERS: Final[dict[str, dict[str, Any]]] = {
         },
     },
 }
+
+
+_ACTOR_PROBLEMS: Final = (
+    " Or an actor header problem: `urn:isa-relay:problem:actor-invalid` (an `X-Actor-*` "
+    "header malformed, repeated, or id without role), `urn:isa-relay:problem:actor-required` "
+    "(no person named where one must be: the setting, an ISA's s62 flow, or a submit the ISA "
+    "holds for review, which needs its submitter) or "
+    "`urn:isa-relay:problem:justification-required` (a disclosure or a review act without "
+    "`X-Actor-Justification`)."
+)
+
+
+def _actor_parameters(op: Operation, require_actor: bool) -> list[dict[str, Any]]:
+    """Rule 7: the X-Actor-* header parameters of ``op``, required as the agent requires."""
+    if op.actor == "none":
+        return []
+    person = op.actor == "always" or (require_actor and op.actor in ("person", "justified"))
+    justified = op.actor == "always" or (require_actor and op.actor == "justified")
+    return [
+        {"name": ACTOR_ID_HEADER, "in": "header", "required": person,
+         "description": "The person acting: their staff identifier (payroll number or "
+         "directory id), never a name or e-mail address. Recorded in every audit entry the "
+         "call causes; without it (where allowed) the call is recorded as "
+         "`system:<client>`. Comes with " + ACTOR_ROLE_HEADER + ".",
+         "schema": {"type": "string", "pattern": ACTOR_ID_PATTERN, "maxLength": 64}},
+        {"name": ACTOR_ROLE_HEADER, "in": "header", "required": person,
+         "description": "The role they act in, a code such as `idva`, `case_worker`, "
+         "`marac_coordinator`, `dpo`. Comes with " + ACTOR_ID_HEADER + ".",
+         "schema": {"type": "string", "pattern": ACTOR_ROLE_PATTERN, "maxLength": 40}},
+        {"name": JUSTIFICATION_HEADER, "in": "header", "required": justified,
+         "description": "Why (DPA 2018 s62): the reason for this disclosure or consultation, "
+         "by reference (statutory gateway, purpose, the case system's case reference); no "
+         "name, date of birth or address, as it is copied into the audit log. Required for "
+         "disclosures (submit, inbox) where the agent requires a person, under an ISA "
+         "flow with `log: dpa2018_s62`, and for a review's approve, narrow and return "
+         "always (a body `justification` then replaces it for that act).",
+         "schema": {"type": "string", "pattern": JUSTIFICATION_PATTERN,
+                    "maxLength": MAX_JUSTIFICATION}},
+    ]  # fmt: skip
 
 
 def _header(name: str, text: str) -> dict[str, Any]:

@@ -5,11 +5,17 @@ Rules:
    the retention period of the flow they arrived under has passed. The flow is the one of the
    delivery's ISA whose sender, recipient (this agency), purpose and message type match; its
    ``obligations.retain`` gives ``period`` (ISO 8601 ``PnYnMnWnD``) and ``from``.
-2. The period counts from ``received_at`` whatever ``from`` says. ``case_closed`` and
-   ``last_activity`` are APPROXIMATED by the time of receipt until case systems report closure
-   and activity to the agent; receipt is never later than either, so this never keeps data
-   longer than the ISA allows (it may shred earlier, which the recipient's case system, holding
-   its own copy, is unaffected by).
+2. The period counts from the event ``from`` names: ``received`` from receipt; ``case_closed``
+   from the latest case closure, ``last_activity`` from the latest activity, that the case
+   system reported on the delivery (``POST /v1/inbox/{id}/events``). Until it reports one, the
+   period counts from receipt, which is never later than either: the agent then never keeps
+   data longer than the ISA allows (it may shred earlier, which the recipient's case system,
+   holding its own copy, is unaffected by). The purge entry says what the period counted from.
+9. A delivery under legal hold (``PUT /v1/inbox/{id}/hold``) is never shredded, however long
+   overdue; it stays unsettled, so the pass after its release shreds it if it is due. The
+   store checks the hold in the shredding transaction itself (``erase_inbox_payload``): a hold
+   placed during a pass is honoured. Erasure on request (``agent.service``) goes through the
+   same check.
 3. A delivery whose flow states no retention keeps its payload (nothing to enforce) unless a
    ``default_period`` is configured.
 4. Outbox envelope frames are deleted as soon as the delivery receipt has arrived (nothing will
@@ -36,11 +42,13 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from agent.audit import AuditEvent, AuditSink, message_event
+from agent.errors import LegalHold
 from agent.store import InboxItem
+from federation.canonical import format_time
 from federation.isa import IsaRegistry, Retain
 from federation.periods import PERIOD_PATTERN, add_period
 
-__all__ = ["Retention", "RetentionReport", "add_period", "retain_for"]
+__all__ = ["Retention", "RetentionReport", "add_period", "counted_from", "retain_for"]
 
 _PERIOD = PERIOD_PATTERN
 PAGE = 500
@@ -53,7 +61,7 @@ class RetentionStore(Protocol):
         self, after_cursor: int, limit: int, *, unacked_only: bool = False
     ) -> Sequence[InboxItem]: ...
 
-    async def purge_inbox_payload(self, message_id: str, now: datetime) -> None: ...
+    async def erase_inbox_payload(self, message_id: str, now: datetime) -> bool: ...
 
     async def purge_delivered_frames(self, now: datetime, limit: int = ...) -> Sequence[str]: ...
 
@@ -76,6 +84,19 @@ def retain_for(registry: IsaRegistry, agency: str, header: dict[str, Any]) -> Re
         ):
             return flow.obligations.retain
     return None
+
+
+def counted_from(item: InboxItem, retain: Retain | None) -> tuple[datetime, str]:
+    """Rule 2: when ``item``'s retention period starts, and what that is, in words."""
+    start = retain.start if retain is not None else "received"
+    reported = {
+        "case_closed": (item.case_closed_at, "the case closure reported at"),
+        "last_activity": (item.last_activity_at, "the last activity reported at"),
+    }
+    at, words = reported.get(start, (None, ""))
+    if at is None or at <= item.received_at:
+        return item.received_at, "receipt"
+    return at, f"{words} {format_time(at)}"
 
 
 def _lower_bound(period: str) -> timedelta:
@@ -147,7 +168,9 @@ class Retention:
         """When ``item``'s payload must be shredded (rules 1-3), or None to keep it."""
         retain = retain_for(self.registry, self.agency, item.header)
         period = retain.period if retain is not None else self.default_period
-        return None if period is None else add_period(item.received_at, period)
+        if period is None:
+            return None
+        return add_period(counted_from(item, retain)[0], period)
 
     async def _inbox(self, now: datetime) -> list[str]:
         """Rule 7: scan from the floor, stop at the first delivery too young to be due."""
@@ -160,12 +183,12 @@ class Retention:
             for item in page:
                 if item.received_at > horizon:
                     return purged
-                due = None if item.purged else self.due_at(item)
-                if due is not None and due <= now:
-                    await self.store.purge_inbox_payload(item.id, now)
-                    await self._record(item.id, item.sender, item.header, due, now)
+                due = None if item.purged or item.held else self.due_at(item)
+                shredded = due is not None and due <= now and await self._shred(item, due, now)
+                if shredded:
                     purged.append(item.id)
-                settled = due is None or due <= now  # shredded now or before, or never due
+                # shredded now or before, or never due; a held one never (rule 9)
+                settled = not item.held and (due is None or shredded)
                 contiguous = contiguous and settled
                 if contiguous:
                     self._floor = item.cursor
@@ -173,23 +196,32 @@ class Retention:
                 return purged
             cursor = page[-1].cursor
 
-    async def _record(
-        self, message_id: str, sender: str, header: dict[str, Any], due: datetime, now: datetime
-    ) -> None:
+    async def _shred(self, item: InboxItem, due: datetime, now: datetime) -> bool:
+        """Shred ``item``'s payload and audit it; False when a hold came first (rule 9)."""
+        try:
+            await self.store.erase_inbox_payload(item.id, now)
+        except LegalHold:
+            return False
+        retain = retain_for(self.registry, self.agency, item.header)
+        await self._record(item, due, counted_from(item, retain)[1], now)
+        return True
+
+    async def _record(self, item: InboxItem, due: datetime, since: str, now: datetime) -> None:
+        header = item.header
         isa = header.get("isa") if isinstance(header.get("isa"), dict) else {}
         assert isinstance(isa, dict)
         event = AuditEvent(  # the header as stored, however old: no field of it is required
             "purge",
             "agent",
-            message_id,
-            sender,
+            item.id,
+            item.sender,
             isa_id=isa.get("id"),
             isa_version=isa.get("version"),
             purpose=header.get("purpose"),
             message_type=header.get("type"),
             risk=header.get("risk"),
             outcome="payload_shredded",
-            detail=f"retention ended {due.isoformat()} (counted from receipt)",
+            detail=f"retention ended {due.isoformat()} (counted from {since})",
         )
         await self.audit.record(event, now)
 

@@ -5,8 +5,10 @@ Rules:
    ``overdue`` is judged with the caller's ``now`` (``federation.review.is_overdue``).
 2. Every act on a review is one ``review`` audit entry about the review (its id is the entry's
    message id, so it inherits the referral's subject keys from the ``decision`` entry written
-   when it was held): the actor is ``client/person``, the outcome what happened, the detail the
-   person's role and justification (or the reason it was returned).
+   when it was held): the actor is the API client, the person acting (id, role, justification)
+   fills the entry's ``actor_id`` / ``actor_role`` / ``justification`` (``agent.audit.log``),
+   the outcome is what happened, the detail what the act concerned (the reason it was
+   returned); the agent's own moves (overdue, expired) name the system.
 3. :func:`watch_reviews`, on every housekeeping tick: a pending review past its ISA's time limit
    escalates once (a ``review_overdue`` event, ``isa_agent_reviews_overdue_total``, an audit
    entry and a warning naming the review id and the role, no personal data); one held past
@@ -119,13 +121,10 @@ def review_event(
     detail: str = "",
     fields: Sequence[str] = (),
 ) -> AuditEvent:
-    """Rule 2: one ``review`` entry about ``review``."""
-    if person is not None:
-        why = f"; justification: {person.justification}" if person.justification else ""
-        detail = f"role {person.role or '(none)'}{why}" + (f"; {detail}" if detail else "")
+    """Rule 2: one ``review`` entry about ``review``, by ``actor`` (the client) for ``person``."""
     return message_event(
         "review", actor, review.id, review.recipient, outcome=outcome, detail=detail,
-        fields_shared=tuple(fields),
+        fields_shared=tuple(fields), person=person,
     )  # fmt: skip
 
 

@@ -30,7 +30,7 @@ import logging
 import math
 import os
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -38,6 +38,7 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
+from agent.actor import Actor, Caller
 from agent.announcer import Announcer
 from agent.api import create_app
 from agent.api_models import InboxItem, StatusEventView
@@ -94,6 +95,10 @@ log = logging.getLogger(__name__)
 
 #: the actor the audit log names for deliveries handed over by webhook push
 WEBHOOK_ACTOR = "webhook"
+#: The webhook pushes deliveries as the system (no person): ``Service.pushed_page``.
+WEBHOOK_CALLER = Caller(
+    WEBHOOK_ACTOR, replace(Actor.system(WEBHOOK_ACTOR), justification="[webhook] push")
+)
 #: ``isa-agent run``'s exit status when the manifest lists this agency as revoked (sysexits'
 #: EX_NOPERM; ``deploy/systemd/isa-agent@.service`` does not restart on it)
 EXIT_REVOKED = 77
@@ -335,7 +340,8 @@ async def run_agent(
         announcer = _announcer(ctx, session)
         clients = [ApiClient.from_settings(c) for c in settings.api.clients]
         service = ctx.service()
-        app = create_app(service, clients, max_body_bytes=settings.api.max_body_bytes)
+        app = create_app(service, clients, max_body_bytes=settings.api.max_body_bytes,
+                         require_actor=settings.api.require_actor)  # fmt: skip
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         try:
@@ -492,7 +498,7 @@ async def _supervise(
                 webhook.secret,
                 session,
                 fetch_pending=lambda limit: _pending(service, limit),
-                mark_delivered=lambda delivery_id: service.ack(WEBHOOK_ACTOR, delivery_id),
+                mark_delivered=lambda delivery_id: service.ack(WEBHOOK_CALLER, delivery_id),
                 backoff=Backoff(maximum=webhook.max_backoff_seconds),
             )
             tasks.append(group.create_task(pusher.run(), name="webhook"))
@@ -524,7 +530,7 @@ def _days(days: float | None) -> timedelta | None:
 
 async def _pending(service: Service, limit: int) -> list[InboxItem]:
     """Deliveries the webhook has not yet handed over (unacknowledged, oldest first)."""
-    return (await service.inbox(WEBHOOK_ACTOR, 0, limit)).items
+    return (await service.pushed_page(WEBHOOK_CALLER, limit)).items
 
 
 def _event_pusher(ctx: Agent, session: aiohttp.ClientSession) -> WebhookPusher:

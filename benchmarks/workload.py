@@ -26,6 +26,7 @@ from typing import Any
 
 import aiohttp
 
+from agent.actor import actor_headers
 from benchmarks.agents import BENCH_ISA, AgentProcess
 from benchmarks.rabbit import broker_cpu_seconds
 from federation.synth import generate_referral
@@ -59,12 +60,16 @@ class Flow:
                 "payload": payload}  # fmt: skip
 
 
+#: The person the benchmark's case system names in every call (synthetic; agent.actor).
+BENCH_ACTOR = actor_headers("SYN-BENCH-0001", "case_worker", "SYNTHETIC benchmark load")
+
+
 class Api:
     """A case system's HTTP client for one agent."""
 
     def __init__(self, session: aiohttp.ClientSession, agent: AgentProcess) -> None:
         self.session, self.agent = session, agent
-        self.headers = {"Authorization": f"Bearer {agent.token}"}
+        self.headers = {"Authorization": f"Bearer {agent.token}", **BENCH_ACTOR}
 
     async def submit(self, body: dict[str, Any]) -> str:
         url = self.agent.url + "/v1/messages"

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent.actor import actor_headers
 from broker.config import RabbitSettings, load_broker_config
 from broker.devfed import DevAgency, DevFederation
 from devtools import federation as tools_federation
@@ -37,6 +38,7 @@ from devtools.launcher import AgentProcess, LaunchError, stop_pids, wait_all_hea
 from devtools.management import Broker
 
 __all__ = [
+    "DEMO_ACTOR",
     "STATE_FILE",
     "Agent",
     "RunError",
@@ -55,6 +57,8 @@ class RunError(Exception):
 
 
 STATE_FILE = "demo.json"  # {"vhost": ..., "pids": {agency: pid}}: marks a directory as a demo's
+#: The person the demo's case system names in every call (synthetic; agent.actor)
+DEMO_ACTOR = actor_headers("SYN-STAFF-0001", "case_worker", "SYNTHETIC demo referral")
 
 
 def read_state(root: Path) -> dict[str, Any]:
@@ -172,6 +176,8 @@ class Agent(AgentProcess):
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(self.url + path, data=data, method=method)  # noqa: S310
         request.add_header("Authorization", f"Bearer {self.token}")
+        for name, value in DEMO_ACTOR.items():  # the person the case system names (X-Actor-*)
+            request.add_header(name, value)
         request.add_header("Content-Type", "application/json")
         for name, value in (headers or {}).items():
             request.add_header(name, value)

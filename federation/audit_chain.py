@@ -5,6 +5,12 @@ This module performs no I/O and reads no clock (``at`` is always an argument).
 Rules:
 1. An entry is a strict model; its bytes are ``canonical_json`` of its fields. It carries field
    PATHS and reasons and keyed subject hashes, never a value of a referral.
+   Version 2 (:data:`V2_FIELDS`) adds the person accountable (``actor_id``, ``actor_role``:
+   required; ``system:<name>`` / ``system`` when nobody was named), their ``justification``
+   and the generalised paths (``fields_altered``); ``actor`` stays the system that acted (the
+   API client, or ``agent``). A version 1 entry (written before) has none of these keys: its
+   bytes leave them out, so every old entry still verifies, and a v1 entry that carries one is
+   not a valid entry.
 2. ``entry_hash = SHA-256(prev_hash || entry_bytes)``; the first entry's ``prev_hash`` is 32 zero
    bytes (``GENESIS``), or the entry hash of the anchor checkpoint once older entries were
    removed by retention.
@@ -23,11 +29,11 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Literal, Self
 
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from federation.canonical import b64url_decode, b64url_encode, canonical_json, format_time
 from federation.keys import SigningKey, UtcTime
@@ -35,6 +41,8 @@ from federation.keys import SigningKey, UtcTime
 __all__ = [
     "CHECKPOINT_TAG",
     "GENESIS",
+    "V2_FIELDS",
+    "AlteredField",
     "AuditEntry",
     "Break",
     "Checkpoint",
@@ -61,11 +69,23 @@ class WithheldField(BaseModel):
     reason: str
 
 
+class AlteredField(BaseModel):
+    """A field generalised before it was shared: its path and how (``age_band`` ...)."""
+
+    model_config = _STRICT
+    path: str
+    how: str
+
+
+#: Rule 1: the keys a version 2 entry adds (a version 1 entry has none of them).
+V2_FIELDS = ("actor_id", "actor_role", "justification", "fields_altered")
+
+
 class AuditEntry(BaseModel):
     """One audit record (rule 1). ``at`` is the canonical UTC time; ``seq`` starts at 1."""
 
     model_config = _STRICT
-    v: Literal[1] = 1
+    v: Literal[1, 2] = 1
     seq: int = Field(ge=1)
     at: UtcTime
     agency: str
@@ -84,10 +104,28 @@ class AuditEntry(BaseModel):
     fields_withheld: tuple[WithheldField, ...] = ()
     detail: str = ""
     subject_keys: tuple[str, ...] = ()
+    actor_id: str | None = None
+    actor_role: str | None = None
+    justification: str | None = None
+    fields_altered: tuple[AlteredField, ...] = ()
+
+    @model_validator(mode="after")
+    def _fields_of_its_version(self) -> Self:
+        """Rule 1: v2 names the person accountable; v1 has no v2 field."""
+        if self.v == 2 and (self.actor_id is None or self.actor_role is None):
+            raise ValueError("a version 2 entry names its actor_id and actor_role")
+        if self.v == 1 and any(getattr(self, name) for name in V2_FIELDS):
+            raise ValueError("a version 1 entry has no " + ", ".join(V2_FIELDS))
+        return self
 
 
 def entry_bytes(entry: AuditEntry) -> bytes:
-    return canonical_json(entry.model_dump(mode="json"))
+    """The canonical bytes of ``entry``, which are chained (rule 1: v1 without the v2 keys)."""
+    data = entry.model_dump(mode="json")
+    if entry.v == 1:
+        for name in V2_FIELDS:
+            del data[name]
+    return canonical_json(data)
 
 
 def chain_hash(prev_hash: bytes, data: bytes) -> bytes:

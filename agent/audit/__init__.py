@@ -3,9 +3,12 @@
 This ``__init__`` is the package's public surface; code outside imports ``agent.audit`` only.
 
 Rules:
-1. One entry per submit, decision, send, receive, reject, deliver, ack, receipt, purge, key
-   rotation and manifest change (DPA 2018 s62), carrying field paths and reasons, never values;
-   the payload an event is about only yields keyed subject hashes (``events``).
+1. One entry per submit, decision, alteration, send, receive, reject, deliver, ack, receipt,
+   consultation, purge, key rotation and manifest change (DPA 2018 s62; the mapping of the s62
+   kinds to actions is ``events`` rule 1), carrying field paths and reasons, never values; the
+   payload an event is about only yields keyed subject hashes (``events``). Every entry names
+   the person accountable and their role (``system:<name>`` when nobody was named) and the
+   justification they gave (``events`` rule 5).
 2. ``AuditLog.record`` queues the entry when CALLED and resolves after its COMMIT, or raises
    ``StoreUnavailable`` (``log``). Each entry is chained to the one before
    (``entry_hash = SHA-256(prev_hash || canonical_json(entry))``); nothing is ever updated, and

@@ -7,7 +7,9 @@ Rules:
    moves forward by the numbered ``MIGRATIONS`` (:mod:`agent.store.migrations`); 1 is the
    schema of release 48272d7, and a change is a new migration at the end, never an edit.
 2. ``entry_data`` is exactly ``federation.audit_chain.entry_bytes`` of the validated entry (a
-   property test holds them equal), built without a pydantic round trip per entry.
+   property test holds them equal), built without a pydantic round trip per entry. It writes
+   version 2 entries (the person accountable and their justification); the version 1 entries
+   of older releases stay as they are and still verify (``federation.audit_chain`` rule 1).
 3. The chain's tail is its last entry, or the anchor when retention removed every entry, or
    the genesis hash for an empty log. Plain functions of a connection: no I/O of their own.
 """
@@ -81,7 +83,7 @@ def entry_data(fields: Mapping[str, Any], *, seq: int, at: datetime, agency: str
     """The chained bytes of an entry: exactly ``entry_bytes(AuditEntry(...))`` (a property test
     holds them equal), built straight from the fields this module made, without a pydantic
     validation and dump per entry (the audit log was a quarter of the pipeline's CPU)."""
-    return canonical_json({**fields, "v": 1, "seq": seq, "at": format_time(at), "agency": agency})
+    return canonical_json({**fields, "v": 2, "seq": seq, "at": format_time(at), "agency": agency})
 
 
 def read_anchor(conn: sqlite3.Connection) -> Checkpoint | None:

@@ -1,11 +1,34 @@
 """What the agent tells its audit log, the sink interface, and the one rule for failing to log.
 
 Rules:
-1. One event per submit, policy decision, send, receive, reject, deliver (to the case system),
-   ack, receipt, purge, key rotation, manifest change and act on a review (DPA 2018 s62: who,
-   what, when, under which agreement and purpose, to whom). Repeats of an event (a replayed
-   envelope, a second ack, a re-read delivery) are counted into one ``repeat`` entry per
-   window (:mod:`agent.audit.repeats`), so a flood is visible but cannot multiply the log.
+1. One event per submit, policy decision, alteration, send, receive, reject, deliver (to the
+   case system), ack, receipt, consultation, purge, key rotation, manifest change and act on a
+   review (DPA 2018
+   s62: who, what, when, why, under which agreement and purpose, to whom). Repeats of an event
+   (a replayed envelope, a second ack, a re-read delivery, a polled status) are counted into
+   one ``repeat`` entry per window (:mod:`agent.audit.repeats`), so a flood is visible but
+   cannot multiply the log. The s62 kinds of processing map to actions thus:
+
+   - collection: ``receive`` (a delivery stored in the inbox);
+   - alteration: ``alter`` (fields generalised by minimisation at submit, their paths and how
+     in ``fields_altered``); rectification does not exist yet;
+   - consultation: ``deliver`` (a delivery read from the inbox), ``consult`` (a preview, a
+     status read, an empty inbox page, the ISA list, the metrics, an audit search or export:
+     the ``outcome`` names which);
+   - disclosure: ``submit`` (the person, justification and recipient) and ``send`` (the
+     transmission; it names the person who submitted, rule 5);
+   - combination: none; the agent never combines one message's data with another's;
+   - erasure: ``purge`` (a payload shredded by retention or on request, naming who asked and
+     why, an envelope deleted, audit entries removed).
+
+   Besides: ``hold`` (a legal hold placed or released), ``case_event`` (the case system
+   reported a case's closure or activity, from which retention may count) and ``review`` (a
+   referral held for review, narrowed, approved, returned, escalated or expired: the reviewer
+   is the entry's person).
+5. Every event names the person accountable (``person``: an :class:`agent.actor.Actor`, with
+   the justification they gave). Without one the log records the system that acted
+   (``system:<actor>``), except a ``send`` (:data:`INHERITS_SUBMITTER`), which names the
+   person who submitted the message (``agent.audit.log`` rule 3).
 2. Events carry field PATHS and reasons, never values. ``subject_source`` is the payload the
    event is about; the sink may only derive keyed hashes of the subjects' identifiers from it
    (for subject-access search) and must never store it.
@@ -31,12 +54,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from agent.actor import Actor
 from agent.errors import StoreUnavailable
 
 if TYPE_CHECKING:
     from federation.envelope import Header
 
 __all__ = [
+    "INHERITS_SUBMITTER",
     "Action",
     "AuditEvent",
     "AuditSink",
@@ -49,6 +74,7 @@ __all__ = [
 Action = Literal[
     "submit",
     "decision",
+    "alter",
     "send",
     "receive",
     "reject",
@@ -58,9 +84,15 @@ Action = Literal[
     "purge",
     "key_rotation",
     "manifest_change",
+    "consult",
+    "hold",
+    "case_event",
     "repeat",
     "review",
 ]
+
+#: Rule 5: actions whose entry, naming nobody, names the person who submitted the message.
+INHERITS_SUBMITTER: frozenset[str] = frozenset({"send"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +112,8 @@ class AuditEvent:
     fields_withheld: tuple[tuple[str, str], ...] = ()  # (path, reason)
     detail: str = ""
     subject_source: Mapping[str, Any] | None = field(default=None, repr=False, compare=False)
+    person: Actor | None = None  # rule 5: the person accountable (None: the system)
+    fields_altered: tuple[tuple[str, str], ...] = ()  # (path, how) generalised
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -128,6 +162,8 @@ def message_event(
     fields_shared: tuple[str, ...] = (),
     fields_withheld: tuple[tuple[str, str], ...] = (),
     subject_source: Mapping[str, Any] | None = None,
+    person: Actor | None = None,
+    fields_altered: tuple[tuple[str, str], ...] = (),
 ) -> AuditEvent:
     """Rule 4: an event about message ``message_id``, exchanged with ``counterparty``; without
     a ``flow`` the log fills it in from the message's earlier entries."""
@@ -152,6 +188,8 @@ def message_event(
         fields_shared=fields_shared,
         fields_withheld=fields_withheld,
         subject_source=subject_source,
+        person=person,
+        fields_altered=fields_altered,
         **flow_fields,
     )
 

@@ -12,7 +12,11 @@ Rules:
 3. An event about a message that carries no payload (send, receipt, deliver, ack ...) inherits
    the subject keys, ISA, purpose, type, risk and counterparty of the message's earlier
    entries (``message_context``, the recent ones also in an LRU of ``CONTEXT_CACHE`` messages
-   that only the writer thread touches and a rollback empties).
+   that only the writer thread touches and a rollback empties). The context also keeps who
+   submitted the message (person, role, justification): a ``send``, which the agent does on
+   its own, names them as the person accountable for the disclosure
+   (``agent.audit.events`` rule 5). Any other event naming nobody records its system actor
+   (``system:<actor>``, role ``system``).
 4. A checkpoint signed with the agency's Ed25519 key is written every ``checkpoint_every``
    entries and on close.
 """
@@ -31,9 +35,10 @@ from typing import Any, Self
 
 from nacl.signing import VerifyKey
 
+from agent.actor import SYSTEM_ROLE, Actor
 from agent.audit import reading, retention
 from agent.audit.chain import MIGRATIONS, entry_data, read_tail, to_us, write_checkpoint
-from agent.audit.events import AuditEvent
+from agent.audit.events import INHERITS_SUBMITTER, AuditEvent
 from agent.errors import StoreUnavailable
 from agent.lifetime import AsyncResource
 from agent.store import SqliteFile
@@ -46,6 +51,7 @@ __all__ = ["AUDIT_FILENAME", "CONTEXT_CACHE", "AuditLog"]
 AUDIT_FILENAME = "audit.sqlite"
 CONTEXT_CACHE = 4096  # messages whose context stays in memory
 _CONTEXT_FIELDS = ("counterparty", "isa_id", "isa_version", "purpose", "message_type", "risk")
+_PERSON_FIELDS = ("actor_id", "actor_role", "justification")
 _Item = tuple[dict[str, Any], datetime]
 
 
@@ -131,6 +137,8 @@ class AuditLog(AsyncResource):
             "fields_withheld": tuple({"path": p, "reason": r} for p, r in event.fields_withheld),
             "detail": event.detail,
             "subject_keys": keys,
+            **_person(event),
+            "fields_altered": tuple({"path": p, "how": h} for p, h in event.fields_altered),
         }
 
     # -- the writer thread (rules 2-4) -----------------------------------------------------
@@ -166,6 +174,9 @@ class AuditLog(AsyncResource):
         message_id = fields["message_id"]
         if message_id is not None:
             fields = self._with_context(conn, message_id, fields)
+        if fields["actor_id"] is None:  # nobody named, nobody to inherit: the system (rule 3)
+            fields = {**fields, "actor_id": Actor.system(fields["actor"]).id,
+                      "actor_role": SYSTEM_ROLE}  # fmt: skip
         data = entry_data(fields, seq=seq, at=at, agency=self.agency)
         digest = chain_hash(prev, data)
         conn.execute(
@@ -198,6 +209,11 @@ class AuditLog(AsyncResource):
             if merged.get(name) is None and known.get(name) is not None:
                 merged[name] = known[name]
         context = {n: merged.get(n) for n in (*_CONTEXT_FIELDS, "subject_keys")}
+        submitter = _submitter(merged, known.get("submitted_by"))
+        if submitter is not None:
+            context["submitted_by"] = submitter
+            if merged["action"] in INHERITS_SUBMITTER and merged["actor_id"] is None:
+                merged.update(submitter)
         if context != known:
             conn.execute(
                 "INSERT OR REPLACE INTO message_context (message_id, context) VALUES (?, ?)",
@@ -268,3 +284,21 @@ class AuditLog(AsyncResource):
 
     async def count(self) -> int:
         return await self._file.read(reading.count)
+
+
+def _person(event: AuditEvent) -> dict[str, str | None]:
+    """The person fields of an entry; None until resolved (rule 3)."""
+    person = event.person
+    if person is None:
+        return dict.fromkeys(_PERSON_FIELDS)
+    return {"actor_id": person.id, "actor_role": person.role,
+            "justification": person.justification}  # fmt: skip
+
+
+def _submitter(fields: dict[str, Any], known: Any) -> dict[str, Any] | None:
+    """Rule 3: who submitted the message, from this ``submit`` entry or the context."""
+    if fields["action"] == "submit" and fields["message_id"] is not None:
+        actor_id = fields["actor_id"] or Actor.system(fields["actor"]).id
+        role = fields["actor_role"] or SYSTEM_ROLE
+        return {"actor_id": actor_id, "actor_role": role, "justification": fields["justification"]}
+    return known if isinstance(known, dict) else None

@@ -1,8 +1,14 @@
 """``isa-agent audit verify|export|search --config FILE``: the DPO's and reviewer's view of the log.
 
 Rules:
-1. Read-only: these commands never append to the log or sign a checkpoint, so they may run
-   beside a running agent (SQLite WAL readers do not block the writer).
+1. ``verify`` is read-only: it never appends to the log or signs a checkpoint. ``export`` and
+   ``search`` consult the log (DPA 2018 s62), so each appends one ``consult`` entry naming the
+   person (``--actor-id``, ``--actor-role``, ``--justification``: the rules of the API's
+   ``X-Actor-*`` headers, ``agent.actor``) and signs a checkpoint over it; they may still run
+   beside a running agent (the writer re-reads the chain's end in every transaction). With
+   ``[api] require_actor`` (the default) ``search`` needs all three and ``export`` the id and
+   role; without, a run naming nobody is recorded as ``system:cli``. The entry is written
+   after the read and before anything is printed: if it cannot be written, nothing is shown.
 2. ``verify`` exits 0 when the chain and every signed checkpoint hold, a signed checkpoint
    covers the last entry and the witness (if any) agrees; 1 naming the first broken entry (its
    sequence number and what is wrong), or the head the witness holds (its seq and hash) when
@@ -31,8 +37,10 @@ from pathlib import Path
 
 import aiohttp
 
+from agent.actor import ACTOR_HEADERS, Actor, parse_actor
 from agent.audit import (
     AUDIT_FILENAME,
+    AuditEvent,
     AuditLog,
     LogState,
     SubjectMatch,
@@ -43,7 +51,7 @@ from agent.audit import (
 )
 from agent.clock import Clock
 from agent.config import Settings, load_settings
-from agent.errors import WitnessUnavailable
+from agent.errors import ActorInvalid, WitnessUnavailable
 from agent.keystore import read_signing_key
 from federation.audit_chain import AuditEntry
 from federation.audit_head import head_disagreement, verify_head
@@ -64,7 +72,8 @@ EXIT_INTACT, EXIT_BROKEN, EXIT_UNATTESTED = 0, 1, 3
 CSV_COLUMNS = (
     "seq", "at", "agency", "action", "actor", "message_id", "counterparty", "isa_id",
     "isa_version", "purpose", "message_type", "risk", "lawful_basis", "outcome",
-    "fields_shared", "fields_withheld", "detail", "subject_keys",
+    "fields_shared", "fields_withheld", "detail", "subject_keys", "actor_id", "actor_role",
+    "justification", "fields_altered",
 )  # fmt: skip
 
 
@@ -80,17 +89,61 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     export.add_argument("--since", type=parse_when, help="YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ")
     export.add_argument("--until", type=parse_when, help="exclusive; same formats")
     export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    _actor(export)
     export.set_defaults(func=_export)
     search = actions.add_parser("search", help="subject access: what was shared about a person")
     _config(search)
     search.add_argument("--subject-name", required=True, help="the person's full name")
     search.add_argument("--subject-dob", help="date of birth, YYYY-MM-DD")
     search.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    _actor(search)
     search.set_defaults(func=_search)
 
 
 def _config(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, required=True, help="agent.toml")
+
+
+def _actor(parser: argparse.ArgumentParser) -> None:
+    """Rule 1: who consults the log, and why (recorded in the log itself)."""
+    parser.add_argument("--actor-id", help="your staff identifier (never your name)")
+    parser.add_argument("--actor-role", help="the role you act in, e.g. dpo")
+    parser.add_argument("--justification", help="why (e.g. the SAR's reference); no names")
+
+
+def consultant(args: argparse.Namespace, settings: Settings, *, justified: bool) -> Actor:
+    """Rule 1: the person the options name (the X-Actor-* rules), or ``system:cli`` where
+    ``[api] require_actor`` is off. Raises a one-line ``ConfigError``."""
+    given = (args.actor_id, args.actor_role, args.justification)
+    headers = {h: [v] if v is not None else [] for h, v in zip(ACTOR_HEADERS, given, strict=True)}
+    try:
+        actor = parse_actor(headers)
+    except ActorInvalid as exc:
+        options = dict(zip(ACTOR_HEADERS, _ACTOR_OPTIONS, strict=True))
+        raise ConfigError(_renamed(exc.message, options)) from None
+    needed = _ACTOR_OPTIONS if justified else _ACTOR_OPTIONS[:2]
+    missing = actor is None or (justified and actor.justification is None)
+    if settings.api.require_actor and missing:
+        raise ConfigError(
+            f"{settings.agency} records who consults its audit log and why "
+            f"([api] require_actor): give {', '.join(needed)}"
+        )
+    return Actor.system("cli") if actor is None else actor
+
+
+_ACTOR_OPTIONS = ("--actor-id", "--actor-role", "--justification")
+
+
+def _renamed(message: str, names: dict[str, str]) -> str:
+    for header, option in names.items():
+        message = message.replace(header, option)
+    return message
+
+
+async def _record_consultation(log: AuditLog, actor: Actor, what: str, detail: str,
+                               at: datetime) -> None:  # fmt: skip
+    """Rule 1: the ``consult`` entry of this run (then a checkpoint signed on close)."""
+    await log.record(AuditEvent("consult", "cli", outcome=what, detail=detail, person=actor), at)
 
 
 def parse_when(text: str) -> datetime:
@@ -105,9 +158,10 @@ def parse_when(text: str) -> datetime:
 
 @asynccontextmanager
 async def open_audit_log(
-    settings: Settings, *, subject_secret: bytes, clock: Clock
+    settings: Settings, *, subject_secret: bytes, clock: Clock, writes: bool = False
 ) -> AsyncIterator[AuditLog]:
-    """The agent's audit log opened read-only (no checkpoint is signed on close)."""
+    """The agent's audit log, opened to read (no checkpoint is signed on close), or for a
+    consultation that ``writes`` its entry (a checkpoint is signed on close)."""
     if not (settings.data_dir / AUDIT_FILENAME).is_file():
         raise ConfigError(
             f"{settings.data_dir / AUDIT_FILENAME}: no audit log (has the agent run?)"
@@ -119,7 +173,7 @@ async def open_audit_log(
         signing_key=key,
         subject_secret=subject_secret,
         clock=clock,
-        checkpoint_on_close=False,
+        checkpoint_on_close=writes,
     )
     async with log:
         yield log
@@ -193,10 +247,16 @@ async def _witness(settings: Settings, log: AuditLog, state: LogState) -> tuple[
 
 def _export(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    actor = consultant(args, settings, justified=False)
 
     async def run() -> list[AuditEntry]:
-        async with open_audit_log(settings, subject_secret=bytes(32), clock=args.clock) as log:
-            return await log.entries(args.since, args.until)
+        async with open_audit_log(settings, subject_secret=bytes(32), clock=args.clock,
+                                  writes=True) as log:  # fmt: skip
+            entries = await log.entries(args.since, args.until)
+            await _record_consultation(
+                log, actor, "audit_export", f"{len(entries)} entries exported", args.clock()
+            )
+            return entries
 
     entries = asyncio.run(run())
     if args.format == "jsonl":
@@ -216,19 +276,26 @@ def csv_row(entry: AuditEntry) -> list[str]:
     data["fields_shared"] = ";".join(entry.fields_shared)
     data["fields_withheld"] = ";".join(f"{w.path}:{w.reason}" for w in entry.fields_withheld)
     data["subject_keys"] = ";".join(entry.subject_keys)
+    data["fields_altered"] = ";".join(f"{a.path}:{a.how}" for a in entry.fields_altered)
     return ["" if data[c] is None else str(data[c]) for c in CSV_COLUMNS]
 
 
 def _search(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    actor = consultant(args, settings, justified=True)
     try:
         keys = search_keys(_secret(settings), args.subject_name, args.subject_dob)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
 
     async def run() -> list[SubjectMatch]:
-        async with open_audit_log(settings, subject_secret=bytes(32), clock=args.clock) as log:
-            return await log.search(keys)
+        async with open_audit_log(settings, subject_secret=bytes(32), clock=args.clock,
+                                  writes=True) as log:  # fmt: skip
+            found = await log.search(keys)
+            await _record_consultation(
+                log, actor, "audit_search", f"subject search: {len(found)} entries", args.clock()
+            )
+            return found
 
     matches = asyncio.run(run())
     if args.json:
@@ -246,4 +313,11 @@ def _search(args: argparse.Namespace) -> int:
             print(f"      shared: {', '.join(m.fields_shared) or '-'}")
             withheld = [f"{w.path} ({w.reason})" for w in m.fields_withheld]
             print(f"      withheld: {', '.join(withheld) or '-'}")
+        if m.fields_altered:
+            print(
+                f"      generalised: {', '.join(f'{a.path} ({a.how})' for a in m.fields_altered)}"
+            )
+        if m.actor_id is not None:
+            why = f"; why: {m.justification}" if m.justification else ""
+            print(f"      by: {m.actor_id} ({m.actor_role}){why}")
     return 0

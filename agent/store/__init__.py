@@ -21,6 +21,7 @@ from agent.store.crypto import PayloadSealer
 from agent.store.file import SqliteFile
 from agent.store.migrations import Migration, migrate, schema_version
 from agent.store.records import (
+    CaseEvent,
     EnqueueResult,
     HistoryEntry,
     InboxItem,
@@ -41,6 +42,7 @@ from agent.store.writer import Job, WriterThread
 
 __all__ = [
     "DEFAULT_FILENAME",
+    "CaseEvent",
     "EnqueueResult",
     "HistoryEntry",
     "InboxItem",

@@ -21,6 +21,7 @@ from federation.outbox import Status
 from federation.review import ReviewState
 
 __all__ = [
+    "CaseEvent",
     "EnqueueResult",
     "HistoryEntry",
     "InboxItem",
@@ -42,6 +43,8 @@ _FROZEN = ConfigDict(frozen=True, extra="forbid", strict=True)
 #: What ``record_receipt`` did: moved the status, changed nothing (settled already, a duplicate,
 #: a copy rejected for how it arrived), or found no outgoing message with that envelope id.
 ReceiptOutcome = Literal["applied", "ignored", "unknown"]
+#: What a case system reports about the case a delivery belongs to (retention may count from it).
+CaseEvent = Literal["case_closed", "activity"]
 
 
 class EnqueueResult(BaseModel):
@@ -117,6 +120,11 @@ class InboxItem(BaseModel):
     received_at: datetime
     acked_at: datetime | None
     purged: bool
+    #: under legal hold: no retention pass or erasure shreds it (issue 18.5)
+    held: bool = False
+    #: the latest case closure and activity the case system reported (retention's ``from``)
+    case_closed_at: datetime | None = None
+    last_activity_at: datetime | None = None
 
 
 class ReviewRecord(BaseModel):
@@ -264,6 +272,19 @@ class Store(Protocol):
         ...
 
     async def purge_inbox_payload(self, message_id: str, now: datetime) -> None: ...
+
+    async def erase_inbox_payload(self, message_id: str, now: datetime) -> bool:
+        """Crypto-shred the payload unless it is under legal hold (``LegalHold``, nothing
+        changed); True when shredded now, False when it was already."""
+        ...
+
+    async def set_legal_hold(self, message_id: str, held: bool, now: datetime) -> bool:
+        """Place (``held``) or release a legal hold; True when that changed anything."""
+        ...
+
+    async def record_case_event(self, message_id: str, event: CaseEvent, now: datetime) -> None:
+        """The case system reports ``event`` on the delivery's case now (the latest is kept)."""
+        ...
 
     async def purge_received_before(self, cutoff: datetime, now: datetime) -> Sequence[str]: ...
 

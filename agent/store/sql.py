@@ -38,6 +38,7 @@ from federation.outbox import Event, Status, transition
 from federation.receipts import receipt_event
 
 __all__ = [
+    "INBOX_RETENTION",
     "MIGRATIONS",
     "REVIEWS_AND_EVENTS",
     "SCHEMA",
@@ -49,6 +50,7 @@ __all__ = [
     "emit_event",
     "from_us",
     "in_snapshot",
+    "inbox_state",
     "insert_outgoing",
     "insert_seen",
     "read_due",
@@ -56,6 +58,7 @@ __all__ = [
     "read_inbox_page",
     "read_sent",
     "read_status",
+    "set_retention_fact",
     "shred",
     "to_us",
 ]
@@ -338,8 +341,10 @@ def read_inbox_page(
     conn: sqlite3.Connection, after_cursor: int, limit: int, unacked_only: bool
 ) -> list[InboxItem]:
     rows = conn.execute(
-        "SELECT cursor, id, sender, header_json, received_at, acked_at, purged_at FROM inbox"
-        " WHERE cursor > ? AND (? = 0 OR acked_at IS NULL) ORDER BY cursor LIMIT ?",
+        "SELECT i.cursor, i.id, i.sender, i.header_json, i.received_at, i.acked_at,"
+        " i.purged_at, r.held_at, r.case_closed_at, r.last_activity_at FROM inbox i"
+        " LEFT JOIN inbox_retention r ON r.message_id = i.id"
+        " WHERE i.cursor > ? AND (? = 0 OR i.acked_at IS NULL) ORDER BY i.cursor LIMIT ?",
         (after_cursor, int(unacked_only), limit),
     ).fetchall()
     return [
@@ -349,11 +354,46 @@ def read_inbox_page(
             sender=r[2],
             header=_header(r[3]),
             received_at=from_us(r[4]),
-            acked_at=None if r[5] is None else from_us(r[5]),
+            acked_at=_maybe_time(r[5]),
             purged=r[6] is not None,
+            held=r[7] is not None,
+            case_closed_at=_maybe_time(r[8]),
+            last_activity_at=_maybe_time(r[9]),
         )
         for r in rows
     ]
+
+
+def _maybe_time(us: int | None) -> datetime | None:
+    return None if us is None else from_us(us)
+
+
+def inbox_state(conn: sqlite3.Connection, message_id: str) -> tuple[bool, bool]:
+    """Whether the delivery is purged, and whether it is under legal hold; NotFound if none."""
+    row = conn.execute(
+        "SELECT i.purged_at, r.held_at FROM inbox i"
+        " LEFT JOIN inbox_retention r ON r.message_id = i.id WHERE i.id = ?",
+        (message_id,),
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"no inbox message {message_id!r}")
+    return row[0] is not None, row[1] is not None
+
+
+def set_retention_fact(
+    conn: sqlite3.Connection, message_id: str, column: str, at: int | None
+) -> None:
+    """One column of a delivery's retention facts (``held_at``, ``case_closed_at``,
+    ``last_activity_at``: a fixed name, never client input)."""
+    assert column in _RETENTION_FACTS
+    conn.execute(
+        f"INSERT INTO inbox_retention (message_id, {column}) VALUES (?, ?)"  # noqa: S608
+        f" ON CONFLICT (message_id) DO UPDATE SET {column} = excluded.{column}",
+        (message_id, at),
+    )
+
+
+_RETENTION_FACTS = frozenset({"held_at", "case_closed_at", "last_activity_at"})
 
 
 def _header(text: str) -> dict[str, Any]:
@@ -432,5 +472,17 @@ CREATE TABLE events (
 CREATE INDEX events_unpushed ON events (cursor) WHERE pushed_at IS NULL;
 """
 
+#: Migration 3: what retention needs to know of a delivery beyond its receipt (issue 18.5): a
+#: legal hold, and the case closure and activity the case system reported. One row per delivery
+#: that has any; a delivery without one is not held and reported nothing.
+INBOX_RETENTION = """
+CREATE TABLE IF NOT EXISTS inbox_retention (
+    message_id        TEXT PRIMARY KEY,
+    held_at           INTEGER,
+    case_closed_at    INTEGER,
+    last_activity_at  INTEGER
+);
+"""
+
 #: The store's numbered migrations (agent.store.migrations): 1 is release 48272d7's schema.
-MIGRATIONS: tuple[Migration, ...] = ((1, SCHEMA), (2, REVIEWS_AND_EVENTS))
+MIGRATIONS: tuple[Migration, ...] = ((1, SCHEMA), (2, REVIEWS_AND_EVENTS), (3, INBOX_RETENTION))

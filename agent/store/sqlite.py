@@ -21,7 +21,11 @@ Rules:
    data keys are wrapped too, so the file alone reveals nothing (``agent/store/crypto.py``).
    Requests held for review are sealed the same way, and shredded once the review is settled
    (``agent.store.reviews``).
-7. Status events (delivered, rejected, expired, the reviews') are written in the job of the
+7. A legal hold (``set_legal_hold``) suspends every shredding of a delivery's payload:
+   ``erase_inbox_payload`` checks it and shreds in one transaction, so a hold placed a moment
+   before is never overtaken (``LegalHold``, nothing changed). The hold and the case events the
+   case system reports live in ``inbox_retention`` (migration 3).
+8. Status events (delivered, rejected, expired, the reviews') are written in the job of the
    move they report, so the feed (``events_page``) and the webhook never miss or invent one.
 """
 
@@ -33,12 +37,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, Self, TypeVar
 
-from agent.errors import NotFound
+from agent.errors import LegalHold, NotFound
 from agent.lifetime import AsyncResource
 from agent.store import reviews
 from agent.store.crypto import PayloadSealer
 from agent.store.file import SqliteFile
 from agent.store.records import (
+    CaseEvent,
     EnqueueResult,
     InboxItem,
     MessageStatus,
@@ -56,6 +61,7 @@ from agent.store.sql import (
     add_history,
     apply_event,
     apply_receipt,
+    inbox_state,
     insert_outgoing,
     insert_seen,
     read_due,
@@ -63,6 +69,7 @@ from agent.store.sql import (
     read_inbox_page,
     read_sent,
     read_status,
+    set_retention_fact,
     shred,
     to_us,
 )
@@ -363,16 +370,58 @@ class SqliteStore(AsyncResource):
 
         await self._write(job, checkpoint=True)
 
+    async def erase_inbox_payload(self, message_id: str, now: datetime) -> bool:
+        """Rule 7: crypto-shred the payload unless under legal hold (``LegalHold``); True when
+        shredded now, False when it was already."""
+        at = to_us(now)
+
+        def job(conn: sqlite3.Connection) -> bool:
+            purged, held = inbox_state(conn, message_id)
+            if held:
+                raise LegalHold(f"inbox message {message_id!r} is under legal hold")
+            if purged:
+                return False
+            shred(conn, [message_id], at)
+            return True
+
+        return await self._write(job, checkpoint=True)
+
+    async def set_legal_hold(self, message_id: str, held: bool, now: datetime) -> bool:
+        """Rule 7: place (``held``) or release the hold; True when that changed anything."""
+        at = to_us(now)
+
+        def job(conn: sqlite3.Connection) -> bool:
+            was = inbox_state(conn, message_id)[1]
+            if was == held:
+                return False
+            set_retention_fact(conn, message_id, "held_at", at if held else None)
+            return True
+
+        return await self._write(job)
+
+    async def record_case_event(self, message_id: str, event: CaseEvent, now: datetime) -> None:
+        """The case system reports ``event`` on the delivery's case now (the latest is kept)."""
+        at = to_us(now)
+        column = "case_closed_at" if event == "case_closed" else "last_activity_at"
+
+        def job(conn: sqlite3.Connection) -> None:
+            inbox_state(conn, message_id)  # NotFound for an unknown delivery
+            set_retention_fact(conn, message_id, column, at)
+
+        await self._write(job)
+
     async def purge_received_before(self, cutoff: datetime, now: datetime) -> Sequence[str]:
-        """Retention: crypto-shred every payload received before ``cutoff``, acked or not.
-        Returns the ids purged now (each deserves an audit entry)."""
+        """Retention: crypto-shred every payload received before ``cutoff``, acked or not, but
+        not one under legal hold (rule 7). Returns the ids purged now (each deserves an audit
+        entry)."""
         before, at = to_us(cutoff), to_us(now)
 
         def job(conn: sqlite3.Connection) -> list[str]:
             ids = [
                 r[0]
                 for r in conn.execute(
-                    "SELECT id FROM inbox WHERE received_at < ? AND purged_at IS NULL"
+                    "SELECT id FROM inbox WHERE received_at < ? AND purged_at IS NULL AND id NOT"
+                    " IN (SELECT message_id FROM inbox_retention WHERE held_at IS NOT NULL)"
                     " ORDER BY cursor",
                     (before,),
                 )

@@ -281,6 +281,8 @@ class Obligations(BaseModel):
     notify_originator: list[
         Literal["rectification", "erasure_request", "breach", "onward_request", "sar_received"]
     ] = []
+    #: DPA 2018 s62 logging: each disclosure under the flow must name the person and their
+    #: justification (enforced by both agents, ``agent.service`` rule 10)
     log: Literal["dpa2018_s62"] | None = None
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from agent.actor import actor_headers
 from agent.clock import Clock, utcnow
 from agent.config import Settings, load_settings
 from agent.runtime import run_agent
@@ -31,6 +32,7 @@ from tests.support.rabbitmq import RabbitServer
 
 __all__ = [
     "POLICIES",
+    "SYNTHETIC_ACTOR",
     "AgentHandle",
     "agent_settings",
     "build_federation",
@@ -43,6 +45,7 @@ __all__ = [
 ]
 
 REPO = Path(__file__).resolve().parents[2]
+SYNTHETIC_ACTOR = actor_headers("SYN-STAFF-0001", "case_worker", "SYNTHETIC end-to-end test")
 
 
 def build_federation(
@@ -87,6 +90,8 @@ class AgentHandle:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
     clock: Clock = utcnow  # the agent's clock (a test may run one agent days ahead)
+    #: the person the case system names in every call (the X-Actor-* headers; synthetic)
+    actor: dict[str, str] = field(default_factory=lambda: dict(SYNTHETIC_ACTOR))
 
     @property
     def url(self) -> str:
@@ -94,7 +99,7 @@ class AgentHandle:
 
     @property
     def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
+        return {"Authorization": f"Bearer {self.token}", **self.actor}
 
     async def start(self) -> None:
         ready = asyncio.Event()

@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from agent.errors import IdempotencyConflict, NotFound
+from agent.errors import IdempotencyConflict, LegalHold, NotFound
 from agent.store import (
+    CaseEvent,
     EnqueueResult,
     HistoryEntry,
     InboxItem,
@@ -333,11 +334,32 @@ class MemoryStore:
         entry.payload = None
         entry.item = entry.item.model_copy(update={"purged": True})
 
+    async def erase_inbox_payload(self, message_id: str, now: datetime) -> bool:
+        entry = self._incoming(message_id)
+        if entry.item.held:
+            raise LegalHold(f"inbox message {message_id!r} is under legal hold")
+        if entry.item.purged:
+            return False
+        await self.purge_inbox_payload(message_id, now)
+        return True
+
+    async def set_legal_hold(self, message_id: str, held: bool, now: datetime) -> bool:
+        entry = self._incoming(message_id)
+        if entry.item.held == held:
+            return False
+        entry.item = entry.item.model_copy(update={"held": held})
+        return True
+
+    async def record_case_event(self, message_id: str, event: CaseEvent, now: datetime) -> None:
+        entry = self._incoming(message_id)
+        name = "case_closed_at" if event == "case_closed" else "last_activity_at"
+        entry.item = entry.item.model_copy(update={name: now})
+
     async def purge_received_before(self, cutoff: datetime, now: datetime) -> Sequence[str]:
         ids = [
             e.item.id
             for e in sorted(self._inbox.values(), key=lambda e: e.item.cursor)
-            if e.item.received_at < cutoff and not e.item.purged
+            if e.item.received_at < cutoff and not e.item.purged and not e.item.held
         ]
         for message_id in ids:
             await self.purge_inbox_payload(message_id, now)

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from agent.actor import Actor, Caller
 from agent.api_models import SubmitRequest
 from agent.audit import AuditEvent, RepeatAudit
 from agent.errors import TransportError
@@ -41,7 +42,11 @@ from federation.synth import generate_referral
 from tests.support.memory_store import MemoryStore
 from tests.unit.federation.helpers import NOW, Federation
 
+#: The case system calling the service in these tests, and the (synthetic) person it names.
+CALLER = Caller("case-system", Actor("SYN-STAFF-0001", "case_worker", "SYNTHETIC unit test"))
+
 __all__ = [
+    "CALLER",
     "ISA",
     "MANIFEST",
     "NOW",
@@ -214,7 +219,7 @@ def receiver(
 
 async def queued(store: MemoryStore) -> str:
     """The id of a referral assist's real service sealed and queued in ``store``."""
-    return (await service(store, ListAudit()).submit("case-system", request())).id
+    return (await service(store, ListAudit()).submit(CALLER, request())).id
 
 
 async def sealed_frame() -> tuple[str, bytes]:

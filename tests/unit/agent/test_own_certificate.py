@@ -13,6 +13,7 @@ from federation.canonical import b64url_encode
 from federation.manifest import TrustState
 from tests.support.memory_store import MemoryStore
 from tests.unit.agent.fakes import (
+    CALLER,
     FED,
     MANIFEST,
     NOW,
@@ -45,12 +46,12 @@ class TestOwnCertificateGate:
         store = MemoryStore()
         trust = FixedTrust(state=_manifest_with_sender_certificate_ending(-timedelta(hours=1)))
         with pytest.raises(SenderCertificateExpired, match="our agency certificate expired"):
-            await service(store, ListAudit(), trust=trust).submit("case-system", request())
+            await service(store, ListAudit(), trust=trust).submit(CALLER, request())
         assert await store.outbox_depth() == 0
 
     async def test_submit_with_a_certificate_ending_later_is_queued(self) -> None:
         """A certificate still valid, even near its end, lets the referral through."""
         store = MemoryStore()
         trust = FixedTrust(state=_manifest_with_sender_certificate_ending(timedelta(hours=1)))
-        answer = await service(store, ListAudit(), trust=trust).submit("case-system", request())
+        answer = await service(store, ListAudit(), trust=trust).submit(CALLER, request())
         assert (answer.status, await store.outbox_depth()) == ("queued", 1)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.actor import Caller
 from agent.api_models import SubmitRequest
 from agent.config import load_settings
 from agent.runtime import Agent, open_agent
@@ -41,17 +42,15 @@ class TestPreview:
              "payload": {"referral_ref": None}}
         )  # fmt: skip
         with pytest.raises(PayloadInvalid) as caught:
-            await ctx.service().preview("case-system", request)
+            await ctx.service().preview(Caller.system("case-system"), request)
         assert "synthetic" in caught.value.errors
 
-    async def test_a_valid_payload_under_an_unknown_isa_is_still_a_deny(
-        self, ctx: Agent
-    ) -> None:
+    async def test_a_valid_payload_under_an_unknown_isa_is_still_a_deny(self, ctx: Agent) -> None:
         """The documented answer stays: no agreement in force, so DENY and nothing shared."""
         payload = generate_referral("support_referral", random.Random(3), risk_level="standard")
         request = SubmitRequest.model_validate(
             {"to": "assist", "isa": "isa-unknown", "purpose": "x", "type": "support_referral",
              "payload": payload}
         )  # fmt: skip
-        preview = await ctx.service().preview("case-system", request)
+        preview = await ctx.service().preview(Caller.system("case-system"), request)
         assert (preview.decision, preview.shared_fields) == ("DENY", [])

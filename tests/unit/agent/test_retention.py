@@ -172,8 +172,8 @@ class CountingStore:
         self.scans.append(after_cursor)
         return await self.store.inbox_page(after_cursor, limit, unacked_only=unacked_only)
 
-    async def purge_inbox_payload(self, message_id: str, now: datetime) -> None:
-        await self.store.purge_inbox_payload(message_id, now)
+    async def erase_inbox_payload(self, message_id: str, now: datetime) -> bool:
+        return await self.store.erase_inbox_payload(message_id, now)
 
     async def purge_delivered_frames(self, now: datetime, limit: int = 64) -> Sequence[str]:
         return await self.store.purge_delivered_frames(now, limit)

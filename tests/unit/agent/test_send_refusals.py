@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from agent.actor import actor_headers
 from agent.api import create_app
 from agent.api_models import SubmitRequest
 from agent.auth import ApiClient, hash_token
@@ -38,6 +39,7 @@ from federation.pki import certificate_to_der
 from federation.synth import generate_referral
 from tests.support.memory_store import MemoryStore
 from tests.unit.agent.fakes import (
+    CALLER,
     FED,
     MANIFEST,
     NOW,
@@ -52,6 +54,7 @@ from tests.unit.agent.fakes import (
 
 REPO = Path(__file__).resolve().parents[3]
 TOKEN = "syn-token-send-0000000000000000000000000"
+ACTOR = actor_headers("SYN-STAFF-0001", "case_worker", "SYNTHETIC unit test")
 
 
 def _expired_cert(agency: str, serial: int) -> str:
@@ -119,7 +122,7 @@ class TestRefusedSubmits:
         """Each cause raises its own 503 error, with Retry-After only where retrying can cure."""
         _, error, _, retry = CASES[cause]
         with pytest.raises(SendRefused) as raised:
-            await _service(cause, MemoryStore(), ListAudit()).submit("case-system", request())
+            await _service(cause, MemoryStore(), ListAudit()).submit(CALLER, request())
         assert (type(raised.value), raised.value.http_status) == (error, 503)
         assert not isinstance(raised.value, Denied)
         assert raised.value.retry_after == retry
@@ -128,14 +131,14 @@ class TestRefusedSubmits:
         """Nothing is sealed into the outbox: no 202 for an envelope bound to be rejected."""
         store = MemoryStore()
         with pytest.raises(SendRefused):
-            await _service(cause, store, ListAudit()).submit("case-system", request())
+            await _service(cause, store, ListAudit()).submit(CALLER, request())
         assert await store.outbox_depth() == 0
 
     async def test_a_refused_submit_is_audited_with_its_cause(self, cause: str) -> None:
         """One submit entry, to the recipient, whose outcome is the cause."""
         audit = ListAudit()
         with pytest.raises(SendRefused):
-            await _service(cause, MemoryStore(), audit).submit("case-system", request())
+            await _service(cause, MemoryStore(), audit).submit(CALLER, request())
         assert [(e.action, e.counterparty, e.outcome) for e, _, _ in audit.entries] == [
             ("submit", RECIPIENT, cause)
         ]
@@ -144,7 +147,7 @@ class TestRefusedSubmits:
         """isa_agent_send_refused_total{cause} counts it; the denied counter does not."""
         agent = _service(cause, MemoryStore(), ListAudit())
         with pytest.raises(SendRefused):
-            await agent.submit("case-system", request())
+            await agent.submit(CALLER, request())
         assert agent.metrics.refusals[cause] == 1
         assert agent.metrics.counts["isa_agent_denied_total"] == 0
 
@@ -154,7 +157,7 @@ class TestRefusedSubmits:
         agent = _service("recipient_key_unavailable", MemoryStore(), audit, clock)
         for _ in range(50):
             with pytest.raises(RecipientKeyUnavailable):
-                await agent.submit("case-system", request())
+                await agent.submit(CALLER, request())
         assert audit.actions() == ["submit"]
         clock.now += timedelta(minutes=11)
         await agent.repeats.flush(clock.now)
@@ -167,7 +170,7 @@ class TestRefusedSubmits:
         audit = ListAudit()
         agent = service(MemoryStore(), audit, trust=FixedTrust(state=TrustState(None)))
         with pytest.raises(TrustUnavailable) as raised:
-            await agent.submit("case-system", request())
+            await agent.submit(CALLER, request())
         assert raised.value.retry_after == 60
         assert [(e.action, e.outcome) for e, _, _ in audit.entries] == [
             ("submit", "trust_unavailable")
@@ -184,7 +187,7 @@ class TestProblemOnTheWire:
         async with TestClient(TestServer(app)) as http:
             body = request().model_dump(mode="json", by_alias=True, exclude_none=True)
             response = await http.post(
-                "/v1/messages", json=body, headers={"Authorization": f"Bearer {TOKEN}"}
+                "/v1/messages", json=body, headers={"Authorization": f"Bearer {TOKEN}", **ACTOR}
             )
             problem = await response.json(content_type="application/problem+json")
         assert (response.status, problem["type"]) == (503, f"urn:isa-relay:problem:{kind}")
@@ -205,8 +208,8 @@ class TestDocumentedAndExposed:
         """/metrics shows isa_agent_send_refused_total with the cause of the refusal counted."""
         agent = _service("recipient_certificate_expired", MemoryStore(), ListAudit())
         with pytest.raises(RecipientCertificateExpired):
-            await agent.submit("case-system", request())
-        text = await agent.metrics_text()
+            await agent.submit(CALLER, request())
+        text = await agent.metrics_text(CALLER)
         assert 'isa_agent_send_refused_total{cause="recipient_certificate_expired"} 1.0' in text
         assert 'isa_agent_send_refused_total{cause="recipient_key_unavailable"} 0.0' in text
 
@@ -318,7 +321,7 @@ class TestOverADevFederation:
         service = agent.service()
         for _ in range(3):
             with pytest.raises(RecipientKeyUnavailable, match="assist has no current"):
-                await service.submit("case-system", _police_concern())
+                await service.submit(CALLER, _police_concern())
         entries = await agent.audit.entries()  # type: ignore[attr-defined]
         refused = [e for e in entries if e.outcome == "recipient_key_unavailable"]
         assert [(e.action, e.counterparty) for e in refused] == [("submit", "assist")]

@@ -122,6 +122,28 @@ class TestStoreFromThePreviousRelease:
         assert user_version(tmp_path / DEFAULT_FILENAME) == len(STORE_MIGRATIONS)
 
 
+class TestStoreAtMigrationTwo:
+    async def test_a_store_with_the_review_tables_gets_the_retention_table(
+        self, tmp_path: Path
+    ) -> None:
+        """A store at version 2 (main's reviews and events, before the retention facts) opens
+        at the latest version with inbox_retention added, and a legal hold can be recorded."""
+        make_release_store(tmp_path)
+        path = tmp_path / DEFAULT_FILENAME
+        conn = sqlite3.connect(path, isolation_level=None)
+        try:
+            migrate(conn, STORE_MIGRATIONS[:2], what="store", path=path)
+        finally:
+            conn.close()
+        assert user_version(path) == 2
+        async with SqliteStore(tmp_path) as store:
+            assert await store.set_legal_hold("e-1", True, NOW)
+        assert user_version(path) == len(STORE_MIGRATIONS) == 3
+        with sqlite3.connect(path) as check:
+            tables = {r[0] for r in check.execute("SELECT name FROM sqlite_master")}
+        assert {"reviews", "events", "inbox_retention"} <= tables
+
+
 class TestAuditFromThePreviousRelease:
     async def test_the_chain_verifies_and_grows(self, tmp_path: Path) -> None:
         """A 48272d7 audit log verifies intact after the upgrade and takes new entries."""

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from agent.actor import Caller
 from agent.config import Settings, TrustSettings, load_settings
 from agent.runtime import open_agent
 from agent.service import Service
@@ -99,9 +100,7 @@ class TestManifestAlert:
             "the manifest (serial 1) expired at 2026-12-01T12",
         ]
 
-    def test_a_newer_serial_ends_the_alert(
-        self, layout: FederationLayout, tmp_path: Path
-    ) -> None:
+    def test_a_newer_serial_ends_the_alert(self, layout: FederationLayout, tmp_path: Path) -> None:
         """Once the re-signed manifest arrives the alert is gone."""
         late = EXPIRES - timedelta(hours=10)
         clock = SteppedClock(late)
@@ -183,7 +182,9 @@ class TestHealth:
             clock.now = EXPIRES
             health = await service.health()
         assert (health.status, health.http_status, health.manifest.valid) == (
-            "fail_closed", 503, False
+            "fail_closed",
+            503,
+            False,
         )
         assert health.manifest.warning is not None
         assert "expired at 2026-12-01T12:00:00Z" in health.manifest.warning
@@ -194,7 +195,7 @@ class TestHealth:
         """The gauges carry the manifest's, the certificates', the key's and the ISAs' times."""
         now = EXPIRES - timedelta(days=1)
         async with service_at(layout, SteppedClock(now)) as service:
-            text = await service.metrics_text()
+            text = await service.metrics_text(Caller.system("case-system"))
         samples = {
             name: float(value)
             for name, value in (line.rsplit(" ", 1) for line in text.splitlines() if line[0] != "#")

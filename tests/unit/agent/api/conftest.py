@@ -8,6 +8,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from agent.actor import actor_headers
 from agent.api import create_app
 from agent.auth import ApiClient, hash_token
 from tests.unit.agent.api.fake_service import FakeService
@@ -30,8 +31,12 @@ CLIENTS = (
 )
 
 
+#: The person every test call names (synthetic): the API requires one by default.
+ACTOR = actor_headers("SYN-STAFF-0001", "case_worker", "SYNTHETIC test of the local API")
+
+
 def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
+    return {"Authorization": f"Bearer {token}", **ACTOR}
 
 
 @pytest.fixture

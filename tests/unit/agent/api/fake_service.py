@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from typing import Any
+from typing import Any, Literal
 
-from agent.actor import Actor
+from agent.actor import Caller, require_accountable
 from agent.api_models import (
     ApproveRequest,
     BrokerHealth,
@@ -51,9 +51,9 @@ from agent.api_models import (
     WithheldField,
 )
 from agent.errors import (
-    ActorRequired,
     Denied,
     IdempotencyConflict,
+    LegalHold,
     NotFound,
     StoreUnavailable,
     TrustUnavailable,
@@ -114,18 +114,17 @@ class FakeService:
         self.outbox: dict[str, MessageStatusResponse] = {}
         self.submitted_by: list[str] = []
         self.previews = 0
+        self.held: set[int] = set()
         self.inbox_items = {n: synthetic_delivery(n) for n in range(1, deliveries + 1)}
         self._idempotency: dict[str, tuple[SubmitRequest, SubmitResponse]] = {}
         self._ids = (str(uuid.UUID(int=n, version=4)) for n in itertools.count(1000))
-        self.held = {REVIEW_ID: _held_review()}
+        self.reviews_held = {REVIEW_ID: _held_review()}
         self.status_events: list[StatusEventView] = []
-        self._event("review_pending", self.held[REVIEW_ID])
+        self._event("review_pending", self.reviews_held[REVIEW_ID])
 
     # --- sending ---------------------------------------------------------------------------
 
-    async def submit(
-        self, client: str, req: SubmitRequest, actor: Actor | None = None
-    ) -> SubmitResponse:
+    async def submit(self, caller: Caller, req: SubmitRequest) -> SubmitResponse:
         self._maybe_bug()
         if self.fail_closed:
             raise TrustUnavailable("the federation manifest has expired; sending is stopped")
@@ -140,7 +139,7 @@ class FakeService:
             id=next(self._ids), status="queued", shared_fields=shared, withheld_fields=withheld
         )
         self.outbox[answer.id] = _status(answer.id, req)
-        self.submitted_by.append(client)
+        self.submitted_by.append(caller.client)
         if req.idempotency_key is not None:
             self._idempotency[req.idempotency_key] = (req, answer)
         return answer
@@ -152,7 +151,7 @@ class FakeService:
             raise IdempotencyConflict("this idempotency key was used with a different body")
         return answer
 
-    async def preview(self, client: str, req: SubmitRequest) -> PreviewResponse:
+    async def preview(self, caller: Caller, req: SubmitRequest) -> PreviewResponse:
         self._maybe_bug()
         shared, withheld, reasons = _evaluate(req)
         self.previews += 1
@@ -163,7 +162,7 @@ class FakeService:
             reasons=reasons or ["permitted by SYN-ISA-1 flow marac"],
         )
 
-    async def message(self, id: str) -> MessageStatusResponse:
+    async def message(self, caller: Caller, id: str) -> MessageStatusResponse:
         self._maybe_bug()
         if id not in self.outbox:
             raise NotFound("no such message")
@@ -171,63 +170,59 @@ class FakeService:
 
     # --- reviews ---------------------------------------------------------------------------
 
-    async def reviews(self, after: int, limit: int) -> ReviewPage:
+    async def reviews(self, caller: Caller, after: int, limit: int) -> ReviewPage:
         self._maybe_bug()
-        pending = [r for r in self.held.values() if r.status == "pending" and r.cursor > after]
+        pending = [
+            r for r in self.reviews_held.values() if r.status == "pending" and r.cursor > after
+        ]
         items = sorted(pending, key=lambda r: r.cursor)[:limit]
         return ReviewPage(items=items, next_cursor=items[-1].cursor if items else after)
 
-    async def review(self, id: str) -> ReviewView:
+    async def review(self, caller: Caller, id: str) -> ReviewView:
         self._maybe_bug()
-        if id not in self.held:
+        if id not in self.reviews_held:
             raise NotFound("no such review")
-        return self.held[id]
+        return self.reviews_held[id]
 
-    async def approve_review(
-        self, client: str, id: str, actor: Actor | None, req: ApproveRequest
-    ) -> ReviewView:
-        view = self._act(id, actor, ReviewAction.APPROVE, req.justification)
+    async def approve_review(self, caller: Caller, id: str, req: ApproveRequest) -> ReviewView:
+        view = self._act(caller, id, ReviewAction.APPROVE)
         message_id = next(self._ids)
         return self._settle(view, "approved", "review_approved", message_id=message_id)
 
-    async def narrow_review(
-        self, client: str, id: str, actor: Actor | None, req: NarrowRequest
-    ) -> ReviewView:
-        view = self._act(id, actor, ReviewAction.NARROW, req.justification)
+    async def narrow_review(self, caller: Caller, id: str, req: NarrowRequest) -> ReviewView:
+        view = self._act(caller, id, ReviewAction.NARROW)
         keep = narrow(view.shared_fields, req.shared_fields)
         narrowed = view.model_copy(update={"shared_fields": list(keep), "narrowed": True})
-        self.held[id] = narrowed
+        self.reviews_held[id] = narrowed
         self._event("review_narrowed", narrowed)
         return narrowed
 
-    async def return_review(
-        self, client: str, id: str, actor: Actor | None, req: ReturnRequest
-    ) -> ReviewView:
-        view = self._act(id, actor, ReviewAction.RETURN, req.reason)
+    async def return_review(self, caller: Caller, id: str, req: ReturnRequest) -> ReviewView:
+        view = self._act(caller, id, ReviewAction.RETURN)
         return self._settle(view, "returned", "review_returned", return_reason=req.reason)
 
-    async def events(self, after: int, limit: int) -> StatusEventPage:
+    async def events(self, caller: Caller, after: int, limit: int) -> StatusEventPage:
         self._maybe_bug()
         items = [e for e in self.status_events if e.cursor > after][:limit]
         return StatusEventPage(items=items, next_cursor=items[-1].cursor if items else after)
 
-    def _act(
-        self, id: str, actor: Actor | None, action: ReviewAction, why: str | None
-    ) -> ReviewView:
+    def _act(self, caller: Caller, id: str, action: ReviewAction) -> ReviewView:
+        """As the service: 404, then the reviewer (403), then pending (409), then the
+        person's justification (400; the API already demands it, ``always``)."""
         self._maybe_bug()
-        view = self.held.get(id)
+        view = self.reviews_held.get(id)
         if view is None:
             raise NotFound("no such review")
-        person, role = (actor.id, actor.role) if actor is not None else (None, None)
+        actor = caller.actor
+        person, role = (actor.id, actor.role) if actor.is_person else (None, None)
         check_reviewer(person, role, submitter=view.submitted_by, required=view.reviewer_role)
         act(ReviewState(view.status), action)
-        if not (why or (actor is not None and actor.justification)):
-            raise ActorRequired("a reviewer must give a justification")
+        require_accountable(actor, f"a review's {action.value}")
         return view
 
     def _settle(self, view: ReviewView, status: str, event: str, **changes: Any) -> ReviewView:
         settled = view.model_copy(update={"status": status, "decided_at": NOW, **changes})
-        self.held[view.id] = settled
+        self.reviews_held[view.id] = settled
         self._event(event, settled)
         return settled
 
@@ -243,12 +238,12 @@ class FakeService:
 
     # --- receiving -------------------------------------------------------------------------
 
-    async def inbox(self, client: str, after: int, limit: int) -> InboxPage:
+    async def inbox(self, caller: Caller, after: int, limit: int) -> InboxPage:
         self._maybe_bug()
         items = [self.inbox_items[c] for c in sorted(self.inbox_items) if c > after][:limit]
         return InboxPage(items=items, next_cursor=items[-1].cursor if items else after)
 
-    async def ack(self, client: str, id: str) -> None:
+    async def ack(self, caller: Caller, id: str) -> None:
         self._maybe_bug()
         for cursor, item in list(self.inbox_items.items()):
             if item.id == id:
@@ -256,9 +251,33 @@ class FakeService:
                 return
         raise NotFound("no such delivery")
 
+    async def erase(self, caller: Caller, id: str) -> None:
+        self._maybe_bug()
+        cursor = self._cursor_of(id)
+        if cursor in self.held:
+            raise LegalHold("the delivery is under legal hold")
+        del self.inbox_items[cursor]
+
+    async def legal_hold(self, caller: Caller, id: str, held: bool) -> None:
+        self._maybe_bug()
+        cursor = self._cursor_of(id)
+        (self.held.add if held else self.held.discard)(cursor)
+
+    async def case_event(
+        self, caller: Caller, id: str, event: Literal["case_closed", "activity"]
+    ) -> None:
+        self._maybe_bug()
+        self._cursor_of(id)
+
+    def _cursor_of(self, id: str) -> int:
+        for cursor, item in self.inbox_items.items():
+            if item.id == id:
+                return cursor
+        raise NotFound("no such delivery")
+
     # --- the rest --------------------------------------------------------------------------
 
-    async def isas(self) -> list[IsaSummary]:
+    async def isas(self, caller: Caller) -> list[IsaSummary]:
         self._maybe_bug()
         flow = IsaFlowSummary(
             from_="police", to="assist", purpose="marac", types=["marac_referral"]
@@ -289,7 +308,7 @@ class FakeService:
             certificate=CertificateHealth(valid=True, detail="valid until 2027-01-01T00:00:00Z"),
         )
 
-    async def metrics_text(self) -> str:
+    async def metrics_text(self, caller: Caller) -> str:
         self._maybe_bug()
         return (
             "# HELP isa_outbox_depth Messages waiting to be sent.\n"

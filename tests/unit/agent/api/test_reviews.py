@@ -18,6 +18,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from agent.actor import Actor
 from agent.api import create_app
 from agent.auth import ApiClient, hash_token
 from agent.metrics import Metrics
@@ -48,7 +49,13 @@ CLIENTS = (
     ApiClient(name="case-all", token_sha256=hash_token(TOKEN), scopes=frozenset({"send"})),
     ApiClient(name="inbox", token_sha256=hash_token(RECEIVE_ONLY), scopes=frozenset({"receive"})),
 )
-WORKER = {"X-Actor-Id": "SYN-worker-1", "X-Actor-Role": "practitioner"}
+WORKER = {
+    "X-Actor-Id": "SYN-worker-1",
+    "X-Actor-Role": "practitioner",
+    "X-Actor-Justification": "SYN: MARAC referral, medium risk",
+}
+#: Who reads the queue and the feed where a test names nobody else (the agent requires a person).
+READER = {"X-Actor-Id": "SYN-reader-3", "X-Actor-Role": "case_worker"}
 REVIEWER = {
     "X-Actor-Id": "SYN-reviewer-2",
     "X-Actor-Role": "marac_reviewer",
@@ -77,7 +84,8 @@ class Rig:
 
     async def call(self, method: str, path: str, body: Any = None,
                    headers: dict[str, str] | None = None) -> tuple[int, Any]:  # fmt: skip
-        sent = {"Authorization": f"Bearer {TOKEN}", **(headers or {})}
+        named = READER if headers is None else headers  # {}: nobody named
+        sent = {"Authorization": f"Bearer {TOKEN}", **named}
         data = None if body is None else json.dumps(body)
         if data is not None:
             sent["Content-Type"] = "application/json"
@@ -132,11 +140,14 @@ class _RigContext:
 
     async def __aenter__(self) -> Rig:
         store = self.changes.pop("store", None) or MemoryStore()
+        require_actor = self.changes.pop("require_actor", True)
         audit, clock, metrics = ListAudit(), Clock(), Metrics()
         base = fakes.service(store, audit, publisher=RecordingPublisher())
         service: Service = dataclasses.replace(base, clock=clock, metrics=metrics,
                                                **self.changes)  # fmt: skip
-        self.client = TestClient(TestServer(create_app(service, CLIENTS)))
+        self.client = TestClient(
+            TestServer(create_app(service, CLIENTS, require_actor=require_actor))
+        )
         await self.client.start_server()
         return Rig(self.client, store, audit, clock, metrics)
 
@@ -164,16 +175,19 @@ class TestHeldForReview:
         body = await response.json()
         assert response.headers["Location"] == f"/v1/reviews/{body['id']}"
 
-    async def test_without_the_submitter_named_nothing_is_held(self, rig: Rig) -> None:
-        """No X-Actor-Id: 422 actor-required; no review, no message, no event."""
-        status, body = await rig.call("POST", "/v1/messages", medium())
-        assert (status, problem_type(body)) == (422, "actor-required")
-        assert await rig.store.reviews_page(0, 10) == []
-        assert await rig.events() == []
+    async def test_without_the_submitter_named_nothing_is_held(self) -> None:
+        """Even where the API lets a call name nobody (no ``require_actor``), a referral held
+        for review needs its submitter: 400 actor-required; no review, no message, no event."""
+        async with make_rig(require_actor=False) as rig:
+            status, body = await rig.call("POST", "/v1/messages", medium(), {})
+            assert (status, problem_type(body)) == (400, "actor-required")
+            assert "X-Actor-Id" in body["detail"]
+            assert await rig.store.reviews_page(0, 10) == []
+            assert await rig.events() == []
 
-    async def test_a_permitted_referral_needs_no_actor(self, rig: Rig) -> None:
-        """High risk is PERMIT: 202 queued without actor headers, as before."""
-        status, body = await rig.call("POST", "/v1/messages", fakes.request().model_dump())
+    async def test_a_permitted_referral_is_queued_not_held(self, rig: Rig) -> None:
+        """High risk is PERMIT: 202 queued, no review."""
+        status, body = await rig.call("POST", "/v1/messages", fakes.request().model_dump(), WORKER)
         assert (status, body["status"], body["review_id"]) == (202, "queued", None)
 
     async def test_the_view_names_fields_never_values(self, rig: Rig) -> None:
@@ -205,15 +219,16 @@ class TestHeldForReview:
     ) -> None:
         """A malformed actor header is a 400 naming it, never its value; nothing held."""
         status, body = await rig.call("POST", "/v1/messages", medium(), headers)
-        assert (status, list(body["errors"])) == (400, [bad])
+        assert (status, problem_type(body)) == (400, "actor-invalid")
+        assert bad in body["detail"]
         assert "has space" not in json.dumps(body)
         assert await rig.store.reviews_page(0, 10) == []
 
-    async def test_a_role_without_a_person_is_422_and_holds_nothing(self, rig: Rig) -> None:
-        """X-Actor-Role with no X-Actor-Id asserts nobody: 422 actor-required."""
+    async def test_a_role_without_a_person_is_400_and_holds_nothing(self, rig: Rig) -> None:
+        """X-Actor-Role with no X-Actor-Id: 400 actor-invalid (they come together)."""
         headers = {"X-Actor-Role": "practitioner"}
         status, body = await rig.call("POST", "/v1/messages", medium(), headers)
-        assert (status, problem_type(body)) == (422, "actor-required")
+        assert (status, problem_type(body)) == (400, "actor-invalid")
         assert await rig.store.reviews_page(0, 10) == []
 
 
@@ -250,34 +265,50 @@ class TestApprove:
         assert ("review", "approve_refused") in [(e.action, e.outcome) for e, _, _ in
                                                  rig.audit.entries]  # fmt: skip
 
-    @pytest.mark.parametrize("role", ["practitioner", None])
-    async def test_a_person_without_the_role_cannot_approve(
-        self, rig: Rig, role: str | None
-    ) -> None:
+    async def test_a_person_without_the_role_cannot_approve(self, rig: Rig) -> None:
         """403 not-a-reviewer naming the role needed; nothing changed."""
         held = await rig.hold()
-        headers = {k: v for k, v in REVIEWER.items() if k != "X-Actor-Role"}
-        if role is not None:
-            headers["X-Actor-Role"] = role
+        headers = {**REVIEWER, "X-Actor-Role": "practitioner"}
         status, body = await rig.call("POST", f"/v1/reviews/{held['id']}/approve", {}, headers)
         assert (status, problem_type(body)) == (403, "not-a-reviewer")
         assert "marac_reviewer" in body["detail"]
         assert await self._unchanged(rig, held["id"])
 
-    async def test_nobody_named_cannot_approve(self, rig: Rig) -> None:
-        """No actor headers at all: 403 not-a-reviewer."""
+    async def test_a_person_without_a_role_is_400(self, rig: Rig) -> None:
+        """X-Actor-Id without X-Actor-Role: 400 actor-invalid; nothing changed."""
         held = await rig.hold()
-        status, body = await rig.call("POST", f"/v1/reviews/{held['id']}/approve", {})
-        assert (status, problem_type(body)) == (403, "not-a-reviewer")
+        headers = {k: v for k, v in REVIEWER.items() if k != "X-Actor-Role"}
+        status, body = await rig.call("POST", f"/v1/reviews/{held['id']}/approve", {}, headers)
+        assert (status, problem_type(body)) == (400, "actor-invalid")
         assert await self._unchanged(rig, held["id"])
 
+    @pytest.mark.parametrize("require_actor", [True, False])
+    async def test_nobody_named_cannot_approve(self, require_actor: bool) -> None:
+        """No actor headers at all: 400 actor-required, whatever ``require_actor`` says."""
+        async with make_rig(require_actor=require_actor) as rig:
+            held = await rig.hold()
+            status, body = await rig.call("POST", f"/v1/reviews/{held['id']}/approve", {}, {})
+            assert (status, problem_type(body)) == (400, "actor-required")
+            assert await self._unchanged(rig, held["id"])
+
     async def test_an_approval_needs_a_justification(self, rig: Rig) -> None:
-        """No justification in body or header: 422 actor-required; nothing changed."""
+        """No X-Actor-Justification: 400 justification-required; nothing changed."""
         held = await rig.hold()
         headers = {k: v for k, v in REVIEWER.items() if k != "X-Actor-Justification"}
-        status, body = await rig.call("POST", f"/v1/reviews/{held['id']}/approve", {}, headers)
-        assert (status, problem_type(body)) == (422, "actor-required")
+        body = {"justification": "SYN: only in the body"}
+        status, problem = await rig.call("POST", f"/v1/reviews/{held['id']}/approve", body,
+                                         headers)  # fmt: skip
+        assert (status, problem_type(problem)) == (400, "justification-required")
         assert await self._unchanged(rig, held["id"])
+
+    async def test_a_body_justification_replaces_the_headers(self, rig: Rig) -> None:
+        """The body's justification is the one the approval's entries record."""
+        held = await rig.hold()
+        body = {"justification": "SYN: the body's reason"}
+        status, _ = await rig.call("POST", f"/v1/reviews/{held['id']}/approve", body, REVIEWER)
+        assert status == 200
+        approved = [e for e, _, _ in rig.audit.entries if e.outcome == "approved"]
+        assert [e.person.justification for e in approved if e.person] == [body["justification"]]
 
     async def test_a_second_approval_is_409_and_sends_nothing_more(self, rig: Rig) -> None:
         """Approving an approved review: 409 review-settled; still one message."""
@@ -331,14 +362,14 @@ class TestApprove:
         """review approved (who, justification), then the message's decision and submit."""
         held = await rig.hold()
         _, view = await rig.call("POST", f"/v1/reviews/{held['id']}/approve", {}, REVIEWER)
-        entries = [(e.action, e.outcome, e.actor, e.message_id) for e, _, _ in rig.audit.entries]
-        by = "case-all/SYN-reviewer-2"
-        assert entries[-3:] == [("review", "approved", by, held["id"]),
-                                ("decision", "REVIEW", by, view["message_id"]),
-                                ("submit", "queued", by, view["message_id"])]  # fmt: skip
-        approved = rig.audit.entries[-3][0]
-        assert "justification: SYN: meets the MARAC threshold" in approved.detail
-        assert "role marac_reviewer" in approved.detail
+        events = [e for e, _, _ in rig.audit.entries if e.action != "alter"]
+        entries = [(e.action, e.outcome, e.actor, e.message_id) for e in events]
+        assert entries[-3:] == [("review", "approved", "case-all", held["id"]),
+                                ("decision", "REVIEW", "case-all", view["message_id"]),
+                                ("submit", "queued", "case-all", view["message_id"])]  # fmt: skip
+        reviewer = Actor("SYN-reviewer-2", "marac_reviewer", REVIEWER["X-Actor-Justification"])
+        assert {e.person for e in events[-3:]} == {reviewer}
+        assert "SYN-reviewer-2" not in events[-3].detail  # the person is in the actor fields
 
     async def test_a_review_settled_during_an_approval_is_409_not_410(self) -> None:
         """Returned between the approval's checks and its read of the held request (a race):

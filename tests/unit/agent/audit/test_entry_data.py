@@ -33,6 +33,9 @@ def _fields(draw: st.DrawFn) -> dict[str, object]:
         "detail": draw(_TEXT),
         "subject_keys": tuple(sorted(draw(st.sets(st.text("0123456789abcdef", min_size=64,
                                                           max_size=64), max_size=3)))),
+        "actor_id": draw(_TEXT), "actor_role": draw(_TEXT), "justification": draw(_MAYBE),
+        "fields_altered": tuple({"path": p, "how": h}
+                                for p, h in draw(st.lists(st.tuples(_TEXT, _TEXT), max_size=3))),
     }  # fmt: skip
 
 
@@ -42,6 +45,6 @@ def test_entry_data_is_the_validated_entrys_canonical_bytes(
 ) -> None:
     at = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds)
     entry = AuditEntry.model_validate(
-        {**fields, "seq": seq, "at": format_time(at), "agency": agency}, strict=False
+        {**fields, "v": 2, "seq": seq, "at": format_time(at), "agency": agency}, strict=False
     )
     assert entry_data(fields, seq=seq, at=at, agency=agency) == entry_bytes(entry)

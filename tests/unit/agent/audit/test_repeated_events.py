@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.actor import Caller
 from agent.api_models import SubmitRequest
 from agent.config import load_settings
 from agent.runtime import Agent, open_agent
@@ -80,7 +81,7 @@ async def _sent_frame(police: Agent) -> tuple[str, bytes]:
             "payload": payload,
         }
     )
-    message_id = (await police.service().submit("case-system", request)).id
+    message_id = (await police.service().submit(Caller.system("case-system"), request)).id
     [due] = await police.store.due_outgoing(police.clock(), 10)
     assert due.id == message_id
     return message_id, due.frame
@@ -166,7 +167,7 @@ class TestRepeatedAcknowledgements:
         service = assist.service()
         before = len(await _entries(assist))
         for _ in range(50):
-            await service.ack("case-system", message_id)
+            await service.ack(Caller.system("case-system"), message_id)
         assert len(await _entries(assist)) == before + 1
         await assist.repeats.close(clock())
         entries = await _entries(assist)
@@ -182,7 +183,7 @@ class TestRepeatedAcknowledgements:
         message_id, frame = await _sent_frame(police)
         await assist.receiver()(_delivery(message_id, frame))
         service = assist.service()
-        pages = [await service.inbox("case-system", 0, 10) for _ in range(20)]
+        pages = [await service.inbox(Caller.system("case-system"), 0, 10) for _ in range(20)]
         assert [e.action for e in await _entries(assist)].count("deliver") == 1
         await assist.repeats.close(clock())
         entries = await _entries(assist)
